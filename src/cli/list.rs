@@ -1,0 +1,138 @@
+//! `reclaim list`: pages through the index via the admin API and decrypts each summary.
+
+use std::io::Write;
+
+use anyhow::Context;
+use base64::Engine;
+use serde::Serialize;
+
+use super::ReviewContext;
+use super::terminal::sanitize;
+use crate::admin::{MAX_PAGE, MessageItem, MessagePage};
+use crate::summary::Summary;
+
+/// One message as `list --json` prints it.
+#[derive(Debug, Serialize)]
+pub struct Listed {
+    pub id: String,
+    pub received_at: String,
+    pub size: u64,
+    pub domains: Vec<String>,
+    pub mail_from: String,
+    pub rcpt_to: Vec<String>,
+    pub subject: Option<String>,
+    pub from: Option<String>,
+    pub date: Option<String>,
+    pub message_id: Option<String>,
+    pub client_ip: String,
+    pub helo: String,
+    pub tls: bool,
+    pub tls_version: Option<String>,
+    pub tls_cipher: Option<String>,
+}
+
+pub fn run(context: &ReviewContext, json: bool, limit: Option<usize>) -> anyhow::Result<()> {
+    let listed = fetch(context, limit)?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, &listed)?;
+        writeln!(out)?;
+    } else {
+        write_table(&mut out, &listed)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Fetches and decrypts up to `limit` messages (all when `None`), newest first.
+pub fn fetch(context: &ReviewContext, limit: Option<usize>) -> anyhow::Result<Vec<Listed>> {
+    let mut listed = Vec::new();
+    let mut before: Option<String> = None;
+    loop {
+        let want = limit.map_or(MAX_PAGE, |l| (l - listed.len()).min(MAX_PAGE));
+        if want == 0 {
+            break;
+        }
+        let mut path = format!("/v1/messages?limit={want}");
+        if let Some(b) = &before {
+            path.push_str(&format!("&before={b}"));
+        }
+        let page: MessagePage = context.client.get_json(&path)?;
+        for item in page.messages {
+            listed.push(decrypt(context, item)?);
+        }
+        match page.next_before {
+            Some(next) => before = Some(next),
+            None => break,
+        }
+    }
+    Ok(listed)
+}
+
+fn decrypt(context: &ReviewContext, item: MessageItem) -> anyhow::Result<Listed> {
+    let sealed = base64::engine::general_purpose::STANDARD
+        .decode(&item.summary)
+        .with_context(|| format!("message {}: summary is not base64", item.id))?;
+    let plain = context
+        .identities
+        .open_bytes(&sealed)
+        .with_context(|| format!("cannot decrypt the summary of message {} (is this the right identity?)", item.id))?;
+    let summary: Summary = serde_json::from_slice(&plain)
+        .with_context(|| format!("message {}: summary is not valid JSON", item.id))?;
+    let received_at = time::OffsetDateTime::from_unix_timestamp(item.received_at)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default();
+    Ok(Listed {
+        id: item.id,
+        received_at,
+        size: item.size,
+        domains: item.domains,
+        mail_from: summary.mail_from,
+        rcpt_to: summary.rcpt_to,
+        subject: summary.subject,
+        from: summary.from,
+        date: summary.date,
+        message_id: summary.message_id,
+        client_ip: summary.client_ip,
+        helo: summary.helo,
+        tls: summary.tls.is_some(),
+        tls_version: summary.tls.as_ref().map(|t| t.version.clone()),
+        tls_cipher: summary.tls.map(|t| t.cipher),
+    })
+}
+
+fn write_table(out: &mut impl Write, listed: &[Listed]) -> anyhow::Result<()> {
+    if listed.is_empty() {
+        writeln!(out, "The quarantine is empty.")?;
+        return Ok(());
+    }
+    let mut table = comfy_table::Table::new();
+    table.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
+    table.set_header(["Received (UTC)", "ID", "Envelope from", "To", "Subject", "Size", "TLS"]);
+    for m in listed {
+        let sender = if m.mail_from.is_empty() { "<>".to_owned() } else { m.mail_from.clone() };
+        table.add_row([
+            m.received_at.replace('T', " ").trim_end_matches('Z').to_owned(),
+            m.id.clone(),
+            sanitize(&sender),
+            sanitize(&m.rcpt_to.join(", ")),
+            sanitize(&truncate(m.subject.as_deref().unwrap_or(""), 60)),
+            m.size.to_string(),
+            if m.tls { "yes" } else { "no" }.to_owned(),
+        ]);
+    }
+    writeln!(out, "{table}")?;
+    writeln!(out, "{} message(s)", listed.len())?;
+    Ok(())
+}
+
+fn truncate(text: &str, max_chars: usize) -> String {
+    if text.chars().count() <= max_chars {
+        return text.to_owned();
+    }
+    let mut short: String = text.chars().take(max_chars - 1).collect();
+    short.push('…');
+    short
+}

@@ -1,0 +1,438 @@
+//! The TOML config file: parsed into raw serde structs, then validated once into [`Config`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::domains::RetiredDomains;
+use crate::seal::Recipients;
+use crate::units::{parse_duration, parse_size};
+
+/// Where the CLI looks for the config when `-c` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "config/reclaim.toml";
+
+/// Why a config was refused. Every message names the key or file at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config key `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        message: message.into(),
+    }
+}
+
+/// The validated configuration, shared read-only as `Arc<Config>`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub tls: Option<TlsConfig>,
+    pub store: StoreConfig,
+    pub seal: SealConfig,
+    pub admin: AdminConfig,
+    pub dns: DnsResolver,
+    pub domains: RetiredDomains,
+}
+
+/// `[server]`: the SMTP listener and its limits.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub hostname: String,
+    pub listen: Vec<SocketAddr>,
+    pub limits: Limits,
+    pub tls_handshake_timeout: Duration,
+    pub shutdown_grace: Duration,
+}
+
+/// Every bound the SMTP side enforces, with the defaults a public MX wants.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_message_size: u64,
+    pub max_recipients: usize,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    /// Longest command line accepted, CRLF included (RFC 5321 asks for at least 512).
+    pub max_line_length: usize,
+    /// Failed commands in one session before `421` and close.
+    pub max_errors: usize,
+    pub max_received_headers: usize,
+    /// How long the server waits for a command (RFC 5321 4.5.3.2.7: at least 5 minutes).
+    pub command_timeout: Duration,
+    /// How long the server waits for the next data block (RFC 5321 4.5.3.2.5: 3 minutes).
+    pub data_timeout: Duration,
+    /// Upper bound on a whole session, however busy.
+    pub session_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_message_size: 25 * 1024 * 1024,
+            max_recipients: 100,
+            max_connections: 1024,
+            max_connections_per_ip: 20,
+            max_line_length: 2048,
+            max_errors: 10,
+            max_received_headers: 100,
+            command_timeout: Duration::from_secs(300),
+            data_timeout: Duration::from_secs(180),
+            session_timeout: Duration::from_secs(1800),
+        }
+    }
+}
+
+/// `[tls]`: certificate and key for STARTTLS.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// `[store]`: where the quarantine lives.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub path: PathBuf,
+}
+
+/// `[seal]`: who can read the quarantine.
+#[derive(Debug, Clone)]
+pub struct SealConfig {
+    pub recipients: Recipients,
+    /// Dev setups only: an identity generated on first start and used when no recipients
+    /// are configured. The private key then sits on the gateway, so it is never for production.
+    pub dev_identity: Option<PathBuf>,
+}
+
+/// `[admin]`: the internal API.
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    pub socket: PathBuf,
+}
+
+/// `[dns] resolver`: which DNS resolver features that need DNS may use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DnsResolver {
+    System,
+    Off,
+    Server(SocketAddr),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    server: RawServer,
+    tls: Option<RawTls>,
+    #[serde(default)]
+    store: RawStore,
+    #[serde(default)]
+    seal: RawSeal,
+    #[serde(default)]
+    admin: RawAdmin,
+    #[serde(default)]
+    dns: RawDns,
+    #[serde(default)]
+    domain: Vec<RawDomain>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    hostname: String,
+    listen: Vec<String>,
+    max_message_size: Option<String>,
+    max_recipients: Option<usize>,
+    max_connections: Option<usize>,
+    max_connections_per_ip: Option<usize>,
+    max_line_length: Option<usize>,
+    max_errors: Option<usize>,
+    max_received_headers: Option<usize>,
+    command_timeout: Option<String>,
+    data_timeout: Option<String>,
+    session_timeout: Option<String>,
+    tls_handshake_timeout: Option<String>,
+    shutdown_grace: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    path: PathBuf,
+}
+
+impl Default for RawStore {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("data"),
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSeal {
+    #[serde(default)]
+    recipients: Vec<String>,
+    dev_identity: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    socket: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDns {
+    resolver: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDomain {
+    name: String,
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|err| match err {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Validates config text. Paths in it are taken relative to the working directory.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|err| ConfigError::Parse {
+            path: PathBuf::new(),
+            message: err.to_string().trim_end().to_owned(),
+        })?;
+        raw.validate()
+    }
+
+    /// Checks what only matters for `serve`: someone must be able to read the quarantine.
+    pub fn require_recipients(&self) -> Result<(), ConfigError> {
+        if self.seal.recipients.is_empty() && self.seal.dev_identity.is_none() {
+            return Err(invalid(
+                "seal.recipients",
+                "no recipients: list at least one age or ssh public key of a reviewer",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn duration(key: &'static str, value: Option<String>, default: Duration) -> Result<Duration, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(text) => {
+            let d = parse_duration(&text).map_err(|m| invalid(key, m))?;
+            if d.is_zero() {
+                return Err(invalid(key, "must be greater than zero"));
+            }
+            Ok(d)
+        }
+    }
+}
+
+fn positive(key: &'static str, value: Option<usize>, default: usize) -> Result<usize, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(0) => Err(invalid(key, "must be at least 1")),
+        Some(n) => Ok(n),
+    }
+}
+
+impl RawConfig {
+    fn validate(self) -> Result<Config, ConfigError> {
+        let defaults = Limits::default();
+        let s = self.server;
+        let hostname = crate::domains::normalize(&s.hostname).ok_or_else(|| {
+            invalid("server.hostname", format!("{:?} is not a host name", s.hostname))
+        })?;
+        if s.listen.is_empty() {
+            return Err(invalid("server.listen", "give at least one address, e.g. \"0.0.0.0:25\""));
+        }
+        let listen = s
+            .listen
+            .iter()
+            .map(|a| {
+                a.parse::<SocketAddr>()
+                    .map_err(|_| invalid("server.listen", format!("{a:?} is not an IP:PORT address")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let max_message_size = match s.max_message_size {
+            None => defaults.max_message_size,
+            Some(text) => parse_size(&text).map_err(|m| invalid("server.max_message_size", m))?,
+        };
+        if max_message_size < 1024 {
+            return Err(invalid("server.max_message_size", "must be at least 1KiB"));
+        }
+        let max_line_length = positive("server.max_line_length", s.max_line_length, defaults.max_line_length)?;
+        if !(512..=65536).contains(&max_line_length) {
+            return Err(invalid(
+                "server.max_line_length",
+                "must be between 512 (RFC 5321) and 65536",
+            ));
+        }
+        let limits = Limits {
+            max_message_size,
+            max_recipients: positive("server.max_recipients", s.max_recipients, defaults.max_recipients)?,
+            max_connections: positive("server.max_connections", s.max_connections, defaults.max_connections)?,
+            max_connections_per_ip: positive(
+                "server.max_connections_per_ip",
+                s.max_connections_per_ip,
+                defaults.max_connections_per_ip,
+            )?,
+            max_line_length,
+            max_errors: positive("server.max_errors", s.max_errors, defaults.max_errors)?,
+            max_received_headers: positive(
+                "server.max_received_headers",
+                s.max_received_headers,
+                defaults.max_received_headers,
+            )?,
+            command_timeout: duration("server.command_timeout", s.command_timeout, defaults.command_timeout)?,
+            data_timeout: duration("server.data_timeout", s.data_timeout, defaults.data_timeout)?,
+            session_timeout: duration("server.session_timeout", s.session_timeout, defaults.session_timeout)?,
+        };
+        let server = ServerConfig {
+            hostname,
+            listen,
+            limits,
+            tls_handshake_timeout: duration(
+                "server.tls_handshake_timeout",
+                s.tls_handshake_timeout,
+                Duration::from_secs(30),
+            )?,
+            shutdown_grace: duration("server.shutdown_grace", s.shutdown_grace, Duration::from_secs(30))?,
+        };
+
+        let recipients = Recipients::parse(&self.seal.recipients)
+            .map_err(|m| invalid("seal.recipients", m))?;
+
+        let dns = match self.dns.resolver.as_deref() {
+            None | Some("system") => DnsResolver::System,
+            Some("off") => DnsResolver::Off,
+            Some(addr) => DnsResolver::Server(addr.parse().map_err(|_| {
+                invalid("dns.resolver", format!("{addr:?} is not \"system\", \"off\" or IP:PORT"))
+            })?),
+        };
+
+        if self.domain.is_empty() {
+            return Err(invalid("domain", "no [[domain]]: name at least one retired domain"));
+        }
+        let domains = RetiredDomains::new(self.domain.iter().map(|d| d.name.as_str()))
+            .map_err(|m| invalid("domain.name", m))?;
+
+        let admin_socket = self
+            .admin
+            .socket
+            .unwrap_or_else(|| self.store.path.join("admin.sock"));
+        Ok(Config {
+            server,
+            tls: self.tls.map(|t| TlsConfig { cert: t.cert, key: t.key }),
+            store: StoreConfig { path: self.store.path },
+            seal: SealConfig {
+                recipients,
+                dev_identity: self.seal.dev_identity,
+            },
+            admin: AdminConfig { socket: admin_socket },
+            dns,
+            domains,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        [server]
+        hostname = "mx.old.example"
+        listen = ["127.0.0.1:2525"]
+        [seal]
+        recipients = ["age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"]
+        [[domain]]
+        name = "old.example"
+    "#;
+
+    fn error_of(text: &str) -> String {
+        Config::parse(text).expect_err("config must be refused").to_string()
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = Config::parse(MINIMAL).expect("valid");
+        assert_eq!(c.server.limits.max_message_size, 25 * 1024 * 1024);
+        assert_eq!(c.server.limits.command_timeout, Duration::from_secs(300));
+        assert_eq!(c.admin.socket, PathBuf::from("data/admin.sock"));
+        assert_eq!(c.dns, DnsResolver::System);
+        assert!(c.tls.is_none());
+        assert!(c.require_recipients().is_ok());
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let text = MINIMAL.replace("[seal]", "[seal]\nrecipents = []");
+        assert!(error_of(&text).contains("recipents"), "{}", error_of(&text));
+        let text = MINIMAL.replace("[server]", "[server]\nmax_mesage_size = \"1MiB\"");
+        assert!(error_of(&text).contains("max_mesage_size"));
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let text = MINIMAL.replace("[server]", "[server]\nmax_message_size = \"lots\"");
+        assert!(error_of(&text).contains("server.max_message_size"));
+        let text = MINIMAL.replace("127.0.0.1:2525", "localhost");
+        assert!(error_of(&text).contains("server.listen"));
+        let text = MINIMAL.replace("age1ql3z", "age1xx3z");
+        assert!(error_of(&text).contains("seal.recipients"));
+        let text = MINIMAL.replace("name = \"old.example\"", "name = \"old example\"");
+        assert!(error_of(&text).contains("domain.name"));
+        let text = MINIMAL.replace("[server]", "[server]\ncommand_timeout = \"0s\"");
+        assert!(error_of(&text).contains("server.command_timeout"));
+        let text = MINIMAL.replace("[server]", "[server]\nmax_recipients = 0");
+        assert!(error_of(&text).contains("server.max_recipients"));
+        let text = format!("{MINIMAL}\n[dns]\nresolver = \"8.8.8.8\"");
+        assert!(error_of(&text).contains("dns.resolver"));
+    }
+
+    #[test]
+    fn no_recipients_refuses_to_serve() {
+        let text = MINIMAL.replace(
+            "recipients = [\"age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\"]",
+            "",
+        );
+        let c = Config::parse(&text).expect("parses");
+        let err = c.require_recipients().expect_err("must refuse").to_string();
+        assert!(err.contains("seal.recipients"));
+    }
+}

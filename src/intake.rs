@@ -1,0 +1,134 @@
+//! Intake: turns one message's plaintext stream into a sealed, durable quarantine entry.
+//! The only place where sealing meets the store; plaintext exists here in memory only,
+//! one chunk at a time.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use crate::domains::RetiredDomains;
+use crate::seal::{SealError, SealWriter, Sealer};
+use crate::smtp::Envelope;
+use crate::smtp::trace::trace_fields;
+use crate::store::{BlobWriter, MessageId, MessageMeta, Store, StoreError};
+use crate::summary::Summary;
+
+/// Why a message could not be taken in. Always answered with `451 4.3.0`.
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    #[error(transparent)]
+    Seal(#[from] SealError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("encoding the summary: {0}")]
+    Summary(#[from] serde_json::Error),
+}
+
+/// Ciphertext produced by the age stream, waiting to be written to the blob file. The
+/// age writer owns its output, so it writes here and the async side drains it.
+#[derive(Clone, Default)]
+struct Spill(Arc<Mutex<Vec<u8>>>);
+
+impl Spill {
+    fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|poison| poison.into_inner()))
+    }
+}
+
+impl Write for Spill {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The message being received.
+pub struct Intake {
+    sealer: Sealer,
+    writer: SealWriter<Spill>,
+    spill: Spill,
+    blob: BlobWriter,
+    size: u64,
+    received_at: SystemTime,
+}
+
+impl Intake {
+    /// Opens a sealed blob for a new message and writes the trace fields into it.
+    pub async fn start(store: &Store, sealer: &Sealer, envelope: &Envelope, hostname: &str) -> Result<Self, IntakeError> {
+        let id = MessageId::new();
+        let received_at = SystemTime::now();
+        let blob = store.create_blob(id).await?;
+        let spill = Spill::default();
+        let writer = sealer.seal_to(spill.clone())?;
+        let mut intake = Self {
+            sealer: sealer.clone(),
+            writer,
+            spill,
+            blob,
+            size: 0,
+            received_at,
+        };
+        intake
+            .write(&trace_fields(envelope, hostname, &id.to_string(), received_at))
+            .await?;
+        Ok(intake)
+    }
+
+    /// Seals and writes the next plaintext bytes.
+    pub async fn write(&mut self, plaintext: &[u8]) -> Result<(), IntakeError> {
+        self.writer.write_all(plaintext).map_err(SealError::from)?;
+        self.size += plaintext.len() as u64;
+        let sealed = self.spill.take();
+        if !sealed.is_empty() {
+            self.blob.write(&sealed).await?;
+        }
+        Ok(())
+    }
+
+    /// Finishes the sealed stream, seals the summary, and commits durably.
+    pub async fn finish(self, store: &Store, domains: &RetiredDomains, summary: &Summary) -> Result<MessageId, IntakeError> {
+        let Self {
+            sealer,
+            writer,
+            spill,
+            mut blob,
+            size,
+            received_at,
+        } = self;
+        writer.finish()?;
+        blob.write(&spill.take()).await?;
+        let sealed_summary = sealer.seal_bytes(&serde_json::to_vec(summary)?)?;
+        let meta = MessageMeta {
+            received_at: received_at
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64),
+            size,
+            sealed_size: 0,
+            domains: retired_domains_of(domains, &summary.rcpt_to),
+        };
+        Ok(store.commit(blob, meta, sealed_summary).await?)
+    }
+}
+
+/// The distinct retired domains a message was addressed to (`postmaster` for the bare
+/// `<postmaster>` recipient).
+fn retired_domains_of(domains: &RetiredDomains, rcpt_to: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for rcpt in rcpt_to {
+        let name = match rcpt.rsplit_once('@') {
+            Some((_, domain)) => domains.matching(domain).unwrap_or("unknown").to_owned(),
+            None => "postmaster".to_owned(),
+        };
+        if !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    out
+}

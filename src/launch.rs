@@ -1,0 +1,169 @@
+//! Brings up a whole gateway from a validated config: store (with reconciliation),
+//! sealing keys, TLS, SMTP listeners and the admin socket.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::admin;
+use crate::config::Config;
+use crate::seal::{Recipients, SealError, Sealer};
+use crate::server::{self, Gateway};
+use crate::smtp::SessionConfig;
+use crate::smtp::tls::{self, TlsError};
+use crate::store::{Store, StoreError};
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Seal(#[from] SealError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error(transparent)]
+    Admin(#[from] admin::server::AdminError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("dev identity {path}: {source}")]
+    DevIdentity { path: String, source: std::io::Error },
+}
+
+/// A running gateway.
+pub struct Running {
+    /// The SMTP addresses actually bound (useful with port 0).
+    pub smtp_addrs: Vec<SocketAddr>,
+    pub store: Arc<Store>,
+    /// Completes once SMTP and admin have shut down.
+    pub task: JoinHandle<()>,
+}
+
+/// Starts everything; cancelling `shutdown` stops it (see [`server::run`]).
+pub async fn launch(config: &Config, shutdown: CancellationToken) -> Result<Running, LaunchError> {
+    config.require_recipients()?;
+    let mut recipients = config.seal.recipients.clone();
+    if recipients.is_empty()
+        && let Some(path) = &config.seal.dev_identity
+    {
+        dev_recipient(path, &mut recipients)?;
+    }
+    let sealer = Sealer::new(recipients)?;
+
+    let store_path = config.store.path.clone();
+    let (store, report) = tokio::task::spawn_blocking(move || Store::open(&store_path))
+        .await
+        .map_err(|e| StoreError::Index(format!("store open task failed: {e}")))??;
+    log_reconciliation(&report);
+    let store = Arc::new(store);
+
+    let tls = match &config.tls {
+        Some(t) => Some(tls::acceptor(&t.cert, &t.key)?),
+        None => None,
+    };
+
+    let mut listeners = Vec::new();
+    let mut smtp_addrs = Vec::new();
+    for addr in &config.server.listen {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| LaunchError::Listen { addr: *addr, source })?;
+        let local = listener.local_addr().map_err(|source| LaunchError::Listen { addr: *addr, source })?;
+        smtp_addrs.push(local);
+        listeners.push(listener);
+    }
+    let admin_listener = admin::server::bind(&config.admin.socket)?;
+
+    let gateway = Arc::new(Gateway {
+        session: Arc::new(SessionConfig {
+            hostname: config.server.hostname.clone(),
+            limits: config.server.limits.clone(),
+            domains: config.domains.clone(),
+            tls_available: tls.is_some(),
+        }),
+        store: store.clone(),
+        sealer,
+        tls,
+        tls_handshake_timeout: config.server.tls_handshake_timeout,
+        shutdown_grace: config.server.shutdown_grace,
+    });
+    for addr in &smtp_addrs {
+        tracing::info!(%addr, "SMTP listening");
+    }
+    tracing::info!(socket = %config.admin.socket.display(), "admin API listening");
+
+    let admin_task = tokio::spawn(admin::server::run(
+        admin_listener,
+        config.admin.socket.clone(),
+        store.clone(),
+        shutdown.clone(),
+    ));
+    let task = tokio::spawn(async move {
+        server::run(listeners, gateway, shutdown).await;
+        let _ = admin_task.await;
+    });
+    Ok(Running { smtp_addrs, store, task })
+}
+
+fn log_reconciliation(report: &crate::store::Reconciliation) {
+    tracing::info!(
+        messages = report.messages,
+        stale_temp_removed = report.stale_temp_removed,
+        "store opened"
+    );
+    for name in &report.orphan_blobs {
+        tracing::warn!(file = %name, "ORPHAN sealed file in the store with no index entry; kept for manual review, not deleted");
+    }
+    for id in &report.missing_blobs {
+        tracing::error!(%id, "MISSING sealed file for an indexed message; the index entry is kept");
+    }
+    if !report.is_clean() {
+        tracing::warn!(
+            orphans = report.orphan_blobs.len(),
+            missing = report.missing_blobs.len(),
+            "store reconciliation found mismatches; see the lines above"
+        );
+    }
+}
+
+/// Loads the dev identity, creating it on first start, and adds its public key.
+fn dev_recipient(path: &Path, recipients: &mut Recipients) -> Result<(), LaunchError> {
+    let io_err = |source| LaunchError::DevIdentity { path: path.display().to_string(), source };
+    if !path.exists() {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(io_err)?;
+        }
+        let created = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        let identity = crate::seal::keygen::generate(&created);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(io_err)?;
+        file.write_all(identity.file_text.as_bytes()).map_err(io_err)?;
+        file.sync_all().map_err(io_err)?;
+        tracing::warn!(path = %path.display(), "DEV ONLY: generated a dev identity on the gateway");
+    }
+    let text = std::fs::read_to_string(path).map_err(io_err)?;
+    let recipient = text
+        .lines()
+        .find_map(|line| line.strip_prefix("# public key: "))
+        .and_then(|key| key.trim().parse::<age::x25519::Recipient>().ok())
+        .ok_or_else(|| io_err(std::io::Error::new(std::io::ErrorKind::InvalidData, "no '# public key:' line")))?;
+    tracing::warn!(
+        path = %path.display(),
+        "DEV ONLY: sealing to a dev identity whose private key is on this machine; \
+         configure [seal] recipients with reviewers' public keys for production"
+    );
+    recipients.push_x25519(recipient);
+    Ok(())
+}

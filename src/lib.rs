@@ -1,0 +1,27 @@
+//! reclaim: the quarantine MX for retired mail domains.
+//!
+//! Map of the crate:
+//! - [`config`]: the TOML file, validated once into a [`config::Config`].
+//! - [`domains`]: which recipient domains are retired (catch-all, wildcards, IDN).
+//! - [`smtp`]: the pure SMTP session state machine and the tokio connection driver.
+//! - [`seal`]: age encryption of messages and summaries, and identities for reviewers.
+//! - [`intake`]: seals a message as it streams in and commits it to the store.
+//! - [`store`]: the durable quarantine (sealed blob files plus a redb index, group commit).
+//! - [`summary`]: the small per-message record reviewers see in listings (sealed at rest).
+//! - [`server`]: accept loop, connection limits, graceful shutdown.
+//! - [`admin`]: the internal HTTP+JSON API on a Unix socket, and its client.
+//! - [`cli`]: the `reclaim` subcommands.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod cli;
+pub mod config;
+pub mod domains;
+pub mod intake;
+pub mod launch;
+pub mod seal;
+pub mod server;
+pub mod smtp;
+pub mod store;
+pub mod summary;
+pub mod units;

@@ -1,0 +1,40 @@
+//! The `reclaim` binary: parses arguments, sets up logging, runs the command, and maps the
+//! outcome to an exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use reclaim::cli::{self, Args, Command, LogFormat};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging(&args);
+    match cli::run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("reclaim: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(args: &Args) {
+    // The gateway logs at info; review commands only say something when it matters.
+    let default = if matches!(args.command, Command::Serve) { "info" } else { "warn" };
+    let filter = EnvFilter::try_from_env("RECLAIM_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

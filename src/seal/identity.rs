@@ -1,0 +1,134 @@
+//! Reviewers' identities: age identity files (plain or passphrase-protected) and OpenSSH
+//! private keys. Only the CLI loads these; the gateway never holds one (but in dev setups).
+
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::Path;
+
+use age::secrecy::SecretString;
+
+use super::SealError;
+
+/// Environment variable that supplies the passphrase of a protected identity, for scripts.
+pub const PASSPHRASE_ENV: &str = "RECLAIM_PASSPHRASE";
+
+/// Asks for passphrases: from `RECLAIM_PASSPHRASE` if set, else on the terminal.
+#[derive(Clone, Copy)]
+struct PassphrasePrompt;
+
+impl age::Callbacks for PassphrasePrompt {
+    fn display_message(&self, message: &str) {
+        eprintln!("{message}");
+    }
+
+    fn confirm(&self, _: &str, _: &str, _: Option<&str>) -> Option<bool> {
+        None
+    }
+
+    fn request_public_string(&self, _: &str) -> Option<String> {
+        None
+    }
+
+    fn request_passphrase(&self, description: &str) -> Option<SecretString> {
+        if let Ok(value) = std::env::var(PASSPHRASE_ENV) {
+            return Some(SecretString::from(value));
+        }
+        rpassword::prompt_password(format!("{description}: "))
+            .ok()
+            .map(SecretString::from)
+    }
+}
+
+/// Identities that can open sealed files.
+pub struct Identities {
+    inner: Vec<Box<dyn age::Identity>>,
+}
+
+fn identity_error(path: &Path, message: impl Into<String>) -> SealError {
+    SealError::Identity {
+        path: path.display().to_string(),
+        message: message.into(),
+    }
+}
+
+impl Identities {
+    /// Loads an identity file: an age identity file (as written by `age-keygen` or
+    /// `reclaim keygen`), a passphrase-protected one (binary or armored), or an OpenSSH
+    /// private key (possibly passphrase-protected).
+    pub fn load(path: &Path) -> Result<Self, SealError> {
+        let bytes = std::fs::read(path).map_err(|e| identity_error(path, e.to_string()))?;
+        let name = Some(path.display().to_string());
+        let text_start = String::from_utf8_lossy(&bytes[..bytes.len().min(64)]).into_owned();
+
+        let identity: Box<dyn age::Identity> = if text_start.starts_with("-----BEGIN OPENSSH")
+            || text_start.starts_with("-----BEGIN RSA PRIVATE KEY")
+        {
+            let key = age::ssh::Identity::from_buffer(BufReader::new(&bytes[..]), name)
+                .map_err(|e| identity_error(path, format!("not a usable ssh private key: {e}")))?;
+            if let age::ssh::Identity::Unsupported(kind) = &key {
+                return Err(identity_error(
+                    path,
+                    format!("unsupported ssh key type ({kind:?}); use ed25519 or rsa"),
+                ));
+            }
+            Box::new(key.with_callbacks(PassphrasePrompt))
+        } else if text_start.starts_with("age-encryption.org/")
+            || text_start.starts_with("-----BEGIN AGE ENCRYPTED FILE-----")
+        {
+            let reader = age::armor::ArmoredReader::new(io::Cursor::new(bytes));
+            let encrypted =
+                age::encrypted::Identity::from_buffer(reader, name, PassphrasePrompt, None)
+                    .map_err(|e| identity_error(path, format!("not an age identity: {e}")))?
+                    .ok_or_else(|| {
+                        identity_error(path, "this age file is not passphrase-protected")
+                    })?;
+            Box::new(encrypted)
+        } else {
+            let file = age::IdentityFile::from_buffer(BufReader::new(&bytes[..]))
+                .map_err(|e| identity_error(path, format!("not an age identity file: {e}")))?;
+            let list = file
+                .into_identities()
+                .map_err(|e| identity_error(path, e.to_string()))?;
+            if list.is_empty() {
+                return Err(identity_error(path, "contains no identity"));
+            }
+            return Ok(Self {
+                inner: list
+                    .into_iter()
+                    .map(|i| i as Box<dyn age::Identity>)
+                    .collect(),
+            });
+        };
+        Ok(Self {
+            inner: vec![identity],
+        })
+    }
+
+    /// Identities from X25519 keys already in memory.
+    pub fn from_x25519(keys: Vec<age::x25519::Identity>) -> Self {
+        Self {
+            inner: keys
+                .into_iter()
+                .map(|k| Box::new(k) as Box<dyn age::Identity>)
+                .collect(),
+        }
+    }
+
+    /// Opens a sealed stream, returning a reader of the plaintext.
+    pub fn open<R: Read>(&self, sealed: R) -> Result<impl Read + use<'_, R>, SealError> {
+        let decryptor = age::Decryptor::new(sealed)?;
+        Ok(decryptor.decrypt(self.inner.iter().map(|i| i.as_ref()))?)
+    }
+
+    /// Opens a sealed stream from a buffered reader (faster header parsing).
+    pub fn open_buffered<R: BufRead>(&self, sealed: R) -> Result<impl Read + use<'_, R>, SealError> {
+        let decryptor = age::Decryptor::new_buffered(sealed)?;
+        Ok(decryptor.decrypt(self.inner.iter().map(|i| i.as_ref()))?)
+    }
+
+    /// Opens a small sealed value in memory.
+    pub fn open_bytes(&self, sealed: &[u8]) -> Result<Vec<u8>, SealError> {
+        let mut out = Vec::new();
+        self.open_buffered(sealed)?.read_to_end(&mut out)?;
+        Ok(out)
+    }
+}

@@ -1,0 +1,194 @@
+//! age encryption at rest: the gateway seals with public keys only; reviewers open with
+//! their identities (see [`identity`]).
+
+pub mod identity;
+pub mod keygen;
+
+use std::fmt;
+use std::io::{self, Write};
+use std::sync::Arc;
+
+pub use identity::Identities;
+
+/// Why sealing or opening failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    #[error("writing sealed data: {0}")]
+    Io(#[from] io::Error),
+    #[error("cannot seal: {0}")]
+    Encrypt(#[from] age::EncryptError),
+    #[error("cannot decrypt: {0}")]
+    Decrypt(#[from] age::DecryptError),
+    #[error("identity file {path}: {message}")]
+    Identity { path: String, message: String },
+}
+
+/// One public key the gateway seals to.
+#[derive(Clone)]
+enum SealRecipient {
+    X25519(age::x25519::Recipient),
+    Ssh(Box<age::ssh::Recipient>),
+}
+
+impl SealRecipient {
+    fn as_dyn(&self) -> &dyn age::Recipient {
+        match self {
+            SealRecipient::X25519(r) => r,
+            SealRecipient::Ssh(r) => r.as_ref(),
+        }
+    }
+}
+
+/// The reviewers' public keys: X25519 `age1…` recipients and OpenSSH `ssh-ed25519` /
+/// `ssh-rsa` public keys. Every sealed file can be opened by any one of them.
+#[derive(Clone, Default)]
+pub struct Recipients(Vec<SealRecipient>);
+
+impl fmt::Debug for Recipients {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let keys: Vec<String> = self
+            .0
+            .iter()
+            .map(|r| match r {
+                SealRecipient::X25519(r) => r.to_string(),
+                SealRecipient::Ssh(r) => r.to_string(),
+            })
+            .collect();
+        f.debug_tuple("Recipients").field(&keys).finish()
+    }
+}
+
+impl Recipients {
+    /// Parses recipient strings; the error names the one that is not a supported key.
+    pub fn parse(entries: &[String]) -> Result<Self, String> {
+        let mut out = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let entry = entry.trim();
+            let parsed = if entry.starts_with("age1") {
+                entry
+                    .parse::<age::x25519::Recipient>()
+                    .map(SealRecipient::X25519)
+                    .map_err(|e| format!("{entry:?} is not a valid age recipient: {e}"))
+            } else if entry.starts_with("ssh-") {
+                entry
+                    .parse::<age::ssh::Recipient>()
+                    .map(|r| SealRecipient::Ssh(Box::new(r)))
+                    .map_err(|e| format!("{entry:?} is not a supported ssh public key: {e:?}"))
+            } else {
+                Err(format!(
+                    "{entry:?} is neither an age recipient (age1…) nor an ssh-ed25519/ssh-rsa public key"
+                ))
+            }?;
+            out.push(parsed);
+        }
+        Ok(Self(out))
+    }
+
+    /// Adds an X25519 recipient (used for the dev identity).
+    pub fn push_x25519(&mut self, recipient: age::x25519::Recipient) {
+        self.0.push(SealRecipient::X25519(recipient));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// Seals data to a fixed set of recipients. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Sealer {
+    recipients: Arc<Recipients>,
+}
+
+impl Sealer {
+    /// A sealer for these recipients; there must be at least one.
+    pub fn new(recipients: Recipients) -> Result<Self, SealError> {
+        if recipients.is_empty() {
+            return Err(SealError::Encrypt(age::EncryptError::MissingRecipients));
+        }
+        Ok(Self {
+            recipients: Arc::new(recipients),
+        })
+    }
+
+    fn encryptor(&self) -> Result<age::Encryptor, SealError> {
+        Ok(age::Encryptor::with_recipients(
+            self.recipients.0.iter().map(SealRecipient::as_dyn),
+        )?)
+    }
+
+    /// Starts a sealed stream into `output`. Plaintext written to the returned writer is
+    /// encrypted in 64 KiB chunks as it arrives, so memory stays bounded whatever the size.
+    pub fn seal_to<W: Write>(&self, output: W) -> Result<SealWriter<W>, SealError> {
+        Ok(SealWriter {
+            inner: self.encryptor()?.wrap_output(output)?,
+        })
+    }
+
+    /// Seals a small value (such as a summary) in memory.
+    pub fn seal_bytes(&self, plaintext: &[u8]) -> Result<Vec<u8>, SealError> {
+        let mut writer = self.seal_to(Vec::with_capacity(plaintext.len() + 256))?;
+        writer.write_all(plaintext)?;
+        writer.finish()
+    }
+}
+
+/// A sealed stream in progress. [`SealWriter::finish`] must be called: without it the last
+/// chunk is never written and the file does not decrypt.
+#[must_use = "a sealed stream is incomplete until finish() is called"]
+pub struct SealWriter<W: Write> {
+    inner: age::stream::StreamWriter<W>,
+}
+
+impl<W: Write> SealWriter<W> {
+    /// Writes the final chunk and returns the underlying writer.
+    pub fn finish(self) -> Result<W, SealError> {
+        Ok(self.inner.finish()?)
+    }
+}
+
+impl<W: Write> Write for SealWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_bytes_open_with_the_identity_only() {
+        let id = age::x25519::Identity::generate();
+        let other = age::x25519::Identity::generate();
+        let mut recipients = Recipients::default();
+        recipients.push_x25519(id.to_public());
+        let sealer = Sealer::new(recipients).expect("one recipient");
+        let sealed = sealer.seal_bytes(b"secret case file").expect("seal");
+        assert!(!sealed.windows(6).any(|w| w == b"secret"));
+        let opened = Identities::from_x25519(vec![id]).open_bytes(&sealed).expect("open");
+        assert_eq!(opened, b"secret case file");
+        assert!(Identities::from_x25519(vec![other]).open_bytes(&sealed).is_err());
+    }
+
+    #[test]
+    fn ssh_and_age_recipients_parse() {
+        let ok = Recipients::parse(&[
+            "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p".into(),
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsKLqeplhpW+uObz5dvMgjz1OxfM/XXUB+VHtZ6isGN alice@rust".into(),
+        ])
+        .expect("valid keys");
+        assert_eq!(ok.len(), 2);
+        assert!(Recipients::parse(&["ecdsa-sha2-nistp256 AAAA".into()]).is_err());
+        assert!(Recipients::parse(&["ssh-ed25519 garbage".into()]).is_err());
+        assert!(Sealer::new(Recipients::default()).is_err());
+    }
+}

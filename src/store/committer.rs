@@ -1,0 +1,72 @@
+//! Group commit: one thread makes blobs' directory entries and index entries durable for
+//! every message that is ready, with one directory fsync and one index commit per batch.
+//! Concurrent sessions therefore share fsyncs instead of queueing behind each other.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::index::Index;
+use super::{Entry, StoreError, sync_dir};
+
+/// How many commits may wait for the committer; senders beyond that wait their turn.
+const QUEUE_DEPTH: usize = 4096;
+/// Upper bound on one batch, so that one commit never holds a huge transaction.
+const MAX_BATCH: usize = 1024;
+
+type Request = (Entry, oneshot::Sender<Result<(), String>>);
+
+pub(super) struct Committer {
+    sender: mpsc::Sender<Request>,
+}
+
+impl Committer {
+    pub(super) fn start(index: Arc<Index>, messages_dir: PathBuf) -> Result<Self, StoreError> {
+        let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
+        std::thread::Builder::new()
+            .name("reclaim-commit".to_owned())
+            .spawn(move || run(receiver, &index, &messages_dir))
+            .map_err(|e| StoreError::io(std::path::Path::new("commit thread"), e))?;
+        Ok(Self { sender })
+    }
+
+    /// Queues an entry and waits until it is durable.
+    pub(super) async fn commit(&self, entry: Entry) -> Result<(), StoreError> {
+        let (done, wait) = oneshot::channel();
+        self.sender
+            .send((entry, done))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        match wait.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(StoreError::Index(message)),
+            Err(_) => Err(StoreError::Closed),
+        }
+    }
+}
+
+fn run(mut receiver: mpsc::Receiver<Request>, index: &Index, messages_dir: &std::path::Path) {
+    let mut batch: Vec<Request> = Vec::new();
+    // blocking_recv returns None once every Store handle is gone.
+    while let Some(first) = receiver.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let result = sync_dir(messages_dir).and_then(|()| {
+            let entries: Vec<Entry> = batch.iter().map(|(e, _)| e.clone()).collect();
+            index.insert_all(&entries)
+        });
+        let outcome = result.map_err(|e| e.to_string());
+        if let Err(message) = &outcome {
+            tracing::error!(error = %message, messages = batch.len(), "group commit failed");
+        }
+        for (_, done) in batch.drain(..) {
+            let _ = done.send(outcome.clone());
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! The redb index: message metadata (plaintext JSON) and sealed summaries, keyed by id.
+
+use std::path::Path;
+
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+
+use super::{Entry, MessageId, MessageMeta, StoreError};
+
+const META: TableDefinition<u128, &[u8]> = TableDefinition::new("meta");
+const SUMMARIES: TableDefinition<u128, &[u8]> = TableDefinition::new("summaries");
+
+pub(super) struct Index {
+    db: Database,
+}
+
+fn index_err(e: impl Into<redb::Error>) -> StoreError {
+    StoreError::from(e.into())
+}
+
+impl Index {
+    pub(super) fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = Database::create(path).map_err(index_err)?;
+        // Create the tables so that readers never meet a missing table.
+        let txn = db.begin_write().map_err(index_err)?;
+        txn.open_table(META).map_err(index_err)?;
+        txn.open_table(SUMMARIES).map_err(index_err)?;
+        txn.commit().map_err(index_err)?;
+        Ok(Self { db })
+    }
+
+    /// Inserts entries in one transaction; returns once the commit is durable (fsync).
+    pub(super) fn insert_all(&self, entries: &[Entry]) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(index_err)?;
+        {
+            let mut meta = txn.open_table(META).map_err(index_err)?;
+            let mut summaries = txn.open_table(SUMMARIES).map_err(index_err)?;
+            for entry in entries {
+                let json = serde_json::to_vec(&entry.meta).map_err(|e| StoreError::Index(e.to_string()))?;
+                meta.insert(entry.id.key(), json.as_slice()).map_err(index_err)?;
+                summaries
+                    .insert(entry.id.key(), entry.sealed_summary.as_slice())
+                    .map_err(index_err)?;
+            }
+        }
+        txn.commit().map_err(index_err)
+    }
+
+    pub(super) fn list(&self, before: Option<MessageId>, limit: usize) -> Result<Vec<Entry>, StoreError> {
+        let txn = self.db.begin_read().map_err(index_err)?;
+        let meta = txn.open_table(META).map_err(index_err)?;
+        let summaries = txn.open_table(SUMMARIES).map_err(index_err)?;
+        let upper = before.map_or(u128::MAX, |id| id.key());
+        let mut out = Vec::with_capacity(limit.min(1024));
+        for item in meta.range(..upper).map_err(index_err)?.rev() {
+            if out.len() >= limit {
+                break;
+            }
+            let (key, value) = item.map_err(index_err)?;
+            let key = key.value();
+            out.push(decode(key, value.value(), &summaries)?);
+        }
+        Ok(out)
+    }
+
+    pub(super) fn get(&self, id: MessageId) -> Result<Option<Entry>, StoreError> {
+        let txn = self.db.begin_read().map_err(index_err)?;
+        let meta = txn.open_table(META).map_err(index_err)?;
+        let summaries = txn.open_table(SUMMARIES).map_err(index_err)?;
+        match meta.get(id.key()).map_err(index_err)? {
+            Some(value) => Ok(Some(decode(id.key(), value.value(), &summaries)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub(super) fn count(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read().map_err(index_err)?;
+        let meta = txn.open_table(META).map_err(index_err)?;
+        meta.len().map_err(index_err)
+    }
+
+    /// Every indexed id, oldest first.
+    pub(super) fn ids(&self) -> Result<Vec<MessageId>, StoreError> {
+        let txn = self.db.begin_read().map_err(index_err)?;
+        let meta = txn.open_table(META).map_err(index_err)?;
+        let mut out = Vec::new();
+        for item in meta.iter().map_err(index_err)? {
+            let (key, _) = item.map_err(index_err)?;
+            out.push(MessageId::from_key(key.value()));
+        }
+        Ok(out)
+    }
+}
+
+fn decode(
+    key: u128,
+    json: &[u8],
+    summaries: &redb::ReadOnlyTable<u128, &[u8]>,
+) -> Result<Entry, StoreError> {
+    let id = MessageId::from_key(key);
+    let meta: MessageMeta = serde_json::from_slice(json)
+        .map_err(|e| StoreError::Index(format!("entry {id} is unreadable: {e}")))?;
+    let sealed_summary = summaries
+        .get(key)
+        .map_err(index_err)?
+        .map(|v| v.value().to_vec())
+        .unwrap_or_default();
+    Ok(Entry {
+        id,
+        meta,
+        sealed_summary,
+    })
+}

@@ -1,0 +1,167 @@
+//! The durable quarantine: one sealed age file per message under `messages/`, and a redb
+//! index of plaintext metadata plus each message's sealed summary. The store only ever
+//! sees sealed bytes.
+//!
+//! Layout under the store path:
+//! - `messages/<id>.age`: the sealed message, a standard age file;
+//! - `tmp/`: messages being received (removed at start if left by a crash);
+//! - `index.redb`: the index.
+
+mod blob;
+mod committer;
+mod id;
+mod index;
+mod reconcile;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use blob::BlobWriter;
+pub use id::MessageId;
+pub use reconcile::Reconciliation;
+
+use committer::Committer;
+use index::Index;
+
+/// Why a store operation failed. Every variant is worth retrying later from the sender's
+/// point of view (`451 4.3.0`): the message was not acknowledged.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store I/O on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("index: {0}")]
+    Index(String),
+    #[error("the store is shutting down")]
+    Closed,
+}
+
+impl StoreError {
+    fn io(path: &Path, source: std::io::Error) -> Self {
+        StoreError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+impl From<redb::Error> for StoreError {
+    fn from(e: redb::Error) -> Self {
+        StoreError::Index(e.to_string())
+    }
+}
+
+/// Plaintext facts about a stored message, kept in the index. Nothing here names a person:
+/// addresses and subjects live in the sealed summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageMeta {
+    /// Seconds since the Unix epoch.
+    pub received_at: i64,
+    /// Plaintext size in bytes (trace fields plus the message as sent).
+    pub size: u64,
+    /// Size of the sealed file in bytes.
+    pub sealed_size: u64,
+    /// The retired domains the message was addressed to.
+    pub domains: Vec<String>,
+}
+
+/// One index entry: metadata and the sealed summary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub id: MessageId,
+    pub meta: MessageMeta,
+    pub sealed_summary: Vec<u8>,
+}
+
+/// The quarantine store. Share it as `Arc<Store>`.
+pub struct Store {
+    messages_dir: PathBuf,
+    tmp_dir: PathBuf,
+    index: std::sync::Arc<Index>,
+    committer: Committer,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `root`, removes stale temp files and
+    /// reconciles index and blobs. Blocking: call at start-up.
+    pub fn open(root: &Path) -> Result<(Self, Reconciliation), StoreError> {
+        let messages_dir = root.join("messages");
+        let tmp_dir = root.join("tmp");
+        for dir in [root, &messages_dir, &tmp_dir] {
+            create_private_dir(dir)?;
+        }
+        let index = std::sync::Arc::new(Index::open(&root.join("index.redb"))?);
+        let report = reconcile::reconcile(&index, &messages_dir, &tmp_dir)?;
+        let committer = Committer::start(index.clone(), messages_dir.clone())?;
+        Ok((
+            Self {
+                messages_dir,
+                tmp_dir,
+                index,
+                committer,
+            },
+            report,
+        ))
+    }
+
+    /// Starts writing a new sealed message.
+    pub async fn create_blob(&self, id: MessageId) -> Result<BlobWriter, StoreError> {
+        BlobWriter::create(id, &self.tmp_dir, &self.messages_dir).await
+    }
+
+    /// Makes a finished blob durable and indexes it. Returns only once the blob, its
+    /// directory entry and the index commit are on disk; concurrent callers share the
+    /// directory fsync and the index commit (group commit).
+    pub async fn commit(&self, blob: BlobWriter, mut meta: MessageMeta, sealed_summary: Vec<u8>) -> Result<MessageId, StoreError> {
+        let id = blob.id();
+        meta.sealed_size = blob.persist().await?;
+        self.committer
+            .commit(Entry {
+                id,
+                meta,
+                sealed_summary,
+            })
+            .await?;
+        Ok(id)
+    }
+
+    /// Up to `limit` entries, newest first, strictly older than `before` if given.
+    pub fn list(&self, before: Option<MessageId>, limit: usize) -> Result<Vec<Entry>, StoreError> {
+        self.index.list(before, limit)
+    }
+
+    /// One entry.
+    pub fn get(&self, id: MessageId) -> Result<Option<Entry>, StoreError> {
+        self.index.get(id)
+    }
+
+    /// Number of indexed messages.
+    pub fn count(&self) -> Result<u64, StoreError> {
+        self.index.count()
+    }
+
+    /// Where a message's sealed file lives.
+    pub fn blob_path(&self, id: MessageId) -> PathBuf {
+        blob::final_path(&self.messages_dir, id)
+    }
+}
+
+/// Creates a directory readable by its owner only (the quarantine is sealed, but its size
+/// and timing are nobody else's business either).
+fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+        Ok(()) => Ok(()),
+        Err(e) => Err(StoreError::io(dir, e)),
+    }
+}
+
+/// fsyncs a directory so that entries created or renamed in it survive a crash.
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError::io(dir, e))
+}
