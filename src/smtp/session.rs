@@ -277,6 +277,9 @@ impl Session {
             self.close();
             return;
         }
+        if is_rcpt_to_postmaster(line) {
+            return self.rcpt("postmaster".to_owned());
+        }
         match Request::parse(&mut line.iter()) {
             Ok(request) => self.request(request.into_owned()),
             Err(error) => self.parse_error(error),
@@ -624,3 +627,16 @@ impl Session {
         }
     }
 }
+
+/// `RCPT TO:<Postmaster>` without a domain (RFC 5321 4.1.1.3), which the parser refuses.
+fn is_rcpt_to_postmaster(line: &[u8]) -> bool {
+    let text = line.trim_ascii_end().to_ascii_lowercase();
+    let Some(rest) = text.strip_prefix(b"rcpt to:") else {
+        return false;
+    };
+    rest.trim_ascii_start() == b"<postmaster>"
+}
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;

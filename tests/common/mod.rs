@@ -1,0 +1,300 @@
+//! Test support: an in-process gateway on 127.0.0.1:0 with a temp store, a raw SMTP
+//! client, and a runner for the real `reclaim` binary.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use reclaim::config::Config;
+use reclaim::launch::{Running, launch};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+pub const HOSTNAME: &str = "mx.old.example";
+
+/// A running gateway and everything needed to review what it stored.
+pub struct TestGateway {
+    pub dir: tempfile::TempDir,
+    pub addr: SocketAddr,
+    pub config_path: PathBuf,
+    pub identity: PathBuf,
+    pub socket: PathBuf,
+    pub store: PathBuf,
+    pub shutdown: CancellationToken,
+    pub running: Option<Running>,
+}
+
+/// Writes a fresh identity file into `dir`; returns its path and public key.
+pub fn new_identity(dir: &Path, name: &str) -> (PathBuf, String) {
+    let identity = reclaim::seal::keygen::generate("2026-11-29T00:00:00Z");
+    let path = dir.join(name);
+    std::fs::write(&path, identity.file_text).expect("write identity");
+    (path, identity.recipient)
+}
+
+impl TestGateway {
+    /// Starts a gateway; `extra_server` lines go into `[server]`.
+    pub async fn start(extra_server: &str) -> Self {
+        Self::start_with(extra_server, true).await
+    }
+
+    pub async fn start_with(extra_server: &str, tls: bool) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (identity, recipient) = new_identity(dir.path(), "reviewer.key");
+        let store = dir.path().join("store");
+        let socket = dir.path().join("admin.sock");
+        let certs = Path::new(env!("CARGO_MANIFEST_DIR")).join("certs");
+        let tls_section = if tls {
+            format!(
+                "[tls]\ncert = {:?}\nkey = {:?}\n",
+                certs.join("dev-cert.pem"),
+                certs.join("dev-key.pem")
+            )
+        } else {
+            String::new()
+        };
+        let text = format!(
+            r#"
+[server]
+hostname = "{HOSTNAME}"
+listen = ["127.0.0.1:0"]
+{extra_server}
+
+{tls_section}
+
+[store]
+path = {store:?}
+
+[seal]
+recipients = ["{recipient}"]
+
+[admin]
+socket = {socket:?}
+
+[dns]
+resolver = "off"
+
+[[domain]]
+name = "old.example"
+
+[[domain]]
+name = "*.retired.example"
+
+[[domain]]
+name = "bücher.example"
+"#
+        );
+        let config_path = dir.path().join("reclaim.toml");
+        std::fs::write(&config_path, &text).expect("write config");
+        let config = Config::load(&config_path).expect("valid test config");
+        let shutdown = CancellationToken::new();
+        let running = launch(&config, shutdown.clone()).await.expect("gateway starts");
+        Self {
+            addr: running.smtp_addrs[0],
+            dir,
+            config_path,
+            identity,
+            socket,
+            store,
+            shutdown,
+            running: Some(running),
+        }
+    }
+
+    /// Stops the gateway and waits for it.
+    pub async fn stop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(running) = self.running.take() {
+            tokio::time::timeout(Duration::from_secs(30), running.task)
+                .await
+                .expect("gateway stops in time")
+                .expect("gateway task");
+        }
+    }
+
+    /// Runs the real CLI binary with this gateway's config and identity.
+    pub async fn cli(&self, args: &[&str]) -> Output {
+        let mut full: Vec<String> = vec![
+            "-c".into(),
+            self.config_path.display().to_string(),
+            "-i".into(),
+            self.identity.display().to_string(),
+        ];
+        full.extend(args.iter().map(|s| s.to_string()));
+        run_cli(full).await
+    }
+
+    /// Exports a message and returns its bytes.
+    pub async fn export(&self, id: &str) -> Vec<u8> {
+        let out = self.cli(&["export", id]).await;
+        assert!(out.status.success(), "export failed: {}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    }
+
+    /// `list --json`, parsed.
+    pub async fn list(&self) -> Vec<serde_json::Value> {
+        let out = self.cli(&["list", "--json"]).await;
+        assert!(out.status.success(), "list failed: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("list --json prints JSON")
+    }
+
+    /// Every byte of every file under the store folder, concatenated.
+    pub fn store_bytes(&self) -> Vec<u8> {
+        let mut all = Vec::new();
+        collect(&self.store, &mut all);
+        all
+    }
+}
+
+fn collect(dir: &Path, out: &mut Vec<u8>) {
+    for entry in std::fs::read_dir(dir).expect("read store dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            collect(&path, out);
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            out.extend(bytes);
+        }
+    }
+}
+
+/// Runs the `reclaim` binary off the async runtime's threads.
+pub async fn run_cli(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_reclaim"))
+            .args(&args)
+            .env_remove("RECLAIM_IDENTITY")
+            .env_remove("RECLAIM_CONFIG")
+            .output()
+            .expect("run reclaim")
+    })
+    .await
+    .expect("cli task")
+}
+
+/// A raw SMTP client for edge cases.
+pub struct Client {
+    reader: BufReader<TcpStream>,
+}
+
+impl Client {
+    /// Connects and reads the greeting.
+    pub async fn connect(addr: SocketAddr) -> (Self, String) {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        let mut client = Self { reader: BufReader::new(stream) };
+        let greeting = client.reply().await;
+        (client, greeting)
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) {
+        self.reader.get_mut().write_all(bytes).await.expect("send");
+    }
+
+    /// Reads one complete (possibly multi-line) reply; empty if the server closed.
+    pub async fn reply(&mut self) -> String {
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            let n = tokio::time::timeout(Duration::from_secs(20), self.reader.read_line(&mut line))
+                .await
+                .expect("reply within 20 s")
+                .expect("read reply");
+            if n == 0 {
+                return all;
+            }
+            all.push_str(&line);
+            if line.as_bytes().get(3) != Some(&b'-') {
+                return all;
+            }
+        }
+    }
+
+    /// Sends a command line and returns the reply.
+    pub async fn cmd(&mut self, line: &str) -> String {
+        self.send(format!("{line}\r\n").as_bytes()).await;
+        self.reply().await
+    }
+
+    /// Whether the server has closed the connection (reads until EOF, bounded).
+    pub async fn closed(&mut self) -> bool {
+        let mut rest = Vec::new();
+        matches!(
+            tokio::time::timeout(Duration::from_secs(20), self.reader.read_to_end(&mut rest)).await,
+            Ok(Ok(_))
+        )
+    }
+
+    /// EHLO, MAIL, RCPT…, DATA, the dot-stuffed body, and the final reply.
+    pub async fn send_message(&mut self, from: &str, to: &[&str], body: &[u8]) -> String {
+        assert!(self.cmd("EHLO client.example").await.starts_with("250"));
+        assert!(self.cmd(&format!("MAIL FROM:<{from}>")).await.starts_with("250"));
+        for rcpt in to {
+            let reply = self.cmd(&format!("RCPT TO:<{rcpt}>")).await;
+            assert!(reply.starts_with("250"), "RCPT {rcpt}: {reply}");
+        }
+        assert!(self.cmd("DATA").await.starts_with("354"));
+        self.send(&dot_stuff(body)).await;
+        self.send(b".\r\n").await;
+        self.reply().await
+    }
+}
+
+/// Dot-stuffs a CRLF message for DATA and makes sure it ends in CRLF.
+pub fn dot_stuff(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + 16);
+    let mut line_start = true;
+    for (i, &b) in body.iter().enumerate() {
+        if line_start && b == b'.' {
+            out.push(b'.');
+        }
+        out.push(b);
+        line_start = b == b'\n' && i > 0 && body[i - 1] == b'\r';
+    }
+    if !body.is_empty() && !body.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// The queue id from a `250 2.0.0 Ok: queued as ID` reply.
+pub fn queued_id(reply: &str) -> String {
+    reply
+        .trim_end()
+        .rsplit(' ')
+        .next()
+        .filter(|_| reply.starts_with("250 2.0.0 Ok: queued as"))
+        .unwrap_or_else(|| panic!("not a queued reply: {reply:?}"))
+        .to_owned()
+}
+
+/// Splits an export into the trace fields reclaim added and the original message.
+pub fn split_trace(exported: &[u8]) -> (String, Vec<u8>) {
+    let text = exported;
+    // The trace is Return-Path plus one Received field with its folded lines.
+    let mut pos = 0;
+    let mut fields = 0;
+    while pos < text.len() {
+        let end = text[pos..].windows(2).position(|w| w == b"\r\n").map(|p| pos + p + 2).unwrap_or(text.len());
+        let line = &text[pos..end];
+        let continuation = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
+        if !continuation {
+            fields += 1;
+            if fields > 2 {
+                break;
+            }
+        }
+        pos = end;
+    }
+    (String::from_utf8_lossy(&text[..pos]).into_owned(), text[pos..].to_vec())
+}
+
+/// Writes `bytes` to a file in `dir` and returns the path.
+pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    let mut f = std::fs::File::create(&path).expect("create");
+    f.write_all(bytes).expect("write");
+    path
+}
