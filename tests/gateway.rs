@@ -84,11 +84,10 @@ async fn lettre_over_starttls() {
                 .singlepart(Attachment::new("scan.pdf".into()).body(vec![0u8, 1, 2, 255, 254, 13, 10, 46], ContentType::parse("application/pdf").expect("ct"))),
         )
         .expect("message");
-    // On the wire a message always ends in CRLF; lettre adds it when the body lacks one.
+    // lettre always sends CRLF "." CRLF after the formatted message, so what it sent (and
+    // what must come back) is the message plus one CRLF.
     let mut raw = message.formatted();
-    if !raw.ends_with(b"\r\n") {
-        raw.extend_from_slice(b"\r\n");
-    }
+    raw.extend_from_slice(b"\r\n");
     let tls = TlsParameters::builder("localhost".to_owned())
         .dangerous_accept_invalid_certs(true)
         .build()
