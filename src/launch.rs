@@ -42,7 +42,6 @@ pub enum LaunchError {
 pub struct Running {
     /// The SMTP addresses actually bound (useful with port 0).
     pub smtp_addrs: Vec<SocketAddr>,
-    pub store: Arc<Store>,
     /// Completes once SMTP and admin have shut down.
     pub task: JoinHandle<()>,
 }
@@ -110,7 +109,7 @@ pub async fn launch(config: &Config, shutdown: CancellationToken) -> Result<Runn
         server::run(listeners, gateway, shutdown).await;
         let _ = admin_task.await;
     });
-    Ok(Running { smtp_addrs, store, task })
+    Ok(Running { smtp_addrs, task })
 }
 
 fn log_reconciliation(report: &crate::store::Reconciliation) {

@@ -18,23 +18,41 @@ const MAX_BATCH: usize = 1024;
 type Request = (Entry, oneshot::Sender<Result<(), String>>);
 
 pub(super) struct Committer {
-    sender: mpsc::Sender<Request>,
+    /// `None` only while dropping.
+    sender: Option<mpsc::Sender<Request>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Committer {
+    /// Closes the queue and waits for the thread, so the index is closed (and can be
+    /// reopened) once the store is gone.
+    fn drop(&mut self) {
+        self.sender.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl Committer {
     pub(super) fn start(index: Arc<Index>, messages_dir: PathBuf) -> Result<Self, StoreError> {
         let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("reclaim-commit".to_owned())
             .spawn(move || run(receiver, &index, &messages_dir))
             .map_err(|e| StoreError::io(std::path::Path::new("commit thread"), e))?;
-        Ok(Self { sender })
+        Ok(Self {
+            sender: Some(sender),
+            thread: Some(thread),
+        })
     }
 
     /// Queues an entry and waits until it is durable.
     pub(super) async fn commit(&self, entry: Entry) -> Result<(), StoreError> {
         let (done, wait) = oneshot::channel();
         self.sender
+            .as_ref()
+            .ok_or(StoreError::Closed)?
             .send((entry, done))
             .await
             .map_err(|_| StoreError::Closed)?;
