@@ -249,7 +249,11 @@ impl Config {
     }
 }
 
-fn duration(key: &'static str, value: Option<String>, default: Duration) -> Result<Duration, ConfigError> {
+fn duration(
+    key: &'static str,
+    value: Option<String>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
     match value {
         None => Ok(default),
         Some(text) => {
@@ -275,17 +279,24 @@ impl RawConfig {
         let defaults = Limits::default();
         let s = self.server;
         let hostname = crate::domains::normalize(&s.hostname).ok_or_else(|| {
-            invalid("server.hostname", format!("{:?} is not a host name", s.hostname))
+            invalid(
+                "server.hostname",
+                format!("{:?} is not a host name", s.hostname),
+            )
         })?;
         if s.listen.is_empty() {
-            return Err(invalid("server.listen", "give at least one address, e.g. \"0.0.0.0:25\""));
+            return Err(invalid(
+                "server.listen",
+                "give at least one address, e.g. \"0.0.0.0:25\"",
+            ));
         }
         let listen = s
             .listen
             .iter()
             .map(|a| {
-                a.parse::<SocketAddr>()
-                    .map_err(|_| invalid("server.listen", format!("{a:?} is not an IP:PORT address")))
+                a.parse::<SocketAddr>().map_err(|_| {
+                    invalid("server.listen", format!("{a:?} is not an IP:PORT address"))
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let max_message_size = match s.max_message_size {
@@ -295,7 +306,11 @@ impl RawConfig {
         if max_message_size < 1024 {
             return Err(invalid("server.max_message_size", "must be at least 1KiB"));
         }
-        let max_line_length = positive("server.max_line_length", s.max_line_length, defaults.max_line_length)?;
+        let max_line_length = positive(
+            "server.max_line_length",
+            s.max_line_length,
+            defaults.max_line_length,
+        )?;
         if !(512..=65536).contains(&max_line_length) {
             return Err(invalid(
                 "server.max_line_length",
@@ -304,8 +319,16 @@ impl RawConfig {
         }
         let limits = Limits {
             max_message_size,
-            max_recipients: positive("server.max_recipients", s.max_recipients, defaults.max_recipients)?,
-            max_connections: positive("server.max_connections", s.max_connections, defaults.max_connections)?,
+            max_recipients: positive(
+                "server.max_recipients",
+                s.max_recipients,
+                defaults.max_recipients,
+            )?,
+            max_connections: positive(
+                "server.max_connections",
+                s.max_connections,
+                defaults.max_connections,
+            )?,
             max_connections_per_ip: positive(
                 "server.max_connections_per_ip",
                 s.max_connections_per_ip,
@@ -318,9 +341,17 @@ impl RawConfig {
                 s.max_received_headers,
                 defaults.max_received_headers,
             )?,
-            command_timeout: duration("server.command_timeout", s.command_timeout, defaults.command_timeout)?,
+            command_timeout: duration(
+                "server.command_timeout",
+                s.command_timeout,
+                defaults.command_timeout,
+            )?,
             data_timeout: duration("server.data_timeout", s.data_timeout, defaults.data_timeout)?,
-            session_timeout: duration("server.session_timeout", s.session_timeout, defaults.session_timeout)?,
+            session_timeout: duration(
+                "server.session_timeout",
+                s.session_timeout,
+                defaults.session_timeout,
+            )?,
         };
         let server = ServerConfig {
             hostname,
@@ -331,22 +362,32 @@ impl RawConfig {
                 s.tls_handshake_timeout,
                 Duration::from_secs(30),
             )?,
-            shutdown_grace: duration("server.shutdown_grace", s.shutdown_grace, Duration::from_secs(30))?,
+            shutdown_grace: duration(
+                "server.shutdown_grace",
+                s.shutdown_grace,
+                Duration::from_secs(30),
+            )?,
         };
 
-        let recipients = Recipients::parse(&self.seal.recipients)
-            .map_err(|m| invalid("seal.recipients", m))?;
+        let recipients =
+            Recipients::parse(&self.seal.recipients).map_err(|m| invalid("seal.recipients", m))?;
 
         let dns = match self.dns.resolver.as_deref() {
             None | Some("system") => DnsResolver::System,
             Some("off") => DnsResolver::Off,
             Some(addr) => DnsResolver::Server(addr.parse().map_err(|_| {
-                invalid("dns.resolver", format!("{addr:?} is not \"system\", \"off\" or IP:PORT"))
+                invalid(
+                    "dns.resolver",
+                    format!("{addr:?} is not \"system\", \"off\" or IP:PORT"),
+                )
             })?),
         };
 
         if self.domain.is_empty() {
-            return Err(invalid("domain", "no [[domain]]: name at least one retired domain"));
+            return Err(invalid(
+                "domain",
+                "no [[domain]]: name at least one retired domain",
+            ));
         }
         let domains = RetiredDomains::new(self.domain.iter().map(|d| d.name.as_str()))
             .map_err(|m| invalid("domain.name", m))?;
@@ -357,13 +398,20 @@ impl RawConfig {
             .unwrap_or_else(|| self.store.path.join("admin.sock"));
         Ok(Config {
             server,
-            tls: self.tls.map(|t| TlsConfig { cert: t.cert, key: t.key }),
-            store: StoreConfig { path: self.store.path },
+            tls: self.tls.map(|t| TlsConfig {
+                cert: t.cert,
+                key: t.key,
+            }),
+            store: StoreConfig {
+                path: self.store.path,
+            },
             seal: SealConfig {
                 recipients,
                 dev_identity: self.seal.dev_identity,
             },
-            admin: AdminConfig { socket: admin_socket },
+            admin: AdminConfig {
+                socket: admin_socket,
+            },
             dns,
             domains,
         })
@@ -385,7 +433,9 @@ mod tests {
     "#;
 
     fn error_of(text: &str) -> String {
-        Config::parse(text).expect_err("config must be refused").to_string()
+        Config::parse(text)
+            .expect_err("config must be refused")
+            .to_string()
     }
 
     #[test]

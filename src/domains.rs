@@ -26,8 +26,8 @@ impl RetiredDomains {
                 Some(rest) => (true, rest),
                 None => (false, entry),
             };
-            let ascii = normalize(name)
-                .ok_or_else(|| format!("{entry:?} is not a valid domain name"))?;
+            let ascii =
+                normalize(name).ok_or_else(|| format!("{entry:?} is not a valid domain name"))?;
             if !ascii.contains('.') {
                 return Err(format!(
                     "{entry:?} is not a fully qualified domain name (it has no dot)"
@@ -110,7 +110,10 @@ mod tests {
     #[test]
     fn idn_matches_in_unicode_and_punycode() {
         let d = set(&["bücher.example"]);
-        assert_eq!(d.matching("xn--bcher-kva.example"), Some("xn--bcher-kva.example"));
+        assert_eq!(
+            d.matching("xn--bcher-kva.example"),
+            Some("xn--bcher-kva.example")
+        );
         assert_eq!(d.matching("BÜCHER.example"), Some("xn--bcher-kva.example"));
         let d = set(&["xn--bcher-kva.example"]);
         assert_eq!(d.matching("bücher.example"), Some("xn--bcher-kva.example"));

@@ -61,7 +61,12 @@ pub struct Intake {
 
 impl Intake {
     /// Opens a sealed blob for a new message and writes the trace fields into it.
-    pub async fn start(store: &Store, sealer: &Sealer, envelope: &Envelope, hostname: &str) -> Result<Self, IntakeError> {
+    pub async fn start(
+        store: &Store,
+        sealer: &Sealer,
+        envelope: &Envelope,
+        hostname: &str,
+    ) -> Result<Self, IntakeError> {
         let id = MessageId::new();
         let received_at = SystemTime::now();
         let blob = store.create_blob(id).await?;
@@ -76,7 +81,12 @@ impl Intake {
             received_at,
         };
         intake
-            .write(&trace_fields(envelope, hostname, &id.to_string(), received_at))
+            .write(&trace_fields(
+                envelope,
+                hostname,
+                &id.to_string(),
+                received_at,
+            ))
             .await?;
         Ok(intake)
     }
@@ -93,7 +103,12 @@ impl Intake {
     }
 
     /// Finishes the sealed stream, seals the summary, and commits durably.
-    pub async fn finish(self, store: &Store, domains: &RetiredDomains, summary: &Summary) -> Result<MessageId, IntakeError> {
+    pub async fn finish(
+        self,
+        store: &Store,
+        domains: &RetiredDomains,
+        summary: &Summary,
+    ) -> Result<MessageId, IntakeError> {
         let Self {
             sealer,
             writer,

@@ -2,8 +2,8 @@
 //! sealing keys, TLS, SMTP listeners and the admin socket.
 
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -33,9 +33,15 @@ pub enum LaunchError {
     #[error(transparent)]
     Admin(#[from] admin::server::AdminError),
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: std::io::Error },
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("dev identity {path}: {source}")]
-    DevIdentity { path: String, source: std::io::Error },
+    DevIdentity {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// A running gateway.
@@ -74,8 +80,16 @@ pub async fn launch(config: &Config, shutdown: CancellationToken) -> Result<Runn
     for addr in &config.server.listen {
         let listener = TcpListener::bind(addr)
             .await
-            .map_err(|source| LaunchError::Listen { addr: *addr, source })?;
-        let local = listener.local_addr().map_err(|source| LaunchError::Listen { addr: *addr, source })?;
+            .map_err(|source| LaunchError::Listen {
+                addr: *addr,
+                source,
+            })?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| LaunchError::Listen {
+                addr: *addr,
+                source,
+            })?;
         smtp_addrs.push(local);
         listeners.push(listener);
     }
@@ -135,7 +149,10 @@ fn log_reconciliation(report: &crate::store::Reconciliation) {
 
 /// Loads the dev identity, creating it on first start, and adds its public key.
 fn dev_recipient(path: &Path, recipients: &mut Recipients) -> Result<(), LaunchError> {
-    let io_err = |source| LaunchError::DevIdentity { path: path.display().to_string(), source };
+    let io_err = |source| LaunchError::DevIdentity {
+        path: path.display().to_string(),
+        source,
+    };
     if !path.exists() {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(io_err)?;
@@ -148,7 +165,8 @@ fn dev_recipient(path: &Path, recipients: &mut Recipients) -> Result<(), LaunchE
             .mode(0o600)
             .open(path)
             .map_err(io_err)?;
-        file.write_all(identity.file_text.as_bytes()).map_err(io_err)?;
+        file.write_all(identity.file_text.as_bytes())
+            .map_err(io_err)?;
         file.sync_all().map_err(io_err)?;
         tracing::warn!(path = %path.display(), "DEV ONLY: generated a dev identity on the gateway");
     }
@@ -157,7 +175,12 @@ fn dev_recipient(path: &Path, recipients: &mut Recipients) -> Result<(), LaunchE
         .lines()
         .find_map(|line| line.strip_prefix("# public key: "))
         .and_then(|key| key.trim().parse::<age::x25519::Recipient>().ok())
-        .ok_or_else(|| io_err(std::io::Error::new(std::io::ErrorKind::InvalidData, "no '# public key:' line")))?;
+        .ok_or_else(|| {
+            io_err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "no '# public key:' line",
+            ))
+        })?;
     tracing::warn!(
         path = %path.display(),
         "DEV ONLY: sealing to a dev identity whose private key is on this machine; \

@@ -22,9 +22,15 @@ fn main() -> ExitCode {
 
 fn init_logging(args: &Args) {
     // The gateway logs at info; review commands only say something when it matters.
-    let default = if matches!(args.command, Command::Serve) { "info" } else { "warn" };
+    let default = if matches!(args.command, Command::Serve) {
+        "info"
+    } else {
+        "warn"
+    };
     let filter = EnvFilter::try_from_env("RECLAIM_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match args.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),

@@ -60,12 +60,20 @@ impl Drop for Admitted {
 impl Admission {
     fn admit(&self, ip: IpAddr) -> Result<Admitted, Reply> {
         let Ok(total) = self.total.clone().try_acquire_owned() else {
-            return Err(Reply::new(421, "4.3.2", "Too many connections, try again later"));
+            return Err(Reply::new(
+                421,
+                "4.3.2",
+                "Too many connections, try again later",
+            ));
         };
         let mut map = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
         let count = map.entry(ip).or_insert(0);
         if *count >= self.max_per_ip {
-            return Err(Reply::new(421, "4.7.0", "Too many connections from your address, try again later"));
+            return Err(Reply::new(
+                421,
+                "4.7.0",
+                "Too many connections from your address, try again later",
+            ));
         }
         *count += 1;
         Ok(Admitted {
@@ -102,7 +110,10 @@ pub async fn run(listeners: Vec<TcpListener>, gateway: Arc<Gateway>, shutdown: C
     }
     shutdown.cancelled().await;
     tracker.close();
-    if tokio::time::timeout(gateway.shutdown_grace, tracker.wait()).await.is_err() {
+    if tokio::time::timeout(gateway.shutdown_grace, tracker.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("grace period over; closing sessions still in a transaction");
         signals.force.cancel();
         tracker.wait().await;

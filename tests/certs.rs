@@ -6,9 +6,10 @@ fn regenerate_dev_certificate() {
     let names = vec!["mx.old.example".to_owned(), "localhost".to_owned()];
     let mut params = rcgen::CertificateParams::new(names).expect("valid names");
     params.distinguished_name = rcgen::DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "reclaim dev certificate (not for production)");
+    params.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        "reclaim dev certificate (not for production)",
+    );
     params.not_before = rcgen::date_time_ymd(2026, 1, 1);
     params.not_after = rcgen::date_time_ymd(2036, 1, 1);
     let key = rcgen::KeyPair::generate().expect("key");

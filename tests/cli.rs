@@ -27,7 +27,10 @@ async fn keygen_writes_a_private_file_and_prints_only_the_recipient() {
     let text = std::fs::read_to_string(&key).expect("key file");
     assert!(text.contains(&format!("# public key: {}", lines[0])));
     assert!(text.contains("AGE-SECRET-KEY-1"));
-    assert_eq!(std::fs::metadata(&key).expect("meta").permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&key).expect("meta").permissions().mode() & 0o777,
+        0o600
+    );
 
     let again = run_cli(args(&["keygen", "-o", key.to_str().expect("utf8")])).await;
     assert!(!again.status.success(), "must never overwrite");
@@ -38,36 +41,87 @@ async fn keygen_writes_a_private_file_and_prints_only_the_recipient() {
 async fn review_errors_are_one_clear_line() {
     let mut gw = TestGateway::start("").await;
     let (mut c, _) = Client::connect(gw.addr).await;
-    let id = queued_id(&c.send_message("a@p.example", &["b@old.example"], b"Subject: x\r\n\r\nbody\r\n").await);
+    let id = queued_id(
+        &c.send_message(
+            "a@p.example",
+            &["b@old.example"],
+            b"Subject: x\r\n\r\nbody\r\n",
+        )
+        .await,
+    );
 
     let (wrong, _) = common::new_identity(gw.dir.path(), "other.key");
     let config = gw.config_path.to_str().expect("utf8").to_owned();
-    let out = run_cli(args(&["-c", &config, "-i", wrong.to_str().expect("utf8"), "export", &id])).await;
+    let out = run_cli(args(&[
+        "-c",
+        &config,
+        "-i",
+        wrong.to_str().expect("utf8"),
+        "export",
+        &id,
+    ]))
+    .await;
     assert!(!out.status.success());
     assert!(stderr(&out).contains("right identity"), "{}", stderr(&out));
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
-    let out = run_cli(args(&["-c", &config, "-i", wrong.to_str().expect("utf8"), "list"])).await;
+    let out = run_cli(args(&[
+        "-c",
+        &config,
+        "-i",
+        wrong.to_str().expect("utf8"),
+        "list",
+    ]))
+    .await;
     assert!(!out.status.success());
     assert!(stderr(&out).contains("right identity"), "{}", stderr(&out));
 
-    let out = gw.cli(&["export", "0193a5c4-0000-7000-8000-000000000000"]).await;
+    let out = gw
+        .cli(&["export", "0193a5c4-0000-7000-8000-000000000000"])
+        .await;
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("no message 0193a5c4-0000-7000-8000-000000000000"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no message 0193a5c4-0000-7000-8000-000000000000"),
+        "{}",
+        stderr(&out)
+    );
     let out = gw.cli(&["export", "../../etc/passwd"]).await;
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("not a message id"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not a message id"),
+        "{}",
+        stderr(&out)
+    );
 
-    let out = run_cli(args(&["-c", "/nonexistent/reclaim.toml", "-i", "x", "list"])).await;
+    let out = run_cli(args(&[
+        "-c",
+        "/nonexistent/reclaim.toml",
+        "-i",
+        "x",
+        "list",
+    ]))
+    .await;
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("cannot read config file /nonexistent/reclaim.toml"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot read config file /nonexistent/reclaim.toml"),
+        "{}",
+        stderr(&out)
+    );
     let out = run_cli(args(&["-c", &config, "-i", "/nonexistent/key", "list"])).await;
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("/nonexistent/key"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("/nonexistent/key"),
+        "{}",
+        stderr(&out)
+    );
 
     gw.stop().await;
     let out = gw.cli(&["list"]).await;
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("cannot reach the reclaim server"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot reach the reclaim server"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!stderr(&out).contains("panicked") && !stderr(&out).contains("backtrace"));
 }
 
@@ -80,7 +134,16 @@ async fn global_options_work_on_every_subcommand() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let key = dir.path().join("k");
-    let out = run_cli(args(&["-c", "whatever.toml", "--socket", "/x", "keygen", "-o", key.to_str().expect("utf8")])).await;
+    let out = run_cli(args(&[
+        "-c",
+        "whatever.toml",
+        "--socket",
+        "/x",
+        "keygen",
+        "-o",
+        key.to_str().expect("utf8"),
+    ]))
+    .await;
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
@@ -88,9 +151,18 @@ async fn global_options_work_on_every_subcommand() {
 async fn serve_refuses_bad_configs_with_the_key_named() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cases = [
-        ("[server]\nhostname = \"mx.old.example\"\nlisten = [\"127.0.0.1:0\"]\nlisen = 1\n[[domain]]\nname = \"old.example\"\n", "lisen"),
-        ("[server]\nhostname = \"mx.old.example\"\nlisten = [\"127.0.0.1:0\"]\n[[domain]]\nname = \"old.example\"\n", "seal.recipients"),
-        ("[server]\nhostname = \"mx.old.example\"\nlisten = [\"127.0.0.1:0\"]\nmax_message_size = \"huge\"\n[[domain]]\nname = \"old.example\"\n", "server.max_message_size"),
+        (
+            "[server]\nhostname = \"mx.old.example\"\nlisten = [\"127.0.0.1:0\"]\nlisen = 1\n[[domain]]\nname = \"old.example\"\n",
+            "lisen",
+        ),
+        (
+            "[server]\nhostname = \"mx.old.example\"\nlisten = [\"127.0.0.1:0\"]\n[[domain]]\nname = \"old.example\"\n",
+            "seal.recipients",
+        ),
+        (
+            "[server]\nhostname = \"mx.old.example\"\nlisten = [\"127.0.0.1:0\"]\nmax_message_size = \"huge\"\n[[domain]]\nname = \"old.example\"\n",
+            "server.max_message_size",
+        ),
     ];
     for (text, key) in cases {
         let path = common::write_file(dir.path(), "bad.toml", text.as_bytes());
@@ -107,7 +179,10 @@ fn have(tool: &str) -> bool {
         .arg(format!("command -v {tool}"))
         .output()
         .is_ok_and(|o| o.status.success());
-    assert!(found || std::env::var_os("CI").is_none(), "{tool} is missing; .ci/run installs it");
+    assert!(
+        found || std::env::var_os("CI").is_none(),
+        "{tool} is missing; .ci/run installs it"
+    );
     found
 }
 
@@ -121,28 +196,61 @@ async fn ssh_identities_decrypt_and_age_reads_the_store() {
     for (kind, bits) in [("ed25519", None), ("rsa", Some("2048"))] {
         let key = dir.path().join(format!("id_{kind}"));
         let mut cmd = std::process::Command::new("ssh-keygen");
-        cmd.args(["-q", "-t", kind, "-N", "", "-C", "reviewer@test", "-f", key.to_str().expect("utf8")]);
+        cmd.args([
+            "-q",
+            "-t",
+            kind,
+            "-N",
+            "",
+            "-C",
+            "reviewer@test",
+            "-f",
+            key.to_str().expect("utf8"),
+        ]);
         if let Some(bits) = bits {
             cmd.args(["-b", bits]);
         }
         assert!(cmd.status().expect("ssh-keygen").success());
         let public = std::fs::read_to_string(key.with_extension("pub")).expect("pub");
-        let recipients = reclaim::seal::Recipients::parse(&[public.trim().to_owned()]).expect("ssh recipient");
-        let sealed = reclaim::seal::Sealer::new(recipients).expect("sealer").seal_bytes(b"for the ssh reviewer").expect("seal");
-        let opened = reclaim::seal::Identities::load(&key).expect("ssh identity").open_bytes(&sealed).expect("open");
+        let recipients =
+            reclaim::seal::Recipients::parse(&[public.trim().to_owned()]).expect("ssh recipient");
+        let sealed = reclaim::seal::Sealer::new(recipients)
+            .expect("sealer")
+            .seal_bytes(b"for the ssh reviewer")
+            .expect("seal");
+        let opened = reclaim::seal::Identities::load(&key)
+            .expect("ssh identity")
+            .open_bytes(&sealed)
+            .expect("open");
         assert_eq!(opened, b"for the ssh reviewer", "{kind}");
     }
 
     // The standard age tool decrypts a blob straight from the gateway's store.
     let mut gw = TestGateway::start("").await;
     let (mut c, _) = Client::connect(gw.addr).await;
-    let id = queued_id(&c.send_message("a@p.example", &["b@old.example"], b"Subject: x\r\n\r\nread me with age\r\n").await);
+    let id = queued_id(
+        &c.send_message(
+            "a@p.example",
+            &["b@old.example"],
+            b"Subject: x\r\n\r\nread me with age\r\n",
+        )
+        .await,
+    );
     let blob = gw.store.join("messages").join(format!("{id}.age"));
     let out = std::process::Command::new("age")
-        .args(["-d", "-i", gw.identity.to_str().expect("utf8"), blob.to_str().expect("utf8")])
+        .args([
+            "-d",
+            "-i",
+            gw.identity.to_str().expect("utf8"),
+            blob.to_str().expect("utf8"),
+        ])
         .output()
         .expect("age");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(out.stdout, gw.export(&id).await);
     gw.stop().await;
 }
@@ -152,17 +260,30 @@ async fn passphrase_protected_identity_via_environment() {
     use std::io::Write;
     let mut gw = TestGateway::start("").await;
     let (mut c, _) = Client::connect(gw.addr).await;
-    let id = queued_id(&c.send_message("a@p.example", &["b@old.example"], b"Subject: x\r\n\r\nprotected\r\n").await);
+    let id = queued_id(
+        &c.send_message(
+            "a@p.example",
+            &["b@old.example"],
+            b"Subject: x\r\n\r\nprotected\r\n",
+        )
+        .await,
+    );
 
     // What `age -p -a -o key.age key` writes: the identity file, sealed to a passphrase.
     let plain_identity = std::fs::read(&gw.identity).expect("identity");
     let protected = gw.dir.path().join("reviewer.key.age");
     let file = std::fs::File::create(&protected).expect("create");
-    let armored = age::armor::ArmoredWriter::wrap_output(file, age::armor::Format::AsciiArmor).expect("armor");
-    let encryptor = age::Encryptor::with_user_passphrase(age::secrecy::SecretString::from("correct horse".to_owned()));
+    let armored = age::armor::ArmoredWriter::wrap_output(file, age::armor::Format::AsciiArmor)
+        .expect("armor");
+    let encryptor = age::Encryptor::with_user_passphrase(age::secrecy::SecretString::from(
+        "correct horse".to_owned(),
+    ));
     let mut writer = encryptor.wrap_output(armored).expect("wrap");
     writer.write_all(&plain_identity).expect("write");
-    writer.finish().and_then(|armor| armor.finish()).expect("finish");
+    writer
+        .finish()
+        .and_then(|armor| armor.finish())
+        .expect("finish");
 
     let config = gw.config_path.to_str().expect("utf8").to_owned();
     let run = |passphrase: &'static str| {
@@ -171,7 +292,14 @@ async fn passphrase_protected_identity_via_environment() {
         let id = id.clone();
         tokio::task::spawn_blocking(move || {
             std::process::Command::new(env!("CARGO_BIN_EXE_reclaim"))
-                .args(["-c", &config, "-i", protected.to_str().expect("utf8"), "export", &id])
+                .args([
+                    "-c",
+                    &config,
+                    "-i",
+                    protected.to_str().expect("utf8"),
+                    "export",
+                    &id,
+                ])
                 .env("RECLAIM_PASSPHRASE", passphrase)
                 .stdin(std::process::Stdio::null())
                 .output()

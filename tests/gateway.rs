@@ -16,7 +16,11 @@ fn with_attachment() -> Vec<u8> {
     use base64::Engine;
     let binary: Vec<u8> = (0..=255u8).cycle().take(3000).collect();
     let encoded = base64::engine::general_purpose::STANDARD.encode(&binary);
-    let wrapped: Vec<&str> = encoded.as_bytes().chunks(76).map(|c| std::str::from_utf8(c).expect("ascii")).collect();
+    let wrapped: Vec<&str> = encoded
+        .as_bytes()
+        .chunks(76)
+        .map(|c| std::str::from_utf8(c).expect("ascii"))
+        .collect();
     format!(
         "From: a@partner.example\r\nSubject: scan\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\nATTACHMENT-MARKER see scan\r\n--b1\r\nContent-Type: application/octet-stream; name=\"scan.bin\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n--b1--\r\n",
         wrapped.join("\r\n")
@@ -32,7 +36,9 @@ async fn messages_round_trip_byte_for_byte_and_store_holds_no_plaintext() {
     for body in &bodies {
         let (mut c, greeting) = Client::connect(gw.addr).await;
         assert!(greeting.starts_with("220 mx.old.example"), "{greeting}");
-        let reply = c.send_message("sender@partner.example", &["jan@old.example"], body).await;
+        let reply = c
+            .send_message("sender@partner.example", &["jan@old.example"], body)
+            .await;
         ids.push(queued_id(&reply));
         assert!(c.cmd("QUIT").await.starts_with("221"));
     }
@@ -41,7 +47,10 @@ async fn messages_round_trip_byte_for_byte_and_store_holds_no_plaintext() {
         let (trace, original) = split_trace(&exported);
         assert_eq!(&original, body, "message {id} must come back byte for byte");
         assert!(trace.starts_with("Return-Path: <sender@partner.example>\r\nReceived: from client.example ([127.0.0.1])\r\n"), "{trace}");
-        assert!(trace.contains(&format!("by mx.old.example (reclaim) with ESMTP id {id}")), "{trace}");
+        assert!(
+            trace.contains(&format!("by mx.old.example (reclaim) with ESMTP id {id}")),
+            "{trace}"
+        );
     }
     let listed = gw.list().await;
     assert_eq!(listed.len(), 3);
@@ -54,10 +63,21 @@ async fn messages_round_trip_byte_for_byte_and_store_holds_no_plaintext() {
     assert_eq!(first["from"], "Partner <p@partner.example>");
     assert_eq!(first["client_ip"], "127.0.0.1");
     assert_eq!(first["tls"], false);
-    assert!(first["received_at"].as_str().is_some_and(|t| t.ends_with('Z')));
+    assert!(
+        first["received_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z'))
+    );
 
     let stored = gw.store_bytes();
-    for marker in [&b"CONFIDENTIAL-PLAINTEXT-MARKER"[..], b"EIGHT-BIT-MARKER", b"ATTACHMENT-MARKER", b"sender@partner.example", b"Case file", b"jan@old.example"] {
+    for marker in [
+        &b"CONFIDENTIAL-PLAINTEXT-MARKER"[..],
+        b"EIGHT-BIT-MARKER",
+        b"ATTACHMENT-MARKER",
+        b"sender@partner.example",
+        b"Case file",
+        b"jan@old.example",
+    ] {
         assert!(
             !stored.windows(marker.len()).any(|w| w == marker),
             "plaintext {:?} found in the store",
@@ -81,7 +101,10 @@ async fn lettre_over_starttls() {
         .multipart(
             MultiPart::mixed()
                 .singlepart(SinglePart::plain("TLS-BODY-MARKER héllo".to_owned()))
-                .singlepart(Attachment::new("scan.pdf".into()).body(vec![0u8, 1, 2, 255, 254, 13, 10, 46], ContentType::parse("application/pdf").expect("ct"))),
+                .singlepart(Attachment::new("scan.pdf".into()).body(
+                    vec![0u8, 1, 2, 255, 254, 13, 10, 46],
+                    ContentType::parse("application/pdf").expect("ct"),
+                )),
         )
         .expect("message");
     // lettre always sends CRLF "." CRLF after the formatted message, so what it sent (and
@@ -96,19 +119,29 @@ async fn lettre_over_starttls() {
         .port(gw.addr.port())
         .tls(Tls::Required(tls))
         .build();
-    let response = transport.send(message).await.expect("lettre sends over STARTTLS");
+    let response = transport
+        .send(message)
+        .await
+        .expect("lettre sends over STARTTLS");
     let text = response.message().collect::<Vec<_>>().join(" ");
     let id = text.rsplit(' ').next().expect("queue id").to_owned();
 
     let exported = gw.export(&id).await;
     let (trace, original) = split_trace(&exported);
-    assert_eq!(String::from_utf8_lossy(&original), String::from_utf8_lossy(&raw));
+    assert_eq!(
+        String::from_utf8_lossy(&original),
+        String::from_utf8_lossy(&raw)
+    );
     assert!(trace.contains("with ESMTPS id"), "{trace}");
     assert!(trace.contains("(using TLSv1."), "{trace}");
     let listed = gw.list().await;
     assert_eq!(listed[0]["tls"], true);
     assert_eq!(listed[0]["subject"], "Over TLS — ✓");
-    assert!(listed[0]["tls_version"].as_str().is_some_and(|v| v.starts_with("TLSv1.")));
+    assert!(
+        listed[0]["tls_version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("TLSv1."))
+    );
     gw.stop().await;
 }
 
@@ -118,11 +151,21 @@ async fn relaying_and_strangers_are_refused() {
     let (mut c, _) = Client::connect(gw.addr).await;
     c.cmd("EHLO x").await;
     c.cmd("MAIL FROM:<spam@bad.example>").await;
-    for rcpt in ["victim@example.com", "a@old.example.com", "a@notold.example", "a@localhost"] {
+    for rcpt in [
+        "victim@example.com",
+        "a@old.example.com",
+        "a@notold.example",
+        "a@localhost",
+    ] {
         let reply = c.cmd(&format!("RCPT TO:<{rcpt}>")).await;
         assert!(reply.starts_with("550 5.7.1"), "{rcpt}: {reply}");
     }
-    for rcpt in ["anyone@old.example", "x@deep.sub.retired.example", "y@xn--bcher-kva.example", "z@BÜCHER.example"] {
+    for rcpt in [
+        "anyone@old.example",
+        "x@deep.sub.retired.example",
+        "y@xn--bcher-kva.example",
+        "z@BÜCHER.example",
+    ] {
         let reply = c.cmd(&format!("RCPT TO:<{rcpt}>")).await;
         assert!(reply.starts_with("250 2.1.5"), "{rcpt}: {reply}");
     }
@@ -131,8 +174,16 @@ async fn relaying_and_strangers_are_refused() {
     let id = queued_id(&c.reply().await);
     let listed = gw.list().await;
     assert_eq!(listed[0]["id"], id.as_str());
-    let domains: Vec<&str> = listed[0]["domains"].as_array().expect("domains").iter().filter_map(|d| d.as_str()).collect();
-    assert_eq!(domains, ["old.example", "retired.example", "xn--bcher-kva.example"]);
+    let domains: Vec<&str> = listed[0]["domains"]
+        .as_array()
+        .expect("domains")
+        .iter()
+        .filter_map(|d| d.as_str())
+        .collect();
+    assert_eq!(
+        domains,
+        ["old.example", "retired.example", "xn--bcher-kva.example"]
+    );
     gw.stop().await;
 }
 
@@ -159,7 +210,11 @@ async fn pipelining_bdat_and_smuggling_over_tcp() {
     assert_eq!(original, b"Subject: one\r\n\r\nfirst\n.\nMAIL FROM:<evil@p.example>\r\nRCPT TO:<c@old.example>\r\nDATA\r\nsmuggled\r\n");
     let (_, original) = split_trace(&gw.export(&second).await);
     assert_eq!(original, b"Subject: two\r\n\r\nbinary");
-    assert_eq!(gw.list().await.len(), 2, "the smuggled message must not exist on its own");
+    assert_eq!(
+        gw.list().await.len(),
+        2,
+        "the smuggled message must not exist on its own"
+    );
     gw.stop().await;
 }
 
@@ -168,18 +223,40 @@ async fn limits_over_tcp() {
     let mut gw = TestGateway::start("max_message_size = \"8KiB\"\nmax_recipients = 3").await;
     let (mut c, _) = Client::connect(gw.addr).await;
     c.cmd("EHLO x").await;
-    assert!(c.cmd("MAIL FROM:<a@p.example> SIZE=100000").await.starts_with("552 5.3.4"));
-    assert!(c.cmd("MAIL FROM:<a@p.example> SIZE=100").await.starts_with("250"));
+    assert!(
+        c.cmd("MAIL FROM:<a@p.example> SIZE=100000")
+            .await
+            .starts_with("552 5.3.4")
+    );
+    assert!(
+        c.cmd("MAIL FROM:<a@p.example> SIZE=100")
+            .await
+            .starts_with("250")
+    );
     for i in 0..3 {
-        assert!(c.cmd(&format!("RCPT TO:<r{i}@old.example>")).await.starts_with("250"));
+        assert!(
+            c.cmd(&format!("RCPT TO:<r{i}@old.example>"))
+                .await
+                .starts_with("250")
+        );
     }
-    assert!(c.cmd("RCPT TO:<r4@old.example>").await.starts_with("452 4.5.3"));
+    assert!(
+        c.cmd("RCPT TO:<r4@old.example>")
+            .await
+            .starts_with("452 4.5.3")
+    );
     assert!(c.cmd("DATA").await.starts_with("354"));
     let line = "y".repeat(998) + "\r\n";
     c.send(line.repeat(20).as_bytes()).await;
     c.send(b".\r\n").await;
-    assert!(c.reply().await.starts_with("552 5.3.4"), "the client lied in SIZE=");
-    assert!(c.cmd("NOOP").await.starts_with("250"), "the session goes on");
+    assert!(
+        c.reply().await.starts_with("552 5.3.4"),
+        "the client lied in SIZE="
+    );
+    assert!(
+        c.cmd("NOOP").await.starts_with("250"),
+        "the session goes on"
+    );
     assert!(gw.list().await.is_empty());
     gw.stop().await;
 }
@@ -188,20 +265,40 @@ async fn limits_over_tcp() {
 async fn hostile_bytes_get_replies_not_panics() {
     let mut gw = TestGateway::start("max_errors = 50").await;
     let (mut c, _) = Client::connect(gw.addr).await;
-    for garbage in [&b"\x00\x00\x00\r\n"[..], b"\xff\xfe\xfd\r\n", b"EHLO \x1b[31m\r\n", b"MAIL FROM:<\x00@x>\r\n", b"RCPT\r\n", b"\r\n", b"BDAT x\r\n"] {
+    for garbage in [
+        &b"\x00\x00\x00\r\n"[..],
+        b"\xff\xfe\xfd\r\n",
+        b"EHLO \x1b[31m\r\n",
+        b"MAIL FROM:<\x00@x>\r\n",
+        b"RCPT\r\n",
+        b"\r\n",
+        b"BDAT x\r\n",
+    ] {
         c.send(garbage).await;
         let reply = c.reply().await;
-        assert!(reply.len() >= 4 && reply.is_ascii(), "{garbage:?} -> {reply:?}");
+        assert!(
+            reply.len() >= 4 && reply.is_ascii(),
+            "{garbage:?} -> {reply:?}"
+        );
     }
     assert!(c.cmd("NOOP").await.starts_with("250"));
     // Pipelined input before the greeting is read is simply processed in order.
-    let stream = tokio::net::TcpStream::connect(gw.addr).await.expect("connect");
+    let stream = tokio::net::TcpStream::connect(gw.addr)
+        .await
+        .expect("connect");
     let mut early = tokio::io::BufReader::new(stream);
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-    early.get_mut().write_all(b"EHLO early\r\nQUIT\r\n").await.expect("send");
+    early
+        .get_mut()
+        .write_all(b"EHLO early\r\nQUIT\r\n")
+        .await
+        .expect("send");
     let mut all = String::new();
     while early.read_line(&mut all).await.expect("read") > 0 {}
-    assert!(all.starts_with("220 ") && all.contains("221 2.0.0"), "{all}");
+    assert!(
+        all.starts_with("220 ") && all.contains("221 2.0.0"),
+        "{all}"
+    );
     gw.stop().await;
 }
 
@@ -222,8 +319,17 @@ async fn idle_clients_time_out() {
     c.cmd("DATA").await;
     c.send(b"Subject: half a message\r\n").await;
     assert!(c.reply().await.starts_with("421 4.4.2"));
-    assert!(gw.list().await.is_empty(), "an unfinished message is never stored");
-    assert!(std::fs::read_dir(gw.store.join("tmp")).expect("tmp").next().is_none(), "its temp file is gone");
+    assert!(
+        gw.list().await.is_empty(),
+        "an unfinished message is never stored"
+    );
+    assert!(
+        std::fs::read_dir(gw.store.join("tmp"))
+            .expect("tmp")
+            .next()
+            .is_none(),
+        "its temp file is gone"
+    );
     gw.stop().await;
 }
 
@@ -237,7 +343,10 @@ async fn session_time_is_bounded() {
         if reply.starts_with("421") {
             break;
         }
-        assert!(started.elapsed() < std::time::Duration::from_secs(10), "session outlived its limit");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "session outlived its limit"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     gw.stop().await;

@@ -24,18 +24,32 @@ async fn transaction_in_progress_finishes_then_421() {
 
     // No new connections once shutdown began.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(tokio::net::TcpStream::connect(gw.addr).await.is_err(), "listener must be closed");
+    assert!(
+        tokio::net::TcpStream::connect(gw.addr).await.is_err(),
+        "listener must be closed"
+    );
 
     busy.send(b"second half\r\n.\r\n").await;
     let id = queued_id(&busy.reply().await);
     let reply = busy.cmd("NOOP").await;
-    assert!(reply.starts_with("421 4.3.0"), "after the transaction: {reply}");
+    assert!(
+        reply.starts_with("421 4.3.0"),
+        "after the transaction: {reply}"
+    );
     let running = gw.running.take().expect("running");
-    tokio::time::timeout(Duration::from_secs(10), running.task).await.expect("stops").expect("task");
+    tokio::time::timeout(Duration::from_secs(10), running.task)
+        .await
+        .expect("stops")
+        .expect("task");
 
     // The acknowledged message survived: start again on the same store and find it.
     let reopened = reclaim::store::Store::open(&gw.store).expect("reopen").0;
-    assert!(reopened.get(id.parse().expect("id")).expect("index").is_some());
+    assert!(
+        reopened
+            .get(id.parse().expect("id"))
+            .expect("index")
+            .is_some()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -53,7 +67,12 @@ async fn grace_period_ends_stalled_transactions() {
     assert!(reply.starts_with("421 4.3.0"), "{reply}");
     assert!(started.elapsed() >= Duration::from_millis(900));
     gw.stop().await;
-    assert!(std::fs::read_dir(gw.store.join("tmp")).expect("tmp").next().is_none());
+    assert!(
+        std::fs::read_dir(gw.store.join("tmp"))
+            .expect("tmp")
+            .next()
+            .is_none()
+    );
     let (store, report) = reclaim::store::Store::open(&gw.store).expect("reopen");
     assert_eq!(store.count().expect("count"), 0);
     assert!(report.is_clean());

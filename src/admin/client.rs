@@ -15,8 +15,13 @@ const MAX_RESPONSE_HEAD: usize = 16 * 1024;
 /// Why a request to the server failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot reach the reclaim server at {path}: {source} (is `reclaim serve` running, and is this the right socket?)")]
-    Connect { path: PathBuf, source: std::io::Error },
+    #[error(
+        "cannot reach the reclaim server at {path}: {source} (is `reclaim serve` running, and is this the right socket?)"
+    )]
+    Connect {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("talking to the reclaim server: {0}")]
     Io(#[from] std::io::Error),
     #[error("{message}")]
@@ -32,7 +37,9 @@ pub struct AdminClient {
 
 impl AdminClient {
     pub fn new(socket: &Path) -> Self {
-        Self { socket: socket.to_owned() }
+        Self {
+            socket: socket.to_owned(),
+        }
     }
 
     /// GETs `path` and decodes a JSON body.
@@ -44,13 +51,17 @@ impl AdminClient {
 
     /// GETs `path` and returns a reader over the body.
     pub fn get(&self, path: &str) -> Result<impl Read + use<>, ClientError> {
-        let mut stream = UnixStream::connect(&self.socket).map_err(|source| ClientError::Connect {
-            path: self.socket.clone(),
-            source,
-        })?;
+        let mut stream =
+            UnixStream::connect(&self.socket).map_err(|source| ClientError::Connect {
+                path: self.socket.clone(),
+                source,
+            })?;
         stream.set_read_timeout(Some(IO_TIMEOUT))?;
         stream.set_write_timeout(Some(IO_TIMEOUT))?;
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )?;
         let mut reader = BufReader::new(stream);
         let (status, length) = read_head(&mut reader)?;
         let mut body = reader.take(length);
@@ -98,6 +109,8 @@ fn read_head(reader: &mut impl BufRead) -> Result<(u16, u64), ClientError> {
     }
     match (status, length) {
         (Some(s), Some(l)) => Ok((s, l)),
-        _ => Err(ClientError::Protocol("response without status or Content-Length".into())),
+        _ => Err(ClientError::Protocol(
+            "response without status or Content-Length".into(),
+        )),
     }
 }

@@ -26,10 +26,12 @@ pub fn head_end(buf: &[u8]) -> Option<usize> {
 
 /// Parses a complete request head.
 pub fn parse_head(head: &[u8]) -> Result<RequestHead, BadRequest> {
-    let text = std::str::from_utf8(head).map_err(|_| BadRequest("request head is not UTF-8".into()))?;
+    let text =
+        std::str::from_utf8(head).map_err(|_| BadRequest("request head is not UTF-8".into()))?;
     let line = text.lines().next().unwrap_or_default();
     let mut parts = line.split(' ');
-    let (Some(method), Some(target), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(BadRequest("malformed request line".into()));
     };
@@ -84,12 +86,28 @@ mod tests {
 
     #[test]
     fn parses_request_lines() {
-        let head = parse_head(b"GET /v1/messages?limit=5&before=x HTTP/1.1\r\nHost: localhost\r\n\r\n").expect("valid");
+        let head =
+            parse_head(b"GET /v1/messages?limit=5&before=x HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                .expect("valid");
         assert_eq!(head.method, "GET");
         assert_eq!(head.path, "/v1/messages");
-        assert_eq!(head.query, vec![("limit".into(), "5".into()), ("before".into(), "x".into())]);
-        for bad in [&b"GET\r\n\r\n"[..], b"GET / HTTP/2\r\n\r\n", b"get / HTTP/1.1\r\n\r\n", b"GET x HTTP/1.1\r\n\r\n", b"\xff\r\n\r\n", b""] {
-            assert!(parse_head(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        assert_eq!(
+            head.query,
+            vec![("limit".into(), "5".into()), ("before".into(), "x".into())]
+        );
+        for bad in [
+            &b"GET\r\n\r\n"[..],
+            b"GET / HTTP/2\r\n\r\n",
+            b"get / HTTP/1.1\r\n\r\n",
+            b"GET x HTTP/1.1\r\n\r\n",
+            b"\xff\r\n\r\n",
+            b"",
+        ] {
+            assert!(
+                parse_head(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 

@@ -11,7 +11,10 @@ pub const DEFAULT_PAGE: usize = 100;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     Health,
-    List { limit: usize, before: Option<MessageId> },
+    List {
+        limit: usize,
+        before: Option<MessageId>,
+    },
     Message(MessageId),
     Sealed(MessageId),
 }
@@ -41,7 +44,10 @@ pub fn route(head: &RequestHead) -> Result<Route, Refusal> {
         _ => return Err(refuse(404, format!("no such endpoint: {}", head.path))),
     };
     if head.method != "GET" {
-        return Err(refuse(405, format!("{} is not allowed here; use GET", head.method)));
+        return Err(refuse(
+            405,
+            format!("{} is not allowed here; use GET", head.method),
+        ));
     }
     Ok(route)
 }
@@ -60,7 +66,9 @@ fn list(head: &RequestHead) -> Result<Route, Refusal> {
                     .parse::<usize>()
                     .ok()
                     .filter(|n| (1..=MAX_PAGE).contains(n))
-                    .ok_or_else(|| refuse(400, format!("limit must be between 1 and {MAX_PAGE}")))?;
+                    .ok_or_else(|| {
+                        refuse(400, format!("limit must be between 1 and {MAX_PAGE}"))
+                    })?;
             }
             "before" => before = Some(parse_id(value)?),
             other => return Err(refuse(400, format!("unknown query parameter {other:?}"))),
@@ -83,16 +91,31 @@ mod tests {
     fn routes() {
         let id = "0193a5c4-0000-7000-8000-000000000000";
         assert_eq!(route_of("GET /v1/health HTTP/1.1"), Ok(Route::Health));
-        assert_eq!(route_of("GET /v1/messages HTTP/1.1"), Ok(Route::List { limit: DEFAULT_PAGE, before: None }));
+        assert_eq!(
+            route_of("GET /v1/messages HTTP/1.1"),
+            Ok(Route::List {
+                limit: DEFAULT_PAGE,
+                before: None
+            })
+        );
         assert_eq!(
             route_of(&format!("GET /v1/messages?limit=3&before={id} HTTP/1.1")),
-            Ok(Route::List { limit: 3, before: Some(id.parse().expect("id")) })
+            Ok(Route::List {
+                limit: 3,
+                before: Some(id.parse().expect("id"))
+            })
         );
-        assert_eq!(route_of(&format!("GET /v1/messages/{id}/sealed HTTP/1.1")), Ok(Route::Sealed(id.parse().expect("id"))));
+        assert_eq!(
+            route_of(&format!("GET /v1/messages/{id}/sealed HTTP/1.1")),
+            Ok(Route::Sealed(id.parse().expect("id")))
+        );
         assert_eq!(route_of("GET /v1/messages?limit=0 HTTP/1.1"), Err(400));
         assert_eq!(route_of("GET /v1/messages?limit=99999 HTTP/1.1"), Err(400));
         assert_eq!(route_of("GET /v1/messages?evil=1 HTTP/1.1"), Err(400));
-        assert_eq!(route_of("GET /v1/messages/..%2f..%2fetc HTTP/1.1"), Err(400));
+        assert_eq!(
+            route_of("GET /v1/messages/..%2f..%2fetc HTTP/1.1"),
+            Err(400)
+        );
         assert_eq!(route_of("DELETE /v1/health HTTP/1.1"), Err(405));
         assert_eq!(route_of("GET /etc/passwd HTTP/1.1"), Err(404));
     }

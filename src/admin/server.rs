@@ -24,7 +24,10 @@ const MAX_CLIENTS: usize = 32;
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
     #[error("admin socket {path}: {source}")]
-    Bind { path: PathBuf, source: std::io::Error },
+    Bind {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("admin socket {path} is in use by a running server")]
     InUse { path: PathBuf },
 }
@@ -33,7 +36,10 @@ pub enum AdminError {
 /// a live one (another server answering) is an error.
 pub fn bind(path: &Path) -> Result<UnixListener, AdminError> {
     use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-    let bind_err = |source| AdminError::Bind { path: path.to_owned(), source };
+    let bind_err = |source| AdminError::Bind {
+        path: path.to_owned(),
+        source,
+    };
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if !meta.file_type().is_socket() {
             return Err(bind_err(std::io::Error::new(
@@ -42,7 +48,9 @@ pub fn bind(path: &Path) -> Result<UnixListener, AdminError> {
             )));
         }
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(AdminError::InUse { path: path.to_owned() });
+            return Err(AdminError::InUse {
+                path: path.to_owned(),
+            });
         }
         std::fs::remove_file(path).map_err(bind_err)?;
     }
@@ -55,7 +63,12 @@ pub fn bind(path: &Path) -> Result<UnixListener, AdminError> {
 }
 
 /// Serves requests until `shutdown` is cancelled, then removes the socket file.
-pub async fn run(listener: UnixListener, path: PathBuf, store: Arc<Store>, shutdown: CancellationToken) {
+pub async fn run(
+    listener: UnixListener,
+    path: PathBuf,
+    store: Arc<Store>,
+    shutdown: CancellationToken,
+) {
     let tracker = TaskTracker::new();
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CLIENTS));
     loop {
@@ -85,11 +98,23 @@ async fn serve(mut stream: UnixStream, store: &Store) {
     let head = match tokio::time::timeout(REQUEST_TIMEOUT, read_head(&mut stream)).await {
         Ok(Ok(head)) => head,
         Ok(Err(refusal)) => return respond_error(&mut stream, refusal).await,
-        Err(_) => return respond_error(&mut stream, Refusal { status: 408, message: "request timed out".into() }).await,
+        Err(_) => {
+            return respond_error(
+                &mut stream,
+                Refusal {
+                    status: 408,
+                    message: "request timed out".into(),
+                },
+            )
+            .await;
+        }
     };
     let result = match parse_head(&head) {
         Ok(head) => route(&head),
-        Err(bad) => Err(Refusal { status: 400, message: bad.0 }),
+        Err(bad) => Err(Refusal {
+            status: 400,
+            message: bad.0,
+        }),
     };
     match result {
         Ok(route) => {
@@ -105,9 +130,15 @@ async fn read_head(stream: &mut UnixStream) -> Result<Vec<u8>, Refusal> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     loop {
-        let n = stream.read(&mut chunk).await.map_err(|e| Refusal { status: 400, message: e.to_string() })?;
+        let n = stream.read(&mut chunk).await.map_err(|e| Refusal {
+            status: 400,
+            message: e.to_string(),
+        })?;
         if n == 0 {
-            return Err(Refusal { status: 400, message: "connection closed mid-request".into() });
+            return Err(Refusal {
+                status: 400,
+                message: "connection closed mid-request".into(),
+            });
         }
         buf.extend_from_slice(&chunk[..n]);
         if let Some(end) = head_end(&buf) {
@@ -115,7 +146,10 @@ async fn read_head(stream: &mut UnixStream) -> Result<Vec<u8>, Refusal> {
             return Ok(buf);
         }
         if buf.len() > MAX_HEAD {
-            return Err(Refusal { status: 431, message: "request head too large".into() });
+            return Err(Refusal {
+                status: 431,
+                message: "request head too large".into(),
+            });
         }
     }
 }
@@ -133,43 +167,73 @@ fn item(entry: Entry) -> MessageItem {
 
 fn internal(error: impl std::fmt::Display) -> Refusal {
     tracing::error!(%error, "admin request failed");
-    Refusal { status: 500, message: "internal error; see the server log".into() }
+    Refusal {
+        status: 500,
+        message: "internal error; see the server log".into(),
+    }
 }
 
 async fn answer(stream: &mut UnixStream, store: &Store, route: Route) -> Result<(), Refusal> {
     let body = match route {
-        Route::Health => serde_json::json!({ "status": "ok", "messages": store.count().map_err(internal)? }).to_string(),
+        Route::Health => {
+            serde_json::json!({ "status": "ok", "messages": store.count().map_err(internal)? })
+                .to_string()
+        }
         Route::List { limit, before } => {
             let entries = store.list(before, limit).map_err(internal)?;
-            let next_before = (entries.len() == limit).then(|| entries.last().map(|e| e.id.to_string())).flatten();
-            let page = MessagePage { messages: entries.into_iter().map(item).collect(), next_before };
+            let next_before = (entries.len() == limit)
+                .then(|| entries.last().map(|e| e.id.to_string()))
+                .flatten();
+            let page = MessagePage {
+                messages: entries.into_iter().map(item).collect(),
+                next_before,
+            };
             serde_json::to_string(&page).map_err(internal)?
         }
         Route::Message(id) => {
-            let entry = store.get(id).map_err(internal)?.ok_or_else(|| not_found(id))?;
+            let entry = store
+                .get(id)
+                .map_err(internal)?
+                .ok_or_else(|| not_found(id))?;
             serde_json::to_string(&item(entry)).map_err(internal)?
         }
         Route::Sealed(id) => {
-            store.get(id).map_err(internal)?.ok_or_else(|| not_found(id))?;
+            store
+                .get(id)
+                .map_err(internal)?
+                .ok_or_else(|| not_found(id))?;
             let path = store.blob_path(id);
             let mut file = tokio::fs::File::open(&path).await.map_err(internal)?;
             let length = file.metadata().await.map_err(internal)?.len();
-            let _ = stream.write_all(&response_head(200, "application/octet-stream", length)).await;
+            let _ = stream
+                .write_all(&response_head(200, "application/octet-stream", length))
+                .await;
             let _ = tokio::io::copy(&mut file, stream).await;
             return Ok(());
         }
     };
-    let _ = stream.write_all(&response_head(200, "application/json", body.len() as u64)).await;
+    let _ = stream
+        .write_all(&response_head(200, "application/json", body.len() as u64))
+        .await;
     let _ = stream.write_all(body.as_bytes()).await;
     Ok(())
 }
 
 fn not_found(id: crate::store::MessageId) -> Refusal {
-    Refusal { status: 404, message: format!("no message {id}") }
+    Refusal {
+        status: 404,
+        message: format!("no message {id}"),
+    }
 }
 
 async fn respond_error(stream: &mut UnixStream, refusal: Refusal) {
     let body = serde_json::json!({ "error": refusal.message }).to_string();
-    let _ = stream.write_all(&response_head(refusal.status, "application/json", body.len() as u64)).await;
+    let _ = stream
+        .write_all(&response_head(
+            refusal.status,
+            "application/json",
+            body.len() as u64,
+        ))
+        .await;
     let _ = stream.write_all(body.as_bytes()).await;
 }

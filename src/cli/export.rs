@@ -33,7 +33,8 @@ pub fn run(context: &ReviewContext, id: &str, output: Option<&Path>) -> anyhow::
         None => {
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
-            std::io::copy(&mut plaintext, &mut out).with_context(|| format!("decrypting message {id}"))?;
+            std::io::copy(&mut plaintext, &mut out)
+                .with_context(|| format!("decrypting message {id}"))?;
             out.flush()?;
         }
     }

@@ -14,11 +14,19 @@ pub fn run(output: &Path) -> anyhow::Result<()> {
         .create_new(true)
         .mode(0o600)
         .open(output)
-        .with_context(|| format!("cannot create {} (an existing file is never overwritten)", output.display()))?;
+        .with_context(|| {
+            format!(
+                "cannot create {} (an existing file is never overwritten)",
+                output.display()
+            )
+        })?;
     file.write_all(identity.file_text.as_bytes())
         .and_then(|()| file.sync_all())
         .with_context(|| format!("writing {}", output.display()))?;
-    eprintln!("identity written to {}; keep it off the gateway", output.display());
+    eprintln!(
+        "identity written to {}; keep it off the gateway",
+        output.display()
+    );
     println!("{}", identity.recipient);
     Ok(())
 }

@@ -74,15 +74,20 @@ fn decrypt(context: &ReviewContext, item: MessageItem) -> anyhow::Result<Listed>
     let sealed = base64::engine::general_purpose::STANDARD
         .decode(&item.summary)
         .with_context(|| format!("message {}: summary is not base64", item.id))?;
-    let plain = context
-        .identities
-        .open_bytes(&sealed)
-        .with_context(|| format!("cannot decrypt the summary of message {} (is this the right identity?)", item.id))?;
+    let plain = context.identities.open_bytes(&sealed).with_context(|| {
+        format!(
+            "cannot decrypt the summary of message {} (is this the right identity?)",
+            item.id
+        )
+    })?;
     let summary: Summary = serde_json::from_slice(&plain)
         .with_context(|| format!("message {}: summary is not valid JSON", item.id))?;
     let received_at = time::OffsetDateTime::from_unix_timestamp(item.received_at)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default();
     Ok(Listed {
         id: item.id,
@@ -110,11 +115,26 @@ fn write_table(out: &mut impl Write, listed: &[Listed]) -> anyhow::Result<()> {
     }
     let mut table = comfy_table::Table::new();
     table.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
-    table.set_header(["Received (UTC)", "ID", "Envelope from", "To", "Subject", "Size", "TLS"]);
+    table.set_header([
+        "Received (UTC)",
+        "ID",
+        "Envelope from",
+        "To",
+        "Subject",
+        "Size",
+        "TLS",
+    ]);
     for m in listed {
-        let sender = if m.mail_from.is_empty() { "<>".to_owned() } else { m.mail_from.clone() };
+        let sender = if m.mail_from.is_empty() {
+            "<>".to_owned()
+        } else {
+            m.mail_from.clone()
+        };
         table.add_row([
-            m.received_at.replace('T', " ").trim_end_matches('Z').to_owned(),
+            m.received_at
+                .replace('T', " ")
+                .trim_end_matches('Z')
+                .to_owned(),
             m.id.clone(),
             sanitize(&sender),
             sanitize(&m.rcpt_to.join(", ")),

@@ -28,7 +28,13 @@ pub const IDENTITY_ENV: &str = "RECLAIM_IDENTITY";
 )]
 pub struct Args {
     /// Config file.
-    #[arg(short, long, global = true, value_name = "CONFIG", env = "RECLAIM_CONFIG")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        value_name = "CONFIG",
+        env = "RECLAIM_CONFIG"
+    )]
     pub config: Option<PathBuf>,
     /// Reviewer identity: an age identity file (plain or passphrase-protected) or an
     /// OpenSSH private key.
@@ -96,7 +102,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 fn config_path(args: &Args) -> PathBuf {
-    args.config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH))
+    args.config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH))
 }
 
 /// What reviewing commands need: the admin API and the reviewer's identities.

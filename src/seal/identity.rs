@@ -120,7 +120,10 @@ impl Identities {
     }
 
     /// Opens a sealed stream from a buffered reader (faster header parsing).
-    pub fn open_buffered<R: BufRead>(&self, sealed: R) -> Result<impl Read + use<'_, R>, SealError> {
+    pub fn open_buffered<R: BufRead>(
+        &self,
+        sealed: R,
+    ) -> Result<impl Read + use<'_, R>, SealError> {
         let decryptor = age::Decryptor::new_buffered(sealed)?;
         Ok(decryptor.decrypt(self.inner.iter().map(|i| i.as_ref()))?)
     }

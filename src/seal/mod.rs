@@ -174,9 +174,15 @@ mod tests {
         let sealer = Sealer::new(recipients).expect("one recipient");
         let sealed = sealer.seal_bytes(b"secret case file").expect("seal");
         assert!(!sealed.windows(6).any(|w| w == b"secret"));
-        let opened = Identities::from_x25519(vec![id]).open_bytes(&sealed).expect("open");
+        let opened = Identities::from_x25519(vec![id])
+            .open_bytes(&sealed)
+            .expect("open");
         assert_eq!(opened, b"secret case file");
-        assert!(Identities::from_x25519(vec![other]).open_bytes(&sealed).is_err());
+        assert!(
+            Identities::from_x25519(vec![other])
+                .open_bytes(&sealed)
+                .is_err()
+        );
     }
 
     #[test]

@@ -35,7 +35,12 @@ enum Outcome {
 }
 
 /// Serves one client connection to the end.
-pub async fn handle(mut stream: TcpStream, peer: SocketAddr, gateway: Arc<Gateway>, shutdown: Shutdown) {
+pub async fn handle(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    gateway: Arc<Gateway>,
+    shutdown: Shutdown,
+) {
     let deadline = Instant::now() + gateway.session.limits.session_timeout;
     let mut session = Session::new(gateway.session.clone(), peer.ip(), None);
     let greeting = session.greeting().to_wire();
@@ -66,7 +71,11 @@ pub async fn handle(mut stream: TcpStream, peer: SocketAddr, gateway: Arc<Gatewa
     let _ = tls_stream.shutdown().await;
 }
 
-async fn write_all<S: AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8], gateway: &Gateway) -> Result<(), ()> {
+async fn write_all<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    bytes: &[u8],
+    gateway: &Gateway,
+) -> Result<(), ()> {
     // A client that never reads must not pin the connection forever.
     match timeout(gateway.session.limits.command_timeout, async {
         stream.write_all(bytes).await?;
@@ -133,7 +142,13 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
             }
             Action::MessageStart(envelope) => {
                 tracing::debug!(mail_from = %envelope.mail_from, rcpt_to = ?envelope.rcpt_to, "message starts");
-                let started = Intake::start(&gateway.store, &gateway.sealer, &envelope, &gateway.session.hostname).await;
+                let started = Intake::start(
+                    &gateway.store,
+                    &gateway.sealer,
+                    &envelope,
+                    &gateway.session.hostname,
+                )
+                .await;
                 intake = Some(started.map_err(|error| {
                     tracing::error!(%error, "cannot open a sealed message in the store");
                 }));
@@ -151,7 +166,10 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
                 let outcome = match intake.take() {
                     Some(Ok(current)) => {
                         let started = std::time::Instant::now();
-                        match current.finish(&gateway.store, &gateway.session.domains, &summary).await {
+                        match current
+                            .finish(&gateway.store, &gateway.session.domains, &summary)
+                            .await
+                        {
                             Ok(id) => {
                                 tracing::info!(%id, elapsed_ms = started.elapsed().as_millis() as u64, "message quarantined");
                                 StoreOutcome::Stored { id: id.to_string() }

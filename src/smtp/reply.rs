@@ -64,8 +64,14 @@ mod tests {
             Reply::new(550, "5.7.1", "Relaying denied").to_wire(),
             b"550 5.7.1 Relaying denied\r\n"
         );
-        let ehlo = Reply::multiline(250, vec!["mx".into(), "PIPELINING".into(), "SIZE 10".into()]);
-        assert_eq!(ehlo.to_wire(), b"250-mx\r\n250-PIPELINING\r\n250 SIZE 10\r\n");
+        let ehlo = Reply::multiline(
+            250,
+            vec!["mx".into(), "PIPELINING".into(), "SIZE 10".into()],
+        );
+        assert_eq!(
+            ehlo.to_wire(),
+            b"250-mx\r\n250-PIPELINING\r\n250 SIZE 10\r\n"
+        );
         assert_eq!(
             Reply::new(250, "", "a\r\nb").to_wire(),
             b"250 a??b\r\n",

@@ -215,13 +215,27 @@ impl Session {
     /// The client was silent too long: the reply to send before closing.
     pub fn timed_out(&mut self) -> Reply {
         self.close();
-        Reply::new(421, "4.4.2", format!("{} Timeout exceeded, closing connection", self.config.hostname))
+        Reply::new(
+            421,
+            "4.4.2",
+            format!(
+                "{} Timeout exceeded, closing connection",
+                self.config.hostname
+            ),
+        )
     }
 
     /// The server is shutting down: the reply to send before closing.
     pub fn shutting_down(&mut self) -> Reply {
         self.close();
-        Reply::new(421, "4.3.0", format!("{} Service shutting down, try again later", self.config.hostname))
+        Reply::new(
+            421,
+            "4.3.0",
+            format!(
+                "{} Service shutting down, try again later",
+                self.config.hostname
+            ),
+        )
     }
 
     fn close(&mut self) {
@@ -241,7 +255,14 @@ impl Session {
         self.reply(reply);
         self.errors += 1;
         if self.errors >= self.config.limits.max_errors {
-            self.reply(Reply::new(421, "4.7.0", format!("{} Too many errors, closing connection", self.config.hostname)));
+            self.reply(Reply::new(
+                421,
+                "4.7.0",
+                format!(
+                    "{} Too many errors, closing connection",
+                    self.config.hostname
+                ),
+            ));
             self.close();
             self.actions.push_back(Action::Close);
         }
@@ -258,7 +279,9 @@ impl Session {
             return false;
         };
         let line: Vec<u8> = self.input.drain(..=end).collect();
-        if std::mem::take(&mut self.skipping_long_line) || line.len() > self.config.limits.max_line_length {
+        if std::mem::take(&mut self.skipping_long_line)
+            || line.len() > self.config.limits.max_line_length
+        {
             self.fail(Reply::new(500, "5.5.2", "Line too long"));
             return true;
         }
@@ -273,7 +296,11 @@ impl Session {
             .iter()
             .any(|verb| upper.starts_with(verb.as_bytes()))
         {
-            self.reply(Reply::new(554, "5.7.0", "This is an SMTP server, closing connection"));
+            self.reply(Reply::new(
+                554,
+                "5.7.0",
+                "This is an SMTP server, closing connection",
+            ));
             self.close();
             return;
         }
@@ -289,11 +316,21 @@ impl Session {
     fn parse_error(&mut self, error: ParseError) {
         let reply = match error {
             ParseError::UnknownCommand => Reply::new(500, "5.5.2", "Command unrecognized"),
-            ParseError::InvalidSenderAddress => Reply::new(501, "5.1.7", "Bad sender address syntax"),
-            ParseError::InvalidRecipientAddress => Reply::new(501, "5.1.3", "Bad recipient address syntax"),
-            ParseError::SyntaxError { syntax } => Reply::new(501, "5.5.4", format!("Syntax: {syntax}")),
-            ParseError::InvalidParameter { param } => Reply::new(501, "5.5.4", format!("Invalid parameter {param}")),
-            ParseError::UnsupportedParameter { .. } => Reply::new(555, "5.5.4", "Unsupported parameter"),
+            ParseError::InvalidSenderAddress => {
+                Reply::new(501, "5.1.7", "Bad sender address syntax")
+            }
+            ParseError::InvalidRecipientAddress => {
+                Reply::new(501, "5.1.3", "Bad recipient address syntax")
+            }
+            ParseError::SyntaxError { syntax } => {
+                Reply::new(501, "5.5.4", format!("Syntax: {syntax}"))
+            }
+            ParseError::InvalidParameter { param } => {
+                Reply::new(501, "5.5.4", format!("Invalid parameter {param}"))
+            }
+            ParseError::UnsupportedParameter { .. } => {
+                Reply::new(555, "5.5.4", "Unsupported parameter")
+            }
             _ => Reply::new(500, "5.5.2", "Syntax error"),
         };
         self.fail(reply);
@@ -306,7 +343,10 @@ impl Session {
             Request::Mail { from } => self.mail(from),
             Request::Rcpt { to } => self.rcpt(to.address),
             Request::Data => self.data(),
-            Request::Bdat { chunk_size, is_last } => self.bdat(chunk_size as u64, is_last),
+            Request::Bdat {
+                chunk_size,
+                is_last,
+            } => self.bdat(chunk_size as u64, is_last),
             Request::Rset => {
                 self.reset_transaction();
                 self.reply(Reply::new(250, "2.0.0", "Ok"));
@@ -328,8 +368,13 @@ impl Session {
             )),
             Request::StartTls => self.starttls(),
             Request::Expn { .. } => self.fail(Reply::new(502, "5.5.1", "EXPN not available")),
-            Request::Lhlo { .. } => self.fail(Reply::new(500, "5.5.1", "This is not an LMTP server")),
-            Request::Auth { .. } | Request::Etrn { .. } | Request::Atrn { .. } | Request::Burl { .. } => {
+            Request::Lhlo { .. } => {
+                self.fail(Reply::new(500, "5.5.1", "This is not an LMTP server"))
+            }
+            Request::Auth { .. }
+            | Request::Etrn { .. }
+            | Request::Atrn { .. }
+            | Request::Burl { .. } => {
                 self.fail(Reply::new(502, "5.5.1", "Command not implemented"))
             }
         }
@@ -370,7 +415,11 @@ impl Session {
             return self.fail(Reply::new(555, "5.5.4", "BODY=BINARYMIME is not supported"));
         }
         if from.size as u64 > self.config.limits.max_message_size {
-            return self.fail(Reply::new(552, "5.3.4", "Message size exceeds fixed maximum message size"));
+            return self.fail(Reply::new(
+                552,
+                "5.3.4",
+                "Message size exceeds fixed maximum message size",
+            ));
         }
         self.transaction = Some(Transaction {
             mail_from: from.address,
@@ -404,9 +453,13 @@ impl Session {
             }
         };
         if !accepted {
-            return self.fail(Reply::new(550, "5.7.1", "Relaying denied: not a domain this server accepts mail for"));
+            return self.fail(Reply::new(
+                550,
+                "5.7.1",
+                "Relaying denied: not a domain this server accepts mail for",
+            ));
         }
-        if !transaction.rcpt_to.iter().any(|r| *r == address) {
+        if !transaction.rcpt_to.contains(&address) {
             transaction.rcpt_to.push(address);
         }
         self.reply(Reply::new(250, "2.1.5", "Recipient ok"));
@@ -440,7 +493,8 @@ impl Session {
                 oversize: false,
                 via_bdat,
             });
-            self.actions.push_back(Action::MessageStart(Box::new(envelope)));
+            self.actions
+                .push_back(Action::MessageStart(Box::new(envelope)));
         }
     }
 
@@ -457,7 +511,11 @@ impl Session {
         if size > self.config.limits.max_message_size {
             // The chunk alone is over the limit: reading it just to throw it away would let
             // a client keep us busy for as long as it likes.
-            self.reply(Reply::new(552, "5.3.4", "Message size exceeds fixed maximum message size"));
+            self.reply(Reply::new(
+                552,
+                "5.3.4",
+                "Message size exceeds fixed maximum message size",
+            ));
             self.close();
             return;
         }
@@ -481,7 +539,11 @@ impl Session {
             return self.fail(Reply::new(503, "5.5.1", "TLS already active"));
         }
         if self.transaction.is_some() {
-            return self.fail(Reply::new(503, "5.5.1", "STARTTLS not allowed during a mail transaction"));
+            return self.fail(Reply::new(
+                503,
+                "5.5.1",
+                "STARTTLS not allowed during a mail transaction",
+            ));
         }
         self.reply(Reply::new(220, "2.0.0", "Ready to start TLS"));
         // CVE-2011-0411: whatever the client sent after STARTTLS in plaintext must not be
@@ -509,7 +571,13 @@ impl Session {
     }
 
     fn step_bdat(&mut self) -> bool {
-        let State::Bdat { size, remaining, reject, .. } = &mut self.state else {
+        let State::Bdat {
+            size,
+            remaining,
+            reject,
+            ..
+        } = &mut self.state
+        else {
             return false;
         };
         if *remaining > 0 && self.input.is_empty() {
@@ -526,7 +594,10 @@ impl Session {
             return true;
         }
         match std::mem::replace(&mut self.state, State::Command) {
-            State::Bdat { reject: Some(reply), .. } => self.fail(reply),
+            State::Bdat {
+                reject: Some(reply),
+                ..
+            } => self.fail(reply),
             State::Bdat { last: true, .. } => self.end_body(),
             _ => {
                 let oversize = self
@@ -536,7 +607,11 @@ impl Session {
                     .is_some_and(|b| b.oversize);
                 if oversize {
                     self.reset_transaction();
-                    self.reply(Reply::new(552, "5.3.4", "Message size exceeds fixed maximum message size"));
+                    self.reply(Reply::new(
+                        552,
+                        "5.3.4",
+                        "Message size exceeds fixed maximum message size",
+                    ));
                 } else {
                     self.reply(Reply::new(250, "2.0.0", format!("{size} octets received")));
                 }
@@ -575,12 +650,20 @@ impl Session {
             return;
         };
         if body.oversize {
-            return self.reply(Reply::new(552, "5.3.4", "Message size exceeds fixed maximum message size"));
+            return self.reply(Reply::new(
+                552,
+                "5.3.4",
+                "Message size exceeds fixed maximum message size",
+            ));
         }
         let facts = body.scanner.facts();
         if facts.received_count > max_hops {
             self.actions.push_back(Action::MessageAbort);
-            return self.reply(Reply::new(554, "5.4.6", "Too many hops (Received header fields), routing loop?"));
+            return self.reply(Reply::new(
+                554,
+                "5.4.6",
+                "Too many hops (Received header fields), routing loop?",
+            ));
         }
         let summary = Summary {
             mail_from: transaction.mail_from.clone(),
@@ -595,11 +678,16 @@ impl Session {
         };
         self.transaction = Some(transaction);
         self.state = State::AwaitingStore;
-        self.actions.push_back(Action::MessageEnd(Box::new(summary)));
+        self.actions
+            .push_back(Action::MessageEnd(Box::new(summary)));
     }
 
     fn reset_transaction(&mut self) {
-        if self.transaction.take().is_some_and(|t| t.body.is_some_and(|b| !b.oversize)) {
+        if self
+            .transaction
+            .take()
+            .is_some_and(|t| t.body.is_some_and(|b| !b.oversize))
+        {
             self.actions.push_back(Action::MessageAbort);
         }
     }

@@ -41,7 +41,10 @@ fn run_with(cfg: Arc<SessionConfig>, input: &[u8], chunk: usize) -> Run {
             },
             Action::StartTls => {
                 run.starttls = true;
-                session.tls_established(TlsInfo { version: "TLSv1.3".into(), cipher: "X".into() });
+                session.tls_established(TlsInfo {
+                    version: "TLSv1.3".into(),
+                    cipher: "X".into(),
+                });
             }
             Action::MessageStart(_) => current = Some(Vec::new()),
             Action::MessageData(bytes) => current.as_mut().expect("message started").extend(bytes),
@@ -52,7 +55,9 @@ fn run_with(cfg: Arc<SessionConfig>, input: &[u8], chunk: usize) -> Run {
             Action::MessageEnd(summary) => {
                 let body = current.take().expect("message started");
                 run.stored.push((*summary, body));
-                session.message_stored(StoreOutcome::Stored { id: format!("ID{}", run.stored.len()) });
+                session.message_stored(StoreOutcome::Stored {
+                    id: format!("ID{}", run.stored.len()),
+                });
             }
             Action::Close => {
                 run.closed = true;
@@ -72,14 +77,23 @@ fn run_limits(input: &[u8], limits: Limits) -> Run {
     let whole = run_with(cfg.clone(), input, input.len());
     for chunk in [1, 2, 3, 7] {
         let other = run_with(cfg.clone(), input, chunk);
-        assert_eq!(other.wire, whole.wire, "chunks of {chunk} changed the replies");
-        assert_eq!(other.stored, whole.stored, "chunks of {chunk} changed what was stored");
+        assert_eq!(
+            other.wire, whole.wire,
+            "chunks of {chunk} changed the replies"
+        );
+        assert_eq!(
+            other.stored, whole.stored,
+            "chunks of {chunk} changed what was stored"
+        );
     }
     whole
 }
 
 fn codes(wire: &str) -> Vec<&str> {
-    wire.lines().filter(|l| l.as_bytes().get(3) == Some(&b' ')).map(|l| &l[..3]).collect()
+    wire.lines()
+        .filter(|l| l.as_bytes().get(3) == Some(&b' '))
+        .map(|l| &l[..3])
+        .collect()
 }
 
 const HELLO: &str = "EHLO client.example\r\n";
@@ -91,13 +105,19 @@ fn pipelined_transaction_is_stored_exactly() {
          Subject: hi\r\n\r\n..dot line\r\nbody\r\n.\r\nQUIT\r\n"
     );
     let r = run(input.as_bytes());
-    assert_eq!(codes(&r.wire), ["250", "250", "250", "250", "354", "250", "221"]);
+    assert_eq!(
+        codes(&r.wire),
+        ["250", "250", "250", "250", "354", "250", "221"]
+    );
     assert!(r.wire.contains("250 2.0.0 Ok: queued as ID1"));
     assert_eq!(r.stored.len(), 1);
     let (summary, body) = &r.stored[0];
     assert_eq!(body, b"Subject: hi\r\n\r\n.dot line\r\nbody\r\n");
     assert_eq!(summary.mail_from, "a@partner.example");
-    assert_eq!(summary.rcpt_to, ["Jan@OLD.example", "x@a.b.retired.example"]);
+    assert_eq!(
+        summary.rcpt_to,
+        ["Jan@OLD.example", "x@a.b.retired.example"]
+    );
     assert_eq!(summary.subject.as_deref(), Some("hi"));
     assert_eq!(summary.helo, "client.example");
     assert!(r.closed);
@@ -106,17 +126,28 @@ fn pipelined_transaction_is_stored_exactly() {
 #[test]
 fn ehlo_advertises_extensions() {
     let r = run(HELLO.as_bytes());
-    for ext in ["PIPELINING", "SIZE 26214400", "8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES", "CHUNKING"] {
+    for ext in [
+        "PIPELINING",
+        "SIZE 26214400",
+        "8BITMIME",
+        "SMTPUTF8",
+        "ENHANCEDSTATUSCODES",
+        "CHUNKING",
+    ] {
         assert!(r.wire.contains(ext), "{ext} missing in {}", r.wire);
     }
-    assert!(!r.wire.contains("STARTTLS"), "no STARTTLS without a certificate");
+    assert!(
+        !r.wire.contains("STARTTLS"),
+        "no STARTTLS without a certificate"
+    );
     let with_tls = run_with(config(Limits::default(), true), HELLO.as_bytes(), 100);
     assert!(with_tls.wire.contains("250-STARTTLS"));
 }
 
 #[test]
 fn empty_message_and_null_sender() {
-    let r = run(format!("{HELLO}MAIL FROM:<>\r\nRCPT TO:<a@old.example>\r\nDATA\r\n.\r\n").as_bytes());
+    let r =
+        run(format!("{HELLO}MAIL FROM:<>\r\nRCPT TO:<a@old.example>\r\nDATA\r\n.\r\n").as_bytes());
     assert_eq!(codes(&r.wire), ["250", "250", "250", "354", "250"]);
     assert_eq!(r.stored[0].1, b"");
     assert_eq!(r.stored[0].0.mail_from, "");
@@ -132,20 +163,31 @@ fn relaying_is_refused() {
         .as_bytes(),
     );
     // Address literals and source routes are not even valid syntax (501); nothing is relayed.
-    assert_eq!(codes(&r.wire), ["250", "250", "550", "550", "501", "501", "250"]);
+    assert_eq!(
+        codes(&r.wire),
+        ["250", "250", "550", "550", "501", "501", "250"]
+    );
     assert!(r.wire.contains("550 5.7.1"));
 }
 
 #[test]
 fn order_of_commands_is_enforced() {
     let r = run(b"MAIL FROM:<a@b.example>\r\nHELO x\r\nRCPT TO:<a@old.example>\r\nDATA\r\nMAIL FROM:<a@b.example>\r\nDATA\r\nMAIL FROM:<c@d.example>\r\n");
-    assert_eq!(codes(&r.wire), ["503", "250", "503", "503", "250", "554", "503"]);
+    assert_eq!(
+        codes(&r.wire),
+        ["503", "250", "503", "503", "250", "554", "503"]
+    );
 }
 
 #[test]
 fn too_many_recipients() {
-    let limits = Limits { max_recipients: 2, ..Limits::default() };
-    let input = format!("{HELLO}MAIL FROM:<a@b.example>\r\nRCPT TO:<1@old.example>\r\nRCPT TO:<2@old.example>\r\nRCPT TO:<3@old.example>\r\n");
+    let limits = Limits {
+        max_recipients: 2,
+        ..Limits::default()
+    };
+    let input = format!(
+        "{HELLO}MAIL FROM:<a@b.example>\r\nRCPT TO:<1@old.example>\r\nRCPT TO:<2@old.example>\r\nRCPT TO:<3@old.example>\r\n"
+    );
     let r = run_limits(input.as_bytes(), limits);
     assert_eq!(codes(&r.wire), ["250", "250", "250", "250", "452"]);
     assert!(r.wire.contains("452 4.5.3"));
@@ -153,14 +195,26 @@ fn too_many_recipients() {
 
 #[test]
 fn declared_size_over_limit() {
-    let limits = Limits { max_message_size: 4096, ..Limits::default() };
-    let r = run_limits(format!("{HELLO}MAIL FROM:<a@b.example> SIZE=5000\r\n").as_bytes(), limits);
-    assert!(r.wire.ends_with("552 5.3.4 Message size exceeds fixed maximum message size\r\n"));
+    let limits = Limits {
+        max_message_size: 4096,
+        ..Limits::default()
+    };
+    let r = run_limits(
+        format!("{HELLO}MAIL FROM:<a@b.example> SIZE=5000\r\n").as_bytes(),
+        limits,
+    );
+    assert!(
+        r.wire
+            .ends_with("552 5.3.4 Message size exceeds fixed maximum message size\r\n")
+    );
 }
 
 #[test]
 fn oversize_data_is_discarded_then_refused_and_session_continues() {
-    let limits = Limits { max_message_size: 4096, ..Limits::default() };
+    let limits = Limits {
+        max_message_size: 4096,
+        ..Limits::default()
+    };
     let big = "x".repeat(100) + "\r\n";
     let input = format!(
         "{HELLO}MAIL FROM:<a@b.example> SIZE=100\r\nRCPT TO:<a@old.example>\r\nDATA\r\n{}.\r\nNOOP\r\n",
@@ -181,7 +235,10 @@ fn smuggled_end_of_data_stays_in_the_message() {
         let r = run(input.as_bytes());
         assert_eq!(r.stored.len(), 1, "fake end {fake_end:?} split the message");
         let body = String::from_utf8_lossy(&r.stored[0].1).into_owned();
-        assert!(body.contains("MAIL FROM:<evil@x.example>"), "{fake_end:?}: {body:?}");
+        assert!(
+            body.contains("MAIL FROM:<evil@x.example>"),
+            "{fake_end:?}: {body:?}"
+        );
         assert_eq!(codes(&r.wire), ["250", "250", "250", "354", "250"]);
     }
 }
@@ -194,7 +251,10 @@ fn bdat_chunks_and_pipelining() {
     let r = run(input.as_bytes());
     assert_eq!(codes(&r.wire), ["250", "250", "250", "250", "250", "250"]);
     assert!(r.wire.contains("250 2.0.0 5 octets received"));
-    assert_eq!(r.stored[0].1, b"AB\r\nC.\r\n", "BDAT data is binary: no unstuffing");
+    assert_eq!(
+        r.stored[0].1, b"AB\r\nC.\r\n",
+        "BDAT data is binary: no unstuffing"
+    );
 }
 
 #[test]
@@ -206,34 +266,63 @@ fn bdat_without_transaction_consumes_its_data() {
 
 #[test]
 fn bdat_over_limit_closes() {
-    let limits = Limits { max_message_size: 4096, ..Limits::default() };
-    let r = run_limits(format!("{HELLO}MAIL FROM:<a@b.example>\r\nRCPT TO:<a@old.example>\r\nBDAT 999999999999\r\n").as_bytes(), limits);
-    assert!(r.wire.ends_with("552 5.3.4 Message size exceeds fixed maximum message size\r\n"));
+    let limits = Limits {
+        max_message_size: 4096,
+        ..Limits::default()
+    };
+    let r = run_limits(
+        format!(
+            "{HELLO}MAIL FROM:<a@b.example>\r\nRCPT TO:<a@old.example>\r\nBDAT 999999999999\r\n"
+        )
+        .as_bytes(),
+        limits,
+    );
+    assert!(
+        r.wire
+            .ends_with("552 5.3.4 Message size exceeds fixed maximum message size\r\n")
+    );
     assert!(r.closed);
 }
 
 #[test]
 fn too_many_hops() {
     let headers = "Received: from x by y; Sun, 29 Nov 2026 06:00:00 +0000\r\n".repeat(101);
-    let input = format!("{HELLO}MAIL FROM:<a@b.example>\r\nRCPT TO:<a@old.example>\r\nDATA\r\n{headers}\r\nbody\r\n.\r\n");
+    let input = format!(
+        "{HELLO}MAIL FROM:<a@b.example>\r\nRCPT TO:<a@old.example>\r\nDATA\r\n{headers}\r\nbody\r\n.\r\n"
+    );
     let r = run(input.as_bytes());
-    assert!(r.wire.ends_with("554 5.4.6 Too many hops (Received header fields), routing loop?\r\n"));
+    assert!(
+        r.wire
+            .ends_with("554 5.4.6 Too many hops (Received header fields), routing loop?\r\n")
+    );
     assert!(r.stored.is_empty());
-    let ok = format!("{HELLO}MAIL FROM:<a@b.example>\r\nRCPT TO:<a@old.example>\r\nDATA\r\n{}\r\nbody\r\n.\r\n", "Received: x\r\n".repeat(100));
+    let ok = format!(
+        "{HELLO}MAIL FROM:<a@b.example>\r\nRCPT TO:<a@old.example>\r\nDATA\r\n{}\r\nbody\r\n.\r\n",
+        "Received: x\r\n".repeat(100)
+    );
     assert_eq!(run(ok.as_bytes()).stored.len(), 1);
 }
 
 #[test]
 fn errors_are_counted_and_end_the_session() {
-    let limits = Limits { max_errors: 3, ..Limits::default() };
-    let r = run_limits(b"FOO\r\n\x00\xff\xfe\r\nRCPT TO:<a@old.example>\r\nNOOP\r\n", limits);
+    let limits = Limits {
+        max_errors: 3,
+        ..Limits::default()
+    };
+    let r = run_limits(
+        b"FOO\r\n\x00\xff\xfe\r\nRCPT TO:<a@old.example>\r\nNOOP\r\n",
+        limits,
+    );
     assert_eq!(codes(&r.wire), ["500", "500", "503", "421"]);
     assert!(r.closed);
 }
 
 #[test]
 fn long_lines_are_refused() {
-    let limits = Limits { max_line_length: 512, ..Limits::default() };
+    let limits = Limits {
+        max_line_length: 512,
+        ..Limits::default()
+    };
     let input = format!("NOOP {}\r\nNOOP\r\n", "a".repeat(2000));
     let r = run_limits(input.as_bytes(), limits);
     assert_eq!(codes(&r.wire), ["500", "250"]);
@@ -246,9 +335,22 @@ fn starttls_drops_plaintext_sent_after_it() {
     let input = format!("{HELLO}STARTTLS\r\nMAIL FROM:<injected@x.example>\r\n");
     let r = run_with(cfg.clone(), input.as_bytes(), input.len());
     assert!(r.starttls);
-    assert_eq!(codes(&r.wire), ["250", "220"], "the injected MAIL must not be answered: {}", r.wire);
-    let again = run_with(cfg, format!("{HELLO}STARTTLS\r\nEHLO again\r\nSTARTTLS\r\n").as_bytes(), 1);
-    assert!(again.wire.ends_with("503 5.5.1 TLS already active\r\n"), "{}", again.wire);
+    assert_eq!(
+        codes(&r.wire),
+        ["250", "220"],
+        "the injected MAIL must not be answered: {}",
+        r.wire
+    );
+    let again = run_with(
+        cfg,
+        format!("{HELLO}STARTTLS\r\nEHLO again\r\nSTARTTLS\r\n").as_bytes(),
+        1,
+    );
+    assert!(
+        again.wire.ends_with("503 5.5.1 TLS already active\r\n"),
+        "{}",
+        again.wire
+    );
 }
 
 #[test]
@@ -260,14 +362,26 @@ fn http_requests_are_hung_up_on() {
 
 #[test]
 fn misc_commands() {
-    let r = run(b"HELO x\r\nVRFY jan\r\nEXPN list\r\nHELP\r\nNOOP\r\nRSET\r\nAUTH PLAIN AAAA\r\nQUIT\r\n");
-    assert_eq!(codes(&r.wire), ["250", "252", "502", "214", "250", "250", "502", "221"]);
+    let r = run(
+        b"HELO x\r\nVRFY jan\r\nEXPN list\r\nHELP\r\nNOOP\r\nRSET\r\nAUTH PLAIN AAAA\r\nQUIT\r\n",
+    );
+    assert_eq!(
+        codes(&r.wire),
+        ["250", "252", "502", "214", "250", "250", "502", "221"]
+    );
 }
 
 #[test]
 fn utf8_addresses_are_accepted() {
-    let input = format!("{HELLO}MAIL FROM:<jürgen@bücher.example> SMTPUTF8\r\nRCPT TO:<jöran@old.example>\r\nDATA\r\nx\r\n.\r\n");
+    let input = format!(
+        "{HELLO}MAIL FROM:<jürgen@bücher.example> SMTPUTF8\r\nRCPT TO:<jöran@old.example>\r\nDATA\r\nx\r\n.\r\n"
+    );
     let r = run(input.as_bytes());
-    assert_eq!(codes(&r.wire), ["250", "250", "250", "354", "250"], "{}", r.wire);
+    assert_eq!(
+        codes(&r.wire),
+        ["250", "250", "250", "354", "250"],
+        "{}",
+        r.wire
+    );
     assert_eq!(r.stored[0].0.rcpt_to, ["jöran@old.example"]);
 }

@@ -38,7 +38,8 @@ pub fn rfc5322_date(at: SystemTime) -> String {
     let format = time::macros::format_description!(
         "[weekday repr:short], [day padding:none] [month repr:short] [year] [hour]:[minute]:[second] +0000"
     );
-    t.format(&format).unwrap_or_else(|_| "Thu, 1 Jan 1970 00:00:00 +0000".to_owned())
+    t.format(&format)
+        .unwrap_or_else(|_| "Thu, 1 Jan 1970 00:00:00 +0000".to_owned())
 }
 
 /// Removes anything that could break the header syntax (line breaks, controls).
@@ -85,7 +86,8 @@ mod tests {
             }),
         };
         let at = UNIX_EPOCH + Duration::from_secs(1_795_932_000);
-        let text = String::from_utf8(trace_fields(&envelope, "mx.old.example", "ID1", at)).expect("utf8");
+        let text =
+            String::from_utf8(trace_fields(&envelope, "mx.old.example", "ID1", at)).expect("utf8");
         assert_eq!(
             text,
             "Return-Path: <sender@partner.example>\r\n\

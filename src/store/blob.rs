@@ -20,7 +20,11 @@ pub struct BlobWriter {
 }
 
 impl BlobWriter {
-    pub(super) async fn create(id: MessageId, tmp_dir: &Path, messages_dir: &Path) -> Result<Self, StoreError> {
+    pub(super) async fn create(
+        id: MessageId,
+        tmp_dir: &Path,
+        messages_dir: &Path,
+    ) -> Result<Self, StoreError> {
         let tmp_path = tmp_dir.join(format!("{id}.age.tmp"));
         let file = tokio::fs::OpenOptions::new()
             .write(true)

@@ -54,7 +54,9 @@ impl FromStr for MessageId {
                 _ => c.is_ascii_hexdigit(),
             });
         if !valid {
-            return Err(format!("{s:?} is not a message id (expected a UUID such as 0193a5c4-…)"));
+            return Err(format!(
+                "{s:?} is not a message id (expected a UUID such as 0193a5c4-…)"
+            ));
         }
         uuid::Uuid::parse_str(s)
             .map(Self)
@@ -75,7 +77,15 @@ mod tests {
         assert_eq!(a.to_string().parse::<MessageId>(), Ok(a));
         assert_eq!(MessageId::from_key(a.key()), a);
         assert!("../../etc/passwd".parse::<MessageId>().is_err());
-        assert!("0193a5c4-0000-7000-8000-00000000000".parse::<MessageId>().is_err());
-        assert!("{0193a5c4-0000-7000-8000-000000000000}".parse::<MessageId>().is_err());
+        assert!(
+            "0193a5c4-0000-7000-8000-00000000000"
+                .parse::<MessageId>()
+                .is_err()
+        );
+        assert!(
+            "{0193a5c4-0000-7000-8000-000000000000}"
+                .parse::<MessageId>()
+                .is_err()
+        );
     }
 }

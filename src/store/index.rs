@@ -35,8 +35,10 @@ impl Index {
             let mut meta = txn.open_table(META).map_err(index_err)?;
             let mut summaries = txn.open_table(SUMMARIES).map_err(index_err)?;
             for entry in entries {
-                let json = serde_json::to_vec(&entry.meta).map_err(|e| StoreError::Index(e.to_string()))?;
-                meta.insert(entry.id.key(), json.as_slice()).map_err(index_err)?;
+                let json = serde_json::to_vec(&entry.meta)
+                    .map_err(|e| StoreError::Index(e.to_string()))?;
+                meta.insert(entry.id.key(), json.as_slice())
+                    .map_err(index_err)?;
                 summaries
                     .insert(entry.id.key(), entry.sealed_summary.as_slice())
                     .map_err(index_err)?;
@@ -45,7 +47,11 @@ impl Index {
         txn.commit().map_err(index_err)
     }
 
-    pub(super) fn list(&self, before: Option<MessageId>, limit: usize) -> Result<Vec<Entry>, StoreError> {
+    pub(super) fn list(
+        &self,
+        before: Option<MessageId>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
         let txn = self.db.begin_read().map_err(index_err)?;
         let meta = txn.open_table(META).map_err(index_err)?;
         let summaries = txn.open_table(SUMMARIES).map_err(index_err)?;

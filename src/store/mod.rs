@@ -115,7 +115,12 @@ impl Store {
     /// Makes a finished blob durable and indexes it. Returns only once the blob, its
     /// directory entry and the index commit are on disk; concurrent callers share the
     /// directory fsync and the index commit (group commit).
-    pub async fn commit(&self, blob: BlobWriter, mut meta: MessageMeta, sealed_summary: Vec<u8>) -> Result<MessageId, StoreError> {
+    pub async fn commit(
+        &self,
+        blob: BlobWriter,
+        mut meta: MessageMeta,
+        sealed_summary: Vec<u8>,
+    ) -> Result<MessageId, StoreError> {
         let id = blob.id();
         meta.sealed_size = blob.persist().await?;
         self.committer
@@ -153,7 +158,11 @@ impl Store {
 /// and timing are nobody else's business either).
 fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
     use std::os::unix::fs::DirBuilderExt;
-    match std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+    match std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+    {
         Ok(()) => Ok(()),
         Err(e) => Err(StoreError::io(dir, e)),
     }

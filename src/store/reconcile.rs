@@ -27,7 +27,11 @@ impl Reconciliation {
     }
 }
 
-pub(super) fn reconcile(index: &Index, messages_dir: &Path, tmp_dir: &Path) -> Result<Reconciliation, StoreError> {
+pub(super) fn reconcile(
+    index: &Index,
+    messages_dir: &Path,
+    tmp_dir: &Path,
+) -> Result<Reconciliation, StoreError> {
     let mut report = Reconciliation::default();
     for entry in std::fs::read_dir(tmp_dir).map_err(|e| StoreError::io(tmp_dir, e))? {
         let entry = entry.map_err(|e| StoreError::io(tmp_dir, e))?;
@@ -43,7 +47,10 @@ pub(super) fn reconcile(index: &Index, messages_dir: &Path, tmp_dir: &Path) -> R
     for entry in std::fs::read_dir(messages_dir).map_err(|e| StoreError::io(messages_dir, e))? {
         let entry = entry.map_err(|e| StoreError::io(messages_dir, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        match name.strip_suffix(".age").and_then(|stem| stem.parse::<MessageId>().ok()) {
+        match name
+            .strip_suffix(".age")
+            .and_then(|stem| stem.parse::<MessageId>().ok())
+        {
             Some(id) if indexed.contains(&id) => {
                 on_disk.insert(id);
             }

@@ -92,7 +92,9 @@ name = "bücher.example"
         std::fs::write(&config_path, &text).expect("write config");
         let config = Config::load(&config_path).expect("valid test config");
         let shutdown = CancellationToken::new();
-        let running = launch(&config, shutdown.clone()).await.expect("gateway starts");
+        let running = launch(&config, shutdown.clone())
+            .await
+            .expect("gateway starts");
         Self {
             addr: running.smtp_addrs[0],
             dir,
@@ -131,14 +133,22 @@ name = "bücher.example"
     /// Exports a message and returns its bytes.
     pub async fn export(&self, id: &str) -> Vec<u8> {
         let out = self.cli(&["export", id]).await;
-        assert!(out.status.success(), "export failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "export failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         out.stdout
     }
 
     /// `list --json`, parsed.
     pub async fn list(&self) -> Vec<serde_json::Value> {
         let out = self.cli(&["list", "--json"]).await;
-        assert!(out.status.success(), "list failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "list failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).expect("list --json prints JSON")
     }
 
@@ -184,7 +194,9 @@ impl Client {
     /// Connects and reads the greeting.
     pub async fn connect(addr: SocketAddr) -> (Self, String) {
         let stream = TcpStream::connect(addr).await.expect("connect");
-        let mut client = Self { reader: BufReader::new(stream) };
+        let mut client = Self {
+            reader: BufReader::new(stream),
+        };
         let greeting = client.reply().await;
         (client, greeting)
     }
@@ -230,7 +242,11 @@ impl Client {
     /// EHLO, MAIL, RCPT…, DATA, the dot-stuffed body, and the final reply.
     pub async fn send_message(&mut self, from: &str, to: &[&str], body: &[u8]) -> String {
         assert!(self.cmd("EHLO client.example").await.starts_with("250"));
-        assert!(self.cmd(&format!("MAIL FROM:<{from}>")).await.starts_with("250"));
+        assert!(
+            self.cmd(&format!("MAIL FROM:<{from}>"))
+                .await
+                .starts_with("250")
+        );
         for rcpt in to {
             let reply = self.cmd(&format!("RCPT TO:<{rcpt}>")).await;
             assert!(reply.starts_with("250"), "RCPT {rcpt}: {reply}");
@@ -277,7 +293,11 @@ pub fn split_trace(exported: &[u8]) -> (String, Vec<u8>) {
     let mut pos = 0;
     let mut fields = 0;
     while pos < text.len() {
-        let end = text[pos..].windows(2).position(|w| w == b"\r\n").map(|p| pos + p + 2).unwrap_or(text.len());
+        let end = text[pos..]
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .map(|p| pos + p + 2)
+            .unwrap_or(text.len());
         let line = &text[pos..end];
         let continuation = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
         if !continuation {
@@ -288,7 +308,10 @@ pub fn split_trace(exported: &[u8]) -> (String, Vec<u8>) {
         }
         pos = end;
     }
-    (String::from_utf8_lossy(&text[..pos]).into_owned(), text[pos..].to_vec())
+    (
+        String::from_utf8_lossy(&text[..pos]).into_owned(),
+        text[pos..].to_vec(),
+    )
 }
 
 /// Writes `bytes` to a file in `dir` and returns the path.
