@@ -236,4 +236,18 @@ async fn respond_error(stream: &mut UnixStream, refusal: Refusal) {
         ))
         .await;
     let _ = stream.write_all(body.as_bytes()).await;
+    // Closing with unread input would reset the connection and the client might never see
+    // the error: half-close, then drain what it still sends (bounded in bytes and time).
+    let _ = stream.shutdown().await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let mut sink = [0u8; 4096];
+        let mut left: usize = 1 << 20;
+        while let Ok(n) = stream.read(&mut sink).await {
+            if n == 0 || left < n {
+                break;
+            }
+            left -= n;
+        }
+    })
+    .await;
 }
