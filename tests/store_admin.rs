@@ -174,7 +174,7 @@ async fn reconciliation_reports_and_never_deletes() {
             .iter()
             .map(|id| id.to_string())
             .collect::<Vec<_>>(),
-        [lost.clone()]
+        vec![lost.clone()]
     );
     assert_eq!(report.messages, 1);
     assert!(!report.is_clean());
