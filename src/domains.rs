@@ -1,4 +1,7 @@
-//! Decides whether a recipient domain is one of the retired domains reclaim catches mail for.
+//! Decides whether a recipient domain is one of the retired domains reclaim catches mail for,
+//! and what to tell senders about an address there (its mode and where its owner moved).
+
+use std::collections::{BTreeMap, HashMap};
 
 /// One retired-domain entry, normalised to lower-case ASCII (IDNs in their `xn--` form).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +17,63 @@ enum Pattern {
 #[derive(Debug, Clone, Default)]
 pub struct RetiredDomains {
     patterns: Vec<(Pattern, String)>,
+    policies: HashMap<String, DomainPolicy>,
+    /// Exact old address (or `@domain`) -> new address, keys normalised.
+    relocated: HashMap<String, String>,
+    case_insensitive_local: bool,
+}
+
+/// What happens to mail for a retired domain (`mode =` in `[[domain]]`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// Accept, quarantine, then send the sender a notice.
+    #[default]
+    Notify,
+    /// Quarantine, then answer the end of data with `550 5.1.6` naming the new address.
+    Bounce,
+    /// Refuse at RCPT with `550 5.1.6`; nothing is stored.
+    Reject,
+    /// Quarantine only.
+    Silent,
+}
+
+/// Language of notices and texts for a domain.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Language {
+    #[default]
+    En,
+    Nl,
+}
+
+impl Language {
+    pub fn code(self) -> &'static str {
+        match self {
+            Language::En => "en",
+            Language::Nl => "nl",
+        }
+    }
+}
+
+/// Per-domain settings from `[[domain]]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DomainPolicy {
+    pub mode: Mode,
+    /// Same local part at this domain is the new address.
+    pub new_domain: Option<String>,
+    /// One address for everyone, when no better one is known.
+    pub contact: Option<String>,
+    pub language: Language,
+}
+
+/// What applies to one recipient address at a retired domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disposition {
+    /// The configured retired domain it falls under (normalised).
+    pub domain: String,
+    pub mode: Mode,
+    /// Where to write instead: the relocated address, or the contact.
+    pub forward: Option<String>,
+    pub language: Language,
 }
 
 impl RetiredDomains {
@@ -40,7 +100,10 @@ impl RetiredDomains {
             };
             patterns.push((pattern, ascii));
         }
-        Ok(Self { patterns })
+        Ok(Self {
+            patterns,
+            ..Self::default()
+        })
     }
 
     /// Returns the configured retired domain (normalised) that `domain` falls under, if any.
@@ -58,6 +121,77 @@ impl RetiredDomains {
             };
             hit.then_some(name.as_str())
         })
+    }
+
+    /// Sets the policy of a configured entry (as written in the config).
+    pub fn set_policy(&mut self, entry: &str, policy: DomainPolicy) -> Result<(), String> {
+        let name = entry.strip_prefix("*.").unwrap_or(entry);
+        let ascii =
+            normalize(name).ok_or_else(|| format!("{entry:?} is not a valid domain name"))?;
+        self.policies.insert(ascii, policy);
+        Ok(())
+    }
+
+    /// Sets the `[relocated]` table: `old@domain` (or `@domain`) -> new address.
+    pub fn set_relocated(
+        &mut self,
+        table: &BTreeMap<String, String>,
+        case_insensitive_local: bool,
+    ) -> Result<(), String> {
+        self.case_insensitive_local = case_insensitive_local;
+        for (old, new) in table {
+            let key = self.relocation_key(old).ok_or_else(|| {
+                format!("{old:?} is not an address (or @domain) at a retired domain")
+            })?;
+            if !new.contains('@') || new.contains(|c: char| c.is_whitespace() || c.is_control()) {
+                return Err(format!("{new:?} (for {old:?}) is not an email address"));
+            }
+            self.relocated.insert(key, new.clone());
+        }
+        Ok(())
+    }
+
+    fn relocation_key(&self, address: &str) -> Option<String> {
+        let (local, domain) = address.rsplit_once('@')?;
+        self.matching(domain)?;
+        let domain = normalize(domain)?;
+        let local = if self.case_insensitive_local {
+            local.to_lowercase()
+        } else {
+            local.to_owned()
+        };
+        Some(format!("{local}@{domain}"))
+    }
+
+    /// The mode and forwarding address for a recipient, or `None` if its domain is not
+    /// retired. Lookup order as Postfix relocated(5): the full address, then `@domain`,
+    /// then the domain's `new_domain`, then its `contact`.
+    pub fn disposition(&self, address: &str) -> Option<Disposition> {
+        let (local, domain) = address.rsplit_once('@')?;
+        let canonical = self.matching(domain)?.to_owned();
+        let policy = self.policies.get(&canonical).cloned().unwrap_or_default();
+        let own_domain = normalize(domain)?;
+        let forward = self
+            .relocation_key(address)
+            .and_then(|key| self.relocated.get(&key))
+            .or_else(|| self.relocated.get(&format!("@{own_domain}")))
+            .or_else(|| self.relocated.get(&format!("@{canonical}")))
+            .cloned()
+            .or_else(|| policy.new_domain.as_ref().map(|d| format!("{local}@{d}")))
+            .or_else(|| policy.contact.clone());
+        Some(Disposition {
+            domain: canonical,
+            mode: policy.mode,
+            forward,
+            language: policy.language,
+        })
+    }
+
+    /// The mode of every configured domain.
+    pub fn modes(&self) -> impl Iterator<Item = Mode> + '_ {
+        self.patterns
+            .iter()
+            .map(|(_, name)| self.policies.get(name).map_or(Mode::default(), |p| p.mode))
     }
 
     /// Whether no domain is configured.
@@ -117,6 +251,74 @@ mod tests {
         assert_eq!(d.matching("BÜCHER.example"), Some("xn--bcher-kva.example"));
         let d = set(&["xn--bcher-kva.example"]);
         assert_eq!(d.matching("bücher.example"), Some("xn--bcher-kva.example"));
+    }
+
+    #[test]
+    fn relocation_lookup_order() {
+        let mut d = set(&["old.example", "*.retired.example"]);
+        d.set_policy(
+            "old.example",
+            DomainPolicy {
+                mode: Mode::Bounce,
+                new_domain: Some("new.example".into()),
+                contact: Some("info@new.example".into()),
+                language: Language::Nl,
+            },
+        )
+        .expect("policy");
+        d.set_policy(
+            "*.retired.example",
+            DomainPolicy {
+                contact: Some("desk@new.example".into()),
+                ..DomainPolicy::default()
+            },
+        )
+        .expect("policy");
+        let table: BTreeMap<String, String> = [(
+            "jan@OLD.example".to_owned(),
+            "j.jansen@new.example".to_owned(),
+        )]
+        .into();
+        d.set_relocated(&table, false).expect("relocated");
+
+        let jan = d.disposition("jan@old.example").expect("retired");
+        assert_eq!(jan.forward.as_deref(), Some("j.jansen@new.example"));
+        assert_eq!((jan.mode, jan.language), (Mode::Bounce, Language::Nl));
+        // Exact local part by default: Jan is not jan.
+        assert_eq!(
+            d.disposition("Jan@old.example")
+                .and_then(|x| x.forward)
+                .as_deref(),
+            Some("Jan@new.example")
+        );
+        assert_eq!(
+            d.disposition("piet@old.example")
+                .and_then(|x| x.forward)
+                .as_deref(),
+            Some("piet@new.example")
+        );
+        let sub = d.disposition("x@a.retired.example").expect("retired");
+        assert_eq!(
+            (sub.domain.as_str(), sub.forward.as_deref(), sub.mode),
+            ("retired.example", Some("desk@new.example"), Mode::Notify)
+        );
+        assert_eq!(d.disposition("x@elsewhere.example"), None);
+
+        let mut ci = set(&["old.example"]);
+        ci.set_relocated(&table, true).expect("relocated");
+        assert_eq!(
+            ci.disposition("JAN@old.example")
+                .and_then(|x| x.forward)
+                .as_deref(),
+            Some("j.jansen@new.example")
+        );
+        assert!(
+            ci.set_relocated(
+                &[("a@other.example".to_owned(), "b@new.example".to_owned())].into(),
+                false
+            )
+            .is_err()
+        );
     }
 
     #[test]

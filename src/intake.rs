@@ -10,7 +10,7 @@ use crate::domains::RetiredDomains;
 use crate::seal::{SealError, SealWriter, Sealer};
 use crate::smtp::Envelope;
 use crate::smtp::trace::trace_fields;
-use crate::store::{BlobWriter, MessageId, MessageMeta, Store, StoreError};
+use crate::store::{BlobWriter, MessageId, MessageMeta, QueuedNotice, Store, StoreError};
 use crate::summary::Summary;
 
 /// Why a message could not be taken in. Always answered with `451 4.3.0`.
@@ -57,6 +57,39 @@ pub struct Intake {
     blob: BlobWriter,
     size: u64,
     received_at: SystemTime,
+    /// A plaintext copy for sender authentication (DKIM needs the whole message), kept
+    /// only up to a configured size; past it, only the header section is kept.
+    auth_copy: Option<AuthCopy>,
+}
+
+/// The in-memory copy of a message for DKIM/DMARC checks.
+struct AuthCopy {
+    bytes: Vec<u8>,
+    limit: usize,
+    complete: bool,
+}
+
+impl AuthCopy {
+    fn push(&mut self, plaintext: &[u8]) {
+        if !self.complete {
+            return;
+        }
+        if self.bytes.len() + plaintext.len() <= self.limit {
+            self.bytes.extend_from_slice(plaintext);
+            return;
+        }
+        // Too big for DKIM: keep the header section (for DMARC's From domain) and stop.
+        self.complete = false;
+        self.bytes.extend_from_slice(
+            &plaintext[..plaintext
+                .len()
+                .min(self.limit.saturating_sub(self.bytes.len()))],
+        );
+        if let Some(end) = self.bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+            self.bytes.truncate(end + 4);
+        }
+        self.bytes.shrink_to_fit();
+    }
 }
 
 impl Intake {
@@ -66,6 +99,7 @@ impl Intake {
         sealer: &Sealer,
         envelope: &Envelope,
         hostname: &str,
+        auth_limit: Option<u64>,
     ) -> Result<Self, IntakeError> {
         let id = MessageId::new();
         let received_at = SystemTime::now();
@@ -79,6 +113,7 @@ impl Intake {
             blob,
             size: 0,
             received_at,
+            auth_copy: None,
         };
         intake
             .write(&trace_fields(
@@ -88,11 +123,32 @@ impl Intake {
                 received_at,
             ))
             .await?;
+        // Set after the trace fields: authentication looks at what the sender sent.
+        intake.auth_copy = auth_limit.map(|limit| AuthCopy {
+            bytes: Vec::new(),
+            limit: usize::try_from(limit).unwrap_or(usize::MAX),
+            complete: true,
+        });
         Ok(intake)
+    }
+
+    /// When the message started to arrive.
+    pub fn received_at(&self) -> SystemTime {
+        self.received_at
+    }
+
+    /// The plaintext kept for authentication, and whether it is the whole message.
+    pub fn auth_copy(&self) -> Option<(&[u8], bool)> {
+        self.auth_copy
+            .as_ref()
+            .map(|c| (c.bytes.as_slice(), c.complete))
     }
 
     /// Seals and writes the next plaintext bytes.
     pub async fn write(&mut self, plaintext: &[u8]) -> Result<(), IntakeError> {
+        if let Some(copy) = self.auth_copy.as_mut() {
+            copy.push(plaintext);
+        }
         self.writer.write_all(plaintext).map_err(SealError::from)?;
         self.size += plaintext.len() as u64;
         let sealed = self.spill.take();
@@ -102,13 +158,15 @@ impl Intake {
         Ok(())
     }
 
-    /// Finishes the sealed stream, seals the summary, and commits durably.
+    /// Finishes the sealed stream, seals the summary, and commits durably together with
+    /// the notices the message causes. Returns the id and how many notices were queued.
     pub async fn finish(
         self,
         store: &Store,
         domains: &RetiredDomains,
         summary: &Summary,
-    ) -> Result<MessageId, IntakeError> {
+        notices: Vec<QueuedNotice>,
+    ) -> Result<(MessageId, usize), IntakeError> {
         let Self {
             sealer,
             writer,
@@ -116,6 +174,7 @@ impl Intake {
             mut blob,
             size,
             received_at,
+            auth_copy: _,
         } = self;
         writer.finish()?;
         blob.write(&spill.take()).await?;
@@ -128,7 +187,7 @@ impl Intake {
             sealed_size: 0,
             domains: retired_domains_of(domains, &summary.rcpt_to),
         };
-        Ok(store.commit(blob, meta, sealed_summary).await?)
+        Ok(store.commit(blob, meta, sealed_summary, notices).await?)
     }
 }
 

@@ -13,6 +13,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::admin;
 use crate::config::Config;
+use crate::dns::Dns;
+use crate::domains::Mode;
+use crate::notice::Templates;
+use crate::notice::transport::Transport;
+use crate::notice::worker::Worker;
 use crate::seal::{Recipients, SealError, Sealer};
 use crate::server::{self, Gateway};
 use crate::smtp::SessionConfig;
@@ -37,6 +42,10 @@ pub enum LaunchError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Template(#[from] crate::notice::template::TemplateError),
+    #[error("DNS: {0}")]
+    Dns(String),
     #[error("dev identity {path}: {source}")]
     DevIdentity {
         path: String,
@@ -95,6 +104,10 @@ pub async fn launch(config: &Config, shutdown: CancellationToken) -> Result<Runn
     }
     let admin_listener = admin::server::bind(&config.admin.socket)?;
 
+    let dns = Dns::from_config(&config.dns).map_err(|e| LaunchError::Dns(e.to_string()))?;
+    let templates = load_templates(config)?;
+    let notices_queued = Arc::new(tokio::sync::Notify::new());
+    let notify = Arc::new(config.notify.clone());
     let gateway = Arc::new(Gateway {
         session: Arc::new(SessionConfig {
             hostname: config.server.hostname.clone(),
@@ -107,7 +120,26 @@ pub async fn launch(config: &Config, shutdown: CancellationToken) -> Result<Runn
         tls,
         tls_handshake_timeout: config.server.tls_handshake_timeout,
         shutdown_grace: config.server.shutdown_grace,
+        dns: dns.clone(),
+        notify: notify.clone(),
+        templates,
+        notices_queued: notices_queued.clone(),
     });
+    let worker = Worker {
+        store: store.clone(),
+        transport: match &config.notify.relay {
+            Some(relay) => Transport::Relay(relay.clone()),
+            None => Transport::Direct {
+                dns,
+                port: config.notify.mx_port,
+            },
+        },
+        hostname: config.server.hostname.clone(),
+        max_age: config.notify.max_age,
+        retry_base: config.notify.retry_base,
+        wake: notices_queued,
+    };
+    let worker_task = tokio::spawn(worker.run(shutdown.clone()));
     for addr in &smtp_addrs {
         tracing::info!(%addr, "SMTP listening");
     }
@@ -122,8 +154,25 @@ pub async fn launch(config: &Config, shutdown: CancellationToken) -> Result<Runn
     let task = tokio::spawn(async move {
         server::run(listeners, gateway, shutdown).await;
         let _ = admin_task.await;
+        let _ = worker_task.await;
     });
     Ok(Running { smtp_addrs, task })
+}
+
+/// Loads notice templates when some domain sends notices; warns when notices are wanted
+/// but `[notify] from` is missing (those domains then behave as silent).
+fn load_templates(config: &Config) -> Result<Templates, LaunchError> {
+    let notifying = config.domains.modes().any(|mode| mode == Mode::Notify);
+    if !notifying {
+        return Ok(Templates::default());
+    }
+    if config.notify.from.is_none() {
+        tracing::warn!(
+            "domains in notify mode, but [notify] from is not set: no notices will be sent"
+        );
+        return Ok(Templates::default());
+    }
+    Ok(Templates::load(&config.notify.templates)?)
 }
 
 fn log_reconciliation(report: &crate::store::Reconciliation) {

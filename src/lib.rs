@@ -14,11 +14,14 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod dns;
 pub mod domains;
 pub mod intake;
 pub mod launch;
+pub mod notice;
 pub mod seal;
 pub mod server;
 pub mod smtp;

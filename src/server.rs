@@ -29,6 +29,11 @@ pub struct Gateway {
     pub tls_handshake_timeout: Duration,
     /// How long sessions in a transaction may go on after shutdown starts.
     pub shutdown_grace: Duration,
+    pub dns: crate::dns::Dns,
+    pub notify: Arc<crate::config::NotifyConfig>,
+    pub templates: crate::notice::Templates,
+    /// Wakes the notice worker when a commit queued notices.
+    pub notices_queued: Arc<tokio::sync::Notify>,
 }
 
 /// Counts connections, in total and per client address.

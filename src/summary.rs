@@ -23,4 +23,45 @@ pub struct Summary {
     pub from: Option<String>,
     pub date: Option<String>,
     pub message_id: Option<String>,
+    /// `Auto-Submitted:` as sent (RFC 3834), if any.
+    #[serde(default)]
+    pub auto_submitted: Option<String>,
+    /// `Precedence:` as sent, if any.
+    #[serde(default)]
+    pub precedence: Option<String>,
+    /// `List-Id:` as sent, if any.
+    #[serde(default)]
+    pub list_id: Option<String>,
+    /// Whether a `List-Unsubscribe:` field was present.
+    #[serde(default)]
+    pub list_unsubscribe: bool,
+    /// SPF, DKIM and DMARC results at receive time; `None` when DNS is off.
+    #[serde(default)]
+    pub auth: Option<AuthResults>,
+}
+
+/// Sender authentication results, as words (`pass`, `fail`, `none`, …).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthResults {
+    pub spf: String,
+    pub dkim: String,
+    pub dmarc: String,
+}
+
+impl Summary {
+    /// Whether the message looks machine-sent (RFC 3834 and list conventions): such mail
+    /// never gets an automatic answer.
+    pub fn looks_automated(&self) -> bool {
+        let auto = self
+            .auto_submitted
+            .as_deref()
+            .is_some_and(|v| !v.trim().eq_ignore_ascii_case("no"));
+        let bulk = self.precedence.as_deref().is_some_and(|v| {
+            matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "bulk" | "junk" | "list"
+            )
+        });
+        self.mail_from.is_empty() || auto || bulk || self.list_id.is_some() || self.list_unsubscribe
+    }
 }

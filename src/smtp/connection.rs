@@ -13,8 +13,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::session::{Action, Session, StoreOutcome};
 use super::tls::describe;
+use crate::auth::{self, AuthInput};
+use crate::dns::Dns;
 use crate::intake::Intake;
+use crate::notice;
 use crate::server::Gateway;
+use crate::summary::Summary;
 
 /// Bytes read from the socket at a time; also bounds one sealed chunk in memory.
 const READ_BUFFER: usize = 64 * 1024;
@@ -142,11 +146,14 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
             }
             Action::MessageStart(envelope) => {
                 tracing::debug!(mail_from = %envelope.mail_from, rcpt_to = ?envelope.rcpt_to, "message starts");
+                let auth_limit = (!matches!(gateway.dns, Dns::Off))
+                    .then_some(gateway.notify.auth_max_message_size);
                 let started = Intake::start(
                     &gateway.store,
                     &gateway.sealer,
                     &envelope,
                     &gateway.session.hostname,
+                    auth_limit,
                 )
                 .await;
                 intake = Some(started.map_err(|error| {
@@ -164,22 +171,7 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
             Action::MessageAbort => intake = None,
             Action::MessageEnd(summary) => {
                 let outcome = match intake.take() {
-                    Some(Ok(current)) => {
-                        let started = std::time::Instant::now();
-                        match current
-                            .finish(&gateway.store, &gateway.session.domains, &summary)
-                            .await
-                        {
-                            Ok(id) => {
-                                tracing::info!(%id, elapsed_ms = started.elapsed().as_millis() as u64, "message quarantined");
-                                StoreOutcome::Stored { id: id.to_string() }
-                            }
-                            Err(error) => {
-                                tracing::error!(%error, "storing a message failed");
-                                StoreOutcome::Failed
-                            }
-                        }
-                    }
+                    Some(Ok(current)) => finish_message(gateway, current, *summary).await,
                     _ => StoreOutcome::Failed,
                 };
                 session.message_stored(outcome);
@@ -188,6 +180,53 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
                 let _ = write_all(stream, &out, gateway).await;
                 return Outcome::Closed;
             }
+        }
+    }
+}
+
+/// Authenticates the sender, plans notices, and commits message and notices together.
+async fn finish_message(gateway: &Gateway, intake: Intake, mut summary: Summary) -> StoreOutcome {
+    let started = std::time::Instant::now();
+    if let Some((message, complete)) = intake.auth_copy() {
+        summary.auth = auth::check(
+            &gateway.dns,
+            AuthInput {
+                client_ip: summary
+                    .client_ip
+                    .parse()
+                    .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])),
+                helo: &summary.helo,
+                hostname: &gateway.session.hostname,
+                mail_from: &summary.mail_from,
+                message,
+                complete,
+            },
+        )
+        .await;
+    }
+    let notices = notice::plan(
+        &summary,
+        intake.received_at(),
+        &gateway.notify,
+        &gateway.session.domains,
+        &gateway.templates,
+        &gateway.store,
+        &gateway.session.hostname,
+    );
+    match intake
+        .finish(&gateway.store, &gateway.session.domains, &summary, notices)
+        .await
+    {
+        Ok((id, queued)) => {
+            tracing::info!(%id, notices = queued, elapsed_ms = started.elapsed().as_millis() as u64, "message quarantined");
+            if queued > 0 {
+                gateway.notices_queued.notify_one();
+            }
+            StoreOutcome::Stored { id: id.to_string() }
+        }
+        Err(error) => {
+            tracing::error!(%error, "storing a message failed");
+            StoreOutcome::Failed
         }
     }
 }

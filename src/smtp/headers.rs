@@ -17,6 +17,10 @@ pub struct HeaderFacts {
     pub from: Option<String>,
     pub date: Option<String>,
     pub message_id: Option<String>,
+    pub auto_submitted: Option<String>,
+    pub precedence: Option<String>,
+    pub list_id: Option<String>,
+    pub list_unsubscribe: bool,
 }
 
 impl HeaderScanner {
@@ -60,8 +64,20 @@ impl HeaderScanner {
             from: message.from().and_then(format_address),
             date: message.date().map(|d| d.to_rfc3339()),
             message_id: message.message_id().map(|id| format!("<{id}>")),
+            auto_submitted: raw_field(&message, "Auto-Submitted"),
+            precedence: raw_field(&message, "Precedence"),
+            list_id: raw_field(&message, "List-Id"),
+            list_unsubscribe: raw_field(&message, "List-Unsubscribe").is_some(),
         }
     }
+}
+
+/// A header field's value as text, trimmed; the first one if repeated.
+fn raw_field(message: &mail_parser::Message<'_>, name: &str) -> Option<String> {
+    message
+        .header_raw(name)
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
 }
 
 fn format_address(address: &mail_parser::Address<'_>) -> Option<String> {
@@ -125,7 +141,13 @@ mod tests {
             assert_eq!(f.from.as_deref(), Some("Alice <alice@partner.example>"));
             assert_eq!(f.message_id.as_deref(), Some("<abc@partner.example>"));
             assert_eq!(f.date.as_deref(), Some("2026-11-29T06:00:00Z"));
+            assert_eq!(f.auto_submitted, None);
         }
+        let list = scan(b"Auto-Submitted: auto-generated\r\nPrecedence: bulk\r\nList-Id: <x.lists.example>\r\nList-Unsubscribe: <mailto:u@x>\r\n\r\n", 4);
+        assert_eq!(list.auto_submitted.as_deref(), Some("auto-generated"));
+        assert_eq!(list.precedence.as_deref(), Some("bulk"));
+        assert_eq!(list.list_id.as_deref(), Some("<x.lists.example>"));
+        assert!(list.list_unsubscribe);
     }
 
     #[test]

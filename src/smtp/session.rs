@@ -12,7 +12,7 @@ use super::data::DataDecoder;
 use super::headers::HeaderScanner;
 use super::reply::Reply;
 use crate::config::Limits;
-use crate::domains::RetiredDomains;
+use crate::domains::{Mode, RetiredDomains};
 use crate::summary::{Summary, TlsInfo};
 
 /// How much of a message's header section is kept for the summary and the hop count.
@@ -84,6 +84,9 @@ struct Transaction {
     rcpt_to: Vec<String>,
     smtputf8: bool,
     body: Option<Body>,
+    /// Bounce-mode transactions answer the end of data with this `550 5.1.6` text. One
+    /// reply covers every recipient, so all must share it (RFC 5321 4.5.3.1.10).
+    bounce: Option<String>,
 }
 
 #[derive(Debug)]
@@ -190,8 +193,11 @@ impl Session {
             return;
         }
         self.state = State::Command;
-        self.transaction = None;
+        let bounce = self.transaction.take().and_then(|t| t.bounce);
         self.actions.push_back(Action::Reply(match outcome {
+            StoreOutcome::Stored { .. } if bounce.is_some() => {
+                Reply::new(550, "5.1.6", bounce.unwrap_or_default())
+            }
             StoreOutcome::Stored { id } => Reply::new(250, "2.0.0", format!("Ok: queued as {id}")),
             StoreOutcome::Failed => Reply::new(
                 451,
@@ -426,6 +432,7 @@ impl Session {
             rcpt_to: Vec::new(),
             smtputf8: from.flags & smtp_proto::MAIL_SMTPUTF8 != 0,
             body: None,
+            bounce: None,
         });
         self.reply(Reply::new(250, "2.1.0", "Sender ok"));
     }
@@ -441,24 +448,46 @@ impl Session {
         if transaction.rcpt_to.len() >= max {
             return self.fail(Reply::new(452, "4.5.3", "Too many recipients"));
         }
-        let accepted = if address.eq_ignore_ascii_case("postmaster") {
-            // RFC 5321 4.5.1: <postmaster> without a domain must always be accepted.
-            true
+        // RFC 5321 4.5.1: <postmaster> without a domain must always be accepted; it is
+        // quarantined like silent-mode mail.
+        let disposition = if address.eq_ignore_ascii_case("postmaster") {
+            None
         } else {
             match address.rsplit_once('@') {
-                Some((local, domain)) if !local.is_empty() => {
-                    self.config.domains.matching(domain).is_some()
+                Some((local, _)) if !local.is_empty() => {
+                    match self.config.domains.disposition(&address) {
+                        Some(d) => Some(d),
+                        None => {
+                            return self.fail(Reply::new(
+                                550,
+                                "5.7.1",
+                                "Relaying denied: not a domain this server accepts mail for",
+                            ));
+                        }
+                    }
                 }
                 _ => return self.fail(Reply::new(501, "5.1.3", "Bad recipient address syntax")),
             }
         };
-        if !accepted {
-            return self.fail(Reply::new(
-                550,
-                "5.7.1",
-                "Relaying denied: not a domain this server accepts mail for",
+        let bounce_text = match &disposition {
+            Some(d) if d.mode == Mode::Reject => {
+                return self.reply(Reply::new(
+                    550,
+                    "5.1.6",
+                    moved_text(&address, d.forward.as_deref()),
+                ));
+            }
+            Some(d) if d.mode == Mode::Bounce => Some(moved_text(&address, d.forward.as_deref())),
+            _ => None,
+        };
+        if !transaction.rcpt_to.is_empty() && transaction.bounce != bounce_text {
+            return self.reply(Reply::new(
+                452,
+                "4.5.3",
+                "Too many recipients for one transaction; send to this one separately",
             ));
         }
+        transaction.bounce = bounce_text;
         if !transaction.rcpt_to.contains(&address) {
             transaction.rcpt_to.push(address);
         }
@@ -675,6 +704,11 @@ impl Session {
             from: facts.from,
             date: facts.date,
             message_id: facts.message_id,
+            auto_submitted: facts.auto_submitted,
+            precedence: facts.precedence,
+            list_id: facts.list_id,
+            list_unsubscribe: facts.list_unsubscribe,
+            auth: None,
         };
         self.transaction = Some(transaction);
         self.state = State::AwaitingStore;
@@ -713,6 +747,14 @@ impl Session {
             protocol,
             tls: self.tls.clone(),
         }
+    }
+}
+
+/// The `5.1.6` text for a retired address: where to write instead, if known.
+fn moved_text(address: &str, forward: Option<&str>) -> String {
+    match forward {
+        Some(new) => format!("<{address}> has moved to <{new}>"),
+        None => format!("<{address}> is retired and no longer receives mail"),
     }
 }
 

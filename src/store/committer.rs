@@ -7,15 +7,15 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::index::Index;
-use super::{Entry, StoreError, sync_dir};
+use super::index::{Commit, Index};
+use super::{StoreError, sync_dir};
 
 /// How many commits may wait for the committer; senders beyond that wait their turn.
 const QUEUE_DEPTH: usize = 4096;
 /// Upper bound on one batch, so that one commit never holds a huge transaction.
 const MAX_BATCH: usize = 1024;
 
-type Request = (Entry, oneshot::Sender<Result<(), String>>);
+type Request = (Commit, oneshot::Sender<Result<usize, String>>);
 
 pub(super) struct Committer {
     /// `None` only while dropping.
@@ -47,8 +47,8 @@ impl Committer {
         })
     }
 
-    /// Queues an entry and waits until it is durable.
-    pub(super) async fn commit(&self, entry: Entry) -> Result<(), StoreError> {
+    /// Queues a commit and waits until it is durable; returns how many notices it queued.
+    pub(super) async fn commit(&self, entry: Commit) -> Result<usize, StoreError> {
         let (done, wait) = oneshot::channel();
         self.sender
             .as_ref()
@@ -57,7 +57,7 @@ impl Committer {
             .await
             .map_err(|_| StoreError::Closed)?;
         match wait.await {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(queued)) => Ok(queued),
             Ok(Err(message)) => Err(StoreError::Index(message)),
             Err(_) => Err(StoreError::Closed),
         }
@@ -75,16 +75,24 @@ fn run(mut receiver: mpsc::Receiver<Request>, index: &Index, messages_dir: &std:
                 Err(_) => break,
             }
         }
-        let result = sync_dir(messages_dir).and_then(|()| {
-            let entries: Vec<Entry> = batch.iter().map(|(e, _)| e.clone()).collect();
-            index.insert_all(&entries)
-        });
-        let outcome = result.map_err(|e| e.to_string());
-        if let Err(message) = &outcome {
-            tracing::error!(error = %message, messages = batch.len(), "group commit failed");
-        }
-        for (_, done) in batch.drain(..) {
-            let _ = done.send(outcome.clone());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let (commits, waiters): (Vec<Commit>, Vec<_>) = batch.drain(..).unzip();
+        let result = sync_dir(messages_dir).and_then(|()| index.insert_all(&commits, now));
+        match result {
+            Ok(queued) => {
+                for (done, n) in waiters.into_iter().zip(queued) {
+                    let _ = done.send(Ok(n));
+                }
+            }
+            Err(error) => {
+                let message = error.to_string();
+                tracing::error!(error = %message, messages = waiters.len(), "group commit failed");
+                for done in waiters {
+                    let _ = done.send(Err(message.clone()));
+                }
+            }
         }
     }
 }

@@ -4,17 +4,20 @@ use std::path::Path;
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
-use super::{Entry, MessageId, MessageMeta, StoreError};
+use super::outbox::{self, QueuedNotice};
+use super::{Entry, MessageId, MessageMeta, StoreError, index_err};
+
+/// One message to index, with the notices it causes.
+pub(super) struct Commit {
+    pub entry: Entry,
+    pub notices: Vec<QueuedNotice>,
+}
 
 const META: TableDefinition<u128, &[u8]> = TableDefinition::new("meta");
 const SUMMARIES: TableDefinition<u128, &[u8]> = TableDefinition::new("summaries");
 
 pub(super) struct Index {
     db: Database,
-}
-
-fn index_err(e: impl Into<redb::Error>) -> StoreError {
-    StoreError::from(e.into())
 }
 
 impl Index {
@@ -29,12 +32,18 @@ impl Index {
     }
 
     /// Inserts entries in one transaction; returns once the commit is durable (fsync).
-    pub(super) fn insert_all(&self, entries: &[Entry]) -> Result<(), StoreError> {
+    /// Indexes a batch in one transaction, with its notices; returns once the commit is
+    /// durable, with how many notices each commit queued.
+    pub(super) fn insert_all(&self, batch: &[Commit], now: i64) -> Result<Vec<usize>, StoreError> {
         let txn = self.db.begin_write().map_err(index_err)?;
+        let mut queued = Vec::with_capacity(batch.len());
+        for commit in batch {
+            queued.push(outbox::queue_in(&txn, &commit.notices, now)?);
+        }
         {
             let mut meta = txn.open_table(META).map_err(index_err)?;
             let mut summaries = txn.open_table(SUMMARIES).map_err(index_err)?;
-            for entry in entries {
+            for entry in batch.iter().map(|c| &c.entry) {
                 let json = serde_json::to_vec(&entry.meta)
                     .map_err(|e| StoreError::Index(e.to_string()))?;
                 meta.insert(entry.id.key(), json.as_slice())
@@ -44,7 +53,12 @@ impl Index {
                     .map_err(index_err)?;
             }
         }
-        txn.commit().map_err(index_err)
+        txn.commit().map_err(index_err)?;
+        Ok(queued)
+    }
+
+    pub(super) fn db(&self) -> &Database {
+        &self.db
     }
 
     pub(super) fn list(

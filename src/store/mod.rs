@@ -11,6 +11,7 @@ mod blob;
 mod committer;
 mod id;
 mod index;
+mod outbox;
 mod reconcile;
 
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 pub use blob::BlobWriter;
 pub use id::MessageId;
+pub use outbox::{OutboxItem, QueuedNotice, pair_key};
 pub use reconcile::Reconciliation;
 
 use committer::Committer;
@@ -46,6 +48,10 @@ impl StoreError {
             source,
         }
     }
+}
+
+pub(crate) fn index_err(e: impl Into<redb::Error>) -> StoreError {
+    StoreError::from(e.into())
 }
 
 impl From<redb::Error> for StoreError {
@@ -82,6 +88,7 @@ pub struct Store {
     tmp_dir: PathBuf,
     index: std::sync::Arc<Index>,
     committer: Committer,
+    pair_salt: Vec<u8>,
 }
 
 impl Store {
@@ -95,6 +102,7 @@ impl Store {
         }
         let index = std::sync::Arc::new(Index::open(&root.join("index.redb"))?);
         let report = reconcile::reconcile(&index, &messages_dir, &tmp_dir)?;
+        let pair_salt = outbox::salt(index.db())?;
         let committer = Committer::start(index.clone(), messages_dir.clone())?;
         Ok((
             Self {
@@ -102,6 +110,7 @@ impl Store {
                 tmp_dir,
                 index,
                 committer,
+                pair_salt,
             },
             report,
         ))
@@ -115,22 +124,62 @@ impl Store {
     /// Makes a finished blob durable and indexes it. Returns only once the blob, its
     /// directory entry and the index commit are on disk; concurrent callers share the
     /// directory fsync and the index commit (group commit).
+    /// `notices` are queued in the same transaction, except those whose (sender, retired
+    /// address) pair was notified too recently. Returns the id and how many were queued.
     pub async fn commit(
         &self,
         blob: BlobWriter,
         mut meta: MessageMeta,
         sealed_summary: Vec<u8>,
-    ) -> Result<MessageId, StoreError> {
+        notices: Vec<QueuedNotice>,
+    ) -> Result<(MessageId, usize), StoreError> {
         let id = blob.id();
         meta.sealed_size = blob.persist().await?;
-        self.committer
-            .commit(Entry {
-                id,
-                meta,
-                sealed_summary,
+        let queued = self
+            .committer
+            .commit(index::Commit {
+                entry: Entry {
+                    id,
+                    meta,
+                    sealed_summary,
+                },
+                notices,
             })
             .await?;
-        Ok(id)
+        Ok((id, queued))
+    }
+
+    /// The key of a (sender, retired address) pair for notice rate limits.
+    pub fn pair_key(&self, sender: &str, retired_address: &str) -> [u8; 32] {
+        outbox::pair_key(&self.pair_salt, sender, retired_address)
+    }
+
+    /// Notices due now (unix seconds), at most `limit`. Blocking (a read transaction).
+    pub fn outbox_due(
+        &self,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<(MessageId, OutboxItem)>, StoreError> {
+        outbox::due(self.index.db(), now, limit)
+    }
+
+    /// When the next notice falls due.
+    pub fn outbox_next_due(&self) -> Result<Option<i64>, StoreError> {
+        outbox::next_due(self.index.db())
+    }
+
+    /// Records a failed attempt (`Some`) or removes a delivered or abandoned notice (`None`).
+    pub fn outbox_settle(
+        &self,
+        id: MessageId,
+        item: Option<&OutboxItem>,
+    ) -> Result<(), StoreError> {
+        outbox::settle(self.index.db(), id, item)
+    }
+
+    /// Notices waiting.
+    pub fn outbox_len(&self) -> Result<u64, StoreError> {
+        outbox::len(self.index.db())
     }
 
     /// Up to `limit` entries, newest first, strictly older than `before` if given.

@@ -1,0 +1,184 @@
+//! Sender authentication at receive time (SPF, DKIM, DMARC with mail-auth): it decides
+//! whether a sender may get a notice, and reviewers see the results in the summary.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use mail_auth::dmarc::verify::DmarcParameters;
+use mail_auth::spf::verify::SpfParameters;
+use mail_auth::{
+    AuthenticatedMessage, DkimResult, DmarcResult, MessageAuthenticator, Parameters, SpfResult,
+};
+
+use crate::config::AuthRequirement;
+use crate::dns::{Dns, StaticTable};
+use crate::summary::AuthResults;
+
+/// Upper bound on all lookups for one message; past it the results are `temperror`.
+pub const AUTH_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What the check needs to know about the message.
+pub struct AuthInput<'a> {
+    pub client_ip: IpAddr,
+    pub helo: &'a str,
+    /// This gateway's host name.
+    pub hostname: &'a str,
+    /// Envelope sender; empty for `<>`.
+    pub mail_from: &'a str,
+    /// The message (or just its header section when it was too big to keep for DKIM).
+    pub message: &'a [u8],
+    /// Whether `message` is whole, so DKIM body hashes can be checked.
+    pub complete: bool,
+}
+
+/// Runs SPF, DKIM and DMARC. `None` when DNS is off.
+pub async fn check(dns: &Dns, input: AuthInput<'_>) -> Option<AuthResults> {
+    let (authenticator, table) = match dns {
+        Dns::Off => return None,
+        Dns::Live(live) => (live.as_ref(), None),
+        Dns::Static(table) => (&table.nowhere, Some(table.as_ref())),
+    };
+    let temperror = AuthResults {
+        spf: "temperror".into(),
+        dkim: "temperror".into(),
+        dmarc: "temperror".into(),
+    };
+    Some(
+        tokio::time::timeout(AUTH_TIMEOUT, run(authenticator, table, &input))
+            .await
+            .unwrap_or(temperror),
+    )
+}
+
+/// Applies one set of caches (the fixed table's, or none) to a call's parameters.
+macro_rules! with_table {
+    ($params:expr, $table:expr) => {
+        match $table {
+            Some(t) => $params
+                .with_txt_cache(&t.txt)
+                .with_mx_cache(&t.mx)
+                .with_ipv4_cache(&t.ipv4)
+                .with_ipv6_cache(&t.ipv6)
+                .with_ptr_cache(&t.ptr),
+            None => {
+                let empty = &EMPTY;
+                $params
+                    .with_txt_cache(&empty.txt)
+                    .with_mx_cache(&empty.mx)
+                    .with_ipv4_cache(&empty.ipv4)
+                    .with_ipv6_cache(&empty.ipv6)
+                    .with_ptr_cache(&empty.ptr)
+            }
+        }
+    };
+}
+
+/// Empty caches for live DNS: every lookup goes to the resolver.
+static EMPTY: std::sync::LazyLock<StaticTable> = std::sync::LazyLock::new(|| {
+    StaticTable::new(Default::default()).expect("an empty table is valid")
+});
+
+async fn run(
+    authenticator: &MessageAuthenticator,
+    table: Option<&StaticTable>,
+    input: &AuthInput<'_>,
+) -> AuthResults {
+    let helo = if input.helo.is_empty() {
+        "unknown"
+    } else {
+        input.helo
+    };
+    let spf_params = if input.mail_from.is_empty() {
+        SpfParameters::verify_ehlo(input.client_ip, helo, input.hostname)
+    } else {
+        SpfParameters::verify_mail_from(input.client_ip, helo, input.hostname, input.mail_from)
+    };
+    let spf = authenticator
+        .verify_spf(with_table!(Parameters::new(spf_params), table))
+        .await;
+
+    let Some(message) = AuthenticatedMessage::parse(input.message) else {
+        return AuthResults {
+            spf: spf_word(spf.result()).into(),
+            dkim: "none".into(),
+            dmarc: "none".into(),
+        };
+    };
+    let dkim = if input.complete {
+        authenticator
+            .verify_dkim(with_table!(Parameters::new(&message), table))
+            .await
+    } else {
+        Vec::new()
+    };
+    let mail_from_domain = input
+        .mail_from
+        .rsplit_once('@')
+        .map_or(helo, |(_, domain)| domain);
+    let dmarc = authenticator
+        .verify_dmarc(with_table!(
+            Parameters::new(DmarcParameters::new(
+                &message,
+                &dkim,
+                mail_from_domain,
+                &spf
+            )),
+            table
+        ))
+        .await;
+
+    let dkim_word = if !input.complete {
+        "skipped"
+    } else if dkim.iter().any(|d| d.result() == &DkimResult::Pass) {
+        "pass"
+    } else {
+        dkim.first().map_or("none", |d| dkim_word(d.result()))
+    };
+    let dmarc_word = match (dmarc.spf_result(), dmarc.dkim_result()) {
+        (DmarcResult::Pass, _) | (_, DmarcResult::Pass) => "pass",
+        (DmarcResult::TempError(_), _) | (_, DmarcResult::TempError(_)) => "temperror",
+        (DmarcResult::PermError(_), _) | (_, DmarcResult::PermError(_)) => "permerror",
+        (DmarcResult::Fail(_), _) | (_, DmarcResult::Fail(_)) => "fail",
+        _ => "none",
+    };
+    AuthResults {
+        spf: spf_word(spf.result()).into(),
+        dkim: dkim_word.into(),
+        dmarc: dmarc_word.into(),
+    }
+}
+
+fn spf_word(result: SpfResult) -> &'static str {
+    match result {
+        SpfResult::Pass => "pass",
+        SpfResult::Fail => "fail",
+        SpfResult::SoftFail => "softfail",
+        SpfResult::Neutral => "neutral",
+        SpfResult::TempError => "temperror",
+        SpfResult::PermError => "permerror",
+        SpfResult::None => "none",
+    }
+}
+
+fn dkim_word(result: &DkimResult) -> &'static str {
+    match result {
+        DkimResult::Pass => "pass",
+        DkimResult::Neutral(_) => "neutral",
+        DkimResult::Fail(_) => "fail",
+        DkimResult::PermError(_) => "permerror",
+        DkimResult::TempError(_) => "temperror",
+        DkimResult::None => "none",
+    }
+}
+
+/// Whether the sender is authenticated enough for a notice.
+pub fn satisfies(requirement: AuthRequirement, results: Option<&AuthResults>) -> bool {
+    let pass = |word: &str| word == "pass";
+    match (requirement, results) {
+        (AuthRequirement::None, _) => true,
+        (_, None) => false,
+        (AuthRequirement::Spf, Some(r)) => pass(&r.spf),
+        (AuthRequirement::Dmarc, Some(r)) => pass(&r.dmarc),
+        (AuthRequirement::SpfOrDmarc, Some(r)) => pass(&r.spf) || pass(&r.dmarc),
+    }
+}

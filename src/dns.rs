@@ -1,0 +1,281 @@
+//! DNS as reclaim uses it: off (no query at all), live (hickory, system or a given
+//! server), or a fixed table for tests and labs. mail-auth consults its caches before the
+//! network, so a fixed table is served as pre-filled caches in front of a resolver that
+//! has no name servers.
+
+use std::borrow::Borrow;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::Hash;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use mail_auth::common::parse::TxtRecordParser;
+use mail_auth::hickory_resolver::config::{
+    ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts,
+};
+use mail_auth::{DnssecStatus, MX, MessageAuthenticator, RecordSet, ResolverCache, Txt};
+
+use crate::config::DnsResolver;
+
+/// Why a lookup failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DnsError {
+    #[error("DNS is off in this configuration")]
+    Off,
+    #[error("no such record: {0}")]
+    NotFound(String),
+    #[error("DNS lookup failed: {0}")]
+    Lookup(String),
+}
+
+/// The configured resolver.
+#[derive(Clone)]
+pub enum Dns {
+    Off,
+    Live(Arc<MessageAuthenticator>),
+    Static(Arc<StaticTable>),
+}
+
+impl Dns {
+    pub fn from_config(resolver: &DnsResolver) -> Result<Self, DnsError> {
+        let lookup =
+            |e: mail_auth::hickory_resolver::net::NetError| DnsError::Lookup(e.to_string());
+        Ok(match resolver {
+            DnsResolver::Off => Dns::Off,
+            DnsResolver::System => Dns::Live(Arc::new(
+                MessageAuthenticator::new_system_conf().map_err(lookup)?,
+            )),
+            DnsResolver::Server(addr) => {
+                let mut udp = ConnectionConfig::udp();
+                udp.port = addr.port();
+                let mut tcp = ConnectionConfig::tcp();
+                tcp.port = addr.port();
+                let server = NameServerConfig::new(addr.ip(), true, vec![udp, tcp]);
+                let config = ResolverConfig::from_parts(None, vec![], vec![server]);
+                Dns::Live(Arc::new(
+                    MessageAuthenticator::new(config, ResolverOpts::default()).map_err(lookup)?,
+                ))
+            }
+            DnsResolver::Static(table) => Dns::Static(Arc::new(StaticTable::new(table.clone())?)),
+        })
+    }
+
+    /// Mail exchangers of `domain` by preference; the domain itself when it has no MX
+    /// (RFC 5321 5.1 implicit MX).
+    pub async fn mx_hosts(&self, domain: &str) -> Result<Vec<String>, DnsError> {
+        let mut records: Vec<(u16, String)> = match self {
+            Dns::Off => return Err(DnsError::Off),
+            Dns::Static(table) => table
+                .values(domain, "MX")
+                .iter()
+                .filter_map(|v| {
+                    let (pref, host) = v.trim().split_once(' ')?;
+                    Some((
+                        pref.parse().ok()?,
+                        host.trim().trim_end_matches('.').to_owned(),
+                    ))
+                })
+                .collect(),
+            Dns::Live(auth) => match auth.resolver().mx_lookup(format!("{domain}.")).await {
+                Ok(lookup) => lookup
+                    .answers()
+                    .iter()
+                    .filter_map(|r| match &r.data {
+                        mail_auth::hickory_resolver::proto::rr::RData::MX(mx) => Some((
+                            mx.preference,
+                            mx.exchange.to_ascii().trim_end_matches('.').to_owned(),
+                        )),
+                        _ => None,
+                    })
+                    .collect(),
+                Err(e) if e.is_no_records_found() => Vec::new(),
+                Err(e) => return Err(DnsError::Lookup(e.to_string())),
+            },
+        };
+        records.sort();
+        if records.is_empty() {
+            return Ok(vec![domain.to_owned()]);
+        }
+        Ok(records.into_iter().map(|(_, host)| host).collect())
+    }
+
+    /// Addresses of a host (A then AAAA).
+    pub async fn host_ips(&self, host: &str) -> Result<Vec<IpAddr>, DnsError> {
+        match self {
+            Dns::Off => Err(DnsError::Off),
+            Dns::Static(table) => {
+                let ips: Vec<IpAddr> = ["A", "AAAA"]
+                    .iter()
+                    .flat_map(|t| table.values(host, t))
+                    .filter_map(|v| v.trim().parse().ok())
+                    .collect();
+                if ips.is_empty() {
+                    Err(DnsError::NotFound(host.to_owned()))
+                } else {
+                    Ok(ips)
+                }
+            }
+            Dns::Live(auth) => auth
+                .resolver()
+                .lookup_ip(format!("{host}."))
+                .await
+                .map(|l| l.iter().collect())
+                .map_err(|e| DnsError::Lookup(e.to_string())),
+        }
+    }
+}
+
+/// Fixed DNS answers, keyed `"name TYPE"` with the name lower-case and without trailing dot,
+/// plus the same answers pre-parsed as mail-auth caches.
+pub struct StaticTable {
+    records: BTreeMap<String, Vec<String>>,
+    pub txt: MapCache<Box<str>, Txt>,
+    pub mx: MapCache<Box<str>, RecordSet<MX>>,
+    pub ipv4: MapCache<Box<str>, RecordSet<Ipv4Addr>>,
+    pub ipv6: MapCache<Box<str>, RecordSet<Ipv6Addr>>,
+    pub ptr: MapCache<IpAddr, RecordSet<Box<str>>>,
+    /// A resolver with no name servers: what the caches do not answer fails at once,
+    /// without a packet leaving the machine.
+    pub nowhere: MessageAuthenticator,
+}
+
+impl std::fmt::Debug for StaticTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StaticTable")
+            .field("records", &self.records)
+            .finish()
+    }
+}
+
+/// A read-only map served as a mail-auth cache.
+pub struct MapCache<K, V>(HashMap<K, V>);
+
+impl<K: Hash + Eq, V: Clone> ResolverCache<K, V> for MapCache<K, V> {
+    fn get<Q>(&self, name: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.0.get(name).cloned()
+    }
+    fn remove<Q>(&self, _: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        None
+    }
+    fn insert(&self, _: K, _: V, _: Instant) {}
+}
+
+fn first_parsed<T: TxtRecordParser + Into<Txt>>(values: &[String]) -> Option<Txt> {
+    values
+        .iter()
+        .find_map(|v| T::parse(v.as_bytes()).ok())
+        .map(Into::into)
+}
+
+fn record_set<T>(items: Vec<T>) -> RecordSet<T> {
+    RecordSet {
+        rrset: items.into(),
+        dnssec_status: DnssecStatus::Insecure,
+    }
+}
+
+impl StaticTable {
+    pub fn new(records: BTreeMap<String, Vec<String>>) -> Result<Self, DnsError> {
+        let mut txt = HashMap::new();
+        let mut mx = HashMap::new();
+        let mut ipv4 = HashMap::new();
+        let mut ipv6 = HashMap::new();
+        for (key, values) in &records {
+            let Some((name, kind)) = key.rsplit_once(' ') else {
+                return Err(DnsError::Lookup(format!(
+                    "static DNS key {key:?} is not \"name TYPE\""
+                )));
+            };
+            let names = [Box::<str>::from(format!("{name}.")), Box::<str>::from(name)];
+            match kind.to_ascii_uppercase().as_str() {
+                "TXT" => {
+                    let parsed = if name.starts_with("_dmarc.") {
+                        first_parsed::<mail_auth::dmarc::Dmarc>(values)
+                    } else if name.contains("._domainkey.") {
+                        first_parsed::<mail_auth::common::verify::DomainKey>(values)
+                    } else {
+                        first_parsed::<mail_auth::spf::Spf>(values)
+                    };
+                    if let Some(parsed) = parsed {
+                        for n in names {
+                            txt.insert(n, parsed.clone());
+                        }
+                    }
+                }
+                "MX" => {
+                    let set = record_set(
+                        values
+                            .iter()
+                            .filter_map(|v| {
+                                let (pref, host) = v.trim().split_once(' ')?;
+                                Some(MX {
+                                    exchanges: vec![Box::<str>::from(host.trim())]
+                                        .into_boxed_slice(),
+                                    preference: pref.parse().ok()?,
+                                })
+                            })
+                            .collect(),
+                    );
+                    for n in names {
+                        mx.insert(n, set.clone());
+                    }
+                }
+                "A" => {
+                    let set = record_set(
+                        values
+                            .iter()
+                            .filter_map(|v| v.trim().parse().ok())
+                            .collect(),
+                    );
+                    for n in names {
+                        ipv4.insert(n, set.clone());
+                    }
+                }
+                "AAAA" => {
+                    let set = record_set(
+                        values
+                            .iter()
+                            .filter_map(|v| v.trim().parse().ok())
+                            .collect(),
+                    );
+                    for n in names {
+                        ipv6.insert(n, set.clone());
+                    }
+                }
+                other => {
+                    return Err(DnsError::Lookup(format!(
+                        "static DNS type {other:?} is not TXT, MX, A or AAAA"
+                    )));
+                }
+            }
+        }
+        let nowhere = MessageAuthenticator::new(
+            ResolverConfig::from_parts(None, vec![], vec![]),
+            ResolverOpts::default(),
+        )
+        .map_err(|e| DnsError::Lookup(e.to_string()))?;
+        Ok(Self {
+            records,
+            txt: MapCache(txt),
+            mx: MapCache(mx),
+            ipv4: MapCache(ipv4),
+            ipv6: MapCache(ipv6),
+            ptr: MapCache(HashMap::new()),
+            nowhere,
+        })
+    }
+
+    fn values(&self, name: &str, kind: &str) -> &[String] {
+        let key = format!("{} {kind}", name.trim_end_matches('.').to_ascii_lowercase());
+        self.records.get(&key).map(Vec::as_slice).unwrap_or(&[])
+    }
+}

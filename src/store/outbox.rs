@@ -1,0 +1,186 @@
+//! The notice outbox: notices waiting for delivery, and when each (sender, retired address)
+//! pair was last notified. Notices are queued in the same index transaction as the message
+//! they answer, so an acknowledged message never loses its notice.
+
+use redb::{
+    ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{MessageId, StoreError, index_err};
+
+const OUTBOX: TableDefinition<u128, &[u8]> = TableDefinition::new("outbox");
+/// Rate-limit memory, keyed by a salted hash of the pair so that it does not keep
+/// addresses after the notices themselves are gone.
+const NOTIFIED: TableDefinition<&[u8], i64> = TableDefinition::new("notified");
+const SETTINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("settings");
+
+/// A notice waiting for delivery. It holds the recipient's address in plaintext: the
+/// gateway must be able to read it to deliver it. It is deleted once delivered or given up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxItem {
+    /// The envelope recipient: the sender of the quarantined message.
+    pub to: String,
+    /// The complete notice (RFC 5322, CRLF line ends).
+    pub message: String,
+    /// Unix seconds when queued.
+    pub created_at: i64,
+    pub attempts: u32,
+    /// Unix seconds of the next delivery attempt.
+    pub next_attempt_at: i64,
+}
+
+/// A notice to queue with a message, unless the pair was notified too recently.
+#[derive(Debug, Clone)]
+pub struct QueuedNotice {
+    pub id: MessageId,
+    /// Which (sender, retired address) pair this notifies; see [`pair_key`].
+    pub pair: [u8; 32],
+    /// Skip the notice if the pair was notified after this time (unix seconds).
+    pub skip_if_notified_after: i64,
+    pub item: OutboxItem,
+}
+
+/// The per-store salt for pair keys, created on first use.
+pub(super) fn salt(db: &redb::Database) -> Result<Vec<u8>, StoreError> {
+    {
+        let txn = db.begin_read().map_err(index_err)?;
+        if let Ok(table) = txn.open_table(SETTINGS)
+            && let Some(value) = table.get("pair_salt").map_err(index_err)?
+        {
+            return Ok(value.value().to_vec());
+        }
+    }
+    let mut fresh = uuid::Uuid::new_v4().as_bytes().to_vec();
+    fresh.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+    let txn = db.begin_write().map_err(index_err)?;
+    {
+        let mut table = txn.open_table(SETTINGS).map_err(index_err)?;
+        table
+            .insert("pair_salt", fresh.as_slice())
+            .map_err(index_err)?;
+        txn.open_table(OUTBOX).map_err(index_err)?;
+        txn.open_table(NOTIFIED).map_err(index_err)?;
+    }
+    txn.commit().map_err(index_err)?;
+    Ok(fresh)
+}
+
+/// The key of a (sender, retired address) pair: addresses compared case-insensitively.
+pub fn pair_key(salt: &[u8], sender: &str, retired_address: &str) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    hash.update(salt);
+    hash.update(sender.to_lowercase().as_bytes());
+    hash.update([0u8]);
+    hash.update(retired_address.to_lowercase().as_bytes());
+    hash.finalize().into()
+}
+
+/// Queues notices inside the message's transaction. Returns how many were queued.
+pub(super) fn queue_in(
+    txn: &WriteTransaction,
+    notices: &[QueuedNotice],
+    now: i64,
+) -> Result<usize, StoreError> {
+    if notices.is_empty() {
+        return Ok(0);
+    }
+    let mut outbox = txn.open_table(OUTBOX).map_err(index_err)?;
+    let mut notified = txn.open_table(NOTIFIED).map_err(index_err)?;
+    let mut queued = 0;
+    for notice in notices {
+        let last = notified
+            .get(notice.pair.as_slice())
+            .map_err(index_err)?
+            .map(|v| v.value());
+        if last.is_some_and(|t| t > notice.skip_if_notified_after) {
+            continue;
+        }
+        notified
+            .insert(notice.pair.as_slice(), now)
+            .map_err(index_err)?;
+        let json =
+            serde_json::to_vec(&notice.item).map_err(|e| StoreError::Index(e.to_string()))?;
+        outbox
+            .insert(notice.id.key(), json.as_slice())
+            .map_err(index_err)?;
+        queued += 1;
+    }
+    Ok(queued)
+}
+
+/// Notices due at `now` (unix seconds), oldest first, at most `limit`.
+pub(super) fn due(
+    db: &redb::Database,
+    now: i64,
+    limit: usize,
+) -> Result<Vec<(MessageId, OutboxItem)>, StoreError> {
+    let txn = db.begin_read().map_err(index_err)?;
+    let Ok(table) = txn.open_table(OUTBOX) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for row in table.iter().map_err(index_err)? {
+        let (key, value) = row.map_err(index_err)?;
+        let Ok(item) = serde_json::from_slice::<OutboxItem>(value.value()) else {
+            tracing::error!(id = %MessageId::from_key(key.value()), "unreadable outbox entry left in place");
+            continue;
+        };
+        if item.next_attempt_at <= now {
+            out.push((MessageId::from_key(key.value()), item));
+            if out.len() >= limit {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// When the next notice falls due, if any.
+pub(super) fn next_due(db: &redb::Database) -> Result<Option<i64>, StoreError> {
+    let txn = db.begin_read().map_err(index_err)?;
+    let Ok(table) = txn.open_table(OUTBOX) else {
+        return Ok(None);
+    };
+    let mut next: Option<i64> = None;
+    for row in table.iter().map_err(index_err)? {
+        let (_, value) = row.map_err(index_err)?;
+        if let Ok(item) = serde_json::from_slice::<OutboxItem>(value.value()) {
+            next = Some(next.map_or(item.next_attempt_at, |n| n.min(item.next_attempt_at)));
+        }
+    }
+    Ok(next)
+}
+
+/// Replaces an item (after a failed attempt) or removes it (`None`: delivered or given up).
+pub(super) fn settle(
+    db: &redb::Database,
+    id: MessageId,
+    item: Option<&OutboxItem>,
+) -> Result<(), StoreError> {
+    let txn = db.begin_write().map_err(index_err)?;
+    {
+        let mut table = txn.open_table(OUTBOX).map_err(index_err)?;
+        match item {
+            Some(item) => {
+                let json =
+                    serde_json::to_vec(item).map_err(|e| StoreError::Index(e.to_string()))?;
+                table.insert(id.key(), json.as_slice()).map_err(index_err)?;
+            }
+            None => {
+                table.remove(id.key()).map_err(index_err)?;
+            }
+        }
+    }
+    txn.commit().map_err(index_err)
+}
+
+/// Number of notices waiting.
+pub(super) fn len(db: &redb::Database) -> Result<u64, StoreError> {
+    let txn = db.begin_read().map_err(index_err)?;
+    match txn.open_table(OUTBOX) {
+        Ok(table) => table.len().map_err(index_err),
+        Err(_) => Ok(0),
+    }
+}
