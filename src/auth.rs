@@ -74,9 +74,8 @@ macro_rules! with_table {
 }
 
 /// Empty caches for live DNS: every lookup goes to the resolver.
-static EMPTY: std::sync::LazyLock<StaticTable> = std::sync::LazyLock::new(|| {
-    StaticTable::new(Default::default()).expect("an empty table is valid")
-});
+static EMPTY: std::sync::LazyLock<StaticTable> =
+    std::sync::LazyLock::new(StaticTable::pass_through);
 
 async fn run(
     authenticator: &MessageAuthenticator,
@@ -134,12 +133,12 @@ async fn run(
     } else {
         dkim.first().map_or("none", |d| dkim_word(d.result()))
     };
-    let dmarc_word = match (dmarc.spf_result(), dmarc.dkim_result()) {
-        (DmarcResult::Pass, _) | (_, DmarcResult::Pass) => "pass",
-        (DmarcResult::TempError(_), _) | (_, DmarcResult::TempError(_)) => "temperror",
-        (DmarcResult::PermError(_), _) | (_, DmarcResult::PermError(_)) => "permerror",
-        (DmarcResult::Fail(_), _) | (_, DmarcResult::Fail(_)) => "fail",
-        _ => "none",
+    let dmarc_word = match dmarc.result() {
+        DmarcResult::Pass => "pass",
+        DmarcResult::TempError(_) => "temperror",
+        DmarcResult::PermError(_) => "permerror",
+        DmarcResult::Fail(_) => "fail",
+        DmarcResult::None => "none",
     };
     AuthResults {
         spf: spf_word(spf.result()).into(),
@@ -180,5 +179,76 @@ pub fn satisfies(requirement: AuthRequirement, results: Option<&AuthResults>) ->
         (AuthRequirement::Spf, Some(r)) => pass(&r.spf),
         (AuthRequirement::Dmarc, Some(r)) => pass(&r.dmarc),
         (AuthRequirement::SpfOrDmarc, Some(r)) => pass(&r.spf) || pass(&r.dmarc),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> Dns {
+        let records = [
+            ("partner.example TXT", "v=spf1 ip4:127.0.0.1 -all"),
+            ("forged.example TXT", "v=spf1 ip4:192.0.2.1 -all"),
+            ("_dmarc.forged.example TXT", "v=DMARC1; p=reject"),
+            ("_dmarc.partner.example TXT", "v=DMARC1; p=quarantine"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), vec![v.to_owned()]))
+        .collect();
+        Dns::Static(std::sync::Arc::new(
+            StaticTable::new(records).expect("table"),
+        ))
+    }
+
+    async fn results(mail_from: &str, message: &[u8]) -> AuthResults {
+        check(
+            &table(),
+            AuthInput {
+                client_ip: "127.0.0.1".parse().expect("ip"),
+                helo: "client.example",
+                hostname: "mx.old.example",
+                mail_from,
+                message,
+                complete: true,
+            },
+        )
+        .await
+        .expect("dns is on")
+    }
+
+    #[tokio::test]
+    async fn spf_and_dmarc_from_a_fixed_table() {
+        let good = results(
+            "a@partner.example",
+            b"From: a@partner.example\r\nSubject: x\r\n\r\nbody\r\n",
+        )
+        .await;
+        assert_eq!(
+            (good.spf.as_str(), good.dkim.as_str(), good.dmarc.as_str()),
+            ("pass", "none", "pass")
+        );
+        let forged = results(
+            "ceo@forged.example",
+            b"From: ceo@forged.example\r\n\r\nbody\r\n",
+        )
+        .await;
+        assert_eq!(
+            (forged.spf.as_str(), forged.dmarc.as_str()),
+            ("fail", "fail")
+        );
+        let unknown = results(
+            "x@unknown.example",
+            b"From: x@unknown.example\r\n\r\nbody\r\n",
+        )
+        .await;
+        assert_eq!(
+            (unknown.spf.as_str(), unknown.dmarc.as_str()),
+            ("none", "none")
+        );
+        assert!(satisfies(AuthRequirement::SpfOrDmarc, Some(&good)));
+        assert!(!satisfies(AuthRequirement::Spf, Some(&forged)));
+        assert!(!satisfies(AuthRequirement::Dmarc, None));
+        assert!(satisfies(AuthRequirement::None, None));
     }
 }

@@ -148,8 +148,12 @@ impl std::fmt::Debug for StaticTable {
     }
 }
 
-/// A read-only map served as a mail-auth cache.
-pub struct MapCache<K, V>(HashMap<K, V>);
+/// A read-only map served as a mail-auth cache. `miss` answers names not in the map
+/// (for a fixed table: "no such record"); `None` lets the resolver answer them.
+pub struct MapCache<K, V> {
+    map: HashMap<K, V>,
+    miss: Option<V>,
+}
 
 impl<K: Hash + Eq, V: Clone> ResolverCache<K, V> for MapCache<K, V> {
     fn get<Q>(&self, name: &Q) -> Option<V>
@@ -157,7 +161,7 @@ impl<K: Hash + Eq, V: Clone> ResolverCache<K, V> for MapCache<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.0.get(name).cloned()
+        self.map.get(name).cloned().or_else(|| self.miss.clone())
     }
     fn remove<Q>(&self, _: &Q) -> Option<V>
     where
@@ -184,7 +188,20 @@ fn record_set<T>(items: Vec<T>) -> RecordSet<T> {
 }
 
 impl StaticTable {
+    /// A table answering exactly `records`; every other name does not exist.
     pub fn new(records: BTreeMap<String, Vec<String>>) -> Result<Self, DnsError> {
+        Self::build(records, true)
+    }
+
+    /// Empty caches in front of live DNS: every lookup goes to the resolver.
+    pub fn pass_through() -> Self {
+        Self::build(BTreeMap::new(), false).expect("an empty table is valid")
+    }
+
+    fn build(
+        records: BTreeMap<String, Vec<String>>,
+        authoritative: bool,
+    ) -> Result<Self, DnsError> {
         let mut txt = HashMap::new();
         let mut mx = HashMap::new();
         let mut ipv4 = HashMap::new();
@@ -265,11 +282,30 @@ impl StaticTable {
         .map_err(|e| DnsError::Lookup(e.to_string()))?;
         Ok(Self {
             records,
-            txt: MapCache(txt),
-            mx: MapCache(mx),
-            ipv4: MapCache(ipv4),
-            ipv6: MapCache(ipv6),
-            ptr: MapCache(HashMap::new()),
+            txt: MapCache {
+                map: txt,
+                miss: authoritative.then_some(Txt::Error(mail_auth::Error::Dns(
+                    mail_auth::DnsError::RecordNotFound(
+                        mail_auth::hickory_resolver::proto::op::ResponseCode::NXDomain,
+                    ),
+                ))),
+            },
+            mx: MapCache {
+                map: mx,
+                miss: authoritative.then(|| record_set(Vec::new())),
+            },
+            ipv4: MapCache {
+                map: ipv4,
+                miss: authoritative.then(|| record_set(Vec::new())),
+            },
+            ipv6: MapCache {
+                map: ipv6,
+                miss: authoritative.then(|| record_set(Vec::new())),
+            },
+            ptr: MapCache {
+                map: HashMap::new(),
+                miss: authoritative.then(|| record_set(Vec::new())),
+            },
             nowhere,
         })
     }

@@ -29,6 +29,8 @@ pub struct Listed {
     pub tls: bool,
     pub tls_version: Option<String>,
     pub tls_cipher: Option<String>,
+    /// SPF, DKIM and DMARC results at receive time (absent when DNS was off).
+    pub auth: Option<crate::summary::AuthResults>,
 }
 
 pub fn run(context: &ReviewContext, json: bool, limit: Option<usize>) -> anyhow::Result<()> {
@@ -105,6 +107,7 @@ fn decrypt(context: &ReviewContext, item: MessageItem) -> anyhow::Result<Listed>
         tls: summary.tls.is_some(),
         tls_version: summary.tls.as_ref().map(|t| t.version.clone()),
         tls_cipher: summary.tls.map(|t| t.cipher),
+        auth: summary.auth,
     })
 }
 

@@ -2,6 +2,8 @@
 //! client, and a runner for the real `reclaim` binary.
 #![allow(dead_code)]
 
+pub mod recorder;
+
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,6 +17,21 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 pub const HOSTNAME: &str = "mx.old.example";
+
+/// The sections after `[admin]` in the default test config.
+pub const DEFAULT_REST: &str = r#"
+[dns]
+resolver = "off"
+
+[[domain]]
+name = "old.example"
+
+[[domain]]
+name = "*.retired.example"
+
+[[domain]]
+name = "bücher.example"
+"#;
 
 /// A running gateway and everything needed to review what it stored.
 pub struct TestGateway {
@@ -43,6 +60,28 @@ impl TestGateway {
     }
 
     pub async fn start_with(extra_server: &str, tls: bool) -> Self {
+        Self::start_full(extra_server, tls, DEFAULT_REST).await
+    }
+
+    /// Starts a gateway whose `[dns]`, `[[domain]]`, `[notify]` and `[relocated]` sections
+    /// are `rest`.
+    pub async fn start_custom(extra_server: &str, rest: &str) -> Self {
+        Self::start_full(extra_server, false, rest).await
+    }
+
+    /// Stops the gateway and starts it again on the same config and store.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let config = Config::load(&self.config_path).expect("valid test config");
+        self.shutdown = CancellationToken::new();
+        let running = launch(&config, self.shutdown.clone())
+            .await
+            .expect("gateway restarts");
+        self.addr = running.smtp_addrs[0];
+        self.running = Some(running);
+    }
+
+    async fn start_full(extra_server: &str, tls: bool, rest: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let (identity, recipient) = new_identity(dir.path(), "reviewer.key");
         let store = dir.path().join("store");
@@ -75,17 +114,7 @@ recipients = ["{recipient}"]
 [admin]
 socket = {socket:?}
 
-[dns]
-resolver = "off"
-
-[[domain]]
-name = "old.example"
-
-[[domain]]
-name = "*.retired.example"
-
-[[domain]]
-name = "bücher.example"
+{rest}
 "#
         );
         let config_path = dir.path().join("reclaim.toml");

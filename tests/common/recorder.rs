@@ -1,0 +1,141 @@
+//! A tiny SMTP server for tests that records what it receives, like a smarthost would.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+
+/// One message the recorder accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub mail_from: String,
+    pub rcpt_to: Vec<String>,
+    pub data: String,
+}
+
+/// A running recorder.
+pub struct Recorder {
+    pub addr: SocketAddr,
+    pub received: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Recorder {
+    /// Starts on a free port; the first `fail_first` DATA commands get `451 4.3.0`.
+    pub async fn start(fail_first: usize) -> Self {
+        Self::start_on("127.0.0.1:0", fail_first).await
+    }
+
+    pub async fn start_on(addr: &str, fail_first: usize) -> Self {
+        let listener = TcpListener::bind(addr).await.expect("bind recorder");
+        let addr = listener.local_addr().expect("addr");
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let failures = Arc::new(Mutex::new(fail_first));
+        let store = received.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let store = store.clone();
+                let failures = failures.clone();
+                tokio::spawn(async move {
+                    let _ = serve(stream, store, failures).await;
+                });
+            }
+        });
+        Self { addr, received }
+    }
+
+    /// Waits up to `limit` for at least `count` messages; returns what arrived.
+    pub async fn wait_for(&self, count: usize, limit: Duration) -> Vec<Received> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let now = self.received.lock().expect("lock").clone();
+            if now.len() >= count || tokio::time::Instant::now() >= deadline {
+                return now;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+async fn serve(
+    stream: tokio::net::TcpStream,
+    store: Arc<Mutex<Vec<Received>>>,
+    failures: Arc<Mutex<usize>>,
+) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read);
+    write.write_all(b"220 recorder ESMTP\r\n").await?;
+    let mut current = Received {
+        mail_from: String::new(),
+        rcpt_to: Vec::new(),
+        data: String::new(),
+    };
+    loop {
+        let mut line = String::new();
+        if lines.read_line(&mut line).await? == 0 {
+            return Ok(());
+        }
+        let upper = line.to_ascii_uppercase();
+        let reply: &[u8] = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
+            b"250-recorder\r\n250 8BITMIME\r\n"
+        } else if upper.starts_with("MAIL FROM:") {
+            current = Received {
+                mail_from: angle(&line),
+                rcpt_to: Vec::new(),
+                data: String::new(),
+            };
+            b"250 2.1.0 ok\r\n"
+        } else if upper.starts_with("RCPT TO:") {
+            current.rcpt_to.push(angle(&line));
+            b"250 2.1.5 ok\r\n"
+        } else if upper.starts_with("DATA") {
+            write.write_all(b"354 go ahead\r\n").await?;
+            let mut data = String::new();
+            loop {
+                let mut l = String::new();
+                if lines.read_line(&mut l).await? == 0 {
+                    return Ok(());
+                }
+                if l == ".\r\n" {
+                    break;
+                }
+                data.push_str(
+                    l.strip_prefix('.')
+                        .filter(|_| l.starts_with(".."))
+                        .unwrap_or(&l),
+                );
+            }
+            let fail = {
+                let mut left = failures.lock().expect("lock");
+                if *left > 0 {
+                    *left -= 1;
+                    true
+                } else {
+                    false
+                }
+            };
+            if fail {
+                b"451 4.3.0 try again later\r\n"
+            } else {
+                current.data = data;
+                store.lock().expect("lock").push(current.clone());
+                b"250 2.0.0 queued\r\n"
+            }
+        } else if upper.starts_with("QUIT") {
+            write.write_all(b"221 bye\r\n").await?;
+            return Ok(());
+        } else {
+            b"250 ok\r\n"
+        };
+        write.write_all(reply).await?;
+    }
+}
+
+fn angle(line: &str) -> String {
+    line.split_once('<')
+        .and_then(|(_, rest)| rest.split_once('>'))
+        .map(|(addr, _)| addr.to_owned())
+        .unwrap_or_default()
+}
