@@ -45,6 +45,8 @@ pub struct Config {
     pub dns: DnsResolver,
     pub domains: RetiredDomains,
     pub notify: NotifyConfig,
+    /// `[metrics] listen`: where Prometheus scrapes, if anywhere. An internal address.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// `[notify]`: notices to senders of mail for retired addresses.
@@ -213,6 +215,14 @@ struct RawConfig {
     relocated: std::collections::BTreeMap<String, String>,
     #[serde(default)]
     notify: RawNotify,
+    #[serde(default)]
+    metrics: RawMetrics,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    listen: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -519,6 +529,37 @@ impl RawConfig {
             .set_relocated(&self.relocated, case_insensitive_local)
             .map_err(|m| invalid("relocated", m))?;
         let notify = notify_config(self.notify)?;
+        let metrics_listen = match &self.metrics.listen {
+            None => None,
+            Some(text) => {
+                let addr: SocketAddr = text.parse().map_err(|_| {
+                    invalid(
+                        "metrics.listen",
+                        format!("{text:?} is not an IP:PORT address"),
+                    )
+                })?;
+                // Metrics are internal: never on a wildcard address, never where SMTP listens.
+                let shares_smtp_address = server
+                    .listen
+                    .iter()
+                    .any(|l| l.ip() == addr.ip() || l.ip().is_unspecified());
+                if addr.ip().is_unspecified() || (shares_smtp_address && !addr.ip().is_loopback()) {
+                    return Err(invalid(
+                        "metrics.listen",
+                        format!(
+                            "{addr} is reachable where SMTP listens; use an internal or loopback address"
+                        ),
+                    ));
+                }
+                if server.listen.contains(&addr) {
+                    return Err(invalid(
+                        "metrics.listen",
+                        format!("{addr} is an SMTP listen address"),
+                    ));
+                }
+                Some(addr)
+            }
+        };
 
         let admin_socket = self
             .admin
@@ -543,6 +584,7 @@ impl RawConfig {
             dns,
             domains,
             notify,
+            metrics_listen,
         })
     }
 }
@@ -762,6 +804,28 @@ mod tests {
         assert!(error_of(&text).contains("server.max_recipients"));
         let text = format!("{MINIMAL}\n[dns]\nresolver = \"8.8.8.8\"");
         assert!(error_of(&text).contains("dns.resolver"));
+    }
+
+    #[test]
+    fn metrics_never_listen_where_smtp_does() {
+        let with = |smtp: &str, metrics: &str| {
+            let text = MINIMAL.replace("127.0.0.1:2525", smtp)
+                + &format!("\n[metrics]\nlisten = \"{metrics}\"\n");
+            Config::parse(&text).map(|c| c.metrics_listen)
+        };
+        assert!(with("127.0.0.1:2525", "127.0.0.1:9425").is_ok_and(|m| m.is_some()));
+        assert!(with("192.0.2.10:25", "10.0.0.5:9425").is_ok());
+        for (smtp, metrics) in [
+            ("127.0.0.1:2525", "0.0.0.0:9425"),
+            ("0.0.0.0:25", "10.0.0.5:9425"),
+            ("192.0.2.10:25", "192.0.2.10:9425"),
+            ("127.0.0.1:2525", "127.0.0.1:2525"),
+        ] {
+            let err = with(smtp, metrics)
+                .expect_err("must be refused")
+                .to_string();
+            assert!(err.contains("metrics.listen"), "{smtp} {metrics}: {err}");
+        }
     }
 
     #[test]

@@ -132,6 +132,11 @@ impl Intake {
         Ok(intake)
     }
 
+    /// Plaintext bytes so far (trace fields included).
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
     /// When the message started to arrive.
     pub fn received_at(&self) -> SystemTime {
         self.received_at

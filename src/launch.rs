@@ -21,7 +21,7 @@ use crate::notice::worker::Worker;
 use crate::seal::{Recipients, SealError, Sealer};
 use crate::server::{self, Gateway};
 use crate::smtp::SessionConfig;
-use crate::smtp::tls::{self, TlsError};
+use crate::smtp::tls::{self, TlsError, TlsReloader};
 use crate::store::{Store, StoreError};
 
 /// Why the gateway could not start.
@@ -44,6 +44,8 @@ pub enum LaunchError {
     },
     #[error(transparent)]
     Template(#[from] crate::notice::template::TemplateError),
+    #[error(transparent)]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
     #[error("DNS: {0}")]
     Dns(String),
     #[error("dev identity {path}: {source}")]
@@ -57,8 +59,39 @@ pub enum LaunchError {
 pub struct Running {
     /// The SMTP addresses actually bound (useful with port 0).
     pub smtp_addrs: Vec<SocketAddr>,
+    /// Reloads the STARTTLS certificate (SIGHUP).
+    pub tls: Option<Arc<TlsReloader>>,
     /// Completes once SMTP and admin have shut down.
     pub task: JoinHandle<()>,
+}
+
+/// What `check-config` verified.
+#[derive(Debug)]
+pub struct CheckReport {
+    pub domains: usize,
+    pub recipients: usize,
+    pub tls: bool,
+    pub dev_identity: bool,
+}
+
+/// Validates everything `serve` would before it binds anything: the config itself, that
+/// someone can read the quarantine, the TLS certificate and key, the notice templates and
+/// the DNS settings. Creates and changes nothing.
+pub fn check(config: &Config) -> Result<CheckReport, LaunchError> {
+    config.require_recipients()?;
+    if let Some(t) = &config.tls {
+        tls::acceptor(&t.cert, &t.key)?;
+    }
+    load_templates(config)?;
+    if let crate::config::DnsResolver::Static(table) = &config.dns {
+        crate::dns::StaticTable::new(table.clone()).map_err(|e| LaunchError::Dns(e.to_string()))?;
+    }
+    Ok(CheckReport {
+        domains: config.domains.modes().count(),
+        recipients: config.seal.recipients.len(),
+        tls: config.tls.is_some(),
+        dev_identity: config.seal.recipients.is_empty() && config.seal.dev_identity.is_some(),
+    })
 }
 
 /// Starts everything; cancelling `shutdown` stops it (see [`server::run`]).
@@ -77,10 +110,15 @@ pub async fn launch(config: &Config, shutdown: CancellationToken) -> Result<Runn
         .await
         .map_err(|e| StoreError::Index(format!("store open task failed: {e}")))??;
     log_reconciliation(&report);
+    if let Some(addr) = config.metrics_listen {
+        crate::telemetry::serve(addr, shutdown.clone())?;
+        tracing::info!(%addr, "metrics listening");
+    }
+    metrics::gauge!(crate::telemetry::STORE_MESSAGES).set(report.messages as f64);
     let store = Arc::new(store);
 
     let tls = match &config.tls {
-        Some(t) => Some(tls::acceptor(&t.cert, &t.key)?),
+        Some(t) => Some(Arc::new(TlsReloader::load(&t.cert, &t.key)?)),
         None => None,
     };
 
@@ -117,7 +155,7 @@ pub async fn launch(config: &Config, shutdown: CancellationToken) -> Result<Runn
         }),
         store: store.clone(),
         sealer,
-        tls,
+        tls: tls.clone(),
         tls_handshake_timeout: config.server.tls_handshake_timeout,
         shutdown_grace: config.server.shutdown_grace,
         dns: dns.clone(),
@@ -156,7 +194,11 @@ pub async fn launch(config: &Config, shutdown: CancellationToken) -> Result<Runn
         let _ = admin_task.await;
         let _ = worker_task.await;
     });
-    Ok(Running { smtp_addrs, task })
+    Ok(Running {
+        smtp_addrs,
+        tls,
+        task,
+    })
 }
 
 /// Loads notice templates when some domain sends notices; warns when notices are wanted

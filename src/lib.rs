@@ -27,4 +27,5 @@ pub mod server;
 pub mod smtp;
 pub mod store;
 pub mod summary;
+pub mod telemetry;
 pub mod units;

@@ -10,7 +10,6 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -18,14 +17,16 @@ use crate::seal::Sealer;
 use crate::smtp::Reply;
 use crate::smtp::SessionConfig;
 use crate::smtp::connection::{self, REFUSAL_WRITE_TIMEOUT, Shutdown};
+use crate::smtp::tls::TlsReloader;
 use crate::store::Store;
+use crate::telemetry;
 
 /// Everything a connection needs, shared by all of them.
 pub struct Gateway {
     pub session: Arc<SessionConfig>,
     pub store: Arc<Store>,
     pub sealer: Sealer,
-    pub tls: Option<TlsAcceptor>,
+    pub tls: Option<Arc<TlsReloader>>,
     pub tls_handshake_timeout: Duration,
     /// How long sessions in a transaction may go on after shutdown starts.
     pub shutdown_grace: Duration,
@@ -154,9 +155,12 @@ async fn accept_loop(
                 let gateway = gateway.clone();
                 let signals = signals.clone();
                 let span = tracing::info_span!("conn", id = conn_id, peer = %peer.ip());
+                metrics::counter!(telemetry::CONNECTIONS).increment(1);
                 tracker.spawn(tracing::Instrument::instrument(
                     async move {
+                        metrics::gauge!(telemetry::CONNECTIONS_ACTIVE).increment(1.0);
                         connection::handle(stream, peer, gateway, signals).await;
+                        metrics::gauge!(telemetry::CONNECTIONS_ACTIVE).decrement(1.0);
                         drop(admitted);
                     },
                     span,
@@ -164,6 +168,12 @@ async fn accept_loop(
             }
             Err(reply) => {
                 tracing::info!(peer = %peer.ip(), code = reply.code, "connection refused by limit");
+                let reason = if reply.enhanced == "4.3.2" {
+                    "max_connections"
+                } else {
+                    "max_connections_per_ip"
+                };
+                metrics::counter!(telemetry::CONNECTIONS_REFUSED, "reason" => reason).increment(1);
                 tracker.spawn(refuse(stream, peer, reply));
             }
         }

@@ -1,6 +1,7 @@
 //! The `reclaim` command line: argument definitions and dispatch. Each subcommand lives in
 //! its own file.
 
+mod check_config;
 mod export;
 mod keygen;
 mod list;
@@ -60,6 +61,10 @@ pub enum LogFormat {
 pub enum Command {
     /// Run the gateway (SMTP listener and admin API).
     Serve,
+    /// Validate the config as `serve` would (keys, certificate, templates), then exit.
+    CheckConfig,
+    /// Ask the running gateway over the admin socket whether it is up (for health checks).
+    Health,
     /// Create a reviewer identity; prints its public key (age1…) for [seal] recipients.
     Keygen {
         /// Where to write the identity (mode 0600; never overwritten).
@@ -89,6 +94,16 @@ pub enum Command {
 pub fn run(args: Args) -> anyhow::Result<()> {
     match &args.command {
         Command::Serve => serve::run(&config_path(&args)),
+        Command::CheckConfig => check_config::run(&config_path(&args)),
+        Command::Health => {
+            let socket = match &args.socket {
+                Some(socket) => socket.clone(),
+                None => Config::load(&config_path(&args))?.admin.socket,
+            };
+            let health: serde_json::Value = AdminClient::new(&socket).get_json("/v1/health")?;
+            println!("{health}");
+            Ok(())
+        }
         Command::Keygen { output } => keygen::run(output),
         Command::List { json, limit } => {
             let context = ReviewContext::new(&args)?;

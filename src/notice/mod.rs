@@ -110,6 +110,7 @@ pub fn plan(
         if let Err(reason) = eligibility(summary, disposition.mode, notify, domains) {
             if reason != Suppressed::NotNotifyMode {
                 tracing::info!(reason = reason.as_str(), domain = %disposition.domain, "notice suppressed");
+                metrics::counter!(crate::telemetry::NOTICES_SUPPRESSED, "reason" => reason.as_str()).increment(1);
             }
             continue;
         }

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::transport::{DeliveryError, Transport};
 use super::unix;
 use crate::store::{MessageId, OutboxItem, Store};
+use crate::telemetry;
 
 /// Notices handled per pass.
 const BATCH: usize = 32;
@@ -53,6 +54,10 @@ impl Worker {
             .ok()
             .and_then(Result::ok)
             .flatten();
+        let store = self.store.clone();
+        if let Ok(Ok(waiting)) = tokio::task::spawn_blocking(move || store.outbox_len()).await {
+            metrics::gauge!(telemetry::OUTBOX).set(waiting as f64);
+        }
         match next {
             Some(at) => {
                 Duration::from_secs((at - unix(SystemTime::now())).max(0) as u64).min(MAX_IDLE)
@@ -101,17 +106,21 @@ impl Worker {
         match outcome {
             Ok(()) => {
                 tracing::info!(%id, attempts = item.attempts + 1, "notice delivered");
+                metrics::counter!(telemetry::NOTICES_SENT).increment(1);
                 tracing::debug!(%id, to = %item.to, "notice delivered to");
                 None
             }
             Err(DeliveryError::Permanent(reason)) => {
                 tracing::warn!(%id, %reason, "notice refused permanently; dropped");
+                metrics::counter!(telemetry::NOTICES_FAILED, "kind" => "permanent").increment(1);
                 None
             }
             Err(DeliveryError::Temporary(reason)) => {
                 item.attempts += 1;
+                metrics::counter!(telemetry::NOTICES_FAILED, "kind" => "temporary").increment(1);
                 if now - item.created_at >= self.max_age.as_secs() as i64 {
                     tracing::warn!(%id, attempts = item.attempts, %reason, "notice undeliverable within max_age; dropped");
+                    metrics::counter!(telemetry::NOTICES_FAILED, "kind" => "expired").increment(1);
                     return None;
                 }
                 let delay = backoff(self.retry_base, item.attempts);

@@ -19,6 +19,7 @@ use crate::intake::Intake;
 use crate::notice;
 use crate::server::Gateway;
 use crate::summary::Summary;
+use crate::telemetry;
 
 /// Bytes read from the socket at a time; also bounds one sealed chunk in memory.
 const READ_BUFFER: usize = 64 * 1024;
@@ -55,7 +56,7 @@ pub async fn handle(
     if !matches!(outcome, Outcome::StartTls) {
         return;
     }
-    let Some(acceptor) = gateway.tls.clone() else {
+    let Some(acceptor) = gateway.tls.as_ref().map(|tls| tls.acceptor()) else {
         return;
     };
     let handshake = timeout(gateway.tls_handshake_timeout, acceptor.accept(stream)).await;
@@ -106,7 +107,12 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
     let mut intake: Option<Result<Intake, ()>> = None;
     loop {
         match session.poll() {
-            Action::Reply(reply) => out.extend_from_slice(&reply.to_wire()),
+            Action::Reply(reply) => {
+                if reply.is_error() {
+                    telemetry::rejection(reply.code, reply.enhanced);
+                }
+                out.extend_from_slice(&reply.to_wire());
+            }
             Action::NeedInput { timeout: idle } => {
                 if write_all(stream, &out, gateway).await.is_err() {
                     return Outcome::Closed;
@@ -114,6 +120,13 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
                 out.clear();
                 let read_deadline = deadline.min(Instant::now() + idle);
                 let idle_close = !session.in_transaction();
+                if idle_close && shutdown.graceful.is_cancelled() {
+                    // Shutting down: an idle session gets 421 now, even if a command is
+                    // already waiting.
+                    let bye = session.shutting_down().to_wire();
+                    let _ = write_all(stream, &bye, gateway).await;
+                    return Outcome::Closed;
+                }
                 let read = tokio::select! {
                     read = timeout_at(read_deadline, stream.read(&mut buf)) => read,
                     _ = shutdown.graceful.cancelled(), if idle_close => {
@@ -213,11 +226,30 @@ async fn finish_message(gateway: &Gateway, intake: Intake, mut summary: Summary)
         &gateway.store,
         &gateway.session.hostname,
     );
+    let planned = notices.len();
+    let size = intake.size();
+    metrics::counter!(telemetry::STORED_BYTES).increment(size);
     match intake
         .finish(&gateway.store, &gateway.session.domains, &summary, notices)
         .await
     {
         Ok((id, queued)) => {
+            metrics::histogram!(telemetry::COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
+            for domain in summary
+                .rcpt_to
+                .iter()
+                .filter_map(|r| r.rsplit_once('@'))
+                .filter_map(|(_, d)| gateway.session.domains.matching(d))
+            {
+                metrics::counter!(telemetry::MESSAGES_ACCEPTED, "domain" => domain.to_owned())
+                    .increment(1);
+            }
+            metrics::gauge!(telemetry::STORE_MESSAGES).increment(1.0);
+            metrics::counter!(telemetry::NOTICES_QUEUED).increment(queued as u64);
+            if planned > queued {
+                metrics::counter!(telemetry::NOTICES_SUPPRESSED, "reason" => "rate_limited")
+                    .increment((planned - queued) as u64);
+            }
             tracing::info!(%id, notices = queued, elapsed_ms = started.elapsed().as_millis() as u64, "message quarantined");
             if queued > 0 {
                 gateway.notices_queued.notify_one();
