@@ -7,6 +7,7 @@
 //! - [`seal`]: age encryption of messages and summaries, and identities for reviewers.
 //! - [`intake`]: seals a message as it streams in and commits it to the store.
 //! - [`store`]: the durable quarantine (sealed blob files plus a redb index, group commit).
+//! - [`retention`]: how long messages and audit records are kept, and the purge task.
 //! - [`summary`]: the small per-message record reviewers see in listings (sealed at rest).
 //! - [`server`]: accept loop, connection limits, graceful shutdown.
 //! - [`admin`]: the internal HTTP+JSON API on a Unix socket, and its client.
@@ -19,6 +20,7 @@ pub mod config;
 pub mod domains;
 pub mod intake;
 pub mod launch;
+pub mod retention;
 pub mod seal;
 pub mod server;
 pub mod smtp;

@@ -23,4 +23,59 @@ pub struct Summary {
     pub from: Option<String>,
     pub date: Option<String>,
     pub message_id: Option<String>,
+    /// `Auto-Submitted` (RFC 3834), when present; absent in summaries sealed before it.
+    #[serde(default)]
+    pub auto_submitted: Option<String>,
+    /// `List-Id` (RFC 2919), when present.
+    #[serde(default)]
+    pub list_id: Option<String>,
+    /// `Precedence` (bulk, list, junk), when present.
+    #[serde(default)]
+    pub precedence: Option<String>,
+}
+
+impl Summary {
+    /// Whether the message looks sent by a program rather than a person: null sender,
+    /// `Auto-Submitted` other than `no`, a `List-Id`, or `Precedence` bulk/list/junk.
+    pub fn looks_automated(&self) -> bool {
+        self.mail_from.is_empty()
+            || self
+                .auto_submitted
+                .as_deref()
+                .is_some_and(|v| !v.trim().eq_ignore_ascii_case("no"))
+            || self.list_id.is_some()
+            || self.precedence.as_deref().is_some_and(|v| {
+                ["bulk", "list", "junk"].contains(&v.trim().to_ascii_lowercase().as_str())
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn old_summaries_still_parse_and_automation_is_recognised() {
+        let old = r#"{"mail_from":"a@p.example","rcpt_to":["b@old.example"],"client_ip":"192.0.2.1","helo":"h","tls":null,"subject":null,"from":null,"date":null,"message_id":null}"#;
+        let s: Summary = serde_json::from_str(old).expect("old summary parses");
+        assert!(!s.looks_automated());
+        let null_sender = Summary::default();
+        assert!(null_sender.looks_automated());
+        for (auto, list, prec, expected) in [
+            (Some("auto-replied"), None, None, true),
+            (Some("no"), None, None, false),
+            (None, Some("<l.example>"), None, true),
+            (None, None, Some("Bulk"), true),
+            (None, None, Some("first-class"), false),
+        ] {
+            let s = Summary {
+                mail_from: "a@p.example".into(),
+                auto_submitted: auto.map(Into::into),
+                list_id: list.map(Into::into),
+                precedence: prec.map(Into::into),
+                ..Summary::default()
+            };
+            assert_eq!(s.looks_automated(), expected, "{auto:?} {list:?} {prec:?}");
+        }
+    }
 }

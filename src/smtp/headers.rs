@@ -17,6 +17,9 @@ pub struct HeaderFacts {
     pub from: Option<String>,
     pub date: Option<String>,
     pub message_id: Option<String>,
+    pub auto_submitted: Option<String>,
+    pub list_id: Option<String>,
+    pub precedence: Option<String>,
 }
 
 impl HeaderScanner {
@@ -60,8 +63,24 @@ impl HeaderScanner {
             from: message.from().and_then(format_address),
             date: message.date().map(|d| d.to_rfc3339()),
             message_id: message.message_id().map(|id| format!("<{id}>")),
+            auto_submitted: raw_field(&message, "Auto-Submitted"),
+            list_id: raw_field(&message, "List-Id"),
+            precedence: raw_field(&message, "Precedence"),
         }
     }
+}
+
+/// A field's unfolded raw value, trimmed and bounded (these are tokens, not prose).
+fn raw_field(message: &mail_parser::Message<'_>, name: &str) -> Option<String> {
+    const MAX_FIELD_CHARS: usize = 200;
+    let raw = message.header_raw(name)?;
+    let value: String = raw
+        .split(['\r', '\n'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    Some(value.chars().take(MAX_FIELD_CHARS).collect())
 }
 
 fn format_address(address: &mail_parser::Address<'_>) -> Option<String> {
@@ -125,7 +144,17 @@ mod tests {
             assert_eq!(f.from.as_deref(), Some("Alice <alice@partner.example>"));
             assert_eq!(f.message_id.as_deref(), Some("<abc@partner.example>"));
             assert_eq!(f.date.as_deref(), Some("2026-11-29T06:00:00Z"));
+            assert_eq!(f.auto_submitted, None);
         }
+    }
+
+    #[test]
+    fn picks_out_automation_fields() {
+        let msg = b"Auto-Submitted: auto-replied\r\nList-Id: Partners\r\n <partners.example>\r\nPrecedence: bulk\r\n\r\nbody";
+        let f = scan(msg, 7);
+        assert_eq!(f.auto_submitted.as_deref(), Some("auto-replied"));
+        assert_eq!(f.list_id.as_deref(), Some("Partners <partners.example>"));
+        assert_eq!(f.precedence.as_deref(), Some("bulk"));
     }
 
     #[test]

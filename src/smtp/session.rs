@@ -675,6 +675,9 @@ impl Session {
             from: facts.from,
             date: facts.date,
             message_id: facts.message_id,
+            auto_submitted: facts.auto_submitted,
+            list_id: facts.list_id,
+            precedence: facts.precedence,
         };
         self.transaction = Some(transaction);
         self.state = State::AwaitingStore;
