@@ -15,6 +15,17 @@ pub fn sanitize(text: &str) -> String {
         .collect()
 }
 
+/// Like [`sanitize`], but keeps line breaks for multi-line text such as a message body:
+/// CRLF and lone CR become LF, tabs become spaces, everything else that could steer the
+/// terminal becomes `?`.
+pub fn sanitize_block(text: &str) -> String {
+    let text = text.replace("\r\n", "\n").replace('\r', "\n");
+    text.split('\n')
+        .map(|line| sanitize(&line.replace('\t', "    ")))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -26,5 +37,14 @@ mod tests {
         assert_eq!(sanitize("line\r\nbreak"), "line  break");
         assert_eq!(sanitize("invoice\u{202E}fdp.exe"), "invoice?fdp.exe");
         assert_eq!(sanitize("Café ✓"), "Café ✓");
+    }
+
+    #[test]
+    fn blocks_keep_lines_but_lose_escapes() {
+        assert_eq!(
+            sanitize_block("one\r\ntwo\rthree\n\tfour\x1b[2J\x1b]8;;http://x\x07"),
+            "one\ntwo\nthree\n    four?[2J?]8;;http://x?"
+        );
+        assert_eq!(sanitize_block("\u{9b}0m\u{202e}"), "?0m?");
     }
 }

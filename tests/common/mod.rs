@@ -132,7 +132,7 @@ name = "bücher.example"
 
     /// Exports a message and returns its bytes.
     pub async fn export(&self, id: &str) -> Vec<u8> {
-        let out = self.cli(&["export", id]).await;
+        let out = self.cli(&["export", id, "--reason", "test"]).await;
         assert!(
             out.status.success(),
             "export failed: {}",
