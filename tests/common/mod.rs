@@ -16,6 +16,17 @@ use tokio_util::sync::CancellationToken;
 
 pub const HOSTNAME: &str = "mx.old.example";
 
+/// Extra config lines for [`TestGateway::start_custom`]; `tail` goes at the end (more
+/// `[[domain]]` entries, `[release]`).
+#[derive(Default)]
+pub struct Extra<'a> {
+    pub server: &'a str,
+    pub tls: bool,
+    pub store: &'a str,
+    pub admin: &'a str,
+    pub tail: &'a str,
+}
+
 /// A running gateway and everything needed to review what it stored.
 pub struct TestGateway {
     pub dir: tempfile::TempDir,
@@ -43,6 +54,23 @@ impl TestGateway {
     }
 
     pub async fn start_with(extra_server: &str, tls: bool) -> Self {
+        Self::start_custom(Extra {
+            server: extra_server,
+            tls,
+            ..Extra::default()
+        })
+        .await
+    }
+
+    /// Starts a gateway with extra lines in several sections.
+    pub async fn start_custom(extra: Extra<'_>) -> Self {
+        let Extra {
+            server: extra_server,
+            tls,
+            store: extra_store,
+            admin: extra_admin,
+            tail,
+        } = extra;
         let dir = tempfile::tempdir().expect("tempdir");
         let (identity, recipient) = new_identity(dir.path(), "reviewer.key");
         let store = dir.path().join("store");
@@ -68,12 +96,14 @@ listen = ["127.0.0.1:0"]
 
 [store]
 path = {store:?}
+{extra_store}
 
 [seal]
 recipients = ["{recipient}"]
 
 [admin]
 socket = {socket:?}
+{extra_admin}
 
 [dns]
 resolver = "off"
@@ -86,6 +116,8 @@ name = "*.retired.example"
 
 [[domain]]
 name = "bücher.example"
+
+{tail}
 "#
         );
         let config_path = dir.path().join("reclaim.toml");
@@ -116,6 +148,35 @@ name = "bücher.example"
                 .expect("gateway stops in time")
                 .expect("gateway task");
         }
+    }
+
+    /// Starts the gateway again on the same config and store (after [`Self::stop`]).
+    pub async fn restart(&mut self) {
+        let config = Config::load(&self.config_path).expect("valid test config");
+        self.shutdown = CancellationToken::new();
+        let running = launch(&config, self.shutdown.clone())
+            .await
+            .expect("gateway restarts");
+        self.addr = running.smtp_addrs[0];
+        self.running = Some(running);
+    }
+
+    /// Runs the CLI and returns stdout, failing the test with stderr if it fails.
+    pub async fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args).await;
+        assert!(
+            out.status.success(),
+            "reclaim {args:?} failed ({:?}): {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("UTF-8 output")
+    }
+
+    /// Sends one message over SMTP and returns its queue id.
+    pub async fn send(&self, from: &str, to: &[&str], body: &[u8]) -> String {
+        let (mut c, _) = Client::connect(self.addr).await;
+        queued_id(&c.send_message(from, to, body).await)
     }
 
     /// Runs the real CLI binary with this gateway's config and identity.
