@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use super::filter::format_time;
-use super::terminal::sanitize;
+use super::terminal::{sanitize, write_json};
 use super::{Exit, ReviewContext, exit};
 use crate::admin::MAX_PAGE;
 use crate::store::AuditPage;
@@ -58,8 +58,7 @@ pub fn run(
             "records": records,
             "verified": verify.then(|| checked.is_ok()),
         });
-        serde_json::to_writer_pretty(&mut out, &value)?;
-        writeln!(out)?;
+        write_json(&mut out, &value)?;
     } else {
         let mut table = comfy_table::Table::new();
         table.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);

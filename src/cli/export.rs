@@ -47,11 +47,10 @@ pub fn fetch_plain(
 }
 
 /// Creates a file readable by the reviewer only: it holds quarantined plaintext.
-fn private_file(path: &Path, create_new: bool) -> anyhow::Result<File> {
+fn private_file(path: &Path) -> anyhow::Result<File> {
     std::fs::OpenOptions::new()
         .write(true)
         .create(true)
-        .create_new(create_new)
         .truncate(true)
         .mode(0o600)
         .open(path)
@@ -73,7 +72,7 @@ pub fn one(
         .with_context(|| format!("cannot decrypt message {id} (is this the right identity?)"))?;
     match output {
         Some(path) => {
-            let mut file = private_file(path, false)?;
+            let mut file = private_file(path)?;
             std::io::copy(&mut plaintext, &mut file)
                 .with_context(|| format!("decrypting message {id} into {}", path.display()))?;
             file.sync_all()?;
@@ -108,7 +107,7 @@ pub fn bulk(
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let mut mbox_out = match target {
-        Target::Mbox(path) => Some((BufWriter::new(private_file(path, false)?), path)),
+        Target::Mbox(path) => Some((BufWriter::new(private_file(path)?), path)),
         Target::Dir(dir) => {
             std::fs::DirBuilder::new()
                 .recursive(true)
@@ -129,7 +128,7 @@ pub fn bulk(
             }
             (None, Target::Dir(dir)) => {
                 let path: PathBuf = dir.join(format!("{id}.eml"));
-                let mut file = private_file(&path, false)?;
+                let mut file = private_file(&path)?;
                 file.write_all(&plain)
                     .and_then(|()| file.sync_all())
                     .with_context(|| format!("writing {}", path.display()))?;

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::ReviewContext;
 use super::filter::{Filter, format_time};
-use super::terminal::sanitize;
+use super::terminal::{sanitize, write_json};
 use crate::admin::{MAX_PAGE, MessageItem, MessagePage};
 use crate::summary::Summary;
 
@@ -47,8 +47,7 @@ pub fn run(
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if json {
-        serde_json::to_writer_pretty(&mut out, &listed)?;
-        writeln!(out)?;
+        write_json(&mut out, &listed)?;
     } else {
         write_table(&mut out, &listed)?;
     }

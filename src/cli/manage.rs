@@ -1,10 +1,9 @@
 //! `reclaim delete`, `hold`, `unhold` and `purge`: changes to the quarantine, each
 //! recorded by the server in the audit trail.
 
-use std::io::Write;
-
 use serde_json::json;
 
+use super::terminal::write_json;
 use super::{Exit, ReviewContext, exit};
 use crate::admin::DeleteResult;
 use crate::admin::http::percent_encode;
@@ -19,8 +18,7 @@ fn parse_ids(ids: &[String]) -> anyhow::Result<Vec<MessageId>> {
 fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    serde_json::to_writer_pretty(&mut out, value)?;
-    writeln!(out)?;
+    write_json(&mut out, value)?;
     Ok(())
 }
 

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::ReviewContext;
 use super::filter::{Filter, format_time};
 use super::list::{self, Listed};
-use super::terminal::sanitize;
+use super::terminal::{sanitize, write_json};
 use crate::store::Stats;
 
 /// One sender (an address, or a whole domain) in the report.
@@ -99,8 +99,7 @@ pub fn report(
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if json {
-        serde_json::to_writer_pretty(&mut out, &report)?;
-        writeln!(out)?;
+        write_json(&mut out, &report)?;
     } else if csv {
         writeln!(
             out,
@@ -177,8 +176,7 @@ pub fn stats(context: &ReviewContext, json: bool) -> anyhow::Result<()> {
         let mut value = serde_json::to_value(&stats)?;
         // Sender notices are not built yet: say so rather than print a zero.
         value["notices"] = serde_json::Value::Null;
-        serde_json::to_writer_pretty(&mut out, &value)?;
-        writeln!(out)?;
+        write_json(&mut out, &value)?;
         return Ok(());
     }
     writeln!(

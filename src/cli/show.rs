@@ -10,7 +10,7 @@ use super::ReviewContext;
 use super::export::fetch_plain;
 use super::filter::format_time;
 use super::render::{Rendered, render};
-use super::terminal::{sanitize, sanitize_block};
+use super::terminal::{sanitize, sanitize_block, write_json};
 use crate::admin::MessageItem;
 use crate::store::MessageId;
 use crate::summary::Summary;
@@ -59,9 +59,7 @@ pub fn run(context: &ReviewContext, id: &str, reason: &str, json: bool) -> anyho
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if json {
-        // JSON escapes control characters itself; a terminal showing it stays safe.
-        serde_json::to_writer_pretty(&mut out, &shown)?;
-        writeln!(out)?;
+        write_json(&mut out, &shown)?;
     } else {
         write_text(&mut out, &shown)?;
     }
