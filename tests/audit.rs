@@ -27,6 +27,22 @@ async fn audit_chain_verifies_and_breaks_when_a_record_is_altered() {
         .await;
     gw.cli_ok(&["hold", &id, "--reason", "legal"]).await;
 
+    // A read without a reason is refused, and the refusal is recorded too.
+    let socket = gw.socket.clone();
+    let path = format!("/v1/messages/{id}/sealed");
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut stream = std::os::unix::net::UnixStream::connect(socket).expect("connect");
+        stream
+            .write_all(format!("GET {path} HTTP/1.1\r\n\r\n").as_bytes())
+            .expect("send");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).expect("read");
+        answer
+    })
+    .await
+    .expect("task");
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+
     let out = gw.cli(&["audit", "--verify"]).await;
     assert!(
         out.status.success(),
@@ -49,6 +65,12 @@ async fn audit_chain_verifies_and_breaks_when_a_record_is_altered() {
         "{show}"
     );
     assert!(records.iter().any(|r| r["action"] == "hold"));
+    assert!(
+        records
+            .iter()
+            .any(|r| r["action"] == "refused" && r["status"] == 400),
+        "{records:?}"
+    );
     let since = gw
         .cli_ok(&["audit", "--json", "--since", "2000-01-01"])
         .await;
