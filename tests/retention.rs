@@ -104,6 +104,19 @@ async fn delete_and_purge_by_hand() {
     assert_eq!(report["deleted"], serde_json::json!([c]));
     assert_eq!(report["held"], 1);
     assert!(!blob(&gw, &c).exists() && blob(&gw, &b).exists());
+    let audit: serde_json::Value =
+        serde_json::from_str(&gw.cli_ok(&["audit", "--json"]).await).expect("JSON");
+    let purge = audit["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .find(|r| r["action"] == "purge")
+        .expect("purge recorded");
+    assert_eq!(
+        purge["ids"],
+        serde_json::json!([c]),
+        "a purge records what it deleted"
+    );
     assert_eq!(
         gw.cli(&["purge", "--older-than", "forever"])
             .await
@@ -260,5 +273,58 @@ async fn release_submits_the_original_with_resent_fields() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn release_over_required_starttls_with_an_internal_ca() {
+    // The gateway itself is the relay here: it speaks STARTTLS with the dev certificate,
+    // which the release config trusts as its internal CA.
+    let mut gw = TestGateway::start("").await;
+    let port = gw.addr.port();
+    let ca = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("certs/dev-cert.pem");
+    gw.stop().await;
+    let tail = format!(
+        "[release]\nrelay = \"localhost:{port}\"\ntls = \"required\"\nca = {ca:?}\nfrom = \"quarantine@new.example\"\n"
+    );
+    let text = std::fs::read_to_string(&gw.config_path)
+        .expect("config")
+        .replace(
+            "listen = [\"127.0.0.1:0\"]",
+            &format!("listen = [\"127.0.0.1:{port}\"]"),
+        )
+        + &tail;
+    std::fs::write(&gw.config_path, text).expect("config");
+    gw.restart().await;
+
+    let id = gw
+        .send(
+            "a@partner.example",
+            &["jan@old.example"],
+            b"Subject: tls\r\n\r\nsecret\r\n",
+        )
+        .await;
+    gw.cli_ok(&[
+        "release",
+        &id,
+        "--to",
+        "case@old.example",
+        "--reason",
+        "over TLS",
+    ])
+    .await;
+    let listed = gw.list().await;
+    let released = listed
+        .iter()
+        .find(|m| m["id"] != id.as_str())
+        .expect("the released copy arrived");
+    assert_eq!(released["tls"], true, "submitted over STARTTLS");
+    let bytes = gw.export(released["id"].as_str().expect("id")).await;
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(
+        text.contains("\r\nResent-To: case@old.example\r\n"),
+        "{text}"
+    );
+    assert!(text.contains("secret"));
     gw.stop().await;
 }

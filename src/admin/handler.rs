@@ -76,8 +76,11 @@ where
 /// Answers, then records the request with the status it got. Data is handed out only once
 /// its audit record is durable; if recording fails, the request fails.
 fn answer_and_record(store: &Store, peer: &Peer, route: &Route) -> Result<Reply, Refusal> {
-    let result = answer(store, route);
-    let (action, ids, reason) = route.audit_fields();
+    // Ids the request named, plus those it turned out to touch (a purge names none).
+    let mut touched = Vec::new();
+    let result = answer(store, route, &mut touched);
+    let (action, mut ids, reason) = route.audit_fields();
+    ids.extend(touched);
     let detail = match route {
         Route::AuditNote { detail, .. } => detail.clone(),
         _ => None,
@@ -97,7 +100,7 @@ fn answer_and_record(store: &Store, peer: &Peer, route: &Route) -> Result<Reply,
     result
 }
 
-fn answer(store: &Store, route: &Route) -> Result<Reply, Refusal> {
+fn answer(store: &Store, route: &Route, touched: &mut Vec<String>) -> Result<Reply, Refusal> {
     match route {
         Route::Health => json(&serde_json::json!({
             "status": "ok",
@@ -152,6 +155,7 @@ fn answer(store: &Store, route: &Route) -> Result<Reply, Refusal> {
             let report = store
                 .purge(|meta| meta.received_at <= cutoff)
                 .map_err(internal)?;
+            touched.extend(report.deleted.iter().cloned());
             json(&report)
         }
         Route::Stats => json(&store.stats().map_err(internal)?),

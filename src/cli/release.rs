@@ -6,7 +6,7 @@
 use anyhow::Context;
 use lettre::address::{Address, Envelope};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use serde_json::json;
 
@@ -129,10 +129,22 @@ fn submit(
     envelope: &Envelope,
     message: &[u8],
 ) -> anyhow::Result<String> {
+    let parameters = || -> anyhow::Result<TlsParameters> {
+        let mut builder = TlsParameters::builder(release.host.clone());
+        if let Some(ca) = &release.ca {
+            let pem =
+                std::fs::read(ca).with_context(|| format!("[release] ca {}", ca.display()))?;
+            builder = builder.add_root_certificate(
+                Certificate::from_pem(&pem)
+                    .with_context(|| format!("[release] ca {}", ca.display()))?,
+            );
+        }
+        Ok(builder.build()?)
+    };
     let tls = match release.tls {
         ReleaseTls::None => Tls::None,
-        ReleaseTls::Opportunistic => Tls::Opportunistic(TlsParameters::new(release.host.clone())?),
-        ReleaseTls::Required => Tls::Required(TlsParameters::new(release.host.clone())?),
+        ReleaseTls::Opportunistic => Tls::Opportunistic(parameters()?),
+        ReleaseTls::Required => Tls::Required(parameters()?),
     };
     let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&release.host)
         .port(release.port)

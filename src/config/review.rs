@@ -44,6 +44,8 @@ pub struct ReleaseConfig {
     pub password: Option<PasswordSource>,
     /// Envelope sender and `Resent-From` of released messages.
     pub from: String,
+    /// Extra CA (PEM) trusted for the relay's certificate, for an internal CA.
+    pub ca: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -55,6 +57,7 @@ pub(super) struct RawRelease {
     password_file: Option<PathBuf>,
     password_env: Option<String>,
     from: String,
+    ca: Option<PathBuf>,
 }
 
 pub(super) fn retention(
@@ -155,6 +158,7 @@ pub(super) fn release(raw: RawRelease) -> Result<ReleaseConfig, ConfigError> {
         username: raw.username,
         password,
         from: raw.from,
+        ca: raw.ca,
     })
 }
 
