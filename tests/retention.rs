@@ -88,7 +88,7 @@ async fn delete_and_purge_by_hand() {
     assert_eq!(gw.list().await.len(), 2);
     let again = gw.cli(&["delete", &a]).await;
     assert_eq!(again.status.code(), Some(4), "an unknown id is exit 4");
-    assert_eq!(gw.cli(&["delete", "nonsense"]).await.status.code(), Some(1));
+    assert_eq!(gw.cli(&["delete", "nonsense"]).await.status.code(), Some(2));
     assert_eq!(
         gw.cli(&["hold", "0193a5c4-0000-7000-8000-000000000000"])
             .await

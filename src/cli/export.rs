@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use super::ReviewContext;
 use super::filter::Filter;
 use super::list;
 use super::mbox;
+use super::{ReviewContext, parse_id};
 use crate::admin::http::percent_encode;
 use crate::store::MessageId;
 
@@ -64,7 +64,7 @@ pub fn one(
     output: Option<&Path>,
     reason: &str,
 ) -> anyhow::Result<()> {
-    let id: MessageId = id.parse().map_err(anyhow::Error::msg)?;
+    let id = parse_id(id)?;
     let sealed = context.client.get(&sealed_path(id, "export", reason))?;
     let mut plaintext = context
         .identities()?

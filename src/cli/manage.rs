@@ -4,14 +4,14 @@
 use serde_json::json;
 
 use super::terminal::write_json;
-use super::{Exit, ReviewContext, exit};
+use super::{Exit, ReviewContext, exit, parse_id};
 use crate::admin::DeleteResult;
 use crate::admin::http::percent_encode;
 use crate::store::{MessageId, PurgeReport};
 
 fn parse_ids(ids: &[String]) -> anyhow::Result<Vec<MessageId>> {
     ids.iter()
-        .map(|id| id.parse().map_err(anyhow::Error::msg))
+        .map(|id| parse_id(id).map_err(anyhow::Error::from))
         .collect()
 }
 
@@ -57,7 +57,7 @@ pub fn hold(
     held: bool,
     reason: Option<&str>,
 ) -> anyhow::Result<()> {
-    let id: MessageId = id.parse().map_err(anyhow::Error::msg)?;
+    let id = parse_id(id)?;
     let mut path = format!("/v1/messages/{id}/hold");
     if let Some(reason) = reason {
         path.push_str(&format!("?reason={}", percent_encode(reason)));

@@ -26,6 +26,7 @@ use crate::admin::client::{AdminClient, ClientError, TlsFiles};
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
 use crate::retention::unix_now;
 use crate::seal::{Identities, SealError};
+use crate::store::MessageId;
 
 /// Environment variable naming the reviewer's identity file.
 pub const IDENTITY_ENV: &str = "RECLAIM_IDENTITY";
@@ -68,6 +69,14 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
         }
     }
     exit::FAILURE
+}
+
+/// A message id from the command line; a malformed one is bad usage (exit 2).
+pub fn parse_id(text: &str) -> Result<MessageId, Exit> {
+    text.parse().map_err(|message| Exit {
+        code: exit::USAGE,
+        message,
+    })
 }
 
 /// Runs the parsed command line.
@@ -132,11 +141,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             *json,
         ),
         Command::Report { since, json, csv } => {
-            let since = since
-                .as_deref()
-                .map(|s| filter::parse_when(s, now))
-                .transpose()?;
-            report::report(&ReviewContext::new(&args)?, since, *json, *csv)
+            let filter = filter::Filter::new(
+                &args::FilterArgs {
+                    since: since.clone(),
+                    ..Default::default()
+                },
+                now,
+            )?;
+            report::report(&ReviewContext::new(&args)?, &filter, *json, *csv)
         }
         Command::Stats { json } => report::stats(&ReviewContext::new(&args)?, *json),
         Command::Audit {

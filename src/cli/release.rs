@@ -11,7 +11,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use serde_json::json;
 
 use super::export::fetch_plain;
-use super::{Exit, ReviewContext, exit};
+use super::{Exit, ReviewContext, exit, parse_id};
 use crate::config::{PasswordSource, ReleaseConfig, ReleaseTls};
 use crate::store::MessageId;
 
@@ -19,7 +19,7 @@ use crate::store::MessageId;
 const SUBMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 pub fn run(context: &ReviewContext, id: &str, to: &[String], reason: &str) -> anyhow::Result<()> {
-    let id: MessageId = id.parse().map_err(anyhow::Error::msg)?;
+    let id = parse_id(id)?;
     let release = context
         .config
         .as_ref()

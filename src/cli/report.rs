@@ -85,17 +85,11 @@ pub fn build(listed: &[Listed]) -> Report {
 
 pub fn report(
     context: &ReviewContext,
-    since: Option<i64>,
+    filter: &Filter,
     json: bool,
     csv: bool,
 ) -> anyhow::Result<()> {
-    // `since` is already a Unix time; the filter takes it as an RFC 3339 time.
-    let args = super::args::FilterArgs {
-        since: since.map(format_time),
-        ..Default::default()
-    };
-    let filter = Filter::new(&args, 0)?;
-    let report = build(&list::fetch(context, None, &filter)?);
+    let report = build(&list::fetch(context, None, filter)?);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if json {

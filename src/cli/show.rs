@@ -6,13 +6,12 @@ use anyhow::Context;
 use base64::Engine;
 use serde::Serialize;
 
-use super::ReviewContext;
 use super::export::fetch_plain;
 use super::filter::format_time;
 use super::render::{Rendered, render};
 use super::terminal::{sanitize, sanitize_block, write_json};
+use super::{ReviewContext, parse_id};
 use crate::admin::MessageItem;
-use crate::store::MessageId;
 use crate::summary::Summary;
 
 /// What `show --json` prints.
@@ -32,7 +31,7 @@ struct Shown {
 }
 
 pub fn run(context: &ReviewContext, id: &str, reason: &str, json: bool) -> anyhow::Result<()> {
-    let id: MessageId = id.parse().map_err(anyhow::Error::msg)?;
+    let id = parse_id(id)?;
     let item: MessageItem = context.client.get_json(&format!("/v1/messages/{id}"))?;
     let sealed = base64::engine::general_purpose::STANDARD
         .decode(&item.summary)
