@@ -1,4 +1,5 @@
-//! Serves the admin API on a Unix domain socket, never on the SMTP listener.
+//! Serves the admin API on a Unix domain socket (never on the SMTP listener) and names each
+//! client by its uid (`SO_PEERCRED`) for the audit trail.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
