@@ -7,8 +7,14 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::domains::RetiredDomains;
+use crate::retention::RetentionPolicy;
 use crate::seal::Recipients;
 use crate::units::{parse_duration, parse_size};
+
+mod review;
+
+pub use review::{AdminTcpConfig, PasswordSource, ReleaseConfig, ReleaseTls};
+use review::{RawRelease, admin_tcp, release, retention};
 
 /// Where the CLI looks for the config when `-c` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "config/reclaim.toml";
@@ -47,6 +53,8 @@ pub struct Config {
     pub notify: NotifyConfig,
     /// `[metrics] listen`: where Prometheus scrapes, if anywhere. An internal address.
     pub metrics_listen: Option<SocketAddr>,
+    /// `[release]`: read by the CLI only.
+    pub release: Option<ReleaseConfig>,
 }
 
 /// `[notify]`: notices to senders of mail for retired addresses.
@@ -63,8 +71,8 @@ pub struct NotifyConfig {
     pub relay: Option<RelayConfig>,
     /// Folder with one template per language (`en.txt`, `nl.txt`).
     pub templates: PathBuf,
-    /// How long the quarantined copy is kept, as the notice tells it.
-    pub retention: Duration,
+    /// How long notices say the copy is kept; default: the domain's retention.
+    pub retention: Option<Duration>,
     /// Port of the senders' MX hosts for direct delivery (25 but in tests).
     pub mx_port: u16,
     /// Largest message kept in memory for DKIM (and so DMARC by DKIM) verification.
@@ -102,13 +110,6 @@ pub enum RelayTls {
     None,
     Opportunistic,
     Required,
-}
-
-/// Where the smarthost password comes from; it is read when needed, never stored in Config.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PasswordSource {
-    File(PathBuf),
-    Env(String),
 }
 
 /// `[server]`: the SMTP listener and its limits.
@@ -169,6 +170,11 @@ pub struct TlsConfig {
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
     pub path: PathBuf,
+    /// How long messages are kept (per domain), unless held.
+    pub retention: RetentionPolicy,
+    pub audit_retention: Duration,
+    /// How often the server purges expired messages (also once at start).
+    pub purge_interval: Duration,
 }
 
 /// `[seal]`: who can read the quarantine.
@@ -184,6 +190,8 @@ pub struct SealConfig {
 #[derive(Debug, Clone)]
 pub struct AdminConfig {
     pub socket: PathBuf,
+    /// The optional TCP listener, mutual TLS only.
+    pub tcp: Option<AdminTcpConfig>,
 }
 
 /// `[dns] resolver`: which DNS resolver features that need DNS may use.
@@ -217,6 +225,7 @@ struct RawConfig {
     notify: RawNotify,
     #[serde(default)]
     metrics: RawMetrics,
+    release: Option<RawRelease>,
 }
 
 #[derive(Deserialize, Default)]
@@ -254,13 +263,24 @@ struct RawTls {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawStore {
+    #[serde(default = "default_store_path")]
     path: PathBuf,
+    retention: Option<String>,
+    audit_retention: Option<String>,
+    purge_interval: Option<String>,
+}
+
+fn default_store_path() -> PathBuf {
+    PathBuf::from("data")
 }
 
 impl Default for RawStore {
     fn default() -> Self {
         Self {
-            path: PathBuf::from("data"),
+            path: default_store_path(),
+            retention: None,
+            audit_retention: None,
+            purge_interval: None,
         }
     }
 }
@@ -277,6 +297,10 @@ struct RawSeal {
 #[serde(deny_unknown_fields)]
 struct RawAdmin {
     socket: Option<PathBuf>,
+    listen: Option<String>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    client_ca: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]
@@ -296,6 +320,7 @@ struct RawDomain {
     new_domain: Option<String>,
     contact: Option<String>,
     language: Option<String>,
+    retention: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -564,7 +589,21 @@ impl RawConfig {
         let admin_socket = self
             .admin
             .socket
+            .clone()
             .unwrap_or_else(|| self.store.path.join("admin.sock"));
+        let admin_tcp = admin_tcp(&self.admin)?;
+        let release = self.release.map(release).transpose()?;
+        let retention = retention(&self.store, &self.domain)?;
+        let audit_retention = duration(
+            "store.audit_retention",
+            self.store.audit_retention,
+            Duration::from_secs(2 * 365 * 86_400),
+        )?;
+        let purge_interval = duration(
+            "store.purge_interval",
+            self.store.purge_interval,
+            Duration::from_secs(600),
+        )?;
         Ok(Config {
             server,
             tls: self.tls.map(|t| TlsConfig {
@@ -573,6 +612,9 @@ impl RawConfig {
             }),
             store: StoreConfig {
                 path: self.store.path,
+                retention,
+                audit_retention,
+                purge_interval,
             },
             seal: SealConfig {
                 recipients,
@@ -580,11 +622,13 @@ impl RawConfig {
             },
             admin: AdminConfig {
                 socket: admin_socket,
+                tcp: admin_tcp,
             },
             dns,
             domains,
             notify,
             metrics_listen,
+            release,
         })
     }
 }
@@ -738,11 +782,10 @@ fn notify_config(raw: RawNotify) -> Result<NotifyConfig, ConfigError> {
         templates: raw
             .templates
             .unwrap_or_else(|| PathBuf::from("config/notices")),
-        retention: duration(
-            "notify.retention",
-            raw.retention,
-            Duration::from_secs(30 * 86400),
-        )?,
+        retention: match raw.retention {
+            Some(text) => Some(duration("notify.retention", Some(text), Duration::ZERO)?),
+            None => None,
+        },
         mx_port: raw.mx_port.unwrap_or(25),
         auth_max_message_size,
         retry_base: duration("notify.retry_base", raw.retry_base, Duration::from_secs(60))?,
@@ -778,6 +821,12 @@ mod tests {
         assert_eq!(c.dns, DnsResolver::System);
         assert!(c.tls.is_none());
         assert!(c.require_recipients().is_ok());
+        assert_eq!(
+            c.store.retention.default(),
+            Duration::from_secs(30 * 86_400)
+        );
+        assert_eq!(c.store.purge_interval, Duration::from_secs(600));
+        assert!(c.admin.tcp.is_none() && c.release.is_none());
     }
 
     #[test]

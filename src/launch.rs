@@ -37,6 +37,8 @@ pub enum LaunchError {
     Tls(#[from] TlsError),
     #[error(transparent)]
     Admin(#[from] admin::server::AdminError),
+    #[error(transparent)]
+    AdminTls(#[from] admin::tls::AdminTlsError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -61,6 +63,8 @@ pub struct Running {
     pub smtp_addrs: Vec<SocketAddr>,
     /// Reloads the STARTTLS certificate (SIGHUP).
     pub tls: Option<Arc<TlsReloader>>,
+    /// The TCP admin address actually bound, when `[admin] listen` is set.
+    pub admin_addr: Option<SocketAddr>,
     /// Completes once SMTP and admin have shut down.
     pub task: JoinHandle<()>,
 }
@@ -141,6 +145,10 @@ pub async fn launch(config: &Config, shutdown: CancellationToken) -> Result<Runn
         listeners.push(listener);
     }
     let admin_listener = admin::server::bind(&config.admin.socket)?;
+    let admin_tcp = match &config.admin.tcp {
+        Some(tcp) => Some((admin::tls::bind(tcp).await?, admin::tls::acceptor(tcp)?)),
+        None => None,
+    };
 
     let dns = Dns::from_config(&config.dns).map_err(|e| LaunchError::Dns(e.to_string()))?;
     let templates = load_templates(config)?;
@@ -162,6 +170,7 @@ pub async fn launch(config: &Config, shutdown: CancellationToken) -> Result<Runn
         notify: notify.clone(),
         templates,
         notices_queued: notices_queued.clone(),
+        retention: config.store.retention.clone(),
     });
     let worker = Worker {
         store: store.clone(),
@@ -189,13 +198,39 @@ pub async fn launch(config: &Config, shutdown: CancellationToken) -> Result<Runn
         store.clone(),
         shutdown.clone(),
     ));
+    let admin_addr = admin_tcp
+        .as_ref()
+        .and_then(|(listener, _)| listener.local_addr().ok());
+    if let Some(addr) = admin_addr {
+        tracing::info!(%addr, "admin API listening (mutual TLS)");
+    }
+    let admin_tcp_task = admin_tcp.map(|(listener, acceptor)| {
+        tokio::spawn(admin::tls::run(
+            listener,
+            acceptor,
+            store.clone(),
+            shutdown.clone(),
+        ))
+    });
+    let purge_task = tokio::spawn(crate::retention::run_purger(
+        store.clone(),
+        config.store.retention.clone(),
+        config.store.audit_retention,
+        config.store.purge_interval,
+        shutdown.clone(),
+    ));
     let task = tokio::spawn(async move {
         server::run(listeners, gateway, shutdown).await;
         let _ = admin_task.await;
         let _ = worker_task.await;
+        let _ = purge_task.await;
+        if let Some(task) = admin_tcp_task {
+            let _ = task.await;
+        }
     });
     Ok(Running {
         smtp_addrs,
+        admin_addr,
         tls,
         task,
     })

@@ -6,10 +6,13 @@
 //! - [`smtp`]: the pure SMTP session state machine and the tokio connection driver.
 //! - [`seal`]: age encryption of messages and summaries, and identities for reviewers.
 //! - [`intake`]: seals a message as it streams in and commits it to the store.
-//! - [`store`]: the durable quarantine (sealed blob files plus a redb index, group commit).
+//! - [`store`]: the durable quarantine (sealed blob files plus a redb index, group commit),
+//!   legal holds, deletion, and the hash-chained audit trail.
+//! - [`retention`]: how long messages and audit records are kept, and the purge task.
 //! - [`summary`]: the small per-message record reviewers see in listings (sealed at rest).
 //! - [`server`]: accept loop, connection limits, graceful shutdown.
-//! - [`admin`]: the internal HTTP+JSON API on a Unix socket, and its client.
+//! - [`admin`]: the internal HTTP+JSON API on a Unix socket (optionally mutual TLS on TCP),
+//!   every request audited, and its client.
 //! - [`cli`]: the `reclaim` subcommands.
 #![forbid(unsafe_code)]
 
@@ -22,6 +25,7 @@ pub mod domains;
 pub mod intake;
 pub mod launch;
 pub mod notice;
+pub mod retention;
 pub mod seal;
 pub mod server;
 pub mod smtp;

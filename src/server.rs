@@ -33,6 +33,8 @@ pub struct Gateway {
     pub dns: crate::dns::Dns,
     pub notify: Arc<crate::config::NotifyConfig>,
     pub templates: crate::notice::Templates,
+    /// Per-domain retention, for what notices say about keeping the copy.
+    pub retention: crate::retention::RetentionPolicy,
     /// Wakes the notice worker when a commit queued notices.
     pub notices_queued: Arc<tokio::sync::Notify>,
 }

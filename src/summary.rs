@@ -65,3 +65,33 @@ impl Summary {
         self.mail_from.is_empty() || auto || bulk || self.list_id.is_some() || self.list_unsubscribe
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn old_summaries_still_parse_and_automation_is_recognised() {
+        let old = r#"{"mail_from":"a@p.example","rcpt_to":["b@old.example"],"client_ip":"192.0.2.1","helo":"h","tls":null,"subject":null,"from":null,"date":null,"message_id":null}"#;
+        let s: Summary = serde_json::from_str(old).expect("old summary parses");
+        assert!(!s.looks_automated());
+        let null_sender = Summary::default();
+        assert!(null_sender.looks_automated());
+        for (auto, list, prec, expected) in [
+            (Some("auto-replied"), None, None, true),
+            (Some("no"), None, None, false),
+            (None, Some("<l.example>"), None, true),
+            (None, None, Some("Bulk"), true),
+            (None, None, Some("first-class"), false),
+        ] {
+            let s = Summary {
+                mail_from: "a@p.example".into(),
+                auto_submitted: auto.map(Into::into),
+                list_id: list.map(Into::into),
+                precedence: prec.map(Into::into),
+                ..Summary::default()
+            };
+            assert_eq!(s.looks_automated(), expected, "{auto:?} {list:?} {prec:?}");
+        }
+    }
+}

@@ -59,6 +59,8 @@ async fn review_errors_are_one_clear_line() {
         wrong.to_str().expect("utf8"),
         "export",
         &id,
+        "--reason",
+        "test",
     ]))
     .await;
     assert!(!out.status.success());
@@ -76,7 +78,12 @@ async fn review_errors_are_one_clear_line() {
     assert!(stderr(&out).contains("right identity"), "{}", stderr(&out));
 
     let out = gw
-        .cli(&["export", "0193a5c4-0000-7000-8000-000000000000"])
+        .cli(&[
+            "export",
+            "0193a5c4-0000-7000-8000-000000000000",
+            "--reason",
+            "test",
+        ])
         .await;
     assert!(!out.status.success());
     assert!(
@@ -84,7 +91,9 @@ async fn review_errors_are_one_clear_line() {
         "{}",
         stderr(&out)
     );
-    let out = gw.cli(&["export", "../../etc/passwd"]).await;
+    let out = gw
+        .cli(&["export", "../../etc/passwd", "--reason", "test"])
+        .await;
     assert!(!out.status.success());
     assert!(
         stderr(&out).contains("not a message id"),
@@ -299,6 +308,8 @@ async fn passphrase_protected_identity_via_environment() {
                     protected.to_str().expect("utf8"),
                     "export",
                     &id,
+                    "--reason",
+                    "test",
                 ])
                 .env("RECLAIM_PASSPHRASE", passphrase)
                 .stdin(std::process::Stdio::null())

@@ -69,7 +69,7 @@ async fn send(gw: &TestGateway, from: &str, to: &[&str], body: &[u8]) -> String 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notices_in_english_and_dutch() {
     let relay = Recorder::start(0).await;
-    let mut gw = TestGateway::start_custom("", &sections(relay.addr, "none", "")).await;
+    let mut gw = TestGateway::start_sections("", &sections(relay.addr, "none", "")).await;
     queued_id(
         &send(
             &gw,
@@ -129,7 +129,7 @@ async fn notices_in_english_and_dutch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn automated_forged_and_system_senders_get_no_notice() {
     let relay = Recorder::start(0).await;
-    let mut gw = TestGateway::start_custom("", &sections(relay.addr, "spf", "")).await;
+    let mut gw = TestGateway::start_sections("", &sections(relay.addr, "spf", "")).await;
     let plain = |extra: &str| {
         format!("{extra}From: x@partner.example\r\nSubject: s\r\n\r\nbody\r\n").into_bytes()
     };
@@ -201,7 +201,7 @@ async fn automated_forged_and_system_senders_get_no_notice() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_notice_per_pair_per_interval_across_restarts() {
     let relay = Recorder::start(0).await;
-    let mut gw = TestGateway::start_custom("", &sections(relay.addr, "none", "")).await;
+    let mut gw = TestGateway::start_sections("", &sections(relay.addr, "none", "")).await;
     for _ in 0..3 {
         send(
             &gw,
@@ -251,7 +251,7 @@ async fn one_notice_per_pair_per_interval_across_restarts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bounce_reject_and_silent_modes() {
     let relay = Recorder::start(0).await;
-    let mut gw = TestGateway::start_custom("", &sections(relay.addr, "none", "")).await;
+    let mut gw = TestGateway::start_sections("", &sections(relay.addr, "none", "")).await;
 
     let reply = send(
         &gw,
@@ -339,7 +339,7 @@ async fn bounce_reject_and_silent_modes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn temporary_failures_are_retried() {
     let relay = Recorder::start(2).await;
-    let mut gw = TestGateway::start_custom("", &sections(relay.addr, "none", "")).await;
+    let mut gw = TestGateway::start_sections("", &sections(relay.addr, "none", "")).await;
     send(
         &gw,
         "partner@partner.example",

@@ -80,7 +80,7 @@ async fn admin_api_hands_out_sealed_data_only() {
         let (status, sealed) = http(
             &socket,
             format!(
-                "GET /v1/messages/{}/sealed HTTP/1.1\r\n\r\n",
+                "GET /v1/messages/{}/sealed?reason=check HTTP/1.1\r\n\r\n",
                 ids_for_check[0]
             )
             .as_bytes(),
@@ -88,6 +88,15 @@ async fn admin_api_hands_out_sealed_data_only() {
         assert_eq!(status, 200);
         assert!(sealed.starts_with(b"age-encryption.org/v1\n"));
         assert!(!sealed.windows(12).any(|w| w == b"ADMIN-MARKER"));
+        let (status, _) = http(
+            &socket,
+            format!(
+                "GET /v1/messages/{}/sealed HTTP/1.1\r\n\r\n",
+                ids_for_check[0]
+            )
+            .as_bytes(),
+        );
+        assert_eq!(status, 400, "reading a sealed message needs a reason");
 
         assert_eq!(
             get(&socket, "/v1/messages/0193a5c4-0000-7000-8000-000000000000").0,

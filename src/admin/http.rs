@@ -1,17 +1,33 @@
 //! Just enough HTTP/1.1 for the admin API: a bounded request-head parser and response
-//! heads. Each connection carries one request (`Connection: close`).
+//! heads. Each connection carries one request (`Connection: close`), with at most a small
+//! body (JSON, announced by `Content-Length`).
 
 use std::fmt::Write;
 
 /// Largest request head accepted.
 pub const MAX_HEAD: usize = 8 * 1024;
+/// Largest request body accepted: requests carry ids and a reason, never mail.
+pub const MAX_BODY: usize = 256 * 1024;
 
 /// A parsed request line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestHead {
     pub method: String,
     pub path: String,
+    /// Query parameters, percent-decoded.
     pub query: Vec<(String, String)>,
+    /// Length of the body that follows the head (0 without `Content-Length`).
+    pub content_length: usize,
+}
+
+impl RequestHead {
+    /// The first value of a query parameter.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// Why a request head was refused (answered with 400).
@@ -28,7 +44,8 @@ pub fn head_end(buf: &[u8]) -> Option<usize> {
 pub fn parse_head(head: &[u8]) -> Result<RequestHead, BadRequest> {
     let text =
         std::str::from_utf8(head).map_err(|_| BadRequest("request head is not UTF-8".into()))?;
-    let line = text.lines().next().unwrap_or_default();
+    let mut lines = text.lines();
+    let line = lines.next().unwrap_or_default();
     let mut parts = line.split(' ');
     let (Some(method), Some(target), Some(version), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -50,14 +67,70 @@ pub fn parse_head(head: &[u8]) -> Result<RequestHead, BadRequest> {
         .filter(|pair| !pair.is_empty())
         .map(|pair| {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (k.to_owned(), v.to_owned())
+            Ok((percent_decode(k)?, percent_decode(v)?))
         })
-        .collect();
+        .collect::<Result<_, BadRequest>>()?;
+    let mut content_length = 0;
+    for header in lines {
+        if let Some((name, value)) = header.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                content_length = value
+                    .trim()
+                    .parse::<usize>()
+                    .map_err(|_| BadRequest("bad Content-Length".into()))?;
+            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                return Err(BadRequest("send a Content-Length, not chunks".into()));
+            }
+        }
+    }
     Ok(RequestHead {
         method: method.to_owned(),
         path: path.to_owned(),
         query,
+        content_length,
     })
+}
+
+/// Decodes `%XX` escapes and `+` (a space in query strings); the result must be UTF-8.
+pub fn percent_decode(text: &str) -> Result<String, BadRequest> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = bytes
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| BadRequest("bad percent escape in the query".into()))?;
+                out.push(hex);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).map_err(|_| BadRequest("query is not UTF-8".into()))
+}
+
+/// Encodes a query value: everything but unreserved characters becomes `%XX`.
+pub fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
 }
 
 /// A response head with `Connection: close`.
@@ -65,9 +138,12 @@ pub fn response_head(status: u16, content_type: &str, length: u64) -> Vec<u8> {
     let reason = match status {
         200 => "OK",
         400 => "Bad Request",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        411 => "Length Required",
+        413 => "Content Too Large",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         _ => "Error",
@@ -95,11 +171,25 @@ mod tests {
             head.query,
             vec![("limit".into(), "5".into()), ("before".into(), "x".into())]
         );
+        assert_eq!(head.content_length, 0);
+        let head = parse_head(
+            b"POST /v1/x?reason=case%2042+%C3%A9 HTTP/1.1\r\nContent-Length: 12\r\n\r\n",
+        )
+        .expect("valid");
+        assert_eq!(head.param("reason"), Some("case 42 é"));
+        assert_eq!(head.content_length, 12);
+        assert_eq!(
+            percent_decode(&percent_encode("a b&c=d/é%")),
+            Ok("a b&c=d/é%".into())
+        );
         for bad in [
             &b"GET\r\n\r\n"[..],
             b"GET / HTTP/2\r\n\r\n",
             b"get / HTTP/1.1\r\n\r\n",
             b"GET x HTTP/1.1\r\n\r\n",
+            b"GET /?a=%zz HTTP/1.1\r\n\r\n",
+            b"GET /?a=%ff HTTP/1.1\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
             b"\xff\r\n\r\n",
             b"",
         ] {

@@ -1,16 +1,28 @@
 //! The internal admin API: HTTP/1.1 + JSON on a Unix domain socket (mode 0600). It hands
-//! out sealed summaries and sealed blobs only; reviewers decrypt on their side.
+//! out sealed summaries and sealed blobs only; reviewers decrypt on their side. Every
+//! request is recorded in the audit trail. Optionally also on TCP with mutual TLS.
 //!
-//! Routes (all `GET`):
-//! - `/v1/health`: `{"status":"ok","messages":N}`
-//! - `/v1/messages?limit=N&before=ID`: newest first, `{"messages":[…],"next_before":ID|null}`
-//! - `/v1/messages/ID`: one message's metadata and sealed summary
-//! - `/v1/messages/ID/sealed`: the sealed age file (`application/octet-stream`)
+//! Routes:
+//! - `GET /v1/health`: `{"status":"ok","messages":N}`
+//! - `GET /v1/messages?limit=N&before=ID&domain=D&since=T&until=T`: newest first,
+//!   `{"messages":[…],"next_before":ID|null}` (times in seconds since the epoch)
+//! - `GET /v1/messages/ID`: one message's metadata and sealed summary
+//! - `GET /v1/messages/ID/sealed?reason=TEXT&purpose=show|export|release`: the sealed age
+//!   file (`application/octet-stream`); refused (400) without a reason
+//! - `DELETE /v1/messages/ID`, `POST /v1/delete {"ids":[…],"reason":…}`: delete now
+//! - `POST|DELETE /v1/messages/ID/hold`: place or lift a legal hold
+//! - `POST /v1/purge {"older_than":SECONDS,"reason":…}`: delete older messages not held
+//! - `GET /v1/stats`: counts and bytes per domain and per day
+//! - `GET /v1/audit?after=SEQ&limit=N`: audit records with the chain's anchor and head
+//! - `POST /v1/audit {"action":"release","ids":[…],"reason":…,"detail":…}`: a release
 
 pub mod client;
+mod handler;
 pub mod http;
+pub mod peer;
 pub mod routes;
 pub mod server;
+pub mod tls;
 
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +35,17 @@ pub struct MessageItem {
     pub sealed_size: u64,
     pub domains: Vec<String>,
     pub summary: String,
+    /// Under legal hold.
+    #[serde(default)]
+    pub held: bool,
+}
+
+/// What a delete did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteResult {
+    pub deleted: Vec<String>,
+    /// Ids with no message (already deleted, or never there).
+    pub missing: Vec<String>,
 }
 
 /// A page of the message list.

@@ -1,11 +1,35 @@
 //! Maps an admin API request to what it asks for. Pure, so it can be tested and fuzzed.
 
+use serde::Deserialize;
+
 use super::MAX_PAGE;
 use super::http::RequestHead;
-use crate::store::MessageId;
+use crate::store::{ListFilter, MessageId};
 
-/// Default page size of `/v1/messages`.
+/// Default page size of `/v1/messages` and `/v1/audit`.
 pub const DEFAULT_PAGE: usize = 100;
+/// Most ids one delete request may name.
+pub const MAX_IDS: usize = 1000;
+/// Longest reason accepted; a reason is a sentence, not a document.
+pub const MAX_REASON: usize = 1000;
+
+/// Why a sealed message is fetched; recorded in the audit trail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Show,
+    Export,
+    Release,
+}
+
+impl Purpose {
+    pub fn action(self) -> &'static str {
+        match self {
+            Purpose::Show => "show",
+            Purpose::Export => "export",
+            Purpose::Release => "release-fetch",
+        }
+    }
+}
 
 /// A valid admin API request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,9 +38,67 @@ pub enum Route {
     List {
         limit: usize,
         before: Option<MessageId>,
+        filter: ListFilter,
     },
     Message(MessageId),
-    Sealed(MessageId),
+    Sealed {
+        id: MessageId,
+        purpose: Purpose,
+        reason: String,
+    },
+    Delete {
+        ids: Vec<MessageId>,
+        reason: Option<String>,
+    },
+    Hold {
+        id: MessageId,
+        held: bool,
+        reason: Option<String>,
+    },
+    Purge {
+        older_than: u64,
+        reason: Option<String>,
+    },
+    Stats,
+    AuditList {
+        after: u64,
+        limit: usize,
+    },
+    /// A record the CLI adds about what it did on its side (a release).
+    AuditNote {
+        ids: Vec<MessageId>,
+        reason: String,
+        detail: Option<String>,
+    },
+}
+
+impl Route {
+    /// The audit action name, the message ids and the reason of this request.
+    pub fn audit_fields(&self) -> (&'static str, Vec<String>, Option<String>) {
+        let ids = |ids: &[MessageId]| ids.iter().map(ToString::to_string).collect();
+        match self {
+            Route::Health => ("health", vec![], None),
+            Route::List { .. } => ("list", vec![], None),
+            Route::Message(id) => ("summary", vec![id.to_string()], None),
+            Route::Sealed {
+                id,
+                purpose,
+                reason,
+            } => (purpose.action(), vec![id.to_string()], Some(reason.clone())),
+            Route::Delete { ids: list, reason } => ("delete", ids(list), reason.clone()),
+            Route::Hold { id, held, reason } => (
+                if *held { "hold" } else { "unhold" },
+                vec![id.to_string()],
+                reason.clone(),
+            ),
+            Route::Purge { reason, .. } => ("purge", vec![], reason.clone()),
+            Route::Stats => ("stats", vec![], None),
+            Route::AuditList { .. } => ("audit", vec![], None),
+            Route::AuditNote {
+                ids: list, reason, ..
+            } => ("release", ids(list), Some(reason.clone())),
+        }
+    }
 }
 
 /// A refused request: HTTP status and a message for the JSON error body.
@@ -26,97 +108,193 @@ pub struct Refusal {
     pub message: String,
 }
 
-fn refuse(status: u16, message: impl Into<String>) -> Refusal {
+pub fn refuse(status: u16, message: impl Into<String>) -> Refusal {
     Refusal {
         status,
         message: message.into(),
     }
 }
 
-/// Routes a request.
-pub fn route(head: &RequestHead) -> Result<Route, Refusal> {
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteBody {
+    ids: Vec<String>,
+    reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PurgeBody {
+    older_than: u64,
+    reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoteBody {
+    action: String,
+    ids: Vec<String>,
+    reason: String,
+    detail: Option<String>,
+}
+
+/// Routes a request with its body (empty for GET).
+pub fn route(head: &RequestHead, body: &[u8]) -> Result<Route, Refusal> {
     let segments: Vec<&str> = head.path.trim_end_matches('/').split('/').skip(1).collect();
-    let route = match segments.as_slice() {
-        ["v1", "health"] => Route::Health,
-        ["v1", "messages"] => list(head)?,
-        ["v1", "messages", id] => Route::Message(parse_id(id)?),
-        ["v1", "messages", id, "sealed"] => Route::Sealed(parse_id(id)?),
+    let method = head.method.as_str();
+    let allowed = match segments.as_slice() {
+        ["v1", "health"] | ["v1", "messages"] | ["v1", "stats"] => "GET",
+        ["v1", "messages", _] => "GET, DELETE",
+        ["v1", "messages", _, "sealed"] => "GET",
+        ["v1", "messages", _, "hold"] => "POST, DELETE",
+        ["v1", "delete"] | ["v1", "purge"] => "POST",
+        ["v1", "audit"] => "GET, POST",
         _ => return Err(refuse(404, format!("no such endpoint: {}", head.path))),
     };
-    if head.method != "GET" {
+    if !allowed.split(", ").any(|m| m == method) {
         return Err(refuse(
             405,
-            format!("{} is not allowed here; use GET", head.method),
+            format!("{method} is not allowed here; use {allowed}"),
         ));
     }
-    Ok(route)
+    let reason = optional_reason(head)?;
+    Ok(match (method, segments.as_slice()) {
+        (_, ["v1", "health"]) => Route::Health,
+        (_, ["v1", "stats"]) => Route::Stats,
+        (_, ["v1", "messages"]) => list(head)?,
+        ("GET", ["v1", "messages", id]) => Route::Message(parse_id(id)?),
+        (_, ["v1", "messages", id]) => Route::Delete {
+            ids: vec![parse_id(id)?],
+            reason,
+        },
+        (_, ["v1", "messages", id, "sealed"]) => Route::Sealed {
+            id: parse_id(id)?,
+            purpose: match head.param("purpose").unwrap_or("export") {
+                "show" => Purpose::Show,
+                "export" => Purpose::Export,
+                "release" => Purpose::Release,
+                other => return Err(refuse(400, format!("unknown purpose {other:?}"))),
+            },
+            reason: reason.ok_or_else(|| {
+                refuse(
+                    400,
+                    "reading a message needs a reason (reason=…); it goes into the audit trail",
+                )
+            })?,
+        },
+        (m, ["v1", "messages", id, "hold"]) => Route::Hold {
+            id: parse_id(id)?,
+            held: m == "POST",
+            reason,
+        },
+        (_, ["v1", "delete"]) => {
+            let b: DeleteBody = json(body)?;
+            if b.ids.is_empty() || b.ids.len() > MAX_IDS {
+                return Err(refuse(400, format!("name between 1 and {MAX_IDS} ids")));
+            }
+            Route::Delete {
+                ids: b
+                    .ids
+                    .iter()
+                    .map(|i| parse_id(i))
+                    .collect::<Result<_, _>>()?,
+                reason: b.reason.map(check_reason).transpose()?,
+            }
+        }
+        (_, ["v1", "purge"]) => {
+            let b: PurgeBody = json(body)?;
+            Route::Purge {
+                older_than: b.older_than,
+                reason: b.reason.map(check_reason).transpose()?,
+            }
+        }
+        ("GET", ["v1", "audit"]) => Route::AuditList {
+            after: number(head, "after", 0)?,
+            limit: limit(head)?,
+        },
+        (_, ["v1", "audit"]) => {
+            let b: NoteBody = json(body)?;
+            if b.action != "release" || b.ids.is_empty() || b.ids.len() > MAX_IDS {
+                return Err(refuse(400, "only release notes naming messages are taken"));
+            }
+            Route::AuditNote {
+                ids: b
+                    .ids
+                    .iter()
+                    .map(|i| parse_id(i))
+                    .collect::<Result<_, _>>()?,
+                reason: check_reason(b.reason)?,
+                detail: b.detail.map(check_reason).transpose()?,
+            }
+        }
+        _ => return Err(refuse(404, format!("no such endpoint: {}", head.path))),
+    })
+}
+
+fn json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Refusal> {
+    serde_json::from_slice(body).map_err(|e| refuse(400, format!("bad request body: {e}")))
+}
+
+fn check_reason(text: String) -> Result<String, Refusal> {
+    let text = text.trim().to_owned();
+    if text.is_empty() || text.chars().count() > MAX_REASON {
+        return Err(refuse(
+            400,
+            format!("a reason must be 1 to {MAX_REASON} characters"),
+        ));
+    }
+    Ok(text)
+}
+
+fn optional_reason(head: &RequestHead) -> Result<Option<String>, Refusal> {
+    head.param("reason")
+        .map(|r| check_reason(r.to_owned()))
+        .transpose()
 }
 
 fn parse_id(text: &str) -> Result<MessageId, Refusal> {
     text.parse().map_err(|e: String| refuse(400, e))
 }
 
+fn number<T: std::str::FromStr>(head: &RequestHead, key: &str, default: T) -> Result<T, Refusal> {
+    match head.param(key) {
+        None => Ok(default),
+        Some(v) => v
+            .parse()
+            .map_err(|_| refuse(400, format!("{key} must be a number"))),
+    }
+}
+
+fn limit(head: &RequestHead) -> Result<usize, Refusal> {
+    Some(number(head, "limit", DEFAULT_PAGE)?)
+        .filter(|n| (1..=MAX_PAGE).contains(n))
+        .ok_or_else(|| refuse(400, format!("limit must be between 1 and {MAX_PAGE}")))
+}
+
 fn list(head: &RequestHead) -> Result<Route, Refusal> {
-    let mut limit = DEFAULT_PAGE;
+    let mut filter = ListFilter::default();
     let mut before = None;
     for (key, value) in &head.query {
         match key.as_str() {
-            "limit" => {
-                limit = value
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=MAX_PAGE).contains(n))
-                    .ok_or_else(|| {
-                        refuse(400, format!("limit must be between 1 and {MAX_PAGE}"))
-                    })?;
-            }
+            "limit" | "reason" => {}
             "before" => before = Some(parse_id(value)?),
+            "domain" => {
+                let name = crate::domains::normalize(value)
+                    .ok_or_else(|| refuse(400, format!("{value:?} is not a domain name")))?;
+                filter.domain = Some(name);
+            }
+            "since" => filter.since = Some(number(head, "since", 0i64)?),
+            "until" => filter.until = Some(number(head, "until", 0i64)?),
             other => return Err(refuse(400, format!("unknown query parameter {other:?}"))),
         }
     }
-    Ok(Route::List { limit, before })
+    Ok(Route::List {
+        limit: limit(head)?,
+        before,
+        filter,
+    })
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::admin::http::parse_head;
-
-    fn route_of(line: &str) -> Result<Route, u16> {
-        let head = parse_head(format!("{line}\r\n\r\n").as_bytes()).expect("valid head");
-        route(&head).map_err(|r| r.status)
-    }
-
-    #[test]
-    fn routes() {
-        let id = "0193a5c4-0000-7000-8000-000000000000";
-        assert_eq!(route_of("GET /v1/health HTTP/1.1"), Ok(Route::Health));
-        assert_eq!(
-            route_of("GET /v1/messages HTTP/1.1"),
-            Ok(Route::List {
-                limit: DEFAULT_PAGE,
-                before: None
-            })
-        );
-        assert_eq!(
-            route_of(&format!("GET /v1/messages?limit=3&before={id} HTTP/1.1")),
-            Ok(Route::List {
-                limit: 3,
-                before: Some(id.parse().expect("id"))
-            })
-        );
-        assert_eq!(
-            route_of(&format!("GET /v1/messages/{id}/sealed HTTP/1.1")),
-            Ok(Route::Sealed(id.parse().expect("id")))
-        );
-        assert_eq!(route_of("GET /v1/messages?limit=0 HTTP/1.1"), Err(400));
-        assert_eq!(route_of("GET /v1/messages?limit=99999 HTTP/1.1"), Err(400));
-        assert_eq!(route_of("GET /v1/messages?evil=1 HTTP/1.1"), Err(400));
-        assert_eq!(
-            route_of("GET /v1/messages/..%2f..%2fetc HTTP/1.1"),
-            Err(400)
-        );
-        assert_eq!(route_of("DELETE /v1/health HTTP/1.1"), Err(405));
-        assert_eq!(route_of("GET /etc/passwd HTTP/1.1"), Err(404));
-    }
-}
+#[path = "routes_tests.rs"]
+mod tests;

@@ -7,15 +7,19 @@ use base64::Engine;
 use serde::Serialize;
 
 use super::ReviewContext;
-use super::terminal::sanitize;
+use super::filter::{Filter, format_time};
+use super::terminal::{sanitize, write_json};
 use crate::admin::{MAX_PAGE, MessageItem, MessagePage};
 use crate::summary::Summary;
 
 /// One message as `list --json` prints it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Listed {
     pub id: String,
     pub received_at: String,
+    #[serde(skip)]
+    pub received_unix: i64,
+    pub held: bool,
     pub size: u64,
     pub domains: Vec<String>,
     pub mail_from: String,
@@ -31,15 +35,21 @@ pub struct Listed {
     pub tls_cipher: Option<String>,
     /// SPF, DKIM and DMARC results at receive time (absent when DNS was off).
     pub auth: Option<crate::summary::AuthResults>,
+    /// Null sender, Auto-Submitted, List-Id or Precedence bulk/list/junk.
+    pub looks_automated: bool,
 }
 
-pub fn run(context: &ReviewContext, json: bool, limit: Option<usize>) -> anyhow::Result<()> {
-    let listed = fetch(context, limit)?;
+pub fn run(
+    context: &ReviewContext,
+    json: bool,
+    limit: Option<usize>,
+    filter: &Filter,
+) -> anyhow::Result<()> {
+    let listed = fetch(context, limit, filter)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if json {
-        serde_json::to_writer_pretty(&mut out, &listed)?;
-        writeln!(out)?;
+        write_json(&mut out, &listed)?;
     } else {
         write_table(&mut out, &listed)?;
     }
@@ -47,8 +57,12 @@ pub fn run(context: &ReviewContext, json: bool, limit: Option<usize>) -> anyhow:
     Ok(())
 }
 
-/// Fetches and decrypts up to `limit` messages (all when `None`), newest first.
-pub fn fetch(context: &ReviewContext, limit: Option<usize>) -> anyhow::Result<Vec<Listed>> {
+/// Fetches and decrypts up to `limit` matching messages (all when `None`), newest first.
+pub fn fetch(
+    context: &ReviewContext,
+    limit: Option<usize>,
+    filter: &Filter,
+) -> anyhow::Result<Vec<Listed>> {
     let mut listed = Vec::new();
     let mut before: Option<String> = None;
     loop {
@@ -56,13 +70,16 @@ pub fn fetch(context: &ReviewContext, limit: Option<usize>) -> anyhow::Result<Ve
         if want == 0 {
             break;
         }
-        let mut path = format!("/v1/messages?limit={want}");
+        let mut path = format!("/v1/messages?limit={want}{}", filter.query());
         if let Some(b) = &before {
             path.push_str(&format!("&before={b}"));
         }
         let page: MessagePage = context.client.get_json(&path)?;
         for item in page.messages {
-            listed.push(decrypt(context, item)?);
+            let m = decrypt(context, item)?;
+            if filter.matches(&m) && limit.is_none_or(|l| listed.len() < l) {
+                listed.push(m);
+            }
         }
         match page.next_before {
             Some(next) => before = Some(next),
@@ -76,7 +93,7 @@ fn decrypt(context: &ReviewContext, item: MessageItem) -> anyhow::Result<Listed>
     let sealed = base64::engine::general_purpose::STANDARD
         .decode(&item.summary)
         .with_context(|| format!("message {}: summary is not base64", item.id))?;
-    let plain = context.identities.open_bytes(&sealed).with_context(|| {
+    let plain = context.identities()?.open_bytes(&sealed).with_context(|| {
         format!(
             "cannot decrypt the summary of message {} (is this the right identity?)",
             item.id
@@ -84,16 +101,13 @@ fn decrypt(context: &ReviewContext, item: MessageItem) -> anyhow::Result<Listed>
     })?;
     let summary: Summary = serde_json::from_slice(&plain)
         .with_context(|| format!("message {}: summary is not valid JSON", item.id))?;
-    let received_at = time::OffsetDateTime::from_unix_timestamp(item.received_at)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default();
+    let looks_automated = summary.looks_automated();
     Ok(Listed {
         id: item.id,
-        received_at,
+        received_at: format_time(item.received_at),
+        received_unix: item.received_at,
+        held: item.held,
+        looks_automated,
         size: item.size,
         domains: item.domains,
         mail_from: summary.mail_from,
@@ -113,7 +127,7 @@ fn decrypt(context: &ReviewContext, item: MessageItem) -> anyhow::Result<Listed>
 
 fn write_table(out: &mut impl Write, listed: &[Listed]) -> anyhow::Result<()> {
     if listed.is_empty() {
-        writeln!(out, "The quarantine is empty.")?;
+        writeln!(out, "No messages.")?;
         return Ok(());
     }
     let mut table = comfy_table::Table::new();
@@ -126,6 +140,7 @@ fn write_table(out: &mut impl Write, listed: &[Listed]) -> anyhow::Result<()> {
         "Subject",
         "Size",
         "TLS",
+        "Held",
     ]);
     for m in listed {
         let sender = if m.mail_from.is_empty() {
@@ -144,6 +159,7 @@ fn write_table(out: &mut impl Write, listed: &[Listed]) -> anyhow::Result<()> {
             sanitize(&truncate(m.subject.as_deref().unwrap_or(""), 60)),
             m.size.to_string(),
             if m.tls { "yes" } else { "no" }.to_owned(),
+            if m.held { "held" } else { "" }.to_owned(),
         ]);
     }
     writeln!(out, "{table}")?;
@@ -151,7 +167,7 @@ fn write_table(out: &mut impl Write, listed: &[Listed]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn truncate(text: &str, max_chars: usize) -> String {
+pub fn truncate(text: &str, max_chars: usize) -> String {
     if text.chars().count() <= max_chars {
         return text.to_owned();
     }

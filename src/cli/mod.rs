@@ -1,97 +1,88 @@
-//! The `reclaim` command line: argument definitions and dispatch. Each subcommand lives in
-//! its own file.
+//! The `reclaim` command line: dispatch, what reviewing commands share, and the exit codes
+//! scripts rely on. Each subcommand lives in its own file.
 
+mod args;
+mod audit;
 mod check_config;
 mod export;
+mod filter;
 mod keygen;
 mod list;
+mod manage;
+mod mbox;
+mod release;
+mod render;
+mod report;
 mod serve;
+mod show;
 mod terminal;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
 
-use crate::admin::client::AdminClient;
+pub use args::{Args, Command, LogFormat};
+
+use crate::admin::client::{AdminClient, ClientError, TlsFiles};
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
-use crate::seal::Identities;
+use crate::retention::unix_now;
+use crate::seal::{Identities, SealError};
+use crate::store::MessageId;
 
 /// Environment variable naming the reviewer's identity file.
 pub const IDENTITY_ENV: &str = "RECLAIM_IDENTITY";
 
-#[derive(Parser, Debug)]
-#[command(
-    name = "reclaim",
-    version,
-    about = "Quarantine MX for retired mail domains",
-    after_help = "Examples:\n  reclaim serve -c config/reclaim.toml\n  reclaim keygen -o ~/.reclaim/reviewer.key\n  reclaim list -i ~/.reclaim/reviewer.key\n  reclaim export 0193a5c4-… -i ~/.reclaim/reviewer.key -o message.eml"
-)]
-pub struct Args {
-    /// Config file.
-    #[arg(
-        short,
-        long,
-        global = true,
-        value_name = "CONFIG",
-        env = "RECLAIM_CONFIG"
-    )]
-    pub config: Option<PathBuf>,
-    /// Reviewer identity: an age identity file (plain or passphrase-protected) or an
-    /// OpenSSH private key.
-    #[arg(short, long, global = true, value_name = "IDENTITY", env = IDENTITY_ENV)]
-    pub identity: Option<PathBuf>,
-    /// Admin API socket (default: [admin] socket from the config).
-    #[arg(long, global = true, value_name = "PATH")]
-    pub socket: Option<PathBuf>,
-    /// Log format of `serve`.
-    #[arg(long, global = true, value_enum, default_value = "text")]
-    pub log_format: LogFormat,
-    #[command(subcommand)]
-    pub command: Command,
+/// Exit codes (also listed in `--help` and the README).
+pub mod exit {
+    pub const FAILURE: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const UNREACHABLE: u8 = 3;
+    pub const NOT_FOUND: u8 = 4;
+    pub const DECRYPT: u8 = 5;
+    pub const AUDIT_BROKEN: u8 = 6;
+    pub const RELEASE_REFUSED: u8 = 7;
 }
 
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LogFormat {
-    Text,
-    Json,
+/// A failure that carries its own exit code.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Exit {
+    pub code: u8,
+    pub message: String,
 }
 
-#[derive(Subcommand, Debug)]
-pub enum Command {
-    /// Run the gateway (SMTP listener and admin API).
-    Serve,
-    /// Validate the config as `serve` would (keys, certificate, templates), then exit.
-    CheckConfig,
-    /// Ask the running gateway over the admin socket whether it is up (for health checks).
-    Health,
-    /// Create a reviewer identity; prints its public key (age1…) for [seal] recipients.
-    Keygen {
-        /// Where to write the identity (mode 0600; never overwritten).
-        #[arg(short, long, default_value = "reclaim-identity.txt")]
-        output: PathBuf,
-    },
-    /// List quarantined messages, newest first (decrypted on this side).
-    List {
-        /// Print JSON instead of a table.
-        #[arg(long)]
-        json: bool,
-        /// At most this many messages (default: all).
-        #[arg(long)]
-        limit: Option<usize>,
-    },
-    /// Write one decrypted message (trace fields plus the original bytes).
-    Export {
-        /// Message id, as `reclaim list` shows it.
-        id: String,
-        /// Output file (default: standard output).
-        #[arg(short, long)]
-        output: Option<PathBuf>,
-    },
+/// The exit code for an error: the most specific cause in its chain decides.
+pub fn exit_code(error: &anyhow::Error) -> u8 {
+    for cause in error.chain() {
+        if let Some(exit) = cause.downcast_ref::<Exit>() {
+            return exit.code;
+        }
+        if let Some(client) = cause.downcast_ref::<ClientError>() {
+            return match client {
+                ClientError::Connect { .. } => exit::UNREACHABLE,
+                ClientError::Status { status: 404, .. } => exit::NOT_FOUND,
+                ClientError::Status { status, .. } if (400..500).contains(status) => exit::USAGE,
+                _ => exit::FAILURE,
+            };
+        }
+        if let Some(SealError::Decrypt(_)) = cause.downcast_ref::<SealError>() {
+            return exit::DECRYPT;
+        }
+    }
+    exit::FAILURE
+}
+
+/// A message id from the command line; a malformed one is bad usage (exit 2).
+pub fn parse_id(text: &str) -> Result<MessageId, Exit> {
+    text.parse().map_err(|message| Exit {
+        code: exit::USAGE,
+        message,
+    })
 }
 
 /// Runs the parsed command line.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let now = unix_now();
     match &args.command {
         Command::Serve => serve::run(&config_path(&args)),
         Command::CheckConfig => check_config::run(&config_path(&args)),
@@ -105,13 +96,82 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keygen { output } => keygen::run(output),
-        Command::List { json, limit } => {
-            let context = ReviewContext::new(&args)?;
-            list::run(&context, *json, *limit)
+        Command::List {
+            json,
+            limit,
+            filter,
+        } => {
+            let filter = filter::Filter::new(filter, now)?;
+            list::run(&ReviewContext::new(&args)?, *json, *limit, &filter)
         }
-        Command::Export { id, output } => {
+        Command::Show { id, reason, json } => {
+            show::run(&ReviewContext::new(&args)?, id, reason, *json)
+        }
+        Command::Export {
+            id,
+            output,
+            mbox,
+            dir,
+            reason,
+            filter,
+        } => {
             let context = ReviewContext::new(&args)?;
-            export::run(&context, id, output.as_deref())
+            match (id, mbox, dir) {
+                (Some(id), _, _) => export::one(&context, id, output.as_deref(), reason),
+                (None, Some(path), _) => {
+                    let filter = filter::Filter::new(filter, now)?;
+                    export::bulk(&context, export::Target::Mbox(path), &filter, reason)
+                }
+                (None, None, Some(dir)) => {
+                    let filter = filter::Filter::new(filter, now)?;
+                    export::bulk(&context, export::Target::Dir(dir), &filter, reason)
+                }
+                (None, None, None) => anyhow::bail!("name a message id, --mbox or --dir"),
+            }
+        }
+        Command::Release { id, to, reason } => {
+            release::run(&ReviewContext::new(&args)?, id, to, reason)
+        }
+        Command::Delete { ids, reason, json } => {
+            manage::delete(&ReviewContext::new(&args)?, ids, reason.as_deref(), *json)
+        }
+        Command::Hold { id, reason } => {
+            manage::hold(&ReviewContext::new(&args)?, id, true, reason.as_deref())
+        }
+        Command::Unhold { id, reason } => {
+            manage::hold(&ReviewContext::new(&args)?, id, false, reason.as_deref())
+        }
+        Command::Purge {
+            older_than,
+            reason,
+            json,
+        } => manage::purge(
+            &ReviewContext::new(&args)?,
+            older_than,
+            reason.as_deref(),
+            *json,
+        ),
+        Command::Report { since, json, csv } => {
+            let filter = filter::Filter::new(
+                &args::FilterArgs {
+                    since: since.clone(),
+                    ..Default::default()
+                },
+                now,
+            )?;
+            report::report(&ReviewContext::new(&args)?, &filter, *json, *csv)
+        }
+        Command::Stats { json } => report::stats(&ReviewContext::new(&args)?, *json),
+        Command::Audit {
+            since,
+            verify,
+            json,
+        } => {
+            let since = since
+                .as_deref()
+                .map(|s| filter::parse_when(s, now))
+                .transpose()?;
+            audit::run(&ReviewContext::new(&args)?, since, *verify, *json)
         }
     }
 }
@@ -122,35 +182,79 @@ fn config_path(args: &Args) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH))
 }
 
-/// What reviewing commands need: the admin API and the reviewer's identities.
+/// What reviewing commands need: the admin API, the config when there is one, and the
+/// reviewer's identities (loaded only by the commands that decrypt).
 pub struct ReviewContext {
     pub client: AdminClient,
-    pub identities: Identities,
+    pub config: Option<Config>,
+    identity: Option<PathBuf>,
+    identities: std::sync::OnceLock<Identities>,
 }
 
 impl ReviewContext {
     fn new(args: &Args) -> anyhow::Result<Self> {
-        // The config is only needed for what the flags do not give.
-        let config = if args.socket.is_none() || args.identity.is_none() {
-            Some(Config::load(&config_path(args))?)
-        } else {
-            None
+        let explicit = args.config.is_some();
+        let path = config_path(args);
+        // The config is only needed for what the flags do not give; a missing default
+        // config is fine when they give everything.
+        let config = match Config::load(&path) {
+            Ok(config) => Some(config),
+            Err(e) if explicit || (args.socket.is_none() && args.admin.is_none()) => {
+                return Err(e.into());
+            }
+            Err(_) => None,
         };
-        let socket = args
-            .socket
-            .clone()
-            .or_else(|| config.as_ref().map(|c| c.admin.socket.clone()))
-            .context("no admin socket: pass --socket PATH or -c CONFIG")?;
+        let client = match &args.admin {
+            Some(url) => {
+                let need = |v: &Option<PathBuf>, flag: &str| {
+                    v.clone().with_context(|| format!("--admin needs {flag}"))
+                };
+                let (ca, cert, key) = (
+                    need(&args.admin_ca, "--admin-ca")?,
+                    need(&args.cert, "--cert")?,
+                    need(&args.key, "--key")?,
+                );
+                AdminClient::tls(
+                    url,
+                    &TlsFiles {
+                        ca: &ca,
+                        cert: &cert,
+                        key: &key,
+                    },
+                )?
+            }
+            None => {
+                let socket = args
+                    .socket
+                    .clone()
+                    .or_else(|| config.as_ref().map(|c| c.admin.socket.clone()))
+                    .context("no admin socket: pass --socket PATH or -c CONFIG")?;
+                AdminClient::new(&socket)
+            }
+        };
         let identity = args
             .identity
             .clone()
-            .or_else(|| config.as_ref().and_then(|c| c.seal.dev_identity.clone()))
-            .context("no identity: pass -i IDENTITY or set RECLAIM_IDENTITY")?;
-        let identities = load_identities(&identity)?;
+            .or_else(|| config.as_ref().and_then(|c| c.seal.dev_identity.clone()));
         Ok(Self {
-            client: AdminClient::new(&socket),
-            identities,
+            client,
+            config,
+            identity,
+            identities: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The reviewer's identities, loaded on first use.
+    pub fn identities(&self) -> anyhow::Result<&Identities> {
+        if let Some(ids) = self.identities.get() {
+            return Ok(ids);
+        }
+        let path = self
+            .identity
+            .as_deref()
+            .context("no identity: pass -i IDENTITY or set RECLAIM_IDENTITY")?;
+        let loaded = load_identities(path)?;
+        Ok(self.identities.get_or_init(|| loaded))
     }
 }
 

@@ -13,6 +13,7 @@ use std::time::SystemTime;
 use crate::auth;
 use crate::config::NotifyConfig;
 use crate::domains::{Mode, RetiredDomains};
+use crate::retention::RetentionPolicy;
 use crate::store::{MessageId, OutboxItem, QueuedNotice, Store};
 use crate::summary::Summary;
 
@@ -90,66 +91,80 @@ pub fn eligibility(
     Ok(())
 }
 
-/// The notices a stored message should cause, ready to queue with it. Suppressed ones are
-/// logged (without addresses) and left out.
-pub fn plan(
-    summary: &Summary,
-    received_at: SystemTime,
-    notify: &NotifyConfig,
-    domains: &RetiredDomains,
-    templates: &Templates,
-    store: &Store,
-    hostname: &str,
-) -> Vec<QueuedNotice> {
-    let now = unix(received_at);
-    let mut out = Vec::new();
-    for rcpt in &summary.rcpt_to {
-        let Some(disposition) = domains.disposition(rcpt) else {
-            continue; // <postmaster>
-        };
-        if let Err(reason) = eligibility(summary, disposition.mode, notify, domains) {
-            if reason != Suppressed::NotNotifyMode {
-                tracing::info!(reason = reason.as_str(), domain = %disposition.domain, "notice suppressed");
-                metrics::counter!(crate::telemetry::NOTICES_SUPPRESSED, "reason" => reason.as_str()).increment(1);
-            }
-            continue;
-        }
-        let Some(template) = templates.get(disposition.language) else {
-            tracing::warn!(
-                reason = Suppressed::NoTemplate.as_str(),
-                "notice suppressed"
-            );
-            continue;
-        };
-        let id = MessageId::new();
-        let message = compose::compose(&compose::NoticeFacts {
-            template,
-            language: disposition.language,
-            from: notify.from.as_deref().unwrap_or_default(),
-            organisation: &notify.organisation,
-            to: &summary.mail_from,
-            old_address: rcpt,
-            new_address: disposition.forward.as_deref(),
-            retention: notify.retention,
-            received_at,
-            original_message_id: summary.message_id.as_deref(),
-            notice_id: &id.to_string(),
+/// What planning notices needs to know besides the message.
+pub struct Planner<'a> {
+    pub notify: &'a NotifyConfig,
+    pub domains: &'a RetiredDomains,
+    pub templates: &'a Templates,
+    pub store: &'a Store,
+    pub hostname: &'a str,
+    pub retention: &'a RetentionPolicy,
+}
+
+impl Planner<'_> {
+    /// The notices a stored message should cause, ready to queue with it. Suppressed ones
+    /// are logged (without addresses), counted, and left out.
+    pub fn plan(&self, summary: &Summary, received_at: SystemTime) -> Vec<QueuedNotice> {
+        let Self {
+            notify,
+            domains,
+            templates,
+            store,
             hostname,
-        });
-        out.push(QueuedNotice {
-            id,
-            pair: store.pair_key(&summary.mail_from, rcpt),
-            skip_if_notified_after: now - notify.interval.as_secs() as i64,
-            item: OutboxItem {
-                to: summary.mail_from.clone(),
-                message,
-                created_at: now,
-                attempts: 0,
-                next_attempt_at: now,
-            },
-        });
+            retention,
+        } = *self;
+        let now = unix(received_at);
+        let mut out = Vec::new();
+        for rcpt in &summary.rcpt_to {
+            let Some(disposition) = domains.disposition(rcpt) else {
+                continue; // <postmaster>
+            };
+            if let Err(reason) = eligibility(summary, disposition.mode, notify, domains) {
+                if reason != Suppressed::NotNotifyMode {
+                    tracing::info!(reason = reason.as_str(), domain = %disposition.domain, "notice suppressed");
+                    metrics::counter!(crate::telemetry::NOTICES_SUPPRESSED, "reason" => reason.as_str()).increment(1);
+                }
+                continue;
+            }
+            let Some(template) = templates.get(disposition.language) else {
+                tracing::warn!(
+                    reason = Suppressed::NoTemplate.as_str(),
+                    "notice suppressed"
+                );
+                continue;
+            };
+            let id = MessageId::new();
+            let message = compose::compose(&compose::NoticeFacts {
+                template,
+                language: disposition.language,
+                from: notify.from.as_deref().unwrap_or_default(),
+                organisation: &notify.organisation,
+                to: &summary.mail_from,
+                old_address: rcpt,
+                new_address: disposition.forward.as_deref(),
+                retention: notify.retention.unwrap_or_else(|| {
+                    retention.for_domains(std::slice::from_ref(&disposition.domain))
+                }),
+                received_at,
+                original_message_id: summary.message_id.as_deref(),
+                notice_id: &id.to_string(),
+                hostname,
+            });
+            out.push(QueuedNotice {
+                id,
+                pair: store.pair_key(&summary.mail_from, rcpt),
+                skip_if_notified_after: now - notify.interval.as_secs() as i64,
+                item: OutboxItem {
+                    to: summary.mail_from.clone(),
+                    message,
+                    created_at: now,
+                    attempts: 0,
+                    next_attempt_at: now,
+                },
+            });
+        }
+        out
     }
-    out
 }
 
 /// Seconds since the Unix epoch.

@@ -217,15 +217,15 @@ async fn finish_message(gateway: &Gateway, intake: Intake, mut summary: Summary)
         )
         .await;
     }
-    let notices = notice::plan(
-        &summary,
-        intake.received_at(),
-        &gateway.notify,
-        &gateway.session.domains,
-        &gateway.templates,
-        &gateway.store,
-        &gateway.session.hostname,
-    );
+    let planner = notice::Planner {
+        notify: &gateway.notify,
+        domains: &gateway.session.domains,
+        templates: &gateway.templates,
+        store: &gateway.store,
+        hostname: &gateway.session.hostname,
+        retention: &gateway.retention,
+    };
+    let notices = planner.plan(&summary, intake.received_at());
     let planned = notices.len();
     let size = intake.size();
     metrics::counter!(telemetry::STORED_BYTES).increment(size);

@@ -72,12 +72,17 @@ impl HeaderScanner {
     }
 }
 
-/// A header field's value as text, trimmed; the first one if repeated.
+/// A field's unfolded raw value, trimmed and bounded (these are tokens, not prose).
 fn raw_field(message: &mail_parser::Message<'_>, name: &str) -> Option<String> {
-    message
-        .header_raw(name)
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
+    const MAX_FIELD_CHARS: usize = 200;
+    let raw = message.header_raw(name)?;
+    let value: String = raw
+        .split(['\r', '\n'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    (!value.is_empty()).then(|| value.chars().take(MAX_FIELD_CHARS).collect())
 }
 
 fn format_address(address: &mail_parser::Address<'_>) -> Option<String> {
@@ -148,6 +153,15 @@ mod tests {
         assert_eq!(list.precedence.as_deref(), Some("bulk"));
         assert_eq!(list.list_id.as_deref(), Some("<x.lists.example>"));
         assert!(list.list_unsubscribe);
+    }
+
+    #[test]
+    fn picks_out_automation_fields() {
+        let msg = b"Auto-Submitted: auto-replied\r\nList-Id: Partners\r\n <partners.example>\r\nPrecedence: bulk\r\n\r\nbody";
+        let f = scan(msg, 7);
+        assert_eq!(f.auto_submitted.as_deref(), Some("auto-replied"));
+        assert_eq!(f.list_id.as_deref(), Some("Partners <partners.example>"));
+        assert_eq!(f.precedence.as_deref(), Some("bulk"));
     }
 
     #[test]

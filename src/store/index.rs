@@ -4,20 +4,24 @@ use std::path::Path;
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
+pub(super) use super::index_err;
 use super::outbox::{self, QueuedNotice};
-use super::{Entry, MessageId, MessageMeta, StoreError, index_err};
 
 /// One message to index, with the notices it causes.
 pub(super) struct Commit {
     pub entry: Entry,
     pub notices: Vec<QueuedNotice>,
 }
+use super::audit::{AUDIT, AUDIT_STATE};
+use super::{Entry, ListFilter, MessageId, MessageMeta, StoreError};
 
-const META: TableDefinition<u128, &[u8]> = TableDefinition::new("meta");
-const SUMMARIES: TableDefinition<u128, &[u8]> = TableDefinition::new("summaries");
+pub(super) const META: TableDefinition<u128, &[u8]> = TableDefinition::new("meta");
+pub(super) const SUMMARIES: TableDefinition<u128, &[u8]> = TableDefinition::new("summaries");
+/// Messages under legal hold: id -> when the hold was placed (seconds since the epoch).
+pub(super) const HOLDS: TableDefinition<u128, i64> = TableDefinition::new("holds");
 
 pub(super) struct Index {
-    db: Database,
+    pub(super) db: Database,
 }
 
 impl Index {
@@ -27,6 +31,9 @@ impl Index {
         let txn = db.begin_write().map_err(index_err)?;
         txn.open_table(META).map_err(index_err)?;
         txn.open_table(SUMMARIES).map_err(index_err)?;
+        txn.open_table(HOLDS).map_err(index_err)?;
+        txn.open_table(AUDIT).map_err(index_err)?;
+        txn.open_table(AUDIT_STATE).map_err(index_err)?;
         txn.commit().map_err(index_err)?;
         Ok(Self { db })
     }
@@ -65,29 +72,92 @@ impl Index {
         &self,
         before: Option<MessageId>,
         limit: usize,
-    ) -> Result<Vec<Entry>, StoreError> {
+        filter: &ListFilter,
+    ) -> Result<(Vec<Entry>, Option<MessageId>), StoreError> {
         let txn = self.db.begin_read().map_err(index_err)?;
         let meta = txn.open_table(META).map_err(index_err)?;
         let summaries = txn.open_table(SUMMARIES).map_err(index_err)?;
+        let holds = txn.open_table(HOLDS).map_err(index_err)?;
         let upper = before.map_or(u128::MAX, |id| id.key());
         let mut out = Vec::with_capacity(limit.min(1024));
+        let mut last_scanned = None;
         for item in meta.range(..upper).map_err(index_err)?.rev() {
             if out.len() >= limit {
-                break;
+                // More may follow: the next page starts after the last one scanned.
+                return Ok((out, last_scanned));
             }
             let (key, value) = item.map_err(index_err)?;
             let key = key.value();
-            out.push(decode(key, value.value(), &summaries)?);
+            last_scanned = Some(MessageId::from_key(key));
+            let entry = decode(key, value.value(), &summaries, &holds)?;
+            if filter.matches(&entry.meta) {
+                out.push(entry);
+            }
+        }
+        Ok((out, None))
+    }
+
+    /// Every entry's id, metadata and hold, oldest first (no summaries).
+    pub(super) fn scan(&self) -> Result<Vec<(MessageId, MessageMeta, bool)>, StoreError> {
+        let txn = self.db.begin_read().map_err(index_err)?;
+        let meta = txn.open_table(META).map_err(index_err)?;
+        let holds = txn.open_table(HOLDS).map_err(index_err)?;
+        let mut out = Vec::new();
+        for item in meta.iter().map_err(index_err)? {
+            let (key, value) = item.map_err(index_err)?;
+            let id = MessageId::from_key(key.value());
+            let meta: MessageMeta = serde_json::from_slice(value.value())
+                .map_err(|e| StoreError::Index(format!("entry {id} is unreadable: {e}")))?;
+            let held = holds.get(key.value()).map_err(index_err)?.is_some();
+            out.push((id, meta, held));
         }
         Ok(out)
+    }
+
+    /// Removes the index entries and summaries of `ids` in one durable commit; returns
+    /// which of them existed.
+    pub(super) fn remove_all(&self, ids: &[MessageId]) -> Result<Vec<bool>, StoreError> {
+        let txn = self.db.begin_write().map_err(index_err)?;
+        let mut found = Vec::with_capacity(ids.len());
+        {
+            let mut meta = txn.open_table(META).map_err(index_err)?;
+            let mut summaries = txn.open_table(SUMMARIES).map_err(index_err)?;
+            let mut holds = txn.open_table(HOLDS).map_err(index_err)?;
+            for id in ids {
+                found.push(meta.remove(id.key()).map_err(index_err)?.is_some());
+                summaries.remove(id.key()).map_err(index_err)?;
+                holds.remove(id.key()).map_err(index_err)?;
+            }
+        }
+        txn.commit().map_err(index_err)?;
+        Ok(found)
+    }
+
+    /// Places or lifts a hold; `false` when there is no such message.
+    pub(super) fn set_hold(&self, id: MessageId, held: bool, now: i64) -> Result<bool, StoreError> {
+        let txn = self.db.begin_write().map_err(index_err)?;
+        let exists;
+        {
+            let meta = txn.open_table(META).map_err(index_err)?;
+            exists = meta.get(id.key()).map_err(index_err)?.is_some();
+            let mut holds = txn.open_table(HOLDS).map_err(index_err)?;
+            if exists && held {
+                holds.insert(id.key(), now).map_err(index_err)?;
+            } else {
+                holds.remove(id.key()).map_err(index_err)?;
+            }
+        }
+        txn.commit().map_err(index_err)?;
+        Ok(exists)
     }
 
     pub(super) fn get(&self, id: MessageId) -> Result<Option<Entry>, StoreError> {
         let txn = self.db.begin_read().map_err(index_err)?;
         let meta = txn.open_table(META).map_err(index_err)?;
         let summaries = txn.open_table(SUMMARIES).map_err(index_err)?;
+        let holds = txn.open_table(HOLDS).map_err(index_err)?;
         match meta.get(id.key()).map_err(index_err)? {
-            Some(value) => Ok(Some(decode(id.key(), value.value(), &summaries)?)),
+            Some(value) => Ok(Some(decode(id.key(), value.value(), &summaries, &holds)?)),
             None => Ok(None),
         }
     }
@@ -115,6 +185,7 @@ fn decode(
     key: u128,
     json: &[u8],
     summaries: &redb::ReadOnlyTable<u128, &[u8]>,
+    holds: &redb::ReadOnlyTable<u128, i64>,
 ) -> Result<Entry, StoreError> {
     let id = MessageId::from_key(key);
     let meta: MessageMeta = serde_json::from_slice(json)
@@ -124,9 +195,11 @@ fn decode(
         .map_err(index_err)?
         .map(|v| v.value().to_vec())
         .unwrap_or_default();
+    let held = holds.get(key).map_err(index_err)?.is_some();
     Ok(Entry {
         id,
         meta,
         sealed_summary,
+        held,
     })
 }

@@ -5,23 +5,27 @@
 //! Layout under the store path:
 //! - `messages/<id>.age`: the sealed message, a standard age file;
 //! - `tmp/`: messages being received (removed at start if left by a crash);
-//! - `index.redb`: the index.
+//! - `index.redb`: the index, holds and the audit trail.
 
+pub mod audit;
 mod blob;
 mod committer;
 mod id;
 mod index;
 mod outbox;
 mod reconcile;
+mod retain;
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use audit::{AuditEntry, AuditPage};
 pub use blob::BlobWriter;
 pub use id::MessageId;
 pub use outbox::{OutboxItem, QueuedNotice, pair_key};
 pub use reconcile::Reconciliation;
+pub use retain::{DayStats, DomainStats, PurgeReport, Stats};
 
 use committer::Committer;
 use index::Index;
@@ -80,6 +84,29 @@ pub struct Entry {
     pub id: MessageId,
     pub meta: MessageMeta,
     pub sealed_summary: Vec<u8>,
+    /// Under legal hold: exempt from retention.
+    pub held: bool,
+}
+
+/// Which messages a listing wants, on plaintext index fields only.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListFilter {
+    /// A retired domain as the index records it (normalised ASCII).
+    pub domain: Option<String>,
+    /// Received at or after (seconds since the epoch).
+    pub since: Option<i64>,
+    /// Received before (seconds since the epoch).
+    pub until: Option<i64>,
+}
+
+impl ListFilter {
+    pub fn matches(&self, meta: &MessageMeta) -> bool {
+        self.domain
+            .as_ref()
+            .is_none_or(|d| meta.domains.iter().any(|m| m == d))
+            && self.since.is_none_or(|t| meta.received_at >= t)
+            && self.until.is_none_or(|t| meta.received_at < t)
+    }
 }
 
 /// The quarantine store. Share it as `Arc<Store>`.
@@ -142,6 +169,7 @@ impl Store {
                     id,
                     meta,
                     sealed_summary,
+                    held: false,
                 },
                 notices,
             })
@@ -182,9 +210,15 @@ impl Store {
         outbox::len(self.index.db())
     }
 
-    /// Up to `limit` entries, newest first, strictly older than `before` if given.
-    pub fn list(&self, before: Option<MessageId>, limit: usize) -> Result<Vec<Entry>, StoreError> {
-        self.index.list(before, limit)
+    /// Up to `limit` entries that match `filter`, newest first, strictly older than
+    /// `before` if given; and where the next page starts, if there may be one.
+    pub fn list(
+        &self,
+        before: Option<MessageId>,
+        limit: usize,
+        filter: &ListFilter,
+    ) -> Result<(Vec<Entry>, Option<MessageId>), StoreError> {
+        self.index.list(before, limit, filter)
     }
 
     /// One entry.
@@ -195,6 +229,21 @@ impl Store {
     /// Number of indexed messages.
     pub fn count(&self) -> Result<u64, StoreError> {
         self.index.count()
+    }
+
+    /// Records one audit entry durably; returns its sequence number.
+    pub fn audit(&self, entry: AuditEntry) -> Result<u64, StoreError> {
+        self.index.audit_append(entry)
+    }
+
+    /// Up to `limit` audit records after sequence number `after`, with the chain's ends.
+    pub fn audit_page(&self, after: u64, limit: usize) -> Result<AuditPage, StoreError> {
+        self.index.audit_page(after, limit)
+    }
+
+    /// Removes audit records older than `cutoff`, keeping the chain verifiable.
+    pub fn prune_audit(&self, cutoff: i64) -> Result<usize, StoreError> {
+        self.index.audit_prune(cutoff)
     }
 
     /// Where a message's sealed file lives.

@@ -32,6 +32,18 @@ name = "*.retired.example"
 [[domain]]
 name = "bücher.example"
 "#;
+/// Extra config lines for [`TestGateway::start_custom`]; `tail` goes at the end (more
+/// `[[domain]]` entries, `[release]`).
+#[derive(Default)]
+pub struct Extra<'a> {
+    pub server: &'a str,
+    pub tls: bool,
+    pub store: &'a str,
+    pub admin: &'a str,
+    pub tail: &'a str,
+    /// Replaces the default `[dns]` and `[[domain]]` sections ([`DEFAULT_REST`]).
+    pub rest: Option<&'a str>,
+}
 
 /// A running gateway and everything needed to review what it stored.
 pub struct TestGateway {
@@ -60,28 +72,36 @@ impl TestGateway {
     }
 
     pub async fn start_with(extra_server: &str, tls: bool) -> Self {
-        Self::start_full(extra_server, tls, DEFAULT_REST).await
+        Self::start_custom(Extra {
+            server: extra_server,
+            tls,
+            ..Extra::default()
+        })
+        .await
     }
 
     /// Starts a gateway whose `[dns]`, `[[domain]]`, `[notify]` and `[relocated]` sections
     /// are `rest`.
-    pub async fn start_custom(extra_server: &str, rest: &str) -> Self {
-        Self::start_full(extra_server, false, rest).await
+    pub async fn start_sections(extra_server: &str, rest: &str) -> Self {
+        Self::start_custom(Extra {
+            server: extra_server,
+            rest: Some(rest),
+            ..Extra::default()
+        })
+        .await
     }
 
-    /// Stops the gateway and starts it again on the same config and store.
-    pub async fn restart(&mut self) {
-        self.stop().await;
-        let config = Config::load(&self.config_path).expect("valid test config");
-        self.shutdown = CancellationToken::new();
-        let running = launch(&config, self.shutdown.clone())
-            .await
-            .expect("gateway restarts");
-        self.addr = running.smtp_addrs[0];
-        self.running = Some(running);
-    }
-
-    async fn start_full(extra_server: &str, tls: bool, rest: &str) -> Self {
+    /// Starts a gateway with extra lines in several sections.
+    pub async fn start_custom(extra: Extra<'_>) -> Self {
+        let Extra {
+            server: extra_server,
+            tls,
+            store: extra_store,
+            admin: extra_admin,
+            tail,
+            rest,
+        } = extra;
+        let rest = rest.unwrap_or(DEFAULT_REST);
         let dir = tempfile::tempdir().expect("tempdir");
         let (identity, recipient) = new_identity(dir.path(), "reviewer.key");
         let store = dir.path().join("store");
@@ -107,14 +127,18 @@ listen = ["127.0.0.1:0"]
 
 [store]
 path = {store:?}
+{extra_store}
 
 [seal]
 recipients = ["{recipient}"]
 
 [admin]
 socket = {socket:?}
+{extra_admin}
 
 {rest}
+
+{tail}
 "#
         );
         let config_path = dir.path().join("reclaim.toml");
@@ -147,6 +171,36 @@ socket = {socket:?}
         }
     }
 
+    /// Stops the gateway if it runs, and starts it again on the same config and store.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let config = Config::load(&self.config_path).expect("valid test config");
+        self.shutdown = CancellationToken::new();
+        let running = launch(&config, self.shutdown.clone())
+            .await
+            .expect("gateway restarts");
+        self.addr = running.smtp_addrs[0];
+        self.running = Some(running);
+    }
+
+    /// Runs the CLI and returns stdout, failing the test with stderr if it fails.
+    pub async fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args).await;
+        assert!(
+            out.status.success(),
+            "reclaim {args:?} failed ({:?}): {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("UTF-8 output")
+    }
+
+    /// Sends one message over SMTP and returns its queue id.
+    pub async fn send(&self, from: &str, to: &[&str], body: &[u8]) -> String {
+        let (mut c, _) = Client::connect(self.addr).await;
+        queued_id(&c.send_message(from, to, body).await)
+    }
+
     /// Runs the real CLI binary with this gateway's config and identity.
     pub async fn cli(&self, args: &[&str]) -> Output {
         let mut full: Vec<String> = vec![
@@ -161,7 +215,7 @@ socket = {socket:?}
 
     /// Exports a message and returns its bytes.
     pub async fn export(&self, id: &str) -> Vec<u8> {
-        let out = self.cli(&["export", id]).await;
+        let out = self.cli(&["export", id, "--reason", "test"]).await;
         assert!(
             out.status.success(),
             "export failed: {}",

@@ -1,0 +1,289 @@
+//! One admin API connection: read a bounded request, route it, answer it, and record it
+//! in the audit trail before anything leaves the server.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::http::{MAX_BODY, MAX_HEAD, RequestHead, head_end, parse_head, response_head};
+use super::peer::Peer;
+use super::routes::{Refusal, Route, refuse, route};
+use super::{DeleteResult, MessageItem, MessagePage};
+use crate::retention::unix_now;
+use crate::store::{AuditEntry, Entry, MessageId, Store};
+
+/// How long a client has to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a request is answered with.
+enum Reply {
+    Json(String),
+    /// A sealed file, streamed.
+    File(std::path::PathBuf),
+}
+
+/// Serves one request on `stream` from `peer`.
+pub async fn serve<S>(mut stream: S, store: Arc<Store>, peer: Peer)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let request = tokio::time::timeout(REQUEST_TIMEOUT, read_request(&mut stream)).await;
+    let (head, body) = match request {
+        Ok(Ok(request)) => request,
+        Ok(Err(refusal)) => return refused(&mut stream, &store, &peer, None, refusal).await,
+        Err(_) => {
+            let refusal = refuse(408, "request timed out");
+            return refused(&mut stream, &store, &peer, None, refusal).await;
+        }
+    };
+    let route = match route(&head, &body) {
+        Ok(route) => route,
+        Err(refusal) => return refused(&mut stream, &store, &peer, Some(&head), refusal).await,
+    };
+    let answered = {
+        let store = store.clone();
+        let peer = peer.clone();
+        // redb commits and file deletions block: keep them off the async workers.
+        tokio::task::spawn_blocking(move || answer_and_record(&store, &peer, &route))
+            .await
+            .unwrap_or_else(|e| Err(internal(e)))
+    };
+    match answered {
+        Ok(Reply::Json(body)) => {
+            let _ = stream
+                .write_all(&response_head(200, "application/json", body.len() as u64))
+                .await;
+            let _ = stream.write_all(body.as_bytes()).await;
+            let _ = stream.shutdown().await;
+        }
+        Ok(Reply::File(path)) => match tokio::fs::File::open(&path).await {
+            Ok(mut file) => {
+                let length = file.metadata().await.map_or(0, |m| m.len());
+                let _ = stream
+                    .write_all(&response_head(200, "application/octet-stream", length))
+                    .await;
+                let _ = tokio::io::copy(&mut file, &mut stream).await;
+                let _ = stream.shutdown().await;
+            }
+            Err(e) => respond_error(&mut stream, internal(e)).await,
+        },
+        Err(refusal) => respond_error(&mut stream, refusal).await,
+    }
+}
+
+/// Answers, then records the request with the status it got. Data is handed out only once
+/// its audit record is durable; if recording fails, the request fails.
+fn answer_and_record(store: &Store, peer: &Peer, route: &Route) -> Result<Reply, Refusal> {
+    // Ids the request named, plus those it turned out to touch (a purge names none).
+    let mut touched = Vec::new();
+    let result = answer(store, route, &mut touched);
+    let (action, mut ids, reason) = route.audit_fields();
+    ids.extend(touched);
+    let detail = match route {
+        Route::AuditNote { detail, .. } => detail.clone(),
+        _ => None,
+    };
+    store
+        .audit(AuditEntry {
+            time: unix_now(),
+            who: peer.who.clone(),
+            uid: peer.uid,
+            action: action.to_owned(),
+            ids,
+            reason,
+            status: result.as_ref().map_or_else(|r| r.status, |_| 200),
+            detail,
+        })
+        .map_err(internal)?;
+    result
+}
+
+fn answer(store: &Store, route: &Route, touched: &mut Vec<String>) -> Result<Reply, Refusal> {
+    match route {
+        Route::Health => json(&serde_json::json!({
+            "status": "ok",
+            "messages": store.count().map_err(internal)?,
+        })),
+        Route::List {
+            limit,
+            before,
+            filter,
+        } => {
+            let (entries, next) = store.list(*before, *limit, filter).map_err(internal)?;
+            json(&MessagePage {
+                messages: entries.into_iter().map(item).collect(),
+                next_before: next.map(|id| id.to_string()),
+            })
+        }
+        Route::Message(id) => {
+            let entry = store
+                .get(*id)
+                .map_err(internal)?
+                .ok_or_else(|| not_found(*id))?;
+            json(&item(entry))
+        }
+        Route::Sealed { id, .. } => {
+            store
+                .get(*id)
+                .map_err(internal)?
+                .ok_or_else(|| not_found(*id))?;
+            Ok(Reply::File(store.blob_path(*id)))
+        }
+        Route::Delete { ids, .. } => {
+            let found = store.delete(ids).map_err(internal)?;
+            let mut result = DeleteResult::default();
+            for (id, existed) in ids.iter().zip(found) {
+                let list = if existed {
+                    &mut result.deleted
+                } else {
+                    &mut result.missing
+                };
+                list.push(id.to_string());
+            }
+            json(&result)
+        }
+        Route::Hold { id, held, .. } => {
+            if !store.set_hold(*id, *held, unix_now()).map_err(internal)? {
+                return Err(not_found(*id));
+            }
+            json(&serde_json::json!({ "id": id.to_string(), "held": held }))
+        }
+        Route::Purge { older_than, .. } => {
+            let cutoff = unix_now().saturating_sub(i64::try_from(*older_than).unwrap_or(i64::MAX));
+            let report = store
+                .purge(|meta| meta.received_at <= cutoff)
+                .map_err(internal)?;
+            touched.extend(report.deleted.iter().cloned());
+            json(&report)
+        }
+        Route::Stats => json(&store.stats().map_err(internal)?),
+        Route::AuditList { after, limit } => {
+            json(&store.audit_page(*after, *limit).map_err(internal)?)
+        }
+        Route::AuditNote { .. } => json(&serde_json::json!({ "recorded": true })),
+    }
+}
+
+fn json(value: &impl serde::Serialize) -> Result<Reply, Refusal> {
+    serde_json::to_string(value)
+        .map(Reply::Json)
+        .map_err(internal)
+}
+
+async fn refused<S>(
+    stream: &mut S,
+    store: &Arc<Store>,
+    peer: &Peer,
+    head: Option<&RequestHead>,
+    refusal: Refusal,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let entry = AuditEntry {
+        time: unix_now(),
+        who: peer.who.clone(),
+        uid: peer.uid,
+        action: "refused".into(),
+        status: refusal.status,
+        detail: head.map(|h| format!("{} {}", h.method, h.path)),
+        ..AuditEntry::default()
+    };
+    let store = store.clone();
+    if let Ok(Err(error)) = tokio::task::spawn_blocking(move || store.audit(entry)).await {
+        tracing::error!(%error, "cannot record a refused admin request");
+    }
+    respond_error(stream, refusal).await;
+}
+
+async fn read_request<S>(stream: &mut S) -> Result<(RequestHead, Vec<u8>), Refusal>
+where
+    S: AsyncRead + Unpin,
+{
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 4096];
+    let end = loop {
+        let n = stream
+            .read(&mut chunk)
+            .await
+            .map_err(|e| refuse(400, e.to_string()))?;
+        if n == 0 {
+            return Err(refuse(400, "connection closed mid-request"));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(end) = head_end(&buf) {
+            break end;
+        }
+        if buf.len() > MAX_HEAD {
+            return Err(refuse(431, "request head too large"));
+        }
+    };
+    let head = parse_head(&buf[..end]).map_err(|bad| refuse(400, bad.0))?;
+    if head.content_length > MAX_BODY {
+        return Err(refuse(413, format!("request body over {MAX_BODY} bytes")));
+    }
+    let mut body = buf.split_off(end);
+    while body.len() < head.content_length {
+        let n = stream
+            .read(&mut chunk)
+            .await
+            .map_err(|e| refuse(400, e.to_string()))?;
+        if n == 0 {
+            return Err(refuse(400, "connection closed mid-body"));
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    body.truncate(head.content_length);
+    Ok((head, body))
+}
+
+fn item(entry: Entry) -> MessageItem {
+    MessageItem {
+        id: entry.id.to_string(),
+        received_at: entry.meta.received_at,
+        size: entry.meta.size,
+        sealed_size: entry.meta.sealed_size,
+        domains: entry.meta.domains,
+        summary: base64::engine::general_purpose::STANDARD.encode(entry.sealed_summary),
+        held: entry.held,
+    }
+}
+
+fn internal(error: impl std::fmt::Display) -> Refusal {
+    tracing::error!(%error, "admin request failed");
+    refuse(500, "internal error; see the server log")
+}
+
+fn not_found(id: MessageId) -> Refusal {
+    refuse(404, format!("no message {id}"))
+}
+
+async fn respond_error<S>(stream: &mut S, refusal: Refusal)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let body = serde_json::json!({ "error": refusal.message }).to_string();
+    let _ = stream
+        .write_all(&response_head(
+            refusal.status,
+            "application/json",
+            body.len() as u64,
+        ))
+        .await;
+    let _ = stream.write_all(body.as_bytes()).await;
+    // Closing with unread input would reset the connection and the client might never see
+    // the error: half-close, then drain what it still sends (bounded in bytes and time).
+    let _ = stream.shutdown().await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let mut sink = [0u8; 4096];
+        let mut left: usize = 1 << 20;
+        while let Ok(n) = stream.read(&mut sink).await {
+            if n == 0 || left < n {
+                break;
+            }
+            left -= n;
+        }
+    })
+    .await;
+}

@@ -1,0 +1,169 @@
+//! Table tests of the admin API router.
+
+use super::*;
+use crate::admin::http::parse_head;
+
+const ID: &str = "0193a5c4-0000-7000-8000-000000000000";
+
+fn route_of(line: &str) -> Result<Route, u16> {
+    route_with(line, "")
+}
+
+fn route_with(line: &str, body: &str) -> Result<Route, u16> {
+    let head = parse_head(format!("{line}\r\n\r\n").as_bytes()).expect("valid head");
+    route(&head, body.as_bytes()).map_err(|r| r.status)
+}
+
+fn id() -> MessageId {
+    ID.parse().expect("id")
+}
+
+#[test]
+fn reading_routes() {
+    assert_eq!(route_of("GET /v1/health HTTP/1.1"), Ok(Route::Health));
+    assert_eq!(
+        route_of("GET /v1/messages HTTP/1.1"),
+        Ok(Route::List {
+            limit: DEFAULT_PAGE,
+            before: None,
+            filter: ListFilter::default(),
+        })
+    );
+    assert_eq!(
+        route_of(&format!(
+            "GET /v1/messages?limit=3&before={ID}&domain=OLD.example&since=10&until=20 HTTP/1.1"
+        )),
+        Ok(Route::List {
+            limit: 3,
+            before: Some(id()),
+            filter: ListFilter {
+                domain: Some("old.example".into()),
+                since: Some(10),
+                until: Some(20),
+            },
+        })
+    );
+    assert_eq!(
+        route_of(&format!(
+            "GET /v1/messages/{ID}/sealed?purpose=show&reason=case+7 HTTP/1.1"
+        )),
+        Ok(Route::Sealed {
+            id: id(),
+            purpose: Purpose::Show,
+            reason: "case 7".into(),
+        })
+    );
+    assert_eq!(
+        route_of("GET /v1/audit?after=5&limit=2 HTTP/1.1"),
+        Ok(Route::AuditList { after: 5, limit: 2 })
+    );
+}
+
+#[test]
+fn reads_of_a_message_need_a_reason() {
+    assert_eq!(
+        route_of(&format!("GET /v1/messages/{ID}/sealed HTTP/1.1")),
+        Err(400)
+    );
+    assert_eq!(
+        route_of(&format!("GET /v1/messages/{ID}/sealed?reason=+++ HTTP/1.1")),
+        Err(400)
+    );
+    assert_eq!(
+        route_of(&format!(
+            "GET /v1/messages/{ID}/sealed?reason=x&purpose=peek HTTP/1.1"
+        )),
+        Err(400)
+    );
+}
+
+#[test]
+fn changing_routes() {
+    assert_eq!(
+        route_with(
+            "POST /v1/delete HTTP/1.1",
+            &format!(r#"{{"ids":["{ID}"],"reason":"done"}}"#)
+        ),
+        Ok(Route::Delete {
+            ids: vec![id()],
+            reason: Some("done".into()),
+        })
+    );
+    assert_eq!(
+        route_of(&format!("DELETE /v1/messages/{ID} HTTP/1.1")),
+        Ok(Route::Delete {
+            ids: vec![id()],
+            reason: None,
+        })
+    );
+    assert_eq!(
+        route_of(&format!(
+            "POST /v1/messages/{ID}/hold?reason=legal HTTP/1.1"
+        )),
+        Ok(Route::Hold {
+            id: id(),
+            held: true,
+            reason: Some("legal".into()),
+        })
+    );
+    assert_eq!(
+        route_of(&format!("DELETE /v1/messages/{ID}/hold HTTP/1.1")),
+        Ok(Route::Hold {
+            id: id(),
+            held: false,
+            reason: None,
+        })
+    );
+    assert_eq!(
+        route_with("POST /v1/purge HTTP/1.1", r#"{"older_than":86400}"#),
+        Ok(Route::Purge {
+            older_than: 86400,
+            reason: None,
+        })
+    );
+    assert_eq!(
+        route_with(
+            "POST /v1/audit HTTP/1.1",
+            &format!(r#"{{"action":"release","ids":["{ID}"],"reason":"r"}}"#)
+        ),
+        Ok(Route::AuditNote {
+            ids: vec![id()],
+            reason: "r".into(),
+            detail: None,
+        })
+    );
+}
+
+#[test]
+fn bad_requests_are_refused() {
+    assert_eq!(route_of("GET /v1/messages?limit=0 HTTP/1.1"), Err(400));
+    assert_eq!(route_of("GET /v1/messages?limit=99999 HTTP/1.1"), Err(400));
+    assert_eq!(route_of("GET /v1/messages?evil=1 HTTP/1.1"), Err(400));
+    assert_eq!(
+        route_of("GET /v1/messages?since=yesterday HTTP/1.1"),
+        Err(400)
+    );
+    assert_eq!(
+        route_of("GET /v1/messages/..%2f..%2fetc HTTP/1.1"),
+        Err(400)
+    );
+    assert_eq!(route_of("DELETE /v1/health HTTP/1.1"), Err(405));
+    assert_eq!(route_of("POST /v1/messages HTTP/1.1"), Err(405));
+    assert_eq!(route_of("GET /etc/passwd HTTP/1.1"), Err(404));
+    assert_eq!(route_with("POST /v1/delete HTTP/1.1", "{"), Err(400));
+    assert_eq!(
+        route_with("POST /v1/delete HTTP/1.1", r#"{"ids":[]}"#),
+        Err(400)
+    );
+    assert_eq!(
+        route_with("POST /v1/delete HTTP/1.1", r#"{"ids":["x"],"extra":1}"#),
+        Err(400)
+    );
+    assert_eq!(
+        route_with(
+            "POST /v1/audit HTTP/1.1",
+            &format!(r#"{{"action":"delete","ids":["{ID}"],"reason":"r"}}"#)
+        ),
+        Err(400)
+    );
+}

@@ -1,0 +1,229 @@
+//! The command line as clap sees it: global options, subcommands and their flags.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use super::IDENTITY_ENV;
+
+const EXAMPLES: &str = "Examples:
+  reclaim serve -c config/reclaim.toml
+  reclaim keygen -o ~/.reclaim/reviewer.key
+  reclaim list --domain old.example --since 7d --from partner.example
+  reclaim show ID --reason 'ticket 4711: find the sender'
+  reclaim export ID -o message.eml --reason 'ticket 4711'
+  reclaim export --mbox partner.mbox --from partner.example --reason 'hand-over to case team'
+  reclaim release ID --to case-team@new.example --reason 'ticket 4711'
+  reclaim hold ID --reason 'legal hold 2026-17'
+  reclaim delete ID... --reason 'reviewed, nothing to keep'
+  reclaim purge --older-than 90d --reason 'clean-up'
+  reclaim report --since 30d --csv > senders.csv
+  reclaim audit --verify
+
+Exit codes:
+  0  success
+  1  any other failure
+  2  bad usage or a request the server refused as malformed
+  3  the admin API could not be reached
+  4  no such message (for delete: at least one id named no message)
+  5  a message could not be decrypted with the given identity
+  6  the audit chain does not verify
+  7  the submission server did not take a released message";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "reclaim",
+    version,
+    about = "Quarantine MX for retired mail domains",
+    after_help = EXAMPLES
+)]
+pub struct Args {
+    /// Config file.
+    #[arg(
+        short,
+        long,
+        global = true,
+        value_name = "CONFIG",
+        env = "RECLAIM_CONFIG"
+    )]
+    pub config: Option<PathBuf>,
+    /// Reviewer identity: an age identity file (plain or passphrase-protected) or an
+    /// OpenSSH private key.
+    #[arg(short, long, global = true, value_name = "IDENTITY", env = IDENTITY_ENV)]
+    pub identity: Option<PathBuf>,
+    /// Admin API socket (default: [admin] socket from the config).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Remote admin API, mutual TLS: https://HOST:PORT (needs --cert, --key, --admin-ca).
+    #[arg(long, global = true, value_name = "URL", env = "RECLAIM_ADMIN")]
+    pub admin: Option<String>,
+    /// Client certificate (PEM) for --admin.
+    #[arg(long, global = true, value_name = "PEM")]
+    pub cert: Option<PathBuf>,
+    /// Client private key (PEM) for --admin.
+    #[arg(long, global = true, value_name = "PEM")]
+    pub key: Option<PathBuf>,
+    /// CA that issued the admin server's certificate (PEM), for --admin.
+    #[arg(long, global = true, value_name = "PEM")]
+    pub admin_ca: Option<PathBuf>,
+    /// Log format of `serve`.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Which messages a command works on. `--domain`, `--since` and `--until` are applied by
+/// the server on plaintext index fields; `--from`, `--to` and `--subject` on this side
+/// after decryption (case-insensitive substring matches).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct FilterArgs {
+    /// Only messages to this retired domain.
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// Received at or after: a date (2026-11-01), an RFC 3339 time, or an age (7d).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Received before: a date, an RFC 3339 time, or an age.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Envelope sender or From: contains this text.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// An envelope recipient contains this text.
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Subject contains this text.
+    #[arg(long)]
+    pub subject: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the gateway (SMTP listener and admin API).
+    Serve,
+    /// Validate the config as `serve` would (keys, certificate, templates), then exit.
+    CheckConfig,
+    /// Ask the running gateway over the admin socket whether it is up (for health checks).
+    Health,
+    /// Create a reviewer identity; prints its public key (age1…) for [seal] recipients.
+    Keygen {
+        /// Where to write the identity (mode 0600; never overwritten).
+        #[arg(short, long, default_value = "reclaim-identity.txt")]
+        output: PathBuf,
+    },
+    /// List quarantined messages, newest first (decrypted on this side).
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// At most this many messages (default: all).
+        #[arg(long)]
+        limit: Option<usize>,
+        #[command(flatten)]
+        filter: FilterArgs,
+    },
+    /// Show one message safely: envelope, main fields, auth results, text, attachments.
+    Show {
+        /// Message id, as `reclaim list` shows it.
+        id: String,
+        /// Why you read it (recorded in the audit trail).
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write decrypted messages: one (ID), or every match as mbox or a folder of .eml.
+    Export {
+        /// Message id; leave out with --mbox or --dir.
+        #[arg(required_unless_present_any = ["mbox", "dir"])]
+        id: Option<String>,
+        /// Output file for one message (default: standard output).
+        #[arg(short, long, conflicts_with_all = ["mbox", "dir"])]
+        output: Option<PathBuf>,
+        /// Write every matching message into this mboxrd file.
+        #[arg(long, conflicts_with_all = ["id", "dir"])]
+        mbox: Option<PathBuf>,
+        /// Write every matching message as DIR/ID.eml.
+        #[arg(long, conflicts_with = "id")]
+        dir: Option<PathBuf>,
+        /// Why you export (recorded in the audit trail).
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        filter: FilterArgs,
+    },
+    /// Decrypt a message here and submit it to the [release] relay, with Resent-* fields.
+    Release {
+        id: String,
+        /// Who receives it (repeat for several).
+        #[arg(long, required = true)]
+        to: Vec<String>,
+        /// Why it is released (recorded in the audit trail).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Delete messages now (sealed file, index entry and summary).
+    Delete {
+        #[arg(required = true)]
+        ids: Vec<String>,
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Place a legal hold: the message is kept whatever its retention.
+    Hold {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Lift a legal hold.
+    Unhold {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Delete every message older than DURATION that is not held.
+    Purge {
+        /// Age such as 90d or 12h.
+        #[arg(long)]
+        older_than: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Who still mails the retired domains: per sender domain and address.
+    Report {
+        /// Only messages received since (date, RFC 3339 time, or age such as 30d).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        #[arg(long)]
+        csv: bool,
+    },
+    /// Counts and bytes per domain and per day, and holds.
+    Stats {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The audit trail: who did what, when and why.
+    Audit {
+        /// Only records since (date, RFC 3339 time, or age such as 7d).
+        #[arg(long)]
+        since: Option<String>,
+        /// Check the hash chain from its anchor to its head; exit 6 if it is broken.
+        #[arg(long)]
+        verify: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}

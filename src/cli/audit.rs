@@ -1,0 +1,104 @@
+//! `reclaim audit [--since …] [--verify]`: lists the audit trail and checks its hash chain
+//! on this side, from the anchor left by pruning to the stored head.
+
+use std::io::Write;
+
+use super::filter::format_time;
+use super::terminal::{sanitize, write_json};
+use super::{Exit, ReviewContext, exit};
+use crate::admin::MAX_PAGE;
+use crate::store::AuditPage;
+use crate::store::audit::{AuditRecord, ChainVerifier};
+
+pub fn run(
+    context: &ReviewContext,
+    since: Option<i64>,
+    verify: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    let mut records = Vec::new();
+    let mut after = 0;
+    let mut verifier: Option<ChainVerifier> = None;
+    let mut broken: Option<String> = None;
+    let mut head: Option<String>;
+    loop {
+        let page: AuditPage = context
+            .client
+            .get_json(&format!("/v1/audit?after={after}&limit={MAX_PAGE}"))?;
+        let v = verifier.get_or_insert_with(|| ChainVerifier::new(page.anchor.as_ref()));
+        head = page.head.clone();
+        for raw in &page.records {
+            let checked = match &broken {
+                None => v.push(raw.as_bytes()).map_err(|e| broken = Some(e)).ok(),
+                Some(_) => None,
+            };
+            // Past a break, records are still listed as stored.
+            let record = checked.or_else(|| serde_json::from_str::<AuditRecord>(raw).ok());
+            if let Some(record) = record
+                && since.is_none_or(|s| record.entry.time >= s)
+            {
+                records.push(record);
+            }
+        }
+        match page.next_after {
+            Some(next) if next > after => after = next,
+            _ => break,
+        }
+    }
+    let checked = match (broken, verifier) {
+        (Some(e), _) => Err(e),
+        (None, Some(v)) => v.finish(head.as_deref()),
+        (None, None) => Ok(0),
+    };
+
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if json {
+        let value = serde_json::json!({
+            "records": records,
+            "verified": verify.then(|| checked.is_ok()),
+        });
+        write_json(&mut out, &value)?;
+    } else {
+        let mut table = comfy_table::Table::new();
+        table.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
+        table.set_header([
+            "#",
+            "Time (UTC)",
+            "Who",
+            "Action",
+            "Messages",
+            "Status",
+            "Reason",
+        ]);
+        for r in &records {
+            table.add_row([
+                r.seq.to_string(),
+                format_time(r.entry.time)
+                    .replace('T', " ")
+                    .trim_end_matches('Z')
+                    .to_owned(),
+                sanitize(&r.entry.who),
+                sanitize(&r.entry.action),
+                sanitize(&r.entry.ids.join(" ")),
+                r.entry.status.to_string(),
+                sanitize(r.entry.reason.as_deref().unwrap_or("")),
+            ]);
+        }
+        writeln!(out, "{table}")?;
+    }
+    out.flush()?;
+    if verify {
+        match checked {
+            Ok(n) => eprintln!("audit chain verified: {n} record(s) intact"),
+            Err(e) => {
+                return Err(Exit {
+                    code: exit::AUDIT_BROKEN,
+                    message: format!("audit chain broken: {e}"),
+                }
+                .into());
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,93 @@
+//! `reclaim delete`, `hold`, `unhold` and `purge`: changes to the quarantine, each
+//! recorded by the server in the audit trail.
+
+use serde_json::json;
+
+use super::terminal::write_json;
+use super::{Exit, ReviewContext, exit, parse_id};
+use crate::admin::DeleteResult;
+use crate::admin::http::percent_encode;
+use crate::store::{MessageId, PurgeReport};
+
+fn parse_ids(ids: &[String]) -> anyhow::Result<Vec<MessageId>> {
+    ids.iter()
+        .map(|id| parse_id(id).map_err(anyhow::Error::from))
+        .collect()
+}
+
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    write_json(&mut out, value)?;
+    Ok(())
+}
+
+pub fn delete(
+    context: &ReviewContext,
+    ids: &[String],
+    reason: Option<&str>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let ids = parse_ids(ids)?;
+    let body = json!({
+        "ids": ids.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "reason": reason,
+    });
+    let result: DeleteResult = context.client.send_json("POST", "/v1/delete", &body)?;
+    if json {
+        print_json(&result)?;
+    } else {
+        for id in &result.deleted {
+            println!("deleted {id}");
+        }
+    }
+    if !result.missing.is_empty() {
+        return Err(Exit {
+            code: exit::NOT_FOUND,
+            message: format!("no such message: {}", result.missing.join(", ")),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+pub fn hold(
+    context: &ReviewContext,
+    id: &str,
+    held: bool,
+    reason: Option<&str>,
+) -> anyhow::Result<()> {
+    let id = parse_id(id)?;
+    let mut path = format!("/v1/messages/{id}/hold");
+    if let Some(reason) = reason {
+        path.push_str(&format!("?reason={}", percent_encode(reason)));
+    }
+    let method = if held { "POST" } else { "DELETE" };
+    let _: serde_json::Value = context.client.send_json(method, &path, &json!({}))?;
+    println!("{} {id}", if held { "held" } else { "released hold on" });
+    Ok(())
+}
+
+pub fn purge(
+    context: &ReviewContext,
+    older_than: &str,
+    reason: Option<&str>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let age = crate::units::parse_duration(older_than).map_err(|m| Exit {
+        code: exit::USAGE,
+        message: format!("--older-than: {m}"),
+    })?;
+    let body = json!({ "older_than": age.as_secs(), "reason": reason });
+    let report: PurgeReport = context.client.send_json("POST", "/v1/purge", &body)?;
+    if json {
+        print_json(&report)?;
+    } else {
+        println!(
+            "deleted {} message(s); {} older but held",
+            report.deleted.len(),
+            report.held
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,193 @@
+//! `reclaim release ID --to ADDR --reason TEXT`: decrypts the message here and submits it
+//! to the organisation's submission server with `Resent-*` fields (RFC 5322 3.6.6). The
+//! plaintext goes from this machine to the relay, never back to the gateway; the gateway
+//! only gets the audit record.
+
+use anyhow::Context;
+use lettre::address::{Address, Envelope};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use serde_json::json;
+
+use super::export::fetch_plain;
+use super::{Exit, ReviewContext, exit, parse_id};
+use crate::config::{PasswordSource, ReleaseConfig, ReleaseTls};
+use crate::store::MessageId;
+
+/// How long the CLI waits for the submission server.
+const SUBMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+pub fn run(context: &ReviewContext, id: &str, to: &[String], reason: &str) -> anyhow::Result<()> {
+    let id = parse_id(id)?;
+    let release = context
+        .config
+        .as_ref()
+        .and_then(|c| c.release.clone())
+        .context("no [release] section in the config: name the submission server there")?;
+    let from: Address = release
+        .from
+        .parse()
+        .with_context(|| format!("[release] from {:?} is not an address", release.from))?;
+    let recipients = to
+        .iter()
+        .map(|a| {
+            a.parse::<Address>()
+                .with_context(|| format!("--to {a:?} is not an address"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let password = match &release.password {
+        Some(source) => Some(read_password(source)?),
+        None => None,
+    };
+
+    let plain = fetch_plain(context, id, "release", reason)?;
+    let now = time::OffsetDateTime::now_utc();
+    let message_id = format!("<{}.release@{}>", MessageId::new(), from.domain());
+    let resent = resent_fields(&from, &recipients, now, &message_id);
+    let mut outgoing = resent.into_bytes();
+    outgoing.extend_from_slice(strip_return_path(&plain));
+
+    let envelope = Envelope::new(Some(from), recipients.clone())
+        .context("cannot build the release envelope")?;
+    let answer = submit(&release, password, &envelope, &outgoing).map_err(|e| Exit {
+        code: exit::RELEASE_REFUSED,
+        message: format!(
+            "the submission server {}:{} did not take message {id}: {e:#}",
+            release.host, release.port
+        ),
+    })?;
+
+    let to_list = to.join(", ");
+    let note = json!({
+        "action": "release",
+        "ids": [id.to_string()],
+        "reason": reason,
+        "detail": format!(
+            "to {to_list} via {}:{} as {message_id}: {answer}",
+            release.host, release.port
+        ),
+    });
+    let _: serde_json::Value = context
+        .client
+        .send_json("POST", "/v1/audit", &note)
+        .context("released, but the audit record could not be written; report this")?;
+    println!("released {id} to {to_list} as {message_id}");
+    Ok(())
+}
+
+/// The `Resent-*` block prepended to a released message.
+pub fn resent_fields(
+    from: &Address,
+    to: &[Address],
+    now: time::OffsetDateTime,
+    message_id: &str,
+) -> String {
+    let date = now
+        .format(&time::format_description::well_known::Rfc2822)
+        .unwrap_or_default();
+    let to = to
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "Resent-Date: {date}\r\nResent-From: {from}\r\nResent-To: {to}\r\nResent-Message-ID: {message_id}\r\n"
+    )
+}
+
+/// Drops the `Return-Path` the gateway put first: the relay sets its own on delivery.
+/// The gateway's `Received` field stays as the trace of how the message arrived.
+pub fn strip_return_path(message: &[u8]) -> &[u8] {
+    if !message.starts_with(b"Return-Path:") {
+        return message;
+    }
+    let mut pos = 0;
+    while let Some(nl) = message[pos..].iter().position(|&b| b == b'\n') {
+        pos += nl + 1;
+        if !matches!(message.get(pos), Some(b' ' | b'\t')) {
+            return &message[pos..];
+        }
+    }
+    message
+}
+
+fn read_password(source: &PasswordSource) -> anyhow::Result<String> {
+    let text = match source {
+        PasswordSource::File(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("[release] password_file {}", path.display()))?,
+        PasswordSource::Env(var) => std::env::var(var)
+            .with_context(|| format!("[release] password_env: ${var} is not set"))?,
+    };
+    Ok(text.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+/// Submits on a small runtime of its own; returns the relay's final reply text.
+fn submit(
+    release: &ReleaseConfig,
+    password: Option<String>,
+    envelope: &Envelope,
+    message: &[u8],
+) -> anyhow::Result<String> {
+    let parameters = || -> anyhow::Result<TlsParameters> {
+        let mut builder = TlsParameters::builder(release.host.clone());
+        if let Some(ca) = &release.ca {
+            let pem =
+                std::fs::read(ca).with_context(|| format!("[release] ca {}", ca.display()))?;
+            builder = builder.add_root_certificate(
+                Certificate::from_pem(&pem)
+                    .with_context(|| format!("[release] ca {}", ca.display()))?,
+            );
+        }
+        Ok(builder.build()?)
+    };
+    let tls = match release.tls {
+        ReleaseTls::None => Tls::None,
+        ReleaseTls::Opportunistic => Tls::Opportunistic(parameters()?),
+        ReleaseTls::Required => Tls::Required(parameters()?),
+    };
+    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&release.host)
+        .port(release.port)
+        .tls(tls)
+        .timeout(Some(SUBMIT_TIMEOUT));
+    if let (Some(user), Some(password)) = (&release.username, password) {
+        builder = builder.credentials(Credentials::new(user.clone(), password));
+    }
+    let transport = builder.build();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the submission runtime")?;
+    let response = runtime.block_on(transport.send_raw(envelope, message))?;
+    Ok(format!(
+        "{} {}",
+        response.code(),
+        response.message().collect::<Vec<_>>().join(" ")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resent_block_and_trace() {
+        let from: Address = "quarantine@new.example".parse().expect("addr");
+        let to: Vec<Address> = vec!["a@new.example".parse().expect("addr")];
+        let now = time::macros::datetime!(2026-11-29 06:00:00 UTC);
+        let block = resent_fields(&from, &to, now, "<x@new.example>");
+        assert_eq!(
+            block,
+            "Resent-Date: Sun, 29 Nov 2026 06:00:00 +0000\r\nResent-From: quarantine@new.example\r\nResent-To: a@new.example\r\nResent-Message-ID: <x@new.example>\r\n"
+        );
+        assert_eq!(
+            strip_return_path(b"Return-Path: <a@b>\r\nReceived: x\r\n y\r\n\r\nbody"),
+            b"Received: x\r\n y\r\n\r\nbody"
+        );
+        assert_eq!(
+            strip_return_path(b"Return-Path: <a\r\n @b>\r\nSubject: s\r\n"),
+            b"Subject: s\r\n"
+        );
+        assert_eq!(strip_return_path(b"Subject: s\r\n"), b"Subject: s\r\n");
+    }
+}

@@ -1,0 +1,122 @@
+//! `reclaim show ID --reason TEXT`: one message, decrypted here and printed safely.
+
+use std::io::Write;
+
+use anyhow::Context;
+use base64::Engine;
+use serde::Serialize;
+
+use super::export::fetch_plain;
+use super::filter::format_time;
+use super::render::{Rendered, render};
+use super::terminal::{sanitize, sanitize_block, write_json};
+use super::{ReviewContext, parse_id};
+use crate::admin::MessageItem;
+use crate::summary::Summary;
+
+/// What `show --json` prints.
+#[derive(Debug, Serialize)]
+struct Shown {
+    id: String,
+    received_at: String,
+    held: bool,
+    domains: Vec<String>,
+    mail_from: String,
+    rcpt_to: Vec<String>,
+    client_ip: String,
+    helo: String,
+    tls: Option<String>,
+    #[serde(flatten)]
+    message: Rendered,
+}
+
+pub fn run(context: &ReviewContext, id: &str, reason: &str, json: bool) -> anyhow::Result<()> {
+    let id = parse_id(id)?;
+    let item: MessageItem = context.client.get_json(&format!("/v1/messages/{id}"))?;
+    let sealed = base64::engine::general_purpose::STANDARD
+        .decode(&item.summary)
+        .with_context(|| format!("message {id}: summary is not base64"))?;
+    let summary: Summary = context
+        .identities()?
+        .open_bytes(&sealed)
+        .map_err(anyhow::Error::from)
+        .and_then(|plain| Ok(serde_json::from_slice(&plain)?))
+        .with_context(|| format!("cannot decrypt the summary of message {id}"))?;
+    let plain = fetch_plain(context, id, "show", reason)?;
+    let shown = Shown {
+        id: id.to_string(),
+        received_at: format_time(item.received_at),
+        held: item.held,
+        domains: item.domains,
+        mail_from: summary.mail_from,
+        rcpt_to: summary.rcpt_to,
+        client_ip: summary.client_ip,
+        helo: summary.helo,
+        tls: summary.tls.map(|t| format!("{} {}", t.version, t.cipher)),
+        message: render(&plain),
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if json {
+        write_json(&mut out, &shown)?;
+    } else {
+        write_text(&mut out, &shown)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn write_text(out: &mut impl Write, s: &Shown) -> anyhow::Result<()> {
+    let sender = if s.mail_from.is_empty() {
+        "<>"
+    } else {
+        &s.mail_from
+    };
+    writeln!(out, "Message     {}", s.id)?;
+    writeln!(
+        out,
+        "Received    {}{}",
+        s.received_at,
+        if s.held { "  (held)" } else { "" }
+    )?;
+    writeln!(out, "Envelope    from {}", sanitize(sender))?;
+    writeln!(out, "            to {}", sanitize(&s.rcpt_to.join(", ")))?;
+    writeln!(
+        out,
+        "Client      {} (HELO {}), {}",
+        sanitize(&s.client_ip),
+        sanitize(&s.helo),
+        s.tls.as_deref().map_or("no TLS".into(), sanitize)
+    )?;
+    writeln!(out)?;
+    for (name, value) in &s.message.headers {
+        writeln!(out, "{:<11} {}", format!("{name}:"), sanitize(value))?;
+    }
+    for result in &s.message.auth_results {
+        writeln!(out, "Auth:       {}", sanitize(result))?;
+    }
+    writeln!(out)?;
+    match s.message.body_source.as_str() {
+        "none" => writeln!(out, "[no text body]")?,
+        "text/html" => writeln!(out, "[HTML body, shown as text]")?,
+        _ => {}
+    }
+    writeln!(out, "{}", sanitize_block(&s.message.body))?;
+    if s.message.body_truncated {
+        writeln!(out, "[body cut short; use `reclaim export` for all of it]")?;
+    }
+    if !s.message.attachments.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "Attachments:")?;
+        for a in &s.message.attachments {
+            writeln!(
+                out,
+                "  {}  {}  {} bytes",
+                sanitize(a.name.as_deref().unwrap_or("(no name)")),
+                sanitize(&a.content_type),
+                a.size
+            )?;
+        }
+    }
+    Ok(())
+}

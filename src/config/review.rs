@@ -1,0 +1,215 @@
+//! The config keys of reviewing: retention, the mutual-TLS admin listener and `[release]`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{ConfigError, RawAdmin, RawDomain, RawStore, duration, invalid};
+use crate::retention::RetentionPolicy;
+
+/// `[admin] listen`, `cert`, `key`, `client_ca`.
+#[derive(Debug, Clone)]
+pub struct AdminTcpConfig {
+    pub listen: SocketAddr,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Only client certificates issued by this CA are let in.
+    pub client_ca: PathBuf,
+}
+
+/// `[release] tls`: how the CLI protects the connection to the submission server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReleaseTls {
+    None,
+    Opportunistic,
+    Required,
+}
+
+/// Where the submission password comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordSource {
+    File(PathBuf),
+    Env(String),
+}
+
+/// `[release]`: the organisation's submission server, used by `reclaim release`.
+#[derive(Debug, Clone)]
+pub struct ReleaseConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: ReleaseTls,
+    pub username: Option<String>,
+    pub password: Option<PasswordSource>,
+    /// Envelope sender and `Resent-From` of released messages.
+    pub from: String,
+    /// Extra CA (PEM) trusted for the relay's certificate, for an internal CA.
+    pub ca: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRelease {
+    relay: String,
+    tls: Option<String>,
+    username: Option<String>,
+    password_file: Option<PathBuf>,
+    password_env: Option<String>,
+    from: String,
+    ca: Option<PathBuf>,
+}
+
+pub(super) fn retention(
+    store: &RawStore,
+    domains: &[RawDomain],
+) -> Result<RetentionPolicy, ConfigError> {
+    let default = duration(
+        "store.retention",
+        store.retention.clone(),
+        Duration::from_secs(30 * 86_400),
+    )?;
+    let mut per_domain = Vec::new();
+    for d in domains {
+        if let Some(text) = &d.retention {
+            let name = d.name.strip_prefix("*.").unwrap_or(&d.name);
+            let name = crate::domains::normalize(name)
+                .ok_or_else(|| invalid("domain.name", format!("{:?} is not valid", d.name)))?;
+            per_domain.push((
+                name,
+                duration("domain.retention", Some(text.clone()), default)?,
+            ));
+        }
+    }
+    Ok(RetentionPolicy::new(default, per_domain))
+}
+
+pub(super) fn admin_tcp(raw: &RawAdmin) -> Result<Option<AdminTcpConfig>, ConfigError> {
+    let Some(listen) = &raw.listen else {
+        if raw.cert.is_some() || raw.key.is_some() || raw.client_ca.is_some() {
+            return Err(invalid(
+                "admin.listen",
+                "cert, key and client_ca only make sense with listen",
+            ));
+        }
+        return Ok(None);
+    };
+    let listen = listen.parse().map_err(|_| {
+        invalid(
+            "admin.listen",
+            format!("{listen:?} is not an IP:PORT address"),
+        )
+    })?;
+    let need = |key: &'static str, value: &Option<PathBuf>| {
+        value
+            .clone()
+            .ok_or_else(|| invalid(key, "required with admin.listen (mutual TLS only)"))
+    };
+    Ok(Some(AdminTcpConfig {
+        listen,
+        cert: need("admin.cert", &raw.cert)?,
+        key: need("admin.key", &raw.key)?,
+        client_ca: need("admin.client_ca", &raw.client_ca)?,
+    }))
+}
+
+pub(super) fn release(raw: RawRelease) -> Result<ReleaseConfig, ConfigError> {
+    let (host, port) = raw
+        .relay
+        .rsplit_once(':')
+        .and_then(|(h, p)| Some((h.trim_matches(['[', ']']), p.parse::<u16>().ok()?)))
+        .filter(|(h, _)| !h.is_empty())
+        .ok_or_else(|| invalid("release.relay", format!("{:?} is not HOST:PORT", raw.relay)))?;
+    let tls = match raw.tls.as_deref() {
+        None | Some("required") => ReleaseTls::Required,
+        Some("opportunistic") => ReleaseTls::Opportunistic,
+        Some("none") => ReleaseTls::None,
+        Some(other) => {
+            return Err(invalid(
+                "release.tls",
+                format!("{other:?} is not none, opportunistic or required"),
+            ));
+        }
+    };
+    let password = match (raw.password_file, raw.password_env) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "release.password_file",
+                "give password_file or password_env, not both",
+            ));
+        }
+        (Some(path), None) => Some(PasswordSource::File(path)),
+        (None, Some(var)) => Some(PasswordSource::Env(var)),
+        (None, None) => None,
+    };
+    if password.is_some() && raw.username.is_none() {
+        return Err(invalid("release.username", "a password needs a username"));
+    }
+    if !raw.from.contains('@') {
+        return Err(invalid(
+            "release.from",
+            format!("{:?} is not an address", raw.from),
+        ));
+    }
+    Ok(ReleaseConfig {
+        host: host.to_owned(),
+        port,
+        tls,
+        username: raw.username,
+        password,
+        from: raw.from,
+        ca: raw.ca,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Config;
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        [server]
+        hostname = "mx.old.example"
+        listen = ["127.0.0.1:2525"]
+        [seal]
+        recipients = ["age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"]
+        [[domain]]
+        name = "old.example"
+    "#;
+
+    fn error_of(text: &str) -> String {
+        Config::parse(text)
+            .expect_err("config must be refused")
+            .to_string()
+    }
+
+    #[test]
+    fn review_keys_are_validated() {
+        let text = MINIMAL.replace(
+            "name = \"old.example\"",
+            "name = \"*.old.example\"\nretention = \"90d\"",
+        ) + "\n[store]\nretention = \"7d\"\naudit_retention = \"1y\"\n\n[release]\nrelay = \"smtp.new.example:587\"\ntls = \"opportunistic\"\nusername = \"q\"\npassword_env = \"PW\"\nfrom = \"quarantine@new.example\"\n";
+        let c = Config::parse(&text).expect("valid");
+        assert_eq!(c.store.retention.default(), Duration::from_secs(7 * 86_400));
+        assert_eq!(
+            c.store.retention.for_domains(&["old.example".into()]),
+            Duration::from_secs(90 * 86_400)
+        );
+        let release = c.release.expect("release");
+        assert_eq!(
+            (release.host.as_str(), release.port),
+            ("smtp.new.example", 587)
+        );
+        assert_eq!(release.tls, ReleaseTls::Opportunistic);
+        assert_eq!(release.password, Some(PasswordSource::Env("PW".into())));
+
+        let bad = format!("{MINIMAL}\n[release]\nrelay = \"nohost\"\nfrom = \"a@b.example\"\n");
+        assert!(error_of(&bad).contains("release.relay"));
+        let bad = bad.replace("nohost", "h:25\"\ntls = \"maybe");
+        assert!(error_of(&bad).contains("release.tls"));
+        let bad = format!("{MINIMAL}\n[admin]\nlisten = \"127.0.0.1:8443\"\n");
+        assert!(error_of(&bad).contains("admin.cert"));
+        let bad = format!("{MINIMAL}\n[store]\nretention = \"forever\"\n");
+        assert!(error_of(&bad).contains("store.retention"));
+    }
+}

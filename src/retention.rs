@@ -1,0 +1,150 @@
+//! How long messages and audit records are kept, and the server task that deletes them
+//! when that time is up.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::store::{AuditEntry, MessageMeta, Store};
+
+/// Retention of messages: a default and per-domain overrides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionPolicy {
+    default: Duration,
+    /// Retired domain (normalised, as the index records it) -> retention.
+    per_domain: Vec<(String, Duration)>,
+}
+
+impl RetentionPolicy {
+    pub fn new(default: Duration, per_domain: Vec<(String, Duration)>) -> Self {
+        Self {
+            default,
+            per_domain,
+        }
+    }
+
+    pub fn default(&self) -> Duration {
+        self.default
+    }
+
+    /// A message addressed to several retired domains is kept as long as the longest of
+    /// their retentions: deleting it early for one would delete it for all.
+    pub fn for_domains(&self, domains: &[String]) -> Duration {
+        domains
+            .iter()
+            .map(|d| {
+                self.per_domain
+                    .iter()
+                    .find(|(name, _)| name == d)
+                    .map_or(self.default, |(_, r)| *r)
+            })
+            .max()
+            .unwrap_or(self.default)
+    }
+
+    /// Whether a message's retention has run out at `now` (seconds since the epoch).
+    pub fn expired(&self, meta: &MessageMeta, now: i64) -> bool {
+        let keep = i64::try_from(self.for_domains(&meta.domains).as_secs()).unwrap_or(i64::MAX);
+        meta.received_at.saturating_add(keep) <= now
+    }
+}
+
+/// Seconds since the Unix epoch, now.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Purges expired messages and audit records at start and then every `interval`, until
+/// `shutdown`. Each run is recorded in the audit trail like any other deletion.
+pub async fn run_purger(
+    store: Arc<Store>,
+    policy: RetentionPolicy,
+    audit_retention: Duration,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let store = store.clone();
+        let policy = policy.clone();
+        // redb commits and unlinks block: keep them off the async workers.
+        let outcome = tokio::task::spawn_blocking(move || {
+            purge_once(&store, &policy, audit_retention, unix_now())
+        })
+        .await;
+        match outcome {
+            Ok(Ok((deleted, held, audit_pruned))) => {
+                if deleted + audit_pruned > 0 {
+                    tracing::info!(deleted, held, audit_pruned, "retention purge");
+                }
+            }
+            Ok(Err(error)) => tracing::error!(%error, "retention purge failed"),
+            Err(error) => tracing::error!(%error, "retention purge task failed"),
+        }
+    }
+}
+
+/// One purge: messages past retention (unless held), then audit records past theirs.
+/// Returns (messages deleted, expired but held, audit records pruned).
+pub fn purge_once(
+    store: &Store,
+    policy: &RetentionPolicy,
+    audit_retention: Duration,
+    now: i64,
+) -> Result<(usize, usize, usize), crate::store::StoreError> {
+    let report = store.purge(|meta| policy.expired(meta, now))?;
+    if !report.deleted.is_empty() {
+        store.audit(AuditEntry {
+            time: now,
+            who: "reclaim (retention)".into(),
+            action: "purge".into(),
+            ids: report.deleted.clone(),
+            reason: Some("retention period ended".into()),
+            status: 200,
+            ..AuditEntry::default()
+        })?;
+    }
+    let keep = i64::try_from(audit_retention.as_secs()).unwrap_or(i64::MAX);
+    let pruned = store.prune_audit(now.saturating_sub(keep))?;
+    Ok((report.deleted.len(), report.held, pruned))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(received_at: i64, domains: &[&str]) -> MessageMeta {
+        MessageMeta {
+            received_at,
+            size: 1,
+            sealed_size: 1,
+            domains: domains.iter().map(|d| d.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn longest_retention_of_the_domains_wins() {
+        let day = 86_400;
+        let p = RetentionPolicy::new(
+            Duration::from_secs(30 * day),
+            vec![("keep.example".into(), Duration::from_secs(90 * day))],
+        );
+        let now = 100 * day as i64;
+        assert!(p.expired(&meta(now - 31 * day as i64, &["old.example"]), now));
+        assert!(!p.expired(&meta(now - 29 * day as i64, &["old.example"]), now));
+        assert!(!p.expired(
+            &meta(now - 31 * day as i64, &["old.example", "keep.example"]),
+            now
+        ));
+        assert!(p.expired(&meta(now - 91 * day as i64, &["keep.example"]), now));
+        assert!(p.expired(&meta(0, &[]), now));
+    }
+}
