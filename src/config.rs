@@ -511,12 +511,7 @@ impl RawConfig {
                 self.dns
                     .table
                     .iter()
-                    .map(|(k, v)| {
-                        (
-                            k.trim().trim_end_matches('.').to_ascii_lowercase(),
-                            v.clone(),
-                        )
-                    })
+                    .map(|(k, v)| (static_dns_key(k), v.clone()))
                     .collect(),
             ),
             Some(addr) => DnsResolver::Server(addr.parse().map_err(|_| {
@@ -630,6 +625,18 @@ impl RawConfig {
             metrics_listen,
             release,
         })
+    }
+}
+
+/// `"Name. type"` -> `"name TYPE"`: the form the fixed DNS table is looked up by.
+fn static_dns_key(key: &str) -> String {
+    match key.trim().rsplit_once(' ') {
+        Some((name, kind)) => format!(
+            "{} {}",
+            name.trim().trim_end_matches('.').to_ascii_lowercase(),
+            kind.trim().to_ascii_uppercase()
+        ),
+        None => key.trim().to_owned(),
     }
 }
 

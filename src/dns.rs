@@ -100,6 +100,57 @@ impl Dns {
         Ok(records.into_iter().map(|(_, host)| host).collect())
     }
 
+    /// TXT strings at `name` (each record's strings joined). Empty when there are none.
+    pub async fn txt(&self, name: &str) -> Result<Vec<String>, DnsError> {
+        match self {
+            Dns::Off => Err(DnsError::Off),
+            Dns::Static(table) => Ok(table.values(name, "TXT").to_vec()),
+            Dns::Live(auth) => match auth.resolver().txt_lookup(format!("{name}.")).await {
+                Ok(lookup) => Ok(lookup
+                    .answers()
+                    .iter()
+                    .filter_map(|r| match &r.data {
+                        mail_auth::hickory_resolver::proto::rr::RData::TXT(txt) => Some(
+                            txt.txt_data
+                                .iter()
+                                .map(|part| String::from_utf8_lossy(part).into_owned())
+                                .collect::<String>(),
+                        ),
+                        _ => None,
+                    })
+                    .collect()),
+                Err(e) if e.is_no_records_found() => Ok(Vec::new()),
+                Err(e) => Err(DnsError::Lookup(e.to_string())),
+            },
+        }
+    }
+
+    /// MX records of `domain` as (preference, host), without the implicit-MX fallback.
+    pub async fn mx_records(&self, domain: &str) -> Result<Vec<(u16, String)>, DnsError> {
+        let hosts = self.mx_hosts(domain).await?;
+        // mx_hosts falls back to the domain itself when there is no MX; undo that here.
+        if hosts == [domain.to_owned()] && !self.has_mx(domain).await? {
+            return Ok(Vec::new());
+        }
+        Ok(hosts
+            .into_iter()
+            .enumerate()
+            .map(|(i, h)| (i as u16, h))
+            .collect())
+    }
+
+    async fn has_mx(&self, domain: &str) -> Result<bool, DnsError> {
+        match self {
+            Dns::Off => Err(DnsError::Off),
+            Dns::Static(table) => Ok(!table.values(domain, "MX").is_empty()),
+            Dns::Live(auth) => match auth.resolver().mx_lookup(format!("{domain}.")).await {
+                Ok(lookup) => Ok(!lookup.answers().is_empty()),
+                Err(e) if e.is_no_records_found() => Ok(false),
+                Err(e) => Err(DnsError::Lookup(e.to_string())),
+            },
+        }
+    }
+
     /// Addresses of a host (A then AAAA).
     pub async fn host_ips(&self, host: &str) -> Result<Vec<IpAddr>, DnsError> {
         match self {

@@ -187,6 +187,11 @@ impl RetiredDomains {
         })
     }
 
+    /// Every configured domain (normalised; `*.` dropped).
+    pub fn names(&self) -> impl Iterator<Item = &str> + '_ {
+        self.patterns.iter().map(|(_, name)| name.as_str())
+    }
+
     /// The mode of every configured domain.
     pub fn modes(&self) -> impl Iterator<Item = Mode> + '_ {
         self.patterns

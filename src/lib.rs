@@ -21,6 +21,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod dns;
+pub mod dnscheck;
 pub mod domains;
 pub mod intake;
 pub mod launch;

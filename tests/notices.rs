@@ -417,3 +417,30 @@ async fn queued_notice_survives_a_kill_before_delivery() {
     );
     assert_eq!(got[0].rcpt_to, ["partner@partner.example"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_delivery_to_the_senders_mx() {
+    let mx = Recorder::start(0).await;
+    let config = sections(mx.addr, "spf", &format!("mx_port = {}", mx.addr.port()))
+        .replace(&format!("relay = \"{}\"\nrelay_tls = \"none\"\n", mx.addr), "")
+        .replace(
+            "[dns.static]\n",
+            "[dns.static]\n\"partner.example MX\" = [\"10 mx.partner.example.\"]\n\"mx.partner.example A\" = [\"127.0.0.1\"]\n",
+        );
+    assert!(!config.contains("relay ="), "no smarthost: {config}");
+    let mut gw = TestGateway::start_sections("", &config).await;
+    send(
+        &gw,
+        "partner@partner.example",
+        &["jan@old.example"],
+        ORIGINAL,
+    )
+    .await;
+    let got = mx.wait_for(1, Duration::from_secs(15)).await;
+    assert_eq!(got.len(), 1, "delivered to the MX from the DNS table");
+    assert_eq!(
+        (got[0].mail_from.as_str(), got[0].rcpt_to[0].as_str()),
+        ("", "partner@partner.example")
+    );
+    gw.stop().await;
+}

@@ -112,6 +112,17 @@ pub enum Command {
     CheckConfig,
     /// Ask the running gateway over the admin socket whether it is up (for health checks).
     Health,
+    /// Check the retired domains' DNS (MX, SPF, DMARC, wildcards, MTA-STS) and print fixes.
+    CheckDns {
+        /// Domains to check (default: every configured retired domain).
+        domains: Vec<String>,
+        /// The gateway's MX host name (default: [server] hostname).
+        #[arg(long)]
+        mx: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Create a reviewer identity; prints its public key (age1…) for [seal] recipients.
     Keygen {
         /// Where to write the identity (mode 0600; never overwritten).

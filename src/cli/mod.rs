@@ -4,6 +4,7 @@
 mod args;
 mod audit;
 mod check_config;
+mod check_dns;
 mod export;
 mod filter;
 mod keygen;
@@ -86,6 +87,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     match &args.command {
         Command::Serve => serve::run(&config_path(&args)),
         Command::CheckConfig => check_config::run(&config_path(&args)),
+        Command::CheckDns { domains, mx, json } => {
+            check_dns::run(&config_path(&args), domains, mx.as_deref(), *json)
+        }
         Command::Health => {
             let socket = match &args.socket {
                 Some(socket) => socket.clone(),

@@ -1,0 +1,71 @@
+//! Prometheus metrics on the internal listener (its own test binary: the recorder is
+//! process-wide).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Client, TestGateway, queued_id};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_scraped_from_the_internal_listener() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let tail = format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n");
+    let mut gw = TestGateway::start_custom(common::Extra {
+        tail: &tail,
+        ..common::Extra::default()
+    })
+    .await;
+    let (mut c, _) = Client::connect(gw.addr).await;
+    queued_id(
+        &c.send_message(
+            "a@p.example",
+            &["b@old.example"],
+            b"Subject: m\r\n\r\nx\r\n",
+        )
+        .await,
+    );
+    assert!(c.cmd("QUIT").await.starts_with("221"));
+    let (mut c, _) = Client::connect(gw.addr).await;
+    c.cmd("EHLO x").await;
+    c.cmd("MAIL FROM:<a@p.example>").await;
+    assert!(
+        c.cmd("RCPT TO:<victim@elsewhere.example>")
+            .await
+            .starts_with("550 5.7.1")
+    );
+    assert!(c.cmd("QUIT").await.starts_with("221"));
+
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("metrics listener");
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("send");
+    let mut body = String::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut body))
+        .await
+        .expect("in time")
+        .expect("read");
+    for expected in [
+        "reclaim_connections_total 2",
+        "reclaim_messages_accepted_total{domain=\"old.example\"} 1",
+        "reclaim_rejections_total{code=\"550\",status=\"5.7.1\"} 1",
+        "reclaim_end_of_data_to_reply_seconds_bucket",
+        "reclaim_store_messages 1",
+    ] {
+        assert!(body.contains(expected), "missing {expected:?} in\n{body}");
+    }
+    assert!(
+        !body.contains("a@p.example") && !body.contains("victim"),
+        "no addresses in metrics"
+    );
+    gw.stop().await;
+}
