@@ -10,7 +10,7 @@ use crate::domains::RetiredDomains;
 use crate::seal::{SealError, SealWriter, Sealer};
 use crate::smtp::Envelope;
 use crate::smtp::trace::trace_fields;
-use crate::store::{BlobWriter, MessageId, MessageMeta, QueuedNotice, Store, StoreError};
+use crate::store::{BlobWriter, MessageId, MessageMeta, NoticePlan, Store, StoreError};
 use crate::summary::Summary;
 
 /// Why a message could not be taken in. Always answered with `451 4.3.0`.
@@ -170,7 +170,7 @@ impl Intake {
         store: &Store,
         domains: &RetiredDomains,
         summary: &Summary,
-        notices: Vec<QueuedNotice>,
+        notices: NoticePlan,
     ) -> Result<(MessageId, usize), IntakeError> {
         let Self {
             sealer,

@@ -195,6 +195,30 @@ async fn automated_forged_and_system_senders_get_no_notice() {
         .expect("kept");
     assert_eq!(partner["auth"]["spf"], "pass");
     assert_eq!(partner["auth"]["dkim"], "none");
+
+    // The totals reach `stats`.
+    let stats: serde_json::Value =
+        serde_json::from_str(&gw.cli_ok(&["stats", "--json"]).await).expect("json");
+    let n = |key: &str| stats["notices"][key].as_u64().unwrap_or(0);
+    assert_eq!(
+        (
+            n("queued"),
+            n("sent"),
+            n("suppressed:null_sender"),
+            n("suppressed:system_sender")
+        ),
+        (1, 1, 1, 3),
+        "{stats}"
+    );
+    assert_eq!(
+        (
+            n("suppressed:retired_sender"),
+            n("suppressed:automated"),
+            n("suppressed:unauthenticated")
+        ),
+        (1, 4, 1),
+        "{stats}"
+    );
     gw.stop().await;
 }
 

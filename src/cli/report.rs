@@ -167,17 +167,38 @@ pub fn stats(context: &ReviewContext, json: bool) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if json {
-        let mut value = serde_json::to_value(&stats)?;
-        // Sender notices are not built yet: say so rather than print a zero.
-        value["notices"] = serde_json::Value::Null;
+        let value = serde_json::to_value(&stats)?;
         write_json(&mut out, &value)?;
         return Ok(());
     }
     writeln!(
         out,
-        "{} message(s), {} bytes ({} sealed), {} held; notices: not available",
+        "{} message(s), {} bytes ({} sealed), {} held",
         stats.messages, stats.bytes, stats.sealed_bytes, stats.held
     )?;
+    let count = |key: &str| stats.notices.get(key).copied().unwrap_or(0);
+    let suppressed: u64 = stats
+        .notices
+        .iter()
+        .filter(|(k, _)| k.starts_with("suppressed:"))
+        .map(|(_, v)| v)
+        .sum();
+    writeln!(
+        out,
+        "notices: {} queued, {} sent, {} failed permanently, {} expired, {} suppressed",
+        count("queued"),
+        count("sent"),
+        count("failed:permanent"),
+        count("failed:expired"),
+        suppressed
+    )?;
+    for (key, n) in stats
+        .notices
+        .iter()
+        .filter(|(k, _)| k.starts_with("suppressed:"))
+    {
+        writeln!(out, "  {key}: {n}")?;
+    }
     let mut table = comfy_table::Table::new();
     table.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
     table.set_header(["Domain", "Messages", "Bytes", "Held"]);

@@ -14,7 +14,7 @@ use crate::auth;
 use crate::config::NotifyConfig;
 use crate::domains::{Mode, RetiredDomains};
 use crate::retention::RetentionPolicy;
-use crate::store::{MessageId, OutboxItem, QueuedNotice, Store};
+use crate::store::{MessageId, NoticePlan, OutboxItem, QueuedNotice, Store};
 use crate::summary::Summary;
 
 pub use template::Templates;
@@ -104,7 +104,7 @@ pub struct Planner<'a> {
 impl Planner<'_> {
     /// The notices a stored message should cause, ready to queue with it. Suppressed ones
     /// are logged (without addresses), counted, and left out.
-    pub fn plan(&self, summary: &Summary, received_at: SystemTime) -> Vec<QueuedNotice> {
+    pub fn plan(&self, summary: &Summary, received_at: SystemTime) -> NoticePlan {
         let Self {
             notify,
             domains,
@@ -114,7 +114,7 @@ impl Planner<'_> {
             retention,
         } = *self;
         let now = unix(received_at);
-        let mut out = Vec::new();
+        let mut out = NoticePlan::default();
         for rcpt in &summary.rcpt_to {
             let Some(disposition) = domains.disposition(rcpt) else {
                 continue; // <postmaster>
@@ -123,6 +123,7 @@ impl Planner<'_> {
                 if reason != Suppressed::NotNotifyMode {
                     tracing::info!(reason = reason.as_str(), domain = %disposition.domain, "notice suppressed");
                     metrics::counter!(crate::telemetry::NOTICES_SUPPRESSED, "reason" => reason.as_str()).increment(1);
+                    out.suppressed.push(reason.as_str());
                 }
                 continue;
             }
@@ -150,7 +151,7 @@ impl Planner<'_> {
                 notice_id: &id.to_string(),
                 hostname,
             });
-            out.push(QueuedNotice {
+            out.queue.push(QueuedNotice {
                 id,
                 pair: store.pair_key(&summary.mail_from, rcpt),
                 skip_if_notified_after: now - notify.interval.as_secs() as i64,

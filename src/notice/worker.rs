@@ -84,10 +84,11 @@ impl Worker {
                 .transport
                 .deliver(&self.hostname, &item.to, item.message.as_bytes())
                 .await;
-            let next = self.after_attempt(id, item, outcome);
+            let (next, counted) = self.after_attempt(id, item, outcome);
             let store = self.store.clone();
             if let Ok(Err(error)) =
-                tokio::task::spawn_blocking(move || store.outbox_settle(id, next.as_ref())).await
+                tokio::task::spawn_blocking(move || store.outbox_settle(id, next.as_ref(), counted))
+                    .await
             {
                 tracing::error!(%error, %id, "updating the notice outbox failed");
             }
@@ -95,25 +96,26 @@ impl Worker {
         count
     }
 
-    /// What to keep of a notice after an attempt: `None` to remove it.
+    /// What to keep of a notice after an attempt (`None` to remove it), and the total the
+    /// attempt counts towards.
     fn after_attempt(
         &self,
         id: MessageId,
         mut item: OutboxItem,
         outcome: Result<(), DeliveryError>,
-    ) -> Option<OutboxItem> {
+    ) -> (Option<OutboxItem>, &'static str) {
         let now = unix(SystemTime::now());
         match outcome {
             Ok(()) => {
                 tracing::info!(%id, attempts = item.attempts + 1, "notice delivered");
                 metrics::counter!(telemetry::NOTICES_SENT).increment(1);
                 tracing::debug!(%id, to = %item.to, "notice delivered to");
-                None
+                (None, "sent")
             }
             Err(DeliveryError::Permanent(reason)) => {
                 tracing::warn!(%id, %reason, "notice refused permanently; dropped");
                 metrics::counter!(telemetry::NOTICES_FAILED, "kind" => "permanent").increment(1);
-                None
+                (None, "failed:permanent")
             }
             Err(DeliveryError::Temporary(reason)) => {
                 item.attempts += 1;
@@ -121,12 +123,12 @@ impl Worker {
                 if now - item.created_at >= self.max_age.as_secs() as i64 {
                     tracing::warn!(%id, attempts = item.attempts, %reason, "notice undeliverable within max_age; dropped");
                     metrics::counter!(telemetry::NOTICES_FAILED, "kind" => "expired").increment(1);
-                    return None;
+                    return (None, "failed:expired");
                 }
                 let delay = backoff(self.retry_base, item.attempts);
                 item.next_attempt_at = now + delay.as_secs().max(1) as i64;
                 tracing::info!(%id, attempts = item.attempts, retry_in_s = delay.as_secs(), %reason, "notice delivery failed; will retry");
-                Some(item)
+                (Some(item), "failed:temporary")
             }
         }
     }

@@ -226,7 +226,7 @@ async fn finish_message(gateway: &Gateway, intake: Intake, mut summary: Summary)
         retention: &gateway.retention,
     };
     let notices = planner.plan(&summary, intake.received_at());
-    let planned = notices.len();
+    let planned = notices.queue.len();
     let size = intake.size();
     metrics::counter!(telemetry::STORED_BYTES).increment(size);
     match intake

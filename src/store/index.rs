@@ -5,12 +5,12 @@ use std::path::Path;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 pub(super) use super::index_err;
-use super::outbox::{self, QueuedNotice};
+use super::outbox::{self, NoticePlan};
 
 /// One message to index, with the notices it causes.
 pub(super) struct Commit {
     pub entry: Entry,
-    pub notices: Vec<QueuedNotice>,
+    pub notices: NoticePlan,
 }
 use super::audit::{AUDIT, AUDIT_STATE};
 use super::{Entry, ListFilter, MessageId, MessageMeta, StoreError};

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 pub use audit::{AuditEntry, AuditPage};
 pub use blob::BlobWriter;
 pub use id::MessageId;
-pub use outbox::{OutboxItem, QueuedNotice, pair_key};
+pub use outbox::{NoticePlan, OutboxItem, QueuedNotice, pair_key};
 pub use reconcile::Reconciliation;
 pub use retain::{DayStats, DomainStats, PurgeReport, Stats};
 
@@ -158,7 +158,7 @@ impl Store {
         blob: BlobWriter,
         mut meta: MessageMeta,
         sealed_summary: Vec<u8>,
-        notices: Vec<QueuedNotice>,
+        notices: NoticePlan,
     ) -> Result<(MessageId, usize), StoreError> {
         let id = blob.id();
         meta.sealed_size = blob.persist().await?;
@@ -196,13 +196,20 @@ impl Store {
         outbox::next_due(self.index.db())
     }
 
-    /// Records a failed attempt (`Some`) or removes a delivered or abandoned notice (`None`).
+    /// Notice totals for `stats`.
+    pub fn notice_counts(&self) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
+        outbox::counts(self.index.db())
+    }
+
+    /// Records a failed attempt (`Some`) or removes a delivered or abandoned notice (`None`),
+    /// counting `outcome` (`sent`, `failed:temporary`, …).
     pub fn outbox_settle(
         &self,
         id: MessageId,
         item: Option<&OutboxItem>,
+        outcome: &str,
     ) -> Result<(), StoreError> {
-        outbox::settle(self.index.db(), id, item)
+        outbox::settle(self.index.db(), id, item, outcome)
     }
 
     /// Notices waiting.

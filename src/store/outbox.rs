@@ -15,6 +15,42 @@ const OUTBOX: TableDefinition<u128, &[u8]> = TableDefinition::new("outbox");
 /// addresses after the notices themselves are gone.
 const NOTIFIED: TableDefinition<&[u8], i64> = TableDefinition::new("notified");
 const SETTINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("settings");
+/// Running totals for `stats`: queued, sent, failed and suppressed notices by reason.
+const COUNTS: TableDefinition<&str, u64> = TableDefinition::new("notice_counts");
+
+/// The notices a message causes, and the reasons others were not sent.
+#[derive(Debug, Clone, Default)]
+pub struct NoticePlan {
+    pub queue: Vec<QueuedNotice>,
+    /// One reason (`automated`, `null_sender`, …) per notice not sent.
+    pub suppressed: Vec<&'static str>,
+}
+
+fn bump(txn: &WriteTransaction, key: &str, by: u64) -> Result<(), StoreError> {
+    if by == 0 {
+        return Ok(());
+    }
+    let mut counts = txn.open_table(COUNTS).map_err(index_err)?;
+    let now = counts.get(key).map_err(index_err)?.map_or(0, |v| v.value());
+    counts.insert(key, now + by).map_err(index_err)?;
+    Ok(())
+}
+
+/// The notice totals (`queued`, `sent`, `failed:permanent`, `suppressed:automated`, …).
+pub(super) fn counts(
+    db: &redb::Database,
+) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
+    let txn = db.begin_read().map_err(index_err)?;
+    let Ok(table) = txn.open_table(COUNTS) else {
+        return Ok(Default::default());
+    };
+    let mut out = std::collections::BTreeMap::new();
+    for row in table.iter().map_err(index_err)? {
+        let (key, value) = row.map_err(index_err)?;
+        out.insert(key.value().to_owned(), value.value());
+    }
+    Ok(out)
+}
 
 /// A notice waiting for delivery. It holds the recipient's address in plaintext: the
 /// gateway must be able to read it to deliver it. It is deleted once delivered or given up.
@@ -80,9 +116,13 @@ pub fn pair_key(salt: &[u8], sender: &str, retired_address: &str) -> [u8; 32] {
 /// Queues notices inside the message's transaction. Returns how many were queued.
 pub(super) fn queue_in(
     txn: &WriteTransaction,
-    notices: &[QueuedNotice],
+    plan: &NoticePlan,
     now: i64,
 ) -> Result<usize, StoreError> {
+    for reason in &plan.suppressed {
+        bump(txn, &format!("suppressed:{reason}"), 1)?;
+    }
+    let notices = &plan.queue;
     if notices.is_empty() {
         return Ok(0);
     }
@@ -107,6 +147,13 @@ pub(super) fn queue_in(
             .map_err(index_err)?;
         queued += 1;
     }
+    drop((outbox, notified));
+    bump(txn, "queued", queued as u64)?;
+    bump(
+        txn,
+        "suppressed:rate_limited",
+        (notices.len() - queued) as u64,
+    )?;
     Ok(queued)
 }
 
@@ -158,8 +205,10 @@ pub(super) fn settle(
     db: &redb::Database,
     id: MessageId,
     item: Option<&OutboxItem>,
+    outcome: &str,
 ) -> Result<(), StoreError> {
     let txn = db.begin_write().map_err(index_err)?;
+    bump(&txn, outcome, 1)?;
     {
         let mut table = txn.open_table(OUTBOX).map_err(index_err)?;
         match item {

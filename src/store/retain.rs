@@ -39,6 +39,9 @@ pub struct Stats {
     pub held: u64,
     pub domains: BTreeMap<String, DomainStats>,
     pub days: BTreeMap<String, DayStats>,
+    /// Notice totals: `queued`, `sent`, `failed:*`, `suppressed:*`.
+    #[serde(default)]
+    pub notices: BTreeMap<String, u64>,
 }
 
 impl Store {
@@ -107,6 +110,7 @@ impl Store {
             day.messages += 1;
             day.bytes += meta.size;
         }
+        stats.notices = self.notice_counts()?;
         Ok(stats)
     }
 }
