@@ -22,7 +22,7 @@ const MAX_RESPONSE_HEAD: usize = 16 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error(
-        "cannot reach the reclaim server at {path}: {source} (is `reclaim serve` running, and is this the right socket?)"
+        "cannot reach the reclaim server at {path} (is `reclaim serve` running, and is this the right socket?)"
     )]
     Connect {
         path: PathBuf,

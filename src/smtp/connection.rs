@@ -228,7 +228,6 @@ async fn finish_message(gateway: &Gateway, intake: Intake, mut summary: Summary)
     let notices = planner.plan(&summary, intake.received_at());
     let planned = notices.queue.len();
     let size = intake.size();
-    metrics::counter!(telemetry::STORED_BYTES).increment(size);
     match intake
         .finish(&gateway.store, &gateway.session.domains, &summary, notices)
         .await
@@ -245,6 +244,7 @@ async fn finish_message(gateway: &Gateway, intake: Intake, mut summary: Summary)
                     .increment(1);
             }
             metrics::gauge!(telemetry::STORE_MESSAGES).increment(1.0);
+            metrics::counter!(telemetry::STORED_BYTES).increment(size);
             metrics::counter!(telemetry::NOTICES_QUEUED).increment(queued as u64);
             if planned > queued {
                 metrics::counter!(telemetry::NOTICES_SUPPRESSED, "reason" => "rate_limited")
