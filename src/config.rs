@@ -803,7 +803,7 @@ fn notify_config(raw: RawNotify) -> Result<NotifyConfig, ConfigError> {
 mod tests {
     use super::*;
 
-    const MINIMAL: &str = r#"
+    pub(super) const MINIMAL: &str = r#"
         [server]
         hostname = "mx.old.example"
         listen = ["127.0.0.1:2525"]
@@ -813,7 +813,7 @@ mod tests {
         name = "old.example"
     "#;
 
-    fn error_of(text: &str) -> String {
+    pub(super) fn error_of(text: &str) -> String {
         Config::parse(text)
             .expect_err("config must be refused")
             .to_string()

@@ -231,6 +231,23 @@ fn first_parsed<T: TxtRecordParser + Into<Txt>>(values: &[String]) -> Option<Txt
         .map(Into::into)
 }
 
+/// Addresses parsed from the table's text values (unparsable ones left out).
+fn parsed_set<T: std::str::FromStr>(values: &[String]) -> RecordSet<T> {
+    record_set(
+        values
+            .iter()
+            .filter_map(|v| v.trim().parse().ok())
+            .collect(),
+    )
+}
+
+/// Answers a name with and without its trailing dot.
+fn insert_both<V: Clone>(map: &mut HashMap<Box<str>, V>, names: [Box<str>; 2], value: V) {
+    for name in names {
+        map.insert(name, value.clone());
+    }
+}
+
 fn record_set<T>(items: Vec<T>) -> RecordSet<T> {
     RecordSet {
         rrset: items.into(),
@@ -297,28 +314,8 @@ impl StaticTable {
                         mx.insert(n, set.clone());
                     }
                 }
-                "A" => {
-                    let set = record_set(
-                        values
-                            .iter()
-                            .filter_map(|v| v.trim().parse().ok())
-                            .collect(),
-                    );
-                    for n in names {
-                        ipv4.insert(n, set.clone());
-                    }
-                }
-                "AAAA" => {
-                    let set = record_set(
-                        values
-                            .iter()
-                            .filter_map(|v| v.trim().parse().ok())
-                            .collect(),
-                    );
-                    for n in names {
-                        ipv6.insert(n, set.clone());
-                    }
-                }
+                "A" => insert_both(&mut ipv4, names, parsed_set(values)),
+                "AAAA" => insert_both(&mut ipv6, names, parsed_set(values)),
                 other => {
                     return Err(DnsError::Lookup(format!(
                         "static DNS type {other:?} is not TXT, MX, A or AAAA"

@@ -165,23 +165,8 @@ pub(super) fn release(raw: RawRelease) -> Result<ReleaseConfig, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::super::Config;
+    use super::super::tests::{MINIMAL, error_of};
     use super::*;
-
-    const MINIMAL: &str = r#"
-        [server]
-        hostname = "mx.old.example"
-        listen = ["127.0.0.1:2525"]
-        [seal]
-        recipients = ["age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"]
-        [[domain]]
-        name = "old.example"
-    "#;
-
-    fn error_of(text: &str) -> String {
-        Config::parse(text)
-            .expect_err("config must be refused")
-            .to_string()
-    }
 
     #[test]
     fn review_keys_are_validated() {
