@@ -218,6 +218,70 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn dkim_signed_mail_passes_and_tampered_mail_fails() {
+        use base64::Engine;
+        use mail_auth::common::crypto::Ed25519Key;
+        use mail_auth::common::headers::HeaderWriter;
+        use mail_auth::dkim::DkimSigner;
+
+        let pkcs8 = Ed25519Key::generate_pkcs8().expect("key");
+        let key = Ed25519Key::from_pkcs8_der(&pkcs8).expect("key");
+        let public = base64::engine::general_purpose::STANDARD.encode(key.public_key());
+        let message =
+            "From: a@signed.example\r\nTo: b@old.example\r\nSubject: signed\r\n\r\nHello.\r\n";
+        let signature = DkimSigner::from_key(key)
+            .domain("signed.example")
+            .selector("s1")
+            .headers(["From", "To", "Subject"])
+            .sign(message.as_bytes())
+            .expect("sign");
+        let signed = format!("{}{message}", signature.to_header());
+        let records = [
+            (
+                "s1._domainkey.signed.example TXT",
+                format!("v=DKIM1; k=ed25519; p={public}"),
+            ),
+            ("_dmarc.signed.example TXT", "v=DMARC1; p=reject".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), vec![v]))
+        .collect();
+        let dns = Dns::Static(std::sync::Arc::new(
+            StaticTable::new(records).expect("table"),
+        ));
+        let check_with = |bytes: Vec<u8>, complete: bool| {
+            let dns = dns.clone();
+            async move {
+                check(
+                    &dns,
+                    AuthInput {
+                        client_ip: "192.0.2.9".parse().expect("ip"),
+                        helo: "relay.example",
+                        hostname: "mx.old.example",
+                        mail_from: "bounces@relay.example",
+                        message: &bytes,
+                        complete,
+                    },
+                )
+                .await
+                .expect("dns is on")
+            }
+        };
+        let good = check_with(signed.clone().into_bytes(), true).await;
+        assert_eq!(
+            (good.dkim.as_str(), good.dmarc.as_str()),
+            ("pass", "pass"),
+            "forwarded but signed"
+        );
+        let tampered = check_with(signed.replace("Hello.", "Pay now.").into_bytes(), true).await;
+        // mail-auth reports a body hash mismatch as neutral (RFC 6376 6.3); either way no pass.
+        assert_ne!(tampered.dkim, "pass");
+        assert_eq!(tampered.dmarc, "fail");
+        let too_big = check_with(signed.into_bytes(), false).await;
+        assert_eq!(too_big.dkim, "skipped");
+    }
+
+    #[tokio::test]
     async fn spf_and_dmarc_from_a_fixed_table() {
         let good = results(
             "a@partner.example",
