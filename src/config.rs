@@ -558,25 +558,7 @@ impl RawConfig {
                         format!("{text:?} is not an IP:PORT address"),
                     )
                 })?;
-                // Metrics are internal: never on a wildcard address, never where SMTP listens.
-                let shares_smtp_address = server
-                    .listen
-                    .iter()
-                    .any(|l| l.ip() == addr.ip() || l.ip().is_unspecified());
-                if addr.ip().is_unspecified() || (shares_smtp_address && !addr.ip().is_loopback()) {
-                    return Err(invalid(
-                        "metrics.listen",
-                        format!(
-                            "{addr} is reachable where SMTP listens; use an internal or loopback address"
-                        ),
-                    ));
-                }
-                if server.listen.contains(&addr) {
-                    return Err(invalid(
-                        "metrics.listen",
-                        format!("{addr} is an SMTP listen address"),
-                    ));
-                }
+                internal_listener("metrics.listen", addr, &server.listen)?;
                 Some(addr)
             }
         };
@@ -587,6 +569,9 @@ impl RawConfig {
             .clone()
             .unwrap_or_else(|| self.store.path.join("admin.sock"));
         let admin_tcp = admin_tcp(&self.admin)?;
+        if let Some(tcp) = &admin_tcp {
+            internal_listener("admin.listen", tcp.listen, &server.listen)?;
+        }
         let release = self.release.map(release).transpose()?;
         let retention = retention(&self.store, &self.domain)?;
         let audit_retention = duration(
@@ -626,6 +611,29 @@ impl RawConfig {
             release,
         })
     }
+}
+
+/// Internal interfaces (metrics, the admin listener) never listen where SMTP does: not on a
+/// wildcard address, and not on an address the SMTP listener uses (or could use, when it
+/// listens on a wildcard), loopback excepted.
+fn internal_listener(
+    key: &'static str,
+    addr: SocketAddr,
+    smtp: &[SocketAddr],
+) -> Result<(), ConfigError> {
+    if addr.port() != 0 && smtp.contains(&addr) {
+        return Err(invalid(key, format!("{addr} is an SMTP listen address")));
+    }
+    let shares_smtp_address = smtp
+        .iter()
+        .any(|l| l.ip() == addr.ip() || l.ip().is_unspecified());
+    if addr.ip().is_unspecified() || (shares_smtp_address && !addr.ip().is_loopback()) {
+        return Err(invalid(
+            key,
+            format!("{addr} is reachable where SMTP listens; use an internal or loopback address"),
+        ));
+    }
+    Ok(())
 }
 
 /// `"Name. type"` -> `"name TYPE"`: the form the fixed DNS table is looked up by.
@@ -882,6 +890,17 @@ mod tests {
                 .to_string();
             assert!(err.contains("metrics.listen"), "{smtp} {metrics}: {err}");
         }
+    }
+
+    #[test]
+    fn admin_listener_is_internal_too() {
+        let text = MINIMAL.replace("127.0.0.1:2525", "0.0.0.0:25")
+            + "[admin]\nlisten = \"0.0.0.0:8443\"\ncert = \"c\"\nkey = \"k\"\nclient_ca = \"ca\"\n";
+        assert!(
+            error_of(&text).contains("admin.listen"),
+            "{}",
+            error_of(&text)
+        );
     }
 
     #[test]
