@@ -29,6 +29,11 @@ POINTS=${POINTS:-"1:4096:300 8:4096:1500 32:4096:3000 1:102400:150 8:102400:600 
 
 log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
 
+if [ "$(id -u)" != 0 ]; then
+  echo "run as root: apt installs Postfix, and Postfix's master starts as root" >&2
+  exit 1
+fi
+
 # --- tools ------------------------------------------------------------------------------
 need=()
 command -v smtp-source >/dev/null || need+=(postfix)

@@ -53,6 +53,8 @@ for line in open(sys.argv[1]):
 
 points = sorted({(k[1], k[2]) for k in rows}, key=lambda p: (p[1], p[0]))
 for tool in ("smtp-source", "smtp_load"):
+    if not any(key[0] == tool for key in rows):
+        continue
     print(f"\n### Throughput with {tool}, messages/second: median (min-max)\n")
     header = "| sessions x size | reclaim | Postfix | smtp-sink | reclaim/Postfix | reclaim/smtp-sink |"
     if tool == "smtp_load":
