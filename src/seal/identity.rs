@@ -38,9 +38,48 @@ impl age::Callbacks for PassphrasePrompt {
     }
 }
 
-/// Identities that can open sealed files.
+/// One identity, shareable between threads (`reclaim list` decrypts summaries on every
+/// core).
+type Shared = Box<dyn age::Identity + Send + Sync>;
+
+/// An identity that decrypts itself on first use (passphrase-protected): one thread at a
+/// time, so the passphrase is asked once and the decrypted key is cached.
+struct Locked<I>(std::sync::Mutex<I>);
+
+impl<I: age::Identity> age::Identity for Locked<I> {
+    fn unwrap_stanza(
+        &self,
+        stanza: &age_core::format::Stanza,
+    ) -> Option<Result<age_core::format::FileKey, age::DecryptError>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .unwrap_stanza(stanza)
+    }
+
+    fn unwrap_stanzas(
+        &self,
+        stanzas: &[age_core::format::Stanza],
+    ) -> Option<Result<age_core::format::FileKey, age::DecryptError>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .unwrap_stanzas(stanzas)
+    }
+}
+
+fn locked<I: age::Identity + Send + 'static>(identity: I) -> Shared {
+    Box::new(Locked(std::sync::Mutex::new(identity)))
+}
+
+/// Identities that can open sealed files. `Sync`: one set serves many threads.
+///
+/// ```
+/// fn shared<T: Send + Sync>() {}
+/// shared::<reclaim::seal::Identities>();
+/// ```
 pub struct Identities {
-    inner: Vec<Box<dyn age::Identity>>,
+    inner: Vec<Shared>,
 }
 
 fn identity_error(path: &Path, message: impl Into<String>) -> SealError {
@@ -59,7 +98,7 @@ impl Identities {
         let name = Some(path.display().to_string());
         let text_start = String::from_utf8_lossy(&bytes[..bytes.len().min(64)]).into_owned();
 
-        let identity: Box<dyn age::Identity> = if text_start.starts_with("-----BEGIN OPENSSH")
+        let identity: Shared = if text_start.starts_with("-----BEGIN OPENSSH")
             || text_start.starts_with("-----BEGIN RSA PRIVATE KEY")
         {
             let key = age::ssh::Identity::from_buffer(BufReader::new(&bytes[..]), name)
@@ -70,7 +109,10 @@ impl Identities {
                     format!("unsupported ssh key type ({kind:?}); use ed25519 or rsa"),
                 ));
             }
-            Box::new(key.with_callbacks(PassphrasePrompt))
+            match key {
+                age::ssh::Identity::Unencrypted(_) => Box::new(key),
+                encrypted => locked(encrypted.with_callbacks(PassphrasePrompt)),
+            }
         } else if text_start.starts_with("age-encryption.org/")
             || text_start.starts_with("-----BEGIN AGE ENCRYPTED FILE-----")
         {
@@ -81,7 +123,7 @@ impl Identities {
                     .ok_or_else(|| {
                         identity_error(path, "this age file is not passphrase-protected")
                     })?;
-            Box::new(encrypted)
+            locked(encrypted)
         } else {
             let file = age::IdentityFile::from_buffer(BufReader::new(&bytes[..]))
                 .map_err(|e| identity_error(path, format!("not an age identity file: {e}")))?;
@@ -91,12 +133,7 @@ impl Identities {
             if list.is_empty() {
                 return Err(identity_error(path, "contains no identity"));
             }
-            return Ok(Self {
-                inner: list
-                    .into_iter()
-                    .map(|i| i as Box<dyn age::Identity>)
-                    .collect(),
-            });
+            return Ok(Self { inner: list });
         };
         Ok(Self {
             inner: vec![identity],
@@ -106,17 +143,14 @@ impl Identities {
     /// Identities from X25519 keys already in memory.
     pub fn from_x25519(keys: Vec<age::x25519::Identity>) -> Self {
         Self {
-            inner: keys
-                .into_iter()
-                .map(|k| Box::new(k) as Box<dyn age::Identity>)
-                .collect(),
+            inner: keys.into_iter().map(|k| Box::new(k) as Shared).collect(),
         }
     }
 
     /// Opens a sealed stream, returning a reader of the plaintext.
     pub fn open<R: Read>(&self, sealed: R) -> Result<impl Read + use<'_, R>, SealError> {
         let decryptor = age::Decryptor::new(sealed)?;
-        Ok(decryptor.decrypt(self.inner.iter().map(|i| i.as_ref()))?)
+        Ok(decryptor.decrypt(self.inner.iter().map(|i| i.as_ref() as &dyn age::Identity))?)
     }
 
     /// Opens a sealed stream from a buffered reader (faster header parsing).
@@ -125,7 +159,7 @@ impl Identities {
         sealed: R,
     ) -> Result<impl Read + use<'_, R>, SealError> {
         let decryptor = age::Decryptor::new_buffered(sealed)?;
-        Ok(decryptor.decrypt(self.inner.iter().map(|i| i.as_ref()))?)
+        Ok(decryptor.decrypt(self.inner.iter().map(|i| i.as_ref() as &dyn age::Identity))?)
     }
 
     /// Opens a small sealed value in memory.
