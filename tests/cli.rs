@@ -4,6 +4,7 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 
+use common::have;
 use common::{Client, TestGateway, queued_id, run_cli};
 
 fn args(list: &[&str]) -> Vec<String> {
@@ -179,20 +180,6 @@ async fn serve_refuses_bad_configs_with_the_key_named() {
         assert!(!out.status.success());
         assert!(stderr(&out).contains(key), "{key}: {}", stderr(&out));
     }
-}
-
-/// Whether an outside tool is on PATH. CI installs them, so there a missing tool fails.
-fn have(tool: &str) -> bool {
-    let found = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found || std::env::var_os("CI").is_none(),
-        "{tool} is missing; .ci/run installs it"
-    );
-    found
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

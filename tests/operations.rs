@@ -170,15 +170,7 @@ fn new_certificate(name: &str) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_the_certificate_without_a_restart() {
-    let have_python = std::process::Command::new("sh")
-        .args(["-c", "command -v python3"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !have_python {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "python3 is missing; .ci/run installs it"
-        );
+    if !common::have("python3") {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");

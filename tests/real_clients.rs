@@ -3,19 +3,7 @@
 mod common;
 
 use common::TestGateway;
-
-fn have(tool: &str) -> bool {
-    let found = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found || std::env::var_os("CI").is_none(),
-        "{tool} is missing; .ci/run installs it"
-    );
-    found
-}
+use common::have;
 
 async fn run(program: &str, args: Vec<String>) -> std::process::Output {
     let program = program.to_owned();

@@ -112,11 +112,7 @@ async fn admin_api_hands_out_sealed_data_only() {
     .expect("admin checks");
 
     // curl, as an operator would use it.
-    let have_curl = std::process::Command::new("sh")
-        .args(["-c", "command -v curl"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if have_curl {
+    if common::have("curl") {
         let socket = gw.socket.to_str().expect("utf8").to_owned();
         let out = tokio::task::spawn_blocking(move || {
             std::process::Command::new("curl")

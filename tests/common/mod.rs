@@ -397,6 +397,21 @@ pub fn split_trace(exported: &[u8]) -> (String, Vec<u8>) {
     )
 }
 
+/// Whether an outside tool is on PATH. Tests skip without it locally; in CI (which
+/// installs the tools) a missing one fails the test.
+pub fn have(tool: &str) -> bool {
+    let found = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found || std::env::var_os("CI").is_none(),
+        "{tool} is missing; .ci/run installs it"
+    );
+    found
+}
+
 /// Writes `bytes` to a file in `dir` and returns the path.
 pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let path = dir.join(name);
