@@ -34,3 +34,4 @@ pub mod store;
 pub mod summary;
 pub mod telemetry;
 pub mod units;
+pub mod x509;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::UnixListener;
+use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -67,6 +67,52 @@ pub async fn run(
     store: Arc<Store>,
     shutdown: CancellationToken,
 ) {
+    accept_loop(listener, shutdown, move |stream: UnixStream, _| {
+        let store = store.clone();
+        async move {
+            let peer = match stream.peer_cred() {
+                Ok(cred) => Peer::local(cred.uid(), std::path::Path::new(PASSWD)),
+                Err(_) => Peer::unknown(),
+            };
+            serve(stream, store, peer).await;
+        }
+    })
+    .await;
+    let _ = std::fs::remove_file(&path);
+}
+
+/// A listener the admin API accepts clients on (the Unix socket, or TCP for mutual TLS).
+pub(super) trait Listener {
+    type Stream: Send + 'static;
+    type Addr: Send + 'static;
+    fn accept(&self) -> impl Future<Output = std::io::Result<(Self::Stream, Self::Addr)>> + Send;
+}
+
+impl Listener for UnixListener {
+    type Stream = UnixStream;
+    type Addr = tokio::net::unix::SocketAddr;
+    fn accept(&self) -> impl Future<Output = std::io::Result<(UnixStream, Self::Addr)>> + Send {
+        UnixListener::accept(self)
+    }
+}
+
+impl Listener for tokio::net::TcpListener {
+    type Stream = tokio::net::TcpStream;
+    type Addr = std::net::SocketAddr;
+    fn accept(&self) -> impl Future<Output = std::io::Result<(Self::Stream, Self::Addr)>> + Send {
+        tokio::net::TcpListener::accept(self)
+    }
+}
+
+/// Runs `handle` for every client until `shutdown`, at most [`MAX_CLIENTS`] at once (the
+/// rest are closed at once: the API is for a few reviewers, not for load), then gives the
+/// ones in progress a few seconds to finish.
+pub(super) async fn accept_loop<L, H, F>(listener: L, shutdown: CancellationToken, handle: H)
+where
+    L: Listener,
+    H: Fn(L::Stream, L::Addr) -> F,
+    F: Future<Output = ()> + Send + 'static,
+{
     let tracker = TaskTracker::new();
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CLIENTS));
     loop {
@@ -74,24 +120,20 @@ pub async fn run(
             accepted = listener.accept() => accepted,
             _ = shutdown.cancelled() => break,
         };
-        let Ok((stream, _)) = accepted else {
+        let Ok((stream, addr)) = accepted else {
+            // EMFILE and friends: back off instead of spinning.
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             continue; // dropping the stream closes it
         };
-        let store = store.clone();
+        let work = handle(stream, addr);
         tracker.spawn(async move {
-            let peer = match stream.peer_cred() {
-                Ok(cred) => Peer::local(cred.uid(), std::path::Path::new(PASSWD)),
-                Err(_) => Peer::unknown(),
-            };
-            serve(stream, store, peer).await;
+            work.await;
             drop(slot);
         });
     }
     tracker.close();
     let _ = tokio::time::timeout(Duration::from_secs(5), tracker.wait()).await;
-    let _ = std::fs::remove_file(&path);
 }

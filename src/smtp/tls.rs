@@ -104,7 +104,7 @@ fn report_expiry(cert: &Path) {
         .ok()
         .and_then(|mut iter| iter.next())
         .and_then(Result::ok)
-        .and_then(|der| not_after(der.as_ref()))
+        .and_then(|der| crate::x509::not_after(der.as_ref()))
     else {
         tracing::warn!(path = %cert.display(), "cannot read the certificate's expiry date");
         return;
@@ -123,74 +123,4 @@ fn report_expiry(cert: &Path) {
         tracing::info!(path = %cert.display(), %expires, days_left, "TLS certificate loaded");
     }
     metrics::gauge!(crate::telemetry::TLS_CERT_EXPIRY).set(not_after as f64);
-}
-
-/// Reads one DER tag-length-value; returns (tag, content, rest).
-fn der_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    let (length, rest) = if first < 0x80 {
-        (usize::from(first), rest)
-    } else {
-        let count = usize::from(first & 0x7f);
-        if count == 0 || count > 4 || rest.len() < count {
-            return None;
-        }
-        let length = rest[..count]
-            .iter()
-            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
-        (length, &rest[count..])
-    };
-    (rest.len() >= length).then(|| (tag, &rest[..length], &rest[length..]))
-}
-
-/// `notAfter` of an X.509 certificate (RFC 5280 4.1), as Unix seconds.
-pub fn not_after(der: &[u8]) -> Option<i64> {
-    let (_, certificate, _) = der_tlv(der)?;
-    let (_, tbs, _) = der_tlv(certificate)?;
-    let mut rest = tbs;
-    // [0] version is optional; then serial, signature algorithm, issuer, validity.
-    let (tag, _, after) = der_tlv(rest)?;
-    if tag == 0xa0 {
-        rest = after;
-    }
-    for _ in 0..3 {
-        rest = der_tlv(rest)?.2;
-    }
-    let (_, validity, _) = der_tlv(rest)?;
-    let (_, _, after_not_before) = der_tlv(validity)?;
-    let (tag, time, _) = der_tlv(after_not_before)?;
-    let text = std::str::from_utf8(time).ok()?.strip_suffix('Z')?;
-    let (year, rest) = match tag {
-        0x17 => {
-            let yy: i32 = text.get(..2)?.parse().ok()?;
-            (if yy < 50 { 2000 + yy } else { 1900 + yy }, text.get(2..)?)
-        }
-        0x18 => (text.get(..4)?.parse().ok()?, text.get(4..)?),
-        _ => return None,
-    };
-    let field = |i: usize| -> Option<u8> { rest.get(i..i + 2)?.parse().ok() };
-    let month = time::Month::try_from(field(0)?).ok()?;
-    let date = time::Date::from_calendar_date(year, month, field(2)?).ok()?;
-    let at = date.with_hms(field(4)?, field(6)?, field(8)?).ok()?;
-    Some(at.assume_utc().unix_timestamp())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_the_dev_certificate_expiry() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("certs/dev-cert.pem");
-        let der = CertificateDer::pem_file_iter(&path)
-            .expect("pem")
-            .next()
-            .expect("one certificate")
-            .expect("valid pem");
-        // 2036-01-01T00:00:00Z, as certs/README.md says.
-        assert_eq!(not_after(der.as_ref()), Some(2_082_758_400));
-        assert_eq!(not_after(b"\x30\x03\x02\x01\x00"), None);
-        assert_eq!(not_after(b""), None);
-    }
 }
