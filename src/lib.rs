@@ -2,7 +2,8 @@
 //!
 //! Map of the crate:
 //! - [`config`]: the TOML file, validated once into a [`config::Config`].
-//! - [`domains`]: which recipient domains are retired (catch-all, wildcards, IDN).
+//! - [`domains`]: which recipient domains are retired (catch-all, wildcards, IDN), their
+//!   modes and where their people moved.
 //! - [`smtp`]: the pure SMTP session state machine and the tokio connection driver.
 //! - [`seal`]: age encryption of messages and summaries, and identities for reviewers.
 //! - [`intake`]: seals a message as it streams in and commits it to the store.
@@ -13,6 +14,12 @@
 //! - [`server`]: accept loop, connection limits, graceful shutdown.
 //! - [`admin`]: the internal HTTP+JSON API on a Unix socket (optionally mutual TLS on TCP),
 //!   every request audited, and its client.
+//! - [`notice`]: who gets a notice, what it says, and its delivery worker.
+//! - [`auth`], [`dns`]: SPF/DKIM/DMARC at receive time; DNS off, live or a fixed table.
+//! - [`dnscheck`]: what a reclaimed domain's DNS needs (`check-dns`).
+//! - [`launch`]: brings a whole gateway up from a validated config.
+//! - [`telemetry`]: Prometheus metrics on an internal listener.
+//! - [`x509`], [`units`]: small parsers (certificate fields; sizes and durations).
 //! - [`cli`]: the `reclaim` subcommands.
 #![forbid(unsafe_code)]
 

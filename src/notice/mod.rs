@@ -1,5 +1,5 @@
 //! Notices to people who still write to retired addresses (RFC 3834 automatic responses):
-//! who gets one ([`plan`]), what it says ([`compose`]), and its delivery ([`worker`]).
+//! who gets one ([`Planner`]), what it says ([`compose`]), and its delivery ([`worker`]).
 //! A notice goes to the envelope sender only, never to `From:`, and never quotes the
 //! original: the sender may be forged.
 
