@@ -132,6 +132,7 @@ impl Planner<'_> {
                     reason = Suppressed::NoTemplate.as_str(),
                     "notice suppressed"
                 );
+                out.suppressed.push(Suppressed::NoTemplate.as_str());
                 continue;
             };
             let id = MessageId::new();
