@@ -42,6 +42,8 @@ pub async fn check(dns: &Dns, input: AuthInput<'_>) -> Option<AuthResults> {
         spf: "temperror".into(),
         dkim: "temperror".into(),
         dmarc: "temperror".into(),
+        spf_domain: spf_domain(&input).to_owned(),
+        ..AuthResults::default()
     };
     Some(
         tokio::time::timeout(AUTH_TIMEOUT, run(authenticator, table, &input))
@@ -101,6 +103,8 @@ async fn run(
             spf: spf_word(spf.result()).into(),
             dkim: "none".into(),
             dmarc: "none".into(),
+            spf_domain: spf_domain(input).to_owned(),
+            ..AuthResults::default()
         };
     };
     let dkim = if input.complete {
@@ -140,10 +144,30 @@ async fn run(
         DmarcResult::Fail(_) => "fail",
         DmarcResult::None => "none",
     };
+    let dkim_domains = dkim
+        .iter()
+        .filter(|d| d.result() == &DkimResult::Pass)
+        .filter_map(|d| d.signature().map(|s| s.d.to_ascii_lowercase()))
+        .collect();
     AuthResults {
         spf: spf_word(spf.result()).into(),
         dkim: dkim_word.into(),
         dmarc: dmarc_word.into(),
+        spf_domain: spf_domain(input).to_owned(),
+        dkim_domains,
+        dmarc_domain: message
+            .from()
+            .rsplit_once('@')
+            .map_or("", |(_, d)| d)
+            .to_ascii_lowercase(),
+    }
+}
+
+/// The domain SPF is checked for: the MAIL FROM domain, or the HELO name for `<>`.
+fn spf_domain<'a>(input: &AuthInput<'a>) -> &'a str {
+    match input.mail_from.rsplit_once('@') {
+        Some((_, domain)) => domain,
+        None => input.helo,
     }
 }
 
@@ -273,7 +297,13 @@ mod tests {
             ("pass", "pass"),
             "forwarded but signed"
         );
+        assert_eq!(good.dkim_domains, ["signed.example"]);
+        assert_eq!(
+            (good.spf_domain.as_str(), good.dmarc_domain.as_str()),
+            ("relay.example", "signed.example")
+        );
         let tampered = check_with(signed.replace("Hello.", "Pay now.").into_bytes(), true).await;
+        assert!(tampered.dkim_domains.is_empty());
         // mail-auth reports a body hash mismatch as neutral (RFC 6376 6.3); either way no pass.
         assert_ne!(tampered.dkim, "pass");
         assert_eq!(tampered.dmarc, "fail");

@@ -46,6 +46,15 @@ pub struct AuthResults {
     pub spf: String,
     pub dkim: String,
     pub dmarc: String,
+    /// The domain SPF was checked for: the MAIL FROM domain, or the HELO name for `<>`.
+    #[serde(default)]
+    pub spf_domain: String,
+    /// The `d=` domains of the DKIM signatures that passed.
+    #[serde(default)]
+    pub dkim_domains: Vec<String>,
+    /// The `From:` domain DMARC was evaluated for; empty when there was none.
+    #[serde(default)]
+    pub dmarc_domain: String,
 }
 
 impl Summary {
