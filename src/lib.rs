@@ -26,6 +26,7 @@
 pub mod admin;
 pub mod auth;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod dns;
 pub mod dnscheck;

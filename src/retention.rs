@@ -2,10 +2,11 @@
 //! when that time is up.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::unix_now;
 use crate::store::{AuditEntry, MessageMeta, Store};
 
 /// Retention of messages: a default and per-domain overrides.
@@ -48,13 +49,6 @@ impl RetentionPolicy {
         let keep = i64::try_from(self.for_domains(&meta.domains).as_secs()).unwrap_or(i64::MAX);
         meta.received_at.saturating_add(keep) <= now
     }
-}
-
-/// Seconds since the Unix epoch, now.
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Purges expired messages and audit records at start and then every `interval`, until

@@ -11,7 +11,7 @@ use super::http::{MAX_BODY, MAX_HEAD, RequestHead, head_end, parse_head, respons
 use super::peer::Peer;
 use super::routes::{Refusal, Route, refuse, route};
 use super::{DeleteResult, MessageItem, MessagePage};
-use crate::retention::unix_now;
+use crate::clock::unix_now;
 use crate::store::{AuditEntry, Entry, MessageId, Store};
 
 /// How long a client has to send its request.

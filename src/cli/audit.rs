@@ -3,10 +3,10 @@
 
 use std::io::Write;
 
-use super::filter::format_time;
 use super::terminal::{sanitize, write_json};
 use super::{Exit, ReviewContext, exit};
 use crate::admin::MAX_PAGE;
+use crate::clock::format_time;
 use crate::store::AuditPage;
 use crate::store::audit::{AuditRecord, ChainVerifier};
 

@@ -78,17 +78,6 @@ pub fn parse_when(text: &str, now: i64) -> anyhow::Result<i64> {
     Ok(now.saturating_sub(i64::try_from(age.as_secs()).unwrap_or(i64::MAX)))
 }
 
-/// An RFC 3339 UTC time for display and JSON.
-pub fn format_time(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,7 +92,6 @@ mod tests {
         );
         assert_eq!(parse_when("1d", now).expect("age"), now - 86_400);
         assert!(parse_when("last tuesday", now).is_err());
-        assert_eq!(format_time(now), "2026-11-29T00:00:00Z");
     }
 
     #[test]

@@ -7,9 +7,10 @@ use base64::Engine;
 use serde::Serialize;
 
 use super::ReviewContext;
-use super::filter::{Filter, format_time};
+use super::filter::Filter;
 use super::terminal::{sanitize, write_json};
 use crate::admin::{MAX_PAGE, MessageItem, MessagePage};
+use crate::clock::format_time;
 use crate::summary::Summary;
 
 /// One message as `list --json` prints it.

@@ -25,8 +25,8 @@ use anyhow::Context;
 pub use args::{Args, Command, LogFormat};
 
 use crate::admin::client::{AdminClient, ClientError, TlsFiles};
+use crate::clock::unix_now;
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
-use crate::retention::unix_now;
 use crate::seal::{Identities, SealError};
 use crate::store::MessageId;
 

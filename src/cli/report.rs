@@ -7,9 +7,10 @@ use std::io::Write;
 use serde::Serialize;
 
 use super::ReviewContext;
-use super::filter::{Filter, format_time};
+use super::filter::Filter;
 use super::list::{self, Listed};
 use super::terminal::{sanitize, write_json};
+use crate::clock::format_time;
 use crate::store::Stats;
 
 /// One sender (an address, or a whole domain) in the report.

@@ -7,11 +7,11 @@ use base64::Engine;
 use serde::Serialize;
 
 use super::export::fetch_plain;
-use super::filter::format_time;
 use super::render::{Rendered, render};
 use super::terminal::{sanitize, sanitize_block, write_json};
 use super::{ReviewContext, parse_id};
 use crate::admin::MessageItem;
+use crate::clock::format_time;
 use crate::summary::Summary;
 
 /// What `show --json` prints.

@@ -6,16 +6,13 @@
 //! chain that remains still verifies; the hash of the newest record is kept as the head so
 //! that altering the last record is noticed too.
 
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::StoreError;
 use super::index::{Index, index_err};
-
-pub(super) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
-/// `head` and `anchor`, see the module docs.
-pub(super) const AUDIT_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("audit_state");
+use super::tables::{AUDIT, AUDIT_STATE};
 
 /// The `prev` of the first record ever written.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";

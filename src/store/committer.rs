@@ -75,9 +75,7 @@ fn run(mut receiver: mpsc::Receiver<Request>, index: &Index, messages_dir: &std:
                 Err(_) => break,
             }
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
+        let now = crate::clock::unix_now();
         let (commits, waiters): (Vec<Commit>, Vec<_>) = batch.drain(..).unzip();
         let result = sync_dir(messages_dir).and_then(|()| index.insert_all(&commits, now));
         match result {

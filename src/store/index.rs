@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 pub(super) use super::index_err;
 use super::outbox::{self, NoticePlan};
@@ -12,13 +12,8 @@ pub(super) struct Commit {
     pub entry: Entry,
     pub notices: NoticePlan,
 }
-use super::audit::{AUDIT, AUDIT_STATE};
+use super::tables::{AUDIT, AUDIT_STATE, HOLDS, META, SUMMARIES};
 use super::{Entry, ListFilter, MessageId, MessageMeta, StoreError};
-
-pub(super) const META: TableDefinition<u128, &[u8]> = TableDefinition::new("meta");
-pub(super) const SUMMARIES: TableDefinition<u128, &[u8]> = TableDefinition::new("summaries");
-/// Messages under legal hold: id -> when the hold was placed (seconds since the epoch).
-pub(super) const HOLDS: TableDefinition<u128, i64> = TableDefinition::new("holds");
 
 pub(super) struct Index {
     pub(super) db: Database,

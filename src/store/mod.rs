@@ -15,6 +15,7 @@ mod index;
 mod outbox;
 mod reconcile;
 mod retain;
+mod tables;
 
 use std::path::{Path, PathBuf};
 
