@@ -28,8 +28,13 @@ fn init_logging(args: &Args) {
         "warn"
     };
     let filter = EnvFilter::try_from_env("RECLAIM_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    // Colour codes only for a person at a terminal: journald, `docker logs` and log files
+    // get plain text (and NO_COLOR turns colour off everywhere).
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     match args.log_format {
         LogFormat::Json => builder.json().init(),

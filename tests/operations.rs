@@ -244,3 +244,50 @@ async fn sighup_reloads_the_certificate_without_a_restart() {
     let status = child.wait().expect("wait");
     assert_eq!(status.code(), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_to_a_pipe_carry_no_colour_codes() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_, recipient) = common::new_identity(dir.path(), "reviewer.key");
+    let config = format!(
+        "[server]\nhostname = \"mx.old.example\"\nlisten = [\"127.0.0.1:0\"]\n[store]\npath = {:?}\n[seal]\nrecipients = [\"{recipient}\"]\n[admin]\nsocket = {:?}\n[dns]\nresolver = \"off\"\n[[domain]]\nname = \"old.example\"\n",
+        dir.path().join("store"),
+        dir.path().join("admin.sock"),
+    );
+    let config_path = common::write_file(dir.path(), "reclaim.toml", config.as_bytes());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_reclaim"))
+        .args(["-c", config_path.to_str().expect("utf8"), "serve"])
+        .env("RECLAIM_LOG", "info")
+        .env_remove("NO_COLOR")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start");
+    let stderr = child.stderr.take().expect("piped");
+    let lines = tokio::task::spawn_blocking(move || {
+        let mut seen = Vec::new();
+        for line in std::io::BufReader::new(stderr).lines() {
+            let line = line.expect("log line");
+            let done = line.contains("admin API listening");
+            seen.push(line);
+            if done {
+                break;
+            }
+        }
+        seen
+    })
+    .await
+    .expect("reader");
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    assert!(
+        lines.iter().any(|l| l.contains("SMTP listening")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().all(|l| !l.contains('\x1b')),
+        "escape codes in piped logs: {lines:?}"
+    );
+}
