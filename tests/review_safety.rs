@@ -64,3 +64,91 @@ async fn release_submits_exactly_one_message() {
     );
     gw.stop().await;
 }
+
+/// A partner whose SPF and DMARC pass from 127.0.0.1, and a message that claims a DKIM pass
+/// for a bank in its own `Authentication-Results`.
+const VERIFIED_REST: &str = r#"
+[dns]
+resolver = "static"
+[dns.static]
+"partner.example TXT" = ["v=spf1 ip4:127.0.0.1 -all"]
+"_dmarc.partner.example TXT" = ["v=DMARC1; p=reject"]
+
+[[domain]]
+name = "old.example"
+"#;
+const CLAIMING: &[u8] = b"Authentication-Results: mx.new.example; dkim=pass header.d=bank.example; dmarc=pass header.from=bank.example\r\nARC-Authentication-Results: i=1; mx.new.example; spf=pass smtp.mailfrom=bank.example\r\nFrom: Bank <a@partner.example>\r\nTo: jan@old.example\r\nSubject: your account\r\n\r\nhello\r\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_prints_the_gateways_verdict_apart_from_the_senders_claims() {
+    let mut gw = TestGateway::start_sections("", VERIFIED_REST).await;
+    let id = gw
+        .send("a@partner.example", &["jan@old.example"], CLAIMING)
+        .await;
+
+    let text = gw.cli_ok(&["show", &id, "--reason", "ticket 9"]).await;
+    let (verdict, rest) = text
+        .split_once("Verified by reclaim when the message arrived:\n")
+        .expect("the gateway's verdict is printed")
+        .1
+        .split_once("\n\n")
+        .expect("the verdict ends in a blank line");
+    assert!(
+        verdict.contains("SPF       pass, for partner.example"),
+        "{text}"
+    );
+    assert!(verdict.contains("DKIM      none"), "{text}");
+    assert!(
+        verdict.contains("DMARC     pass, for partner.example (From:)"),
+        "{text}"
+    );
+    assert!(!verdict.contains("bank.example"), "{text}");
+    let (before, claims) = rest
+        .split_once("Claimed by the sender (not verified by reclaim):\n")
+        .expect("the claims are labelled");
+    assert!(!before.contains("bank.example"), "{text}");
+    assert!(
+        claims
+            .contains("  Authentication-Results: mx.new.example; dkim=pass header.d=bank.example"),
+        "{text}"
+    );
+    assert!(
+        claims.contains("  ARC-Authentication-Results: i=1; mx.new.example; spf=pass"),
+        "{text}"
+    );
+
+    let json: serde_json::Value = serde_json::from_str(
+        &gw.cli_ok(&["show", &id, "--reason", "ticket 9", "--json"])
+            .await,
+    )
+    .expect("JSON");
+    let auth = &json["gateway_auth"];
+    assert_eq!(auth["spf"]["result"], "pass");
+    assert_eq!(auth["spf"]["domain"], "partner.example");
+    assert_eq!(auth["dkim"]["result"], "none");
+    assert_eq!(auth["dkim"]["domains"], serde_json::json!([]));
+    assert_eq!(auth["dmarc"]["result"], "pass");
+    assert_eq!(auth["dmarc"]["domain"], "partner.example");
+    assert_eq!(json["sender_claims"][0]["field"], "Authentication-Results");
+    assert_eq!(
+        json["sender_claims"][1]["field"],
+        "ARC-Authentication-Results"
+    );
+    assert!(json.get("auth_results").is_none(), "{json}");
+    gw.stop().await;
+
+    // DNS off: the gateway verified nothing, and show says so instead of echoing claims.
+    let mut gw = TestGateway::start("").await;
+    let id = gw
+        .send("a@partner.example", &["jan@old.example"], CLAIMING)
+        .await;
+    let text = gw.cli_ok(&["show", &id, "--reason", "ticket 9"]).await;
+    assert!(
+        text.contains("Verified    nothing: reclaim checked no SPF, DKIM or DMARC"),
+        "{text}"
+    );
+    let json = gw.cli_ok(&["show", &id, "--reason", "t", "--json"]).await;
+    let json: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    assert!(json["gateway_auth"].is_null(), "{json}");
+    gw.stop().await;
+}

@@ -17,6 +17,7 @@ mod report;
 mod serve;
 mod show;
 mod terminal;
+mod verified;
 
 use std::path::{Path, PathBuf};
 
