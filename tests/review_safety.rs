@@ -152,3 +152,159 @@ async fn show_prints_the_gateways_verdict_apart_from_the_senders_claims() {
     assert!(json["gateway_auth"].is_null(), "{json}");
     gw.stop().await;
 }
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .expect("metadata")
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+fn code_and_stderr(out: &std::process::Output) -> (Option<i32>, String) {
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_never_follows_links_or_overwrites_and_keeps_files_private() {
+    let mut gw = TestGateway::start("").await;
+    let id = gw
+        .send(
+            "a@partner.example",
+            &["jan@old.example"],
+            b"Subject: one\r\n\r\nx\r\n",
+        )
+        .await;
+    let expected = gw.export(&id).await;
+    let work = tempfile::tempdir().expect("tempdir");
+    let victim = common::write_file(work.path(), "victim.txt", b"precious");
+
+    // -o at a symbolic link: refused, whatever the link points to stays as it was.
+    let link = work.path().join("link.eml");
+    std::os::unix::fs::symlink(&victim, &link).expect("symlink");
+    let link_arg = link.to_str().expect("utf8");
+    for extra in [&[][..], &["--force"][..]] {
+        let mut args = vec!["export", &id, "-o", link_arg, "--reason", "t"];
+        args.extend_from_slice(extra);
+        let (code, err) = code_and_stderr(&gw.cli(&args).await);
+        assert_eq!(code, Some(2), "{extra:?}: {err}");
+        assert!(err.contains("symbolic link"), "{err}");
+    }
+    assert_eq!(std::fs::read(&victim).expect("read"), b"precious");
+
+    // A new file: mode 0600 and the message.
+    let fresh = work.path().join("fresh.eml");
+    let fresh_arg = fresh.to_str().expect("utf8");
+    gw.cli_ok(&["export", &id, "-o", fresh_arg, "--reason", "t"])
+        .await;
+    assert_eq!(std::fs::read(&fresh).expect("read"), expected);
+    assert_eq!(mode(&fresh), 0o600);
+
+    // An existing file: refused without --force and left alone, replaced with it.
+    let existing = victim.to_str().expect("utf8");
+    let (code, err) = code_and_stderr(
+        &gw.cli(&["export", &id, "-o", existing, "--reason", "t"])
+            .await,
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("exists; pass --force"), "{err}");
+    assert_eq!(std::fs::read(&victim).expect("read"), b"precious");
+    gw.cli_ok(&["export", &id, "-o", existing, "--force", "--reason", "t"])
+        .await;
+    assert_eq!(std::fs::read(&victim).expect("read"), expected);
+    assert_eq!(mode(&victim), 0o600, "the replacement is private too");
+
+    // --mbox: the same rules.
+    let mbox = common::write_file(work.path(), "old.mbox", b"keep");
+    let mbox_arg = mbox.to_str().expect("utf8");
+    let (code, err) = code_and_stderr(
+        &gw.cli(&["export", "--mbox", mbox_arg, "--reason", "t"])
+            .await,
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert_eq!(std::fs::read(&mbox).expect("read"), b"keep");
+    gw.cli_ok(&["export", "--mbox", mbox_arg, "--force", "--reason", "t"])
+        .await;
+    assert!(std::fs::read(&mbox).expect("read").starts_with(b"From "));
+    assert_eq!(mode(&mbox), 0o600);
+
+    // --dir: a new folder is 0700 and its files 0600; a link planted at DIR/ID.eml is
+    // refused before anything is written, and its target is untouched.
+    let dir = work.path().join("out/nested");
+    let dir_arg = dir.to_str().expect("utf8");
+    gw.cli_ok(&["export", "--dir", dir_arg, "--reason", "t"])
+        .await;
+    let file = dir.join(format!("{id}.eml"));
+    assert_eq!(std::fs::read(&file).expect("read"), expected);
+    assert_eq!((mode(&dir), mode(&file)), (0o700, 0o600));
+    let planted = work.path().join("planted");
+    std::fs::create_dir(&planted).expect("mkdir");
+    std::os::unix::fs::symlink(&mbox, planted.join(format!("{id}.eml"))).expect("symlink");
+    let planted_arg = planted.to_str().expect("utf8");
+    for extra in [&[][..], &["--force"][..]] {
+        let mut args = vec!["export", "--dir", planted_arg, "--reason", "t"];
+        args.extend_from_slice(extra);
+        let (code, err) = code_and_stderr(&gw.cli(&args).await);
+        assert_eq!(code, Some(2), "{extra:?}: {err}");
+    }
+    assert!(std::fs::read(&mbox).expect("read").starts_with(b"From "));
+    let (code, err) =
+        code_and_stderr(&gw.cli(&["export", "--dir", dir_arg, "--reason", "t"]).await);
+    assert_eq!(code, Some(2), "an existing DIR/ID.eml needs --force: {err}");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_refuses_a_terminal_unless_asked() {
+    if !common::have("script") {
+        return;
+    }
+    let mut gw = TestGateway::start("").await;
+    let id = gw
+        .send(
+            "a@partner.example",
+            &["jan@old.example"],
+            b"Subject: \x1b]0;owned\x07\r\n\r\nx\r\n",
+        )
+        .await;
+    // Runs the CLI with a pseudo-terminal as standard output (util-linux `script`).
+    let on_terminal = |extra: &'static [&'static str]| {
+        let mut command = format!(
+            "'{}' -c '{}' -i '{}' export {id} --reason t",
+            env!("CARGO_BIN_EXE_reclaim"),
+            gw.config_path.display(),
+            gw.identity.display()
+        );
+        for arg in extra {
+            command.push(' ');
+            command.push_str(arg);
+        }
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new("script")
+                .args(["-qec", &command, "/dev/null"])
+                .stdin(std::process::Stdio::null())
+                .env_remove("RECLAIM_IDENTITY")
+                .env_remove("RECLAIM_CONFIG")
+                .output()
+                .expect("run script")
+        })
+    };
+    let refused = on_terminal(&[]).await.expect("task");
+    let text = String::from_utf8_lossy(&refused.stdout);
+    assert_eq!(refused.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("refusing to write a raw message to the terminal"),
+        "{text}"
+    );
+    assert!(!text.contains("owned"), "{text}");
+
+    let forced = on_terminal(&["-o", "-"]).await.expect("task");
+    let text = String::from_utf8_lossy(&forced.stdout);
+    assert_eq!(forced.status.code(), Some(0), "{text}");
+    assert!(text.contains("owned"), "-o - writes the message: {text}");
+    gw.stop().await;
+}
