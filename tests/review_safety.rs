@@ -308,3 +308,24 @@ async fn export_refuses_a_terminal_unless_asked() {
     assert!(text.contains("owned"), "-o - writes the message: {text}");
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_csv_carries_no_control_or_bidi_characters() {
+    let mut gw = TestGateway::start("").await;
+    // A sender address with a right-to-left override, accepted under SMTPUTF8.
+    let (mut c, _) = common::Client::connect(gw.addr).await;
+    assert!(c.cmd("EHLO client.example").await.starts_with("250"));
+    let reply = c
+        .cmd("MAIL FROM:<\"inv\u{202e}fdp.exe\"@evil.example> SMTPUTF8")
+        .await;
+    assert!(reply.starts_with("250"), "{reply}");
+    assert!(c.cmd("RCPT TO:<jan@old.example>").await.starts_with("250"));
+    assert!(c.cmd("DATA").await.starts_with("354"));
+    c.send(b"Subject: x\r\n\r\nx\r\n.\r\n").await;
+    assert!(c.reply().await.starts_with("250"));
+
+    let csv = gw.cli_ok(&["report", "--csv"]).await;
+    assert!(csv.contains("inv?fdp.exe"), "{csv}");
+    assert!(!csv.contains('\u{202e}'), "{csv:?}");
+    gw.stop().await;
+}
