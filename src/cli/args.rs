@@ -23,7 +23,8 @@ const EXAMPLES: &str = "Examples:
 Exit codes:
   0  success
   1  any other failure
-  2  bad usage or a request the server refused as malformed
+  2  bad usage, a request the server refused as malformed, or an output export will not
+     write (a terminal without -o -, an existing file without --force, a symbolic link)
   3  the admin API could not be reached
   4  no such message (for delete: at least one id named no message)
   5  a message could not be decrypted with the given identity
@@ -155,15 +156,19 @@ pub enum Command {
         /// Message id; leave out with --mbox or --dir.
         #[arg(required_unless_present_any = ["mbox", "dir"])]
         id: Option<String>,
-        /// Output file for one message (default: standard output).
+        /// Output file for one message, created with mode 0600; `-` for standard output
+        /// (default: standard output, refused when it is a terminal).
         #[arg(short, long, conflicts_with_all = ["mbox", "dir"])]
         output: Option<PathBuf>,
         /// Write every matching message into this mboxrd file.
         #[arg(long, conflicts_with_all = ["id", "dir"])]
         mbox: Option<PathBuf>,
-        /// Write every matching message as DIR/ID.eml.
+        /// Write every matching message as DIR/ID.eml (DIR made with mode 0700).
         #[arg(long, conflicts_with = "id")]
         dir: Option<PathBuf>,
+        /// Replace existing output files (a symbolic link at a target is still refused).
+        #[arg(long)]
+        force: bool,
         /// Why you export (recorded in the audit trail).
         #[arg(long)]
         reason: String,

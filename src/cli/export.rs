@@ -1,9 +1,8 @@
 //! `reclaim export`: fetches sealed files (each fetch recorded with its reason) and
 //! decrypts them on this side: one message, or every match into an mbox or a folder.
+//! Where plaintext may land is decided in [`super::output`].
 
-use std::fs::File;
 use std::io::{BufReader, BufWriter, IsTerminal, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -11,6 +10,7 @@ use anyhow::Context;
 use super::filter::Filter;
 use super::list;
 use super::mbox;
+use super::output::{self, Destination};
 use super::{ReviewContext, parse_id};
 use crate::admin::http::percent_encode;
 use crate::store::MessageId;
@@ -46,36 +46,30 @@ pub fn fetch_plain(
     Ok(plain)
 }
 
-/// Creates a file readable by the reviewer only: it holds quarantined plaintext.
-fn private_file(path: &Path) -> anyhow::Result<File> {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))
-}
-
-/// `export ID [-o FILE]`: streams one message.
+/// `export ID [-o FILE|-]`: streams one message.
 pub fn one(
     context: &ReviewContext,
     id: &str,
     output: Option<&Path>,
+    force: bool,
     reason: &str,
 ) -> anyhow::Result<()> {
     let id = parse_id(id)?;
+    // Decided before anything is fetched, so a refused write leaves no fetch in the audit.
+    let target = match output::destination(output, std::io::stdout().is_terminal())? {
+        Destination::File(path) => Some((output::create(path, force)?, path)),
+        Destination::Stdout => None,
+    };
     let sealed = context.client.get(&sealed_path(id, "export", reason))?;
     let mut plaintext = context
         .identities()?
         .open_buffered(BufReader::new(sealed))
         .with_context(|| format!("cannot decrypt message {id} (is this the right identity?)"))?;
-    match output {
-        Some(path) => {
-            let mut file = private_file(path)?;
+    match target {
+        Some((mut file, path)) => {
             std::io::copy(&mut plaintext, &mut file)
                 .with_context(|| format!("decrypting message {id} into {}", path.display()))?;
-            file.sync_all()?;
+            file.commit()?;
         }
         None => {
             let stdout = std::io::stdout();
@@ -93,10 +87,22 @@ pub fn bulk(
     context: &ReviewContext,
     target: Target<'_>,
     filter: &Filter,
+    force: bool,
     reason: &str,
 ) -> anyhow::Result<()> {
     let mut listed = list::fetch(context, None, filter)?;
     listed.reverse();
+    let mut mbox_out = match target {
+        Target::Mbox(path) => Some((BufWriter::new(output::create(path, force)?), path)),
+        Target::Dir(dir) => {
+            output::create_dir(dir)?;
+            // Every target is checked before the first message is fetched.
+            for m in &listed {
+                output::check_target(&dir.join(format!("{}.eml", m.id)), force)?;
+            }
+            None
+        }
+    };
     let progress = if std::io::stderr().is_terminal() {
         indicatif::ProgressBar::new(listed.len() as u64)
     } else {
@@ -106,17 +112,6 @@ pub fn bulk(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} messages {elapsed}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let mut mbox_out = match target {
-        Target::Mbox(path) => Some((BufWriter::new(private_file(path)?), path)),
-        Target::Dir(dir) => {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-            None
-        }
-    };
     for m in &listed {
         let id: MessageId = m.id.parse().map_err(anyhow::Error::msg)?;
         let plain = fetch_plain(context, id, "export", reason)?;
@@ -128,21 +123,20 @@ pub fn bulk(
             }
             (None, Target::Dir(dir)) => {
                 let path: PathBuf = dir.join(format!("{id}.eml"));
-                let mut file = private_file(&path)?;
+                let mut file = output::create(&path, force)?;
                 file.write_all(&plain)
-                    .and_then(|()| file.sync_all())
                     .with_context(|| format!("writing {}", path.display()))?;
+                file.commit()?;
             }
             (None, Target::Mbox(_)) => {}
         }
         progress.inc(1);
     }
     if let Some((out, path)) = mbox_out {
-        let file = out
-            .into_inner()
+        out.into_inner()
             .map_err(|e| e.into_error())
-            .with_context(|| format!("writing {}", path.display()))?;
-        file.sync_all()?;
+            .with_context(|| format!("writing {}", path.display()))?
+            .commit()?;
     }
     progress.finish_and_clear();
     eprintln!("exported {} message(s)", listed.len());

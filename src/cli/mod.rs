@@ -11,12 +11,14 @@ mod keygen;
 mod list;
 mod manage;
 mod mbox;
+mod output;
 mod release;
 mod render;
 mod report;
 mod serve;
 mod show;
 mod terminal;
+mod verified;
 
 use std::path::{Path, PathBuf};
 
@@ -116,19 +118,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             output,
             mbox,
             dir,
+            force,
             reason,
             filter,
         } => {
             let context = ReviewContext::new(&args)?;
             match (id, mbox, dir) {
-                (Some(id), _, _) => export::one(&context, id, output.as_deref(), reason),
+                (Some(id), _, _) => export::one(&context, id, output.as_deref(), *force, reason),
                 (None, Some(path), _) => {
                     let filter = filter::Filter::new(filter, now)?;
-                    export::bulk(&context, export::Target::Mbox(path), &filter, reason)
+                    let target = export::Target::Mbox(path);
+                    export::bulk(&context, target, &filter, *force, reason)
                 }
                 (None, None, Some(dir)) => {
                     let filter = filter::Filter::new(filter, now)?;
-                    export::bulk(&context, export::Target::Dir(dir), &filter, reason)
+                    let target = export::Target::Dir(dir);
+                    export::bulk(&context, target, &filter, *force, reason)
                 }
                 (None, None, None) => anyhow::bail!("name a message id, --mbox or --dir"),
             }

@@ -46,7 +46,10 @@ pub fn run(context: &ReviewContext, id: &str, to: &[String], reason: &str) -> an
     let message_id = format!("<{}.release@{}>", MessageId::new(), from.domain());
     let resent = resent_fields(&from, &recipients, now, &message_id);
     let mut outgoing = resent.into_bytes();
-    outgoing.extend_from_slice(strip_return_path(&plain));
+    // Stored as sent: a bare CR or LF would let the relay see a line end where the SMTP
+    // client's dot-stuffing does not, so `LF . CRLF` could end DATA early and smuggle
+    // commands. Every line end leaves here as CRLF, as Postfix's cleanup would make it.
+    outgoing.extend_from_slice(&crlf_line_ends(strip_return_path(&plain)));
 
     let envelope = Envelope::new(Some(from), recipients.clone())
         .context("cannot build the release envelope")?;
@@ -110,6 +113,25 @@ pub fn strip_return_path(message: &[u8]) -> &[u8] {
         }
     }
     message
+}
+
+/// Turns every bare CR and bare LF into CRLF; CRLF stays as it is. After this, every
+/// line end is one the submission client sees and dot-stuffs after, so the relay reads
+/// exactly one message.
+pub fn crlf_line_ends(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len() + message.len() / 64);
+    let mut bytes = message.iter().copied().peekable();
+    while let Some(b) = bytes.next() {
+        match b {
+            b'\r' => {
+                out.extend_from_slice(b"\r\n");
+                bytes.next_if_eq(&b'\n');
+            }
+            b'\n' => out.extend_from_slice(b"\r\n"),
+            b => out.push(b),
+        }
+    }
+    out
 }
 
 fn read_password(source: &PasswordSource) -> anyhow::Result<String> {
@@ -189,5 +211,27 @@ mod tests {
             b"Subject: s\r\n"
         );
         assert_eq!(strip_return_path(b"Subject: s\r\n"), b"Subject: s\r\n");
+    }
+
+    #[test]
+    fn bare_line_ends_become_crlf() {
+        for (input, expected) in [
+            (&b"a\r\nb\r\n"[..], &b"a\r\nb\r\n"[..]),
+            (b"a\nb\n", b"a\r\nb\r\n"),
+            (b"a\rb\r", b"a\r\nb\r\n"),
+            (b"a\r\r\n\n\rb", b"a\r\n\r\n\r\n\r\nb"),
+            (
+                b"x\n.\r\nMAIL FROM:<e@evil.example>",
+                b"x\r\n.\r\nMAIL FROM:<e@evil.example>",
+            ),
+            (b"", b""),
+        ] {
+            assert_eq!(
+                crlf_line_ends(input),
+                expected,
+                "{}",
+                String::from_utf8_lossy(input).escape_debug()
+            );
+        }
     }
 }

@@ -1,6 +1,6 @@
-//! Turns a decrypted message into what `reclaim show` prints: main header fields,
-//! authentication results, the text body and the list of attachments. Pure; every string
-//! here is still hostile and is sanitised where it is printed.
+//! Turns a decrypted message into what `reclaim show` prints: main header fields, the
+//! authentication results the sender put in, the text body and the list of attachments.
+//! Pure; every string here is still hostile and is sanitised where it is printed.
 
 use mail_parser::{MessageParser, MimeHeaders};
 use serde::Serialize;
@@ -16,6 +16,13 @@ const MAIN_FIELDS: [&str; 8] = [
     "Date",
     "Message-ID",
 ];
+/// Fields that state verification results. Inside a quarantined message they were written
+/// by the sending side (or anyone before it), so they are only ever shown as its claim.
+const CLAIM_FIELDS: [&str; 3] = [
+    "Authentication-Results",
+    "ARC-Authentication-Results",
+    "Received-SPF",
+];
 /// Longest body shown; the whole message is one `export` away.
 pub const MAX_BODY_CHARS: usize = 200_000;
 
@@ -28,11 +35,19 @@ pub struct Attachment {
     pub size: usize,
 }
 
+/// A verification result the message itself carries: the sender's claim, not reclaim's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Claim {
+    pub field: String,
+    pub value: String,
+}
+
 /// A message ready to print.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Rendered {
     pub headers: Vec<(String, String)>,
-    pub auth_results: Vec<String>,
+    /// Verification results found in the message, as claimed by its sender.
+    pub sender_claims: Vec<Claim>,
     /// `text/plain`, `text/html` (rendered as text) or `none`.
     pub body_source: String,
     pub body: String,
@@ -53,7 +68,7 @@ pub fn render(raw: &[u8]) -> Rendered {
         };
     };
     let mut headers = Vec::new();
-    let mut auth_results = Vec::new();
+    let mut sender_claims = Vec::new();
     for header in message.headers() {
         let name = header.name();
         let start = header.offset_start as usize;
@@ -63,8 +78,11 @@ pub fn render(raw: &[u8]) -> Rendered {
             .get(start..end)
             .map(|v| unfold(&String::from_utf8_lossy(v)))
             .unwrap_or_default();
-        if name.eq_ignore_ascii_case("Authentication-Results") {
-            auth_results.push(value);
+        if let Some(field) = CLAIM_FIELDS.iter().find(|f| f.eq_ignore_ascii_case(name)) {
+            sender_claims.push(Claim {
+                field: (*field).to_owned(),
+                value,
+            });
         } else if let Some(field) = MAIN_FIELDS.iter().find(|f| f.eq_ignore_ascii_case(name)) {
             headers.push((
                 (*field).to_owned(),
@@ -99,7 +117,7 @@ pub fn render(raw: &[u8]) -> Rendered {
         .collect();
     Rendered {
         headers,
-        auth_results,
+        sender_claims,
         body_source: body_source.into(),
         body,
         body_truncated,
@@ -150,11 +168,23 @@ mod tests {
 
     #[test]
     fn plain_html_and_attachments() {
-        let msg = b"Return-Path: <a@p.example>\r\nFrom: =?utf-8?q?Caf=C3=A9?= <a@p.example>\r\nTo: b@old.example\r\nSubject: hi\r\nAuthentication-Results: mx.p.example;\r\n spf=pass\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=X\r\n\r\n--X\r\nContent-Type: text/html\r\n\r\n<p>Hello <b>there</b></p><script>x</script>\r\n--X\r\nContent-Type: application/pdf; name=\"case.pdf\"\r\nContent-Disposition: attachment; filename=\"case.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nAAECAw==\r\n--X--\r\n";
+        let msg = b"Return-Path: <a@p.example>\r\nFrom: =?utf-8?q?Caf=C3=A9?= <a@p.example>\r\nTo: b@old.example\r\nSubject: hi\r\nAuthentication-Results: mx.p.example;\r\n spf=pass\r\nARC-Authentication-Results: i=1; dkim=pass\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=X\r\n\r\n--X\r\nContent-Type: text/html\r\n\r\n<p>Hello <b>there</b></p><script>x</script>\r\n--X\r\nContent-Type: application/pdf; name=\"case.pdf\"\r\nContent-Disposition: attachment; filename=\"case.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nAAECAw==\r\n--X--\r\n";
         let r = render(msg);
         assert_eq!(r.headers[0], ("From".into(), "Café <a@p.example>".into()));
         assert!(r.headers.contains(&("Subject".into(), "hi".into())));
-        assert_eq!(r.auth_results, vec!["mx.p.example; spf=pass".to_owned()]);
+        assert_eq!(
+            r.sender_claims,
+            [
+                Claim {
+                    field: "Authentication-Results".into(),
+                    value: "mx.p.example; spf=pass".into()
+                },
+                Claim {
+                    field: "ARC-Authentication-Results".into(),
+                    value: "i=1; dkim=pass".into()
+                }
+            ]
+        );
         assert_eq!(r.body_source, "text/html");
         assert!(r.body.contains("Hello"), "{:?}", r.body);
         assert!(!r.body.contains("<p>"));

@@ -96,25 +96,7 @@ pub fn report(
     if json {
         write_json(&mut out, &report)?;
     } else if csv {
-        writeln!(
-            out,
-            "kind,sender,messages,retired_addresses,first_seen,last_seen,looks_automated"
-        )?;
-        for (kind, rows) in [("domain", &report.domains), ("address", &report.senders)] {
-            for r in rows {
-                let addresses = r.retired_addresses.iter().cloned().collect::<Vec<_>>();
-                writeln!(
-                    out,
-                    "{kind},{},{},{},{},{},{}",
-                    csv_field(&r.sender),
-                    r.messages,
-                    csv_field(&addresses.join(" ")),
-                    r.first_seen,
-                    r.last_seen,
-                    r.looks_automated
-                )?;
-            }
-        }
+        write_csv(&mut out, &report)?;
     } else {
         for (title, rows) in [
             ("Sender domain", &report.domains),
@@ -148,13 +130,40 @@ pub fn report(
     Ok(())
 }
 
-/// One CSV field (RFC 4180 quoting). Text that a spreadsheet would run as a formula gets a
-/// leading `'`: sender addresses are chosen by strangers.
+/// The report as CSV, one row per sender domain and per sender address.
+fn write_csv(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "kind,sender,messages,retired_addresses,first_seen,last_seen,looks_automated"
+    )?;
+    for (kind, rows) in [("domain", &report.domains), ("address", &report.senders)] {
+        for r in rows {
+            let addresses = r.retired_addresses.iter().cloned().collect::<Vec<_>>();
+            writeln!(
+                out,
+                "{kind},{},{},{},{},{},{}",
+                csv_field(&r.sender),
+                r.messages,
+                csv_field(&addresses.join(" ")),
+                r.first_seen,
+                r.last_seen,
+                r.looks_automated
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// One CSV field (RFC 4180 quoting). Sender addresses are chosen by strangers and the file
+/// is often looked at with `cat` or `less` first: control and bidi characters go as in the
+/// table. Text that a spreadsheet would run as a formula (after any leading spaces) gets a
+/// leading `'`.
 fn csv_field(text: &str) -> String {
-    let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+    let text = sanitize(text);
+    let text = if text.trim_start().starts_with(['=', '+', '-', '@']) {
         format!("'{text}")
     } else {
-        text.to_owned()
+        text
     };
     if text.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", text.replace('"', "\"\""))
@@ -258,5 +267,40 @@ mod tests {
         );
         assert_eq!(csv_field("=cmd|x"), "'=cmd|x");
         assert_eq!(csv_field("a,\"b\""), "\"a,\"\"b\"\"\"");
+    }
+
+    #[test]
+    fn csv_is_as_safe_as_the_table() {
+        let r = build(&[
+            listed(
+                "\"\x1b]0;owned\x07\"@evil.example",
+                "inv\u{202e}fdp.exe@old.example",
+                100,
+                false,
+            ),
+            listed(
+                "\t=HYPERLINK(\"x\")@evil.example",
+                "a\u{9b}31m@old.example",
+                50,
+                false,
+            ),
+        ]);
+        let mut out = Vec::new();
+        write_csv(&mut out, &r).expect("write");
+        let text = String::from_utf8(out).expect("utf8");
+        for bad in ['\x1b', '\x07', '\u{202e}', '\u{9b}', '\t'] {
+            assert!(!text.contains(bad), "{bad:?} in {text:?}");
+        }
+        assert!(text.contains("\"?]0;owned?\"\"@evil.example"), "{text}");
+        assert!(text.contains("inv?fdp.exe@old.example"), "{text}");
+        assert!(
+            text.contains(",\"' =hyperlink(\"\"x\"\")@evil.example\","),
+            "{text}"
+        );
+        assert_eq!(
+            text.lines().count(),
+            1 + 1 + 2,
+            "one domain, two senders: {text}"
+        );
     }
 }

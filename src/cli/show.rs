@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::export::fetch_plain;
 use super::render::{Rendered, render};
 use super::terminal::{sanitize, sanitize_block, write_json};
+use super::verified::{self, Verified};
 use super::{ReviewContext, parse_id};
 use crate::admin::MessageItem;
 use crate::clock::format_time;
@@ -26,6 +27,8 @@ struct Shown {
     client_ip: String,
     helo: String,
     tls: Option<String>,
+    /// What the gateway itself checked on arrival; `null` when it checked nothing.
+    gateway_auth: Option<Verified>,
     #[serde(flatten)]
     message: Rendered,
 }
@@ -36,12 +39,16 @@ pub fn run(context: &ReviewContext, id: &str, reason: &str, json: bool) -> anyho
     let sealed = base64::engine::general_purpose::STANDARD
         .decode(&item.summary)
         .with_context(|| format!("message {id}: summary is not base64"))?;
-    let summary: Summary = context
+    let raw: serde_json::Value = context
         .identities()?
         .open_bytes(&sealed)
         .map_err(anyhow::Error::from)
         .and_then(|plain| Ok(serde_json::from_slice(&plain)?))
         .with_context(|| format!("cannot decrypt the summary of message {id}"))?;
+    let summary: Summary = serde_json::from_value(raw.clone())
+        .with_context(|| format!("message {id}: the summary does not parse"))?;
+    // The raw form tells a summary without domain fields from one with empty ones.
+    let gateway_auth = verified::from_summary(summary.auth.as_ref(), &raw["auth"]);
     let plain = fetch_plain(context, id, "show", reason)?;
     let shown = Shown {
         id: id.to_string(),
@@ -53,6 +60,7 @@ pub fn run(context: &ReviewContext, id: &str, reason: &str, json: bool) -> anyho
         client_ip: summary.client_ip,
         helo: summary.helo,
         tls: summary.tls.map(|t| format!("{} {}", t.version, t.cipher)),
+        gateway_auth,
         message: render(&plain),
     };
     let stdout = std::io::stdout();
@@ -88,12 +96,17 @@ fn write_text(out: &mut impl Write, s: &Shown) -> anyhow::Result<()> {
         sanitize(&s.helo),
         s.tls.as_deref().map_or("no TLS".into(), sanitize)
     )?;
+    verified::write_text(out, s.gateway_auth.as_ref())?;
     writeln!(out)?;
     for (name, value) in &s.message.headers {
         writeln!(out, "{:<11} {}", format!("{name}:"), sanitize(value))?;
     }
-    for result in &s.message.auth_results {
-        writeln!(out, "Auth:       {}", sanitize(result))?;
+    if !s.message.sender_claims.is_empty() {
+        writeln!(out)?;
+        writeln!(out, "Claimed by the sender (not verified by reclaim):")?;
+        for claim in &s.message.sender_claims {
+            writeln!(out, "  {}: {}", claim.field, sanitize(&claim.value))?;
+        }
     }
     writeln!(out)?;
     match s.message.body_source.as_str() {

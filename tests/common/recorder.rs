@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,6 +21,9 @@ pub struct Received {
 pub struct Recorder {
     pub addr: SocketAddr,
     pub received: Arc<Mutex<Vec<Received>>>,
+    /// Sessions that have ended (QUIT or the client closed): everything a client sent
+    /// before it has been recorded.
+    pub ended: Arc<AtomicUsize>,
 }
 
 impl Recorder {
@@ -34,16 +38,37 @@ impl Recorder {
         let received = Arc::new(Mutex::new(Vec::new()));
         let failures = Arc::new(Mutex::new(fail_first));
         let store = received.clone();
+        let ended = Arc::new(AtomicUsize::new(0));
+        let ended_count = ended.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let store = store.clone();
                 let failures = failures.clone();
+                let ended = ended_count.clone();
                 tokio::spawn(async move {
                     let _ = serve(stream, store, failures).await;
+                    ended.fetch_add(1, Ordering::SeqCst);
                 });
             }
         });
-        Self { addr, received }
+        Self {
+            addr,
+            received,
+            ended,
+        }
+    }
+
+    /// Waits up to `limit` until `count` sessions have ended; returns what arrived by then.
+    pub async fn wait_ended(&self, count: usize, limit: Duration) -> Vec<Received> {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.ended.load(Ordering::SeqCst) < count && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            self.ended.load(Ordering::SeqCst) >= count,
+            "{count} session(s) did not end within {limit:?}"
+        );
+        self.received.lock().expect("lock").clone()
     }
 
     /// Waits up to `limit` for at least `count` messages; returns what arrived.
