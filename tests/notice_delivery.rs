@@ -101,8 +101,20 @@ allow_private_mx = true
     common::write_file(dir, "reclaim.toml", text.as_bytes())
 }
 
+/// A running `reclaim serve`, killed if the test fails before it ends it.
+struct Serving(Option<Child>);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// Starts `reclaim serve` and waits until it accepts SMTP.
-async fn serve(config: &Path, smtp: SocketAddr, log: &Path) -> Child {
+async fn serve(config: &Path, smtp: SocketAddr, log: &Path) -> Serving {
     let child = Command::new(env!("CARGO_BIN_EXE_reclaim"))
         .args(["serve", "-c"])
         .arg(config)
@@ -112,6 +124,7 @@ async fn serve(config: &Path, smtp: SocketAddr, log: &Path) -> Child {
         .stderr(std::fs::File::create(log).expect("log file"))
         .spawn()
         .expect("start reclaim");
+    let serving = Serving(Some(child));
     let started = Instant::now();
     while TcpStream::connect(smtp).await.is_err() {
         assert!(
@@ -121,7 +134,7 @@ async fn serve(config: &Path, smtp: SocketAddr, log: &Path) -> Child {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    child
+    serving
 }
 
 async fn send(smtp: SocketAddr, from: &str, to: &str) {
@@ -147,7 +160,7 @@ async fn a_silent_mx_pins_only_its_own_notice_and_shutdown_leaves_it_queued() {
     let smtp: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
     let config = write_config(dir.path(), smtp.port(), mx_port);
     let log = dir.path().join("serve.log");
-    let mut child = serve(&config, smtp, &log).await;
+    let mut serving = serve(&config, smtp, &log).await;
     let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
 
     send(smtp, "someone@stuck.example", "a@old.example").await;
@@ -170,9 +183,11 @@ async fn a_silent_mx_pins_only_its_own_notice_and_shutdown_leaves_it_queued() {
         "the honest notice went out while the other attempt still hung"
     );
 
+    let mut child = serving.0.take().expect("running");
+    let pid = child.id().to_string();
     let term = Instant::now();
     let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &pid])
         .status()
         .expect("kill");
     assert!(killed.success());
@@ -182,7 +197,10 @@ async fn a_silent_mx_pins_only_its_own_notice_and_shutdown_leaves_it_queued() {
     });
     let (status, took) = tokio::time::timeout(GRACE + Duration::from_secs(20), status)
         .await
-        .unwrap_or_else(|_| panic!("gateway did not exit; log:\n{}", log_text()))
+        .unwrap_or_else(|_| {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            panic!("gateway did not exit; log:\n{}", log_text())
+        })
         .expect("wait task");
     assert_eq!(status.code(), Some(0), "log:\n{}", log_text());
     assert!(
@@ -215,10 +233,9 @@ async fn a_silent_mx_pins_only_its_own_notice_and_shutdown_leaves_it_queued() {
     silent_task.abort();
     let _ = silent_task.await;
     let recovered = Recorder::start_on(&silent_addr.to_string(), 0).await;
-    let mut child = serve(&config, smtp, &log).await;
+    let serving = serve(&config, smtp, &log).await;
     let got = recovered.wait_for(1, Duration::from_secs(20)).await;
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(serving);
     assert_eq!(got.len(), 1, "left queued, delivered after the restart");
     assert_eq!(got[0].rcpt_to, ["someone@stuck.example"]);
 }
