@@ -182,6 +182,11 @@ async fn a_silent_mx_pins_only_its_own_notice_and_shutdown_leaves_it_queued() {
         still_open(&pinned),
         "the honest notice went out while the other attempt still hung"
     );
+    // The pass that started the honest notice came after the stuck one was in flight.
+    assert!(
+        matches!(silent.try_recv(), Err(mpsc::error::TryRecvError::Empty)),
+        "a notice is never attempted twice at once"
+    );
 
     let mut child = serving.0.take().expect("running");
     let pid = child.id().to_string();
@@ -344,4 +349,51 @@ async fn direct_delivery_tries_bounded_hosts_and_public_addresses_only() {
         matches!(&outcome, Err(DeliveryError::Permanent { summary, .. }) if summary.contains("null MX")),
         "{outcome:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivered_notices_leave_no_address_in_the_index() {
+    let relay = Recorder::start(0).await;
+    let rest = format!(
+        r#"
+[dns]
+resolver = "off"
+[[domain]]
+name = "old.example"
+new_domain = "new.example"
+[notify]
+from = "postmaster@new.example"
+require = "none"
+relay = "{}"
+relay_tls = "none"
+templates = "{}"
+"#,
+        relay.addr,
+        concat!(env!("CARGO_MANIFEST_DIR"), "/config/notices"),
+    );
+    let mut gw = common::TestGateway::start_sections("", &rest).await;
+    const SENDERS: usize = 20;
+    for i in 0..SENDERS {
+        let from = format!("probe{i}-trace@partner.example");
+        gw.send(&from, &["jan@old.example"], b"Subject: s\r\n\r\nb\r\n")
+            .await;
+    }
+    let got = relay.wait_for(SENDERS, Duration::from_secs(20)).await;
+    assert_eq!(got.len(), SENDERS);
+    // Stopping waits for the worker, which settles each attempt before it ends.
+    gw.stop().await;
+    let index = std::fs::read(gw.store.join("index.redb")).expect("index file");
+    let (store, _) = reclaim::store::Store::open(&gw.store).expect("reopen");
+    assert_eq!(store.outbox_len().expect("outbox"), 0);
+    let notices = store.stats().expect("stats").notices;
+    assert_eq!(notices.get("sent"), Some(&(SENDERS as u64)));
+    assert!(notices.keys().all(|k| !k.contains('@')), "{notices:?}");
+    // Neither the addresses nor the notice text are left in the file, freed pages included.
+    for needle in [&b"-trace@partner"[..], b"jan@old.example", b"Subject: "] {
+        assert!(
+            !index.windows(needle.len()).any(|w| w == needle),
+            "{:?} is still in index.redb",
+            String::from_utf8_lossy(needle)
+        );
+    }
 }
