@@ -207,6 +207,7 @@ async fn a_silent_mx_pins_only_its_own_notice_and_shutdown_leaves_it_queued() {
             panic!("gateway did not exit; log:\n{}", log_text())
         })
         .expect("wait task");
+    eprintln!("exit after SIGTERM took {took:?} (shutdown_grace {GRACE:?})");
     assert_eq!(status.code(), Some(0), "log:\n{}", log_text());
     assert!(
         took < GRACE + EXIT_MARGIN,
