@@ -11,9 +11,11 @@ use crate::retention::RetentionPolicy;
 use crate::seal::Recipients;
 use crate::units::{parse_duration, parse_size};
 
+mod delivery;
 mod notify;
 mod review;
 
+pub use delivery::DeliveryConfig;
 pub use notify::{AuthRequirement, NotifyConfig, RelayConfig, RelayTls};
 use notify::{RawNotify, domain_policy, notify_config};
 pub use review::{AdminTcpConfig, PasswordSource, ReleaseConfig, ReleaseTls};

@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::dns::Dns;
 use crate::domains::Mode;
 use crate::notice::Templates;
-use crate::notice::transport::Transport;
+use crate::notice::transport::{Route, Transport};
 use crate::notice::worker::Worker;
 use crate::seal::{Recipients, SealError, Sealer};
 use crate::server::{self, Gateway};
@@ -174,17 +174,21 @@ pub async fn launch(config: &Config, shutdown: CancellationToken) -> Result<Runn
     });
     let worker = Worker {
         store: store.clone(),
-        transport: match &config.notify.relay {
-            Some(relay) => Transport::Relay(relay.clone()),
-            None => Transport::Direct {
-                dns,
-                port: config.notify.mx_port,
+        transport: Transport {
+            route: match &config.notify.relay {
+                Some(relay) => Route::Relay(relay.clone()),
+                None => Route::Direct {
+                    dns,
+                    port: config.notify.mx_port,
+                },
             },
+            limits: config.notify.delivery.clone(),
         },
         hostname: config.server.hostname.clone(),
         max_age: config.notify.max_age,
         retry_base: config.notify.retry_base,
         wake: notices_queued,
+        shutdown_grace: config.server.shutdown_grace,
     };
     let worker_task = tokio::spawn(worker.run(shutdown.clone()));
     for addr in &smtp_addrs {

@@ -445,7 +445,7 @@ async fn queued_notice_survives_a_kill_before_delivery() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn direct_delivery_to_the_senders_mx() {
     let mx = Recorder::start(0).await;
-    let config = sections(mx.addr, "spf", &format!("mx_port = {}", mx.addr.port()))
+    let config = sections(mx.addr, "spf", &format!("mx_port = {}\nallow_private_mx = true", mx.addr.port()))
         .replace(&format!("relay = \"{}\"\nrelay_tls = \"none\"\n", mx.addr), "")
         .replace(
             "[dns.static]\n",

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::delivery::{DeliveryConfig, RawDelivery, delivery_config};
 use super::{ConfigError, PasswordSource, RawDomain, duration, invalid};
 use crate::units::parse_size;
 
@@ -30,6 +31,8 @@ pub struct NotifyConfig {
     pub auth_max_message_size: u64,
     /// First retry delay after a temporary delivery failure; doubles per attempt, up to an hour.
     pub retry_base: Duration,
+    /// Deadlines, concurrency and reachable mail exchangers of delivery.
+    pub delivery: DeliveryConfig,
 }
 
 /// Which sender authentication a notice requires.
@@ -82,6 +85,14 @@ pub(super) struct RawNotify {
     pub(super) local_part_case: Option<String>,
     auth_max_message_size: Option<String>,
     retry_base: Option<String>,
+    // Delivery bounds, validated in `delivery.rs`.
+    connect_timeout: Option<String>,
+    reply_timeout: Option<String>,
+    attempt_timeout: Option<String>,
+    delivery_concurrency: Option<usize>,
+    max_mx_hosts: Option<usize>,
+    max_mx_addresses: Option<usize>,
+    allow_private_mx: Option<bool>,
 }
 
 pub(super) fn domain_policy(d: &RawDomain) -> Result<crate::domains::DomainPolicy, ConfigError> {
@@ -240,5 +251,14 @@ pub(super) fn notify_config(raw: RawNotify) -> Result<NotifyConfig, ConfigError>
         mx_port: raw.mx_port.unwrap_or(25),
         auth_max_message_size,
         retry_base: duration("notify.retry_base", raw.retry_base, Duration::from_secs(60))?,
+        delivery: delivery_config(RawDelivery {
+            connect_timeout: raw.connect_timeout,
+            reply_timeout: raw.reply_timeout,
+            attempt_timeout: raw.attempt_timeout,
+            delivery_concurrency: raw.delivery_concurrency,
+            max_mx_hosts: raw.max_mx_hosts,
+            max_mx_addresses: raw.max_mx_addresses,
+            allow_private_mx: raw.allow_private_mx,
+        })?,
     })
 }

@@ -4,6 +4,9 @@
 //! original: the sender may be forged.
 
 pub mod compose;
+mod deadline;
+mod dialogue;
+pub mod reachable;
 pub mod template;
 pub mod transport;
 pub mod worker;

@@ -1,41 +1,67 @@
 //! Delivering a notice: through the configured smarthost, or straight to the sender
-//! domain's MX hosts (opportunistic STARTTLS). The envelope sender is always `<>`.
+//! domain's MX hosts (opportunistic STARTTLS). The envelope sender is always `<>`. Every
+//! attempt is bounded as a whole by `attempt_timeout`, whatever the other side does.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use lettre::Address;
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
-use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
-use crate::config::{PasswordSource, RelayConfig, RelayTls};
+use super::dialogue::{self, Handover, StartTls};
+use super::reachable::refusal;
+use crate::config::{DeliveryConfig, PasswordSource, RelayConfig, RelayTls};
 use crate::dns::Dns;
 
-/// How long one SMTP conversation may take.
-const SMTP_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Why a delivery failed.
+/// Why a delivery failed. `summary` is safe to log at any level (reply codes, never the
+/// server's text); `detail` may echo addresses and is for debug logs only.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeliveryError {
-    /// Worth trying again later (4xx, connection trouble, DNS trouble).
-    #[error("temporary failure: {0}")]
-    Temporary(String),
-    /// Will never work (5xx, invalid recipient).
-    #[error("permanent failure: {0}")]
-    Permanent(String),
+    /// Worth trying again later (4xx, timeouts, connection trouble, DNS trouble).
+    #[error("temporary failure: {summary}")]
+    Temporary { summary: String, detail: String },
+    /// Will never work (5xx, invalid recipient, no reachable mail exchanger).
+    #[error("permanent failure: {summary}")]
+    Permanent { summary: String, detail: String },
+}
+
+impl DeliveryError {
+    pub fn temporary(summary: impl Into<String>) -> Self {
+        let summary = summary.into();
+        Self::Temporary {
+            detail: summary.clone(),
+            summary,
+        }
+    }
+
+    pub fn permanent(summary: impl Into<String>) -> Self {
+        let summary = summary.into();
+        Self::Permanent {
+            detail: summary.clone(),
+            summary,
+        }
+    }
 }
 
 /// Where notices go.
 #[derive(Clone)]
-pub enum Transport {
+pub enum Route {
     Relay(RelayConfig),
     Direct { dns: Dns, port: u16 },
 }
 
+/// A route and the bounds every attempt on it keeps.
+#[derive(Clone)]
+pub struct Transport {
+    pub route: Route,
+    pub limits: DeliveryConfig,
+}
+
 impl Transport {
-    /// Delivers one notice to `to` with the null envelope sender.
+    /// Delivers one notice to `to` with the null envelope sender, within `attempt_timeout`.
     pub async fn deliver(
         &self,
         hostname: &str,
@@ -43,59 +69,183 @@ impl Transport {
         message: &[u8],
     ) -> Result<(), DeliveryError> {
         let address: Address = to.parse().map_err(|e| {
-            DeliveryError::Permanent(format!("recipient is not a deliverable address: {e}"))
+            DeliveryError::permanent(format!("recipient is not a deliverable address: {e}"))
         })?;
         let envelope = Envelope::new(None, vec![address.clone()])
-            .map_err(|e| DeliveryError::Permanent(e.to_string()))?;
-        match self {
-            Transport::Relay(relay) => send_via_relay(relay, hostname, &envelope, message).await,
-            Transport::Direct { dns, port } => {
-                send_direct(dns, *port, hostname, address.domain(), &envelope, message).await
+            .map_err(|e| DeliveryError::permanent(e.to_string()))?;
+        let hello = ClientId::Domain(hostname.to_owned());
+        let attempt = async {
+            match &self.route {
+                Route::Relay(relay) => self.via_relay(relay, &hello, &envelope, message).await,
+                Route::Direct { dns, port } => {
+                    let handover = Handover {
+                        hello: &hello,
+                        tls: &StartTls::Never,
+                        credentials: None,
+                        envelope: &envelope,
+                        message,
+                    };
+                    self.direct(dns, *port, address.domain(), handover).await
+                }
+            }
+        };
+        let conn = within(self.limits.attempt_timeout, attempt).await?;
+        // The notice is accepted. Say goodbye on the side, so that a slow QUIT can neither
+        // turn a delivery into a retry nor hold the worker (each step is still bounded).
+        tokio::spawn(async move {
+            let mut conn = conn;
+            let _ = conn.quit().await;
+        });
+        Ok(())
+    }
+
+    async fn via_relay(
+        &self,
+        relay: &RelayConfig,
+        hello: &ClientId,
+        envelope: &Envelope,
+        message: &[u8],
+    ) -> Result<AsyncSmtpConnection, DeliveryError> {
+        let tls = match relay.tls {
+            RelayTls::None => StartTls::Never,
+            RelayTls::Opportunistic => StartTls::Offered(relay_tls_parameters(relay)?),
+            RelayTls::Required => StartTls::Required(relay_tls_parameters(relay)?),
+        };
+        let credentials = match (&relay.username, &relay.password) {
+            (Some(user), Some(source)) => {
+                Some(Credentials::new(user.clone(), read_password(source)?))
+            }
+            _ => None,
+        };
+        let handover = Handover {
+            hello,
+            tls: &tls,
+            credentials: credentials.as_ref(),
+            envelope,
+            message,
+        };
+        // The smarthost is the operator's own: its addresses are not filtered.
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((relay.host.as_str(), relay.port))
+            .await
+            .map_err(|e| DeliveryError::temporary(format!("relay host lookup failed: {e}")))?
+            .take(self.limits.max_mx_addresses)
+            .collect();
+        let mut last = DeliveryError::temporary("the relay host has no address");
+        for addr in addrs {
+            match self.hand_over(addr, &handover).await {
+                Ok(conn) => return Ok(conn),
+                Err(permanent @ DeliveryError::Permanent { .. }) => return Err(permanent),
+                Err(temporary) => last = temporary,
             }
         }
+        Err(last)
     }
-}
 
-fn classify(error: lettre::transport::smtp::Error) -> DeliveryError {
-    if error.is_permanent() {
-        DeliveryError::Permanent(error.to_string())
-    } else {
-        DeliveryError::Temporary(error.to_string())
-    }
-}
-
-async fn send_via_relay(
-    relay: &RelayConfig,
-    hostname: &str,
-    envelope: &Envelope,
-    message: &[u8],
-) -> Result<(), DeliveryError> {
-    let tls = match relay.tls {
-        RelayTls::None => Tls::None,
-        RelayTls::Opportunistic | RelayTls::Required => {
-            let params = TlsParameters::new(relay.host.clone())
-                .map_err(|e| DeliveryError::Temporary(e.to_string()))?;
-            if relay.tls == RelayTls::Required {
-                Tls::Required(params)
-            } else {
-                Tls::Opportunistic(params)
+    /// Tries the domain's mail exchangers by preference: at most `max_mx_hosts` of them and
+    /// `max_mx_addresses` connections in all, skipping addresses that are not public
+    /// unicast unless `allow_private_mx`. `handover.tls` is replaced per host.
+    async fn direct(
+        &self,
+        dns: &Dns,
+        port: u16,
+        domain: &str,
+        handover: Handover<'_>,
+    ) -> Result<AsyncSmtpConnection, DeliveryError> {
+        let hosts = dns
+            .mx_hosts(domain)
+            .await
+            .map_err(|e| DeliveryError::temporary(e.to_string()))?;
+        if hosts.iter().all(|host| host.is_empty()) {
+            return Err(DeliveryError::permanent(
+                "the sender's domain accepts no mail (null MX, RFC 7505)",
+            ));
+        }
+        let mut last = DeliveryError::temporary("no mail exchanger answered");
+        let (mut tried, mut refused) = (0, 0);
+        'hosts: for host in hosts
+            .iter()
+            .filter(|h| !h.is_empty())
+            .take(self.limits.max_mx_hosts)
+        {
+            let ips: Vec<IpAddr> = match dns.host_ips(host).await {
+                Ok(ips) => ips,
+                Err(e) => {
+                    last = DeliveryError::temporary(e.to_string());
+                    continue;
+                }
+            };
+            // Opportunistic TLS to MX hosts: encrypt when offered, as MTAs do without
+            // DANE or MTA-STS; certificates of MX hosts are commonly not checkable.
+            let tls = TlsParameters::builder(host.clone())
+                .dangerous_accept_invalid_certs(true)
+                .build()
+                .map(StartTls::Offered)
+                .map_err(|e| DeliveryError::temporary(e.to_string()))?;
+            let handover = Handover {
+                tls: &tls,
+                ..handover
+            };
+            for ip in ips {
+                if tried >= self.limits.max_mx_addresses {
+                    break 'hosts;
+                }
+                if !self.limits.allow_private_mx
+                    && let Some(why) = refusal(ip)
+                {
+                    tracing::debug!(%host, %ip, why, "mail exchanger address refused");
+                    refused += 1;
+                    continue;
+                }
+                tried += 1;
+                match self.hand_over(SocketAddr::new(ip, port), &handover).await {
+                    Ok(conn) => return Ok(conn),
+                    Err(permanent @ DeliveryError::Permanent { .. }) => return Err(permanent),
+                    Err(temporary) => last = temporary,
+                }
             }
         }
-    };
-    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(relay.host.as_str())
-        .port(relay.port)
-        .tls(tls)
-        .hello_name(ClientId::Domain(hostname.to_owned()))
-        .timeout(Some(SMTP_TIMEOUT));
-    if let (Some(user), Some(source)) = (&relay.username, &relay.password) {
-        builder = builder.credentials(Credentials::new(user.clone(), read_password(source)?));
+        if tried == 0 && refused > 0 {
+            // The sender's own DNS names only addresses off the Internet: retrying will
+            // not change that, and it may be an attempt to aim the gateway inwards.
+            return Err(DeliveryError::permanent(format!(
+                "every address of the mail exchangers tried ({refused}) is not public; \
+                 allow_private_mx is off"
+            )));
+        }
+        Err(last)
     }
-    builder
-        .build()
-        .send_raw(envelope, message)
+
+    async fn hand_over(
+        &self,
+        addr: SocketAddr,
+        handover: &Handover<'_>,
+    ) -> Result<AsyncSmtpConnection, DeliveryError> {
+        dialogue::deliver_to(
+            addr,
+            self.limits.connect_timeout,
+            self.limits.reply_timeout,
+            handover,
+        )
         .await
-        .map(|_| ())
-        .map_err(classify)
+    }
+}
+
+/// Runs one whole attempt under its overall deadline; running out is a temporary failure.
+pub async fn within<T>(
+    limit: Duration,
+    attempt: impl Future<Output = Result<T, DeliveryError>>,
+) -> Result<T, DeliveryError> {
+    tokio::time::timeout(limit, attempt)
+        .await
+        .unwrap_or_else(|_| {
+            Err(DeliveryError::temporary(
+                "the attempt took longer than attempt_timeout",
+            ))
+        })
+}
+
+fn relay_tls_parameters(relay: &RelayConfig) -> Result<TlsParameters, DeliveryError> {
+    TlsParameters::new(relay.host.clone()).map_err(|e| DeliveryError::temporary(e.to_string()))
 }
 
 /// Reads the smarthost password when it is needed, so it never sits in the config.
@@ -104,56 +254,55 @@ fn read_password(source: &PasswordSource) -> Result<String, DeliveryError> {
         PasswordSource::File(path) => std::fs::read_to_string(path)
             .map(|s| s.trim_end_matches(['\r', '\n']).to_owned())
             .map_err(|e| {
-                DeliveryError::Temporary(format!("relay password file {}: {e}", path.display()))
+                DeliveryError::temporary(format!("relay password file {}: {e}", path.display()))
             }),
         PasswordSource::Env(var) => std::env::var(var).map_err(|_| {
-            DeliveryError::Temporary(format!("relay password variable {var} is not set"))
+            DeliveryError::temporary(format!("relay password variable {var} is not set"))
         }),
     }
 }
 
-async fn send_direct(
-    dns: &Dns,
-    port: u16,
-    hostname: &str,
-    domain: &str,
-    envelope: &Envelope,
-    message: &[u8],
-) -> Result<(), DeliveryError> {
-    let hosts = dns
-        .mx_hosts(domain)
-        .await
-        .map_err(|e| DeliveryError::Temporary(e.to_string()))?;
-    let mut last = DeliveryError::Temporary(format!("no mail exchanger for {domain} answered"));
-    for host in hosts {
-        let ips: Vec<IpAddr> = match dns.host_ips(&host).await {
-            Ok(ips) => ips,
-            Err(e) => {
-                last = DeliveryError::Temporary(e.to_string());
-                continue;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notice::deadline::DeadlineStream;
+    use tokio::io::AsyncWriteExt;
+    use tokio::time::Instant;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_trickling_server_is_cut_off_by_attempt_timeout() {
+        let (reply, whole) = (Duration::from_secs(60), Duration::from_secs(300));
+        let (ours, mut theirs) = tokio::io::duplex(4096);
+        // One byte well within each reply deadline, and never a whole greeting.
+        tokio::spawn(async move {
+            loop {
+                if theirs.write_all(b"2").await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(reply - Duration::from_secs(10)).await;
             }
+        });
+        let hello = ClientId::Domain("mx.old.example".into());
+        let to = "partner@partner.example".parse().expect("address");
+        let envelope = Envelope::new(None, vec![to]).expect("envelope");
+        let handover = Handover {
+            hello: &hello,
+            tls: &StartTls::Never,
+            credentials: None,
+            envelope: &envelope,
+            message: b"x\r\n",
         };
-        for ip in ips {
-            // Opportunistic TLS to MX hosts: encrypt when offered, as MTAs do without
-            // DANE or MTA-STS; certificates of MX hosts are commonly not checkable.
-            let params = TlsParameters::builder(host.clone())
-                .dangerous_accept_invalid_certs(true)
-                .build()
-                .map_err(|e| DeliveryError::Temporary(e.to_string()))?;
-            let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(ip.to_string())
-                .port(port)
-                .tls(Tls::Opportunistic(params))
-                .hello_name(ClientId::Domain(hostname.to_owned()))
-                .timeout(Some(SMTP_TIMEOUT))
-                .build();
-            match transport.send_raw(envelope, message).await {
-                Ok(_) => return Ok(()),
-                Err(e) => match classify(e) {
-                    permanent @ DeliveryError::Permanent(_) => return Err(permanent),
-                    temporary => last = temporary,
-                },
-            }
-        }
+        let started = Instant::now();
+        let outcome = within(
+            whole,
+            dialogue::converse(Box::new(DeadlineStream::new(ours, reply)), &handover),
+        )
+        .await;
+        assert!(
+            matches!(&outcome, Err(DeliveryError::Temporary { summary, .. }) if summary.contains("attempt_timeout")),
+            "{:?}",
+            outcome.map(drop)
+        );
+        assert_eq!(started.elapsed(), whole);
     }
-    Err(last)
 }

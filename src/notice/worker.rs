@@ -1,10 +1,13 @@
-//! The notice worker: delivers queued notices, retries temporary failures with exponential
-//! backoff up to `max_age`, and leaves whatever is undelivered at shutdown for the next start.
+//! The notice worker: delivers queued notices, up to `delivery_concurrency` at once, retries
+//! temporary failures with exponential backoff up to `max_age`, and at shutdown gives
+//! attempts in flight `shutdown_grace` before it interrupts them, leaving them queued.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::Notify;
+use tokio::task::{Id as TaskId, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use super::transport::{DeliveryError, Transport};
@@ -12,8 +15,6 @@ use super::unix;
 use crate::store::{MessageId, OutboxItem, Store};
 use crate::telemetry;
 
-/// Notices handled per pass.
-const BATCH: usize = 32;
 /// Longest wait between passes, so a clock change or a missed wake-up costs little.
 const MAX_IDLE: Duration = Duration::from_secs(60);
 /// Longest delay between retries.
@@ -28,28 +29,84 @@ pub struct Worker {
     pub retry_base: Duration,
     /// Signalled when new notices are queued.
     pub wake: Arc<Notify>,
+    /// How long attempts in flight may still finish once shutdown begins.
+    pub shutdown_grace: Duration,
 }
 
 impl Worker {
-    /// Runs until `shutdown`.
+    /// Runs until `shutdown`, then returns within `shutdown_grace` (plus the moment an
+    /// interrupted attempt needs to let go).
     pub async fn run(self, shutdown: CancellationToken) {
+        let worker = Arc::new(self);
+        let interrupt = CancellationToken::new();
+        let mut attempts = JoinSet::new();
+        // Which notice each attempt delivers: a notice is never attempted twice at once.
+        let mut in_flight: HashMap<TaskId, MessageId> = HashMap::new();
+        let limit = worker.transport.limits.concurrency;
         loop {
-            let handled = self.pass().await;
-            if handled >= BATCH {
-                continue;
+            if in_flight.len() < limit {
+                let busy: Vec<MessageId> = in_flight.values().copied().collect();
+                for (id, item) in worker.due(limit, &busy).await {
+                    let task = attempts.spawn(worker.clone().attempt(id, item, interrupt.clone()));
+                    in_flight.insert(task.id(), id);
+                }
             }
-            let wait = self.next_wait().await;
+            let wait = if in_flight.len() < limit {
+                let busy: Vec<MessageId> = in_flight.values().copied().collect();
+                worker.next_wait(busy).await
+            } else {
+                MAX_IDLE
+            };
             tokio::select! {
+                Some(done) = attempts.join_next_with_id() => {
+                    let task = match done {
+                        Ok((task, ())) => task,
+                        Err(error) => error.id(),
+                    };
+                    in_flight.remove(&task);
+                }
                 _ = tokio::time::sleep(wait) => {}
-                _ = self.wake.notified() => {}
-                _ = shutdown.cancelled() => return,
+                _ = worker.wake.notified() => {}
+                _ = shutdown.cancelled() => break,
             }
+        }
+        let finished = tokio::time::timeout(worker.shutdown_grace, async {
+            while attempts.join_next().await.is_some() {}
+        })
+        .await;
+        if finished.is_err() {
+            tracing::info!(
+                attempts = attempts.len(),
+                "grace period over; interrupting notice deliveries, which stay queued"
+            );
+            interrupt.cancel();
+            while attempts.join_next().await.is_some() {}
         }
     }
 
-    async fn next_wait(&self) -> Duration {
+    /// Notices due now that are not being delivered, at most enough to fill the free slots.
+    async fn due(&self, limit: usize, busy: &[MessageId]) -> Vec<(MessageId, OutboxItem)> {
         let store = self.store.clone();
-        let next = tokio::task::spawn_blocking(move || store.outbox_next_due())
+        let now = unix(SystemTime::now());
+        // Busy ones may be among the first due; ask for enough to skip them.
+        let ask = limit + busy.len();
+        let due = match tokio::task::spawn_blocking(move || store.outbox_due(now, ask)).await {
+            Ok(Ok(due)) => due,
+            Ok(Err(error)) => {
+                tracing::error!(%error, "reading the notice outbox failed");
+                return Vec::new();
+            }
+            Err(_) => return Vec::new(),
+        };
+        due.into_iter()
+            .filter(|(id, _)| !busy.contains(id))
+            .take(limit - busy.len())
+            .collect()
+    }
+
+    async fn next_wait(&self, busy: Vec<MessageId>) -> Duration {
+        let store = self.store.clone();
+        let next = tokio::task::spawn_blocking(move || store.outbox_next_due(&busy))
             .await
             .ok()
             .and_then(Result::ok)
@@ -66,34 +123,30 @@ impl Worker {
         }
     }
 
-    /// Delivers what is due; returns how many notices it handled.
-    async fn pass(&self) -> usize {
-        let store = self.store.clone();
-        let now = unix(SystemTime::now());
-        let due = match tokio::task::spawn_blocking(move || store.outbox_due(now, BATCH)).await {
-            Ok(Ok(due)) => due,
-            Ok(Err(error)) => {
-                tracing::error!(%error, "reading the notice outbox failed");
-                return 0;
+    /// One attempt, then the outbox row settled. An attempt interrupted by shutdown is not
+    /// settled: the notice stays queued as it was, its attempts not counted.
+    async fn attempt(
+        self: Arc<Self>,
+        id: MessageId,
+        item: OutboxItem,
+        interrupt: CancellationToken,
+    ) {
+        let outcome = tokio::select! {
+            biased;
+            outcome = self.transport.deliver(&self.hostname, &item.to, item.message.as_bytes()) => outcome,
+            _ = interrupt.cancelled() => {
+                tracing::info!(%id, "notice delivery interrupted by shutdown; left queued");
+                return;
             }
-            Err(_) => return 0,
         };
-        let count = due.len();
-        for (id, item) in due {
-            let outcome = self
-                .transport
-                .deliver(&self.hostname, &item.to, item.message.as_bytes())
-                .await;
-            let (next, counted) = self.after_attempt(id, item, outcome);
-            let store = self.store.clone();
-            if let Ok(Err(error)) =
-                tokio::task::spawn_blocking(move || store.outbox_settle(id, next.as_ref(), counted))
-                    .await
-            {
-                tracing::error!(%error, %id, "updating the notice outbox failed");
-            }
+        let (next, counted) = self.after_attempt(id, item, outcome);
+        let store = self.store.clone();
+        if let Ok(Err(error)) =
+            tokio::task::spawn_blocking(move || store.outbox_settle(id, next.as_ref(), counted))
+                .await
+        {
+            tracing::error!(%error, %id, "updating the notice outbox failed");
         }
-        count
     }
 
     /// What to keep of a notice after an attempt (`None` to remove it), and the total the
@@ -112,12 +165,15 @@ impl Worker {
                 tracing::debug!(%id, to = %item.to, "notice delivered to");
                 (None, "sent")
             }
-            Err(DeliveryError::Permanent(reason)) => {
-                tracing::warn!(%id, %reason, "notice refused permanently; dropped");
+            Err(DeliveryError::Permanent { summary, detail }) => {
+                tracing::warn!(%id, reason = %summary, "notice refused permanently; dropped");
+                tracing::debug!(%id, %detail, "notice refusal in full");
                 metrics::counter!(telemetry::NOTICES_FAILED, "kind" => "permanent").increment(1);
                 (None, "failed:permanent")
             }
-            Err(DeliveryError::Temporary(reason)) => {
+            Err(DeliveryError::Temporary { summary, detail }) => {
+                tracing::debug!(%id, %detail, "notice delivery failure in full");
+                let reason = summary;
                 item.attempts += 1;
                 metrics::counter!(telemetry::NOTICES_FAILED, "kind" => "temporary").increment(1);
                 if now - item.created_at >= self.max_age.as_secs() as i64 {

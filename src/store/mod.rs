@@ -192,9 +192,9 @@ impl Store {
         outbox::due(self.index.db(), now, limit)
     }
 
-    /// When the next notice falls due.
-    pub fn outbox_next_due(&self) -> Result<Option<i64>, StoreError> {
-        outbox::next_due(self.index.db())
+    /// When the next notice falls due, leaving out `skip` (notices being delivered now).
+    pub fn outbox_next_due(&self, skip: &[MessageId]) -> Result<Option<i64>, StoreError> {
+        outbox::next_due(self.index.db(), skip)
     }
 
     /// Notice totals for `stats`.

@@ -184,15 +184,18 @@ pub(super) fn due(
     Ok(out)
 }
 
-/// When the next notice falls due, if any.
-pub(super) fn next_due(db: &redb::Database) -> Result<Option<i64>, StoreError> {
+/// When the next notice other than `skip` falls due, if any.
+pub(super) fn next_due(db: &redb::Database, skip: &[MessageId]) -> Result<Option<i64>, StoreError> {
     let txn = db.begin_read().map_err(index_err)?;
     let Ok(table) = txn.open_table(OUTBOX) else {
         return Ok(None);
     };
     let mut next: Option<i64> = None;
     for row in table.iter().map_err(index_err)? {
-        let (_, value) = row.map_err(index_err)?;
+        let (key, value) = row.map_err(index_err)?;
+        if skip.contains(&MessageId::from_key(key.value())) {
+            continue;
+        }
         if let Ok(item) = serde_json::from_slice::<OutboxItem>(value.value()) {
             next = Some(next.map_or(item.next_attempt_at, |n| n.min(item.next_attempt_at)));
         }
