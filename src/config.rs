@@ -14,7 +14,7 @@ use crate::units::{parse_duration, parse_size};
 mod notify;
 mod review;
 
-pub use notify::{AuthRequirement, NotifyConfig, RelayConfig, RelayTls};
+pub use notify::{AuthRequirement, NoticeLimits, NotifyConfig, RelayConfig, RelayTls};
 use notify::{RawNotify, domain_policy, notify_config};
 pub use review::{AdminTcpConfig, PasswordSource, ReleaseConfig, ReleaseTls};
 use review::{RawRelease, admin_tcp, release, retention};

@@ -17,6 +17,8 @@ pub struct NotifyConfig {
     pub require: AuthRequirement,
     /// At most one notice per (sender, retired address) per interval.
     pub interval: Duration,
+    /// How many notices one sender and the whole gateway may get.
+    pub limits: NoticeLimits,
     /// Undelivered notices are dropped after this long.
     pub max_age: Duration,
     pub relay: Option<RelayConfig>,
@@ -32,18 +34,46 @@ pub struct NotifyConfig {
     pub retry_base: Duration,
 }
 
-/// Which sender authentication a notice requires.
+/// Which authentication of the envelope sender for its own domain a notice requires.
+/// `From:` never counts: notices go to the envelope sender, so only proof about that
+/// address's domain says the notice reaches whoever sent the message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthRequirement {
-    /// DMARC must pass.
-    Dmarc,
-    /// SPF must pass for the envelope sender.
+    /// SPF passes for the MAIL FROM domain, or a passing DKIM signature's `d=` is aligned
+    /// with it (the default).
+    SpfOrDkim,
+    /// SPF passes for the MAIL FROM domain.
     Spf,
-    /// SPF or DMARC must pass (the default).
-    SpfOrDmarc,
+    /// A passing DKIM signature's `d=` is aligned with the MAIL FROM domain.
+    Dkim,
     /// No check: every eligible sender gets a notice.
     None,
 }
+
+/// Ceilings on notices beyond the per (sender, retired address) `interval`, so that a
+/// catch-all (where every local part is new) cannot be used to aim notices in bulk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoticeLimits {
+    /// At most this many notices per envelope sender in any `sender_interval`.
+    pub sender_limit: u32,
+    pub sender_interval: Duration,
+    /// At most this many notices from the whole gateway in any hour.
+    pub hourly_limit: u32,
+}
+
+impl Default for NoticeLimits {
+    fn default() -> Self {
+        Self {
+            sender_limit: 5,
+            sender_interval: Duration::from_secs(86400),
+            hourly_limit: 100,
+        }
+    }
+}
+
+/// Upper bounds for the limits: each window is remembered as one timestamp per notice.
+pub const MAX_SENDER_LIMIT: u32 = 1000;
+pub const MAX_HOURLY_LIMIT: u32 = 10_000;
 
 /// A smarthost for notices.
 #[derive(Debug, Clone)]
@@ -82,6 +112,10 @@ pub(super) struct RawNotify {
     pub(super) local_part_case: Option<String>,
     auth_max_message_size: Option<String>,
     retry_base: Option<String>,
+    // Notice limits (policy): keep these together.
+    sender_limit: Option<u32>,
+    sender_interval: Option<String>,
+    hourly_limit: Option<u32>,
 }
 
 pub(super) fn domain_policy(d: &RawDomain) -> Result<crate::domains::DomainPolicy, ConfigError> {
@@ -144,19 +178,63 @@ fn checked_address(key: &'static str, address: &str) -> Result<String, ConfigErr
     }
 }
 
-pub(super) fn notify_config(raw: RawNotify) -> Result<NotifyConfig, ConfigError> {
-    let require = match raw.require.as_deref() {
-        None | Some("spf-or-dmarc") => AuthRequirement::SpfOrDmarc,
-        Some("dmarc") => AuthRequirement::Dmarc,
-        Some("spf") => AuthRequirement::Spf,
-        Some("none") => AuthRequirement::None,
-        Some(other) => {
-            return Err(invalid(
-                "notify.require",
-                format!("{other:?} is not dmarc, spf, spf-or-dmarc or none"),
-            ));
-        }
+/// Why DMARC-based values are gone, for the error that names their replacement.
+const NO_DMARC: &str = "was removed: DMARC passes for the From: domain, which says nothing \
+     about who owns the envelope sender that notices go to";
+
+fn requirement(value: Option<&str>) -> Result<AuthRequirement, ConfigError> {
+    let key = "notify.require";
+    match value {
+        None | Some("spf-or-dkim") => Ok(AuthRequirement::SpfOrDkim),
+        Some("spf") => Ok(AuthRequirement::Spf),
+        Some("dkim") => Ok(AuthRequirement::Dkim),
+        Some("none") => Ok(AuthRequirement::None),
+        Some("spf-or-dmarc") => Err(invalid(
+            key,
+            format!("\"spf-or-dmarc\" {NO_DMARC}; use \"spf-or-dkim\" (SPF for the MAIL FROM domain, or DKIM aligned with it)"),
+        )),
+        Some("dmarc") => Err(invalid(
+            key,
+            format!("\"dmarc\" {NO_DMARC}; use \"dkim\" (a DKIM signature aligned with the MAIL FROM domain)"),
+        )),
+        Some(other) => Err(invalid(
+            key,
+            format!("{other:?} is not spf-or-dkim, spf, dkim or none"),
+        )),
+    }
+}
+
+fn limits(raw: &RawNotify) -> Result<NoticeLimits, ConfigError> {
+    let defaults = NoticeLimits::default();
+    let bounded = |key: &'static str, value: Option<u32>, default: u32, max: u32| match value {
+        None => Ok(default),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(n) => Err(invalid(key, format!("{n} is not between 1 and {max}"))),
     };
+    Ok(NoticeLimits {
+        sender_limit: bounded(
+            "notify.sender_limit",
+            raw.sender_limit,
+            defaults.sender_limit,
+            MAX_SENDER_LIMIT,
+        )?,
+        sender_interval: duration(
+            "notify.sender_interval",
+            raw.sender_interval.clone(),
+            defaults.sender_interval,
+        )?,
+        hourly_limit: bounded(
+            "notify.hourly_limit",
+            raw.hourly_limit,
+            defaults.hourly_limit,
+            MAX_HOURLY_LIMIT,
+        )?,
+    })
+}
+
+pub(super) fn notify_config(raw: RawNotify) -> Result<NotifyConfig, ConfigError> {
+    let require = requirement(raw.require.as_deref())?;
+    let limits = limits(&raw)?;
     let from = match &raw.from {
         Some(address) => Some(checked_address("notify.from", address)?),
         None => None,
@@ -224,6 +302,7 @@ pub(super) fn notify_config(raw: RawNotify) -> Result<NotifyConfig, ConfigError>
             raw.interval,
             Duration::from_secs(7 * 86400),
         )?,
+        limits,
         max_age: duration(
             "notify.max_age",
             raw.max_age,
