@@ -321,3 +321,65 @@ pub(super) fn notify_config(raw: RawNotify) -> Result<NotifyConfig, ConfigError>
         retry_base: duration("notify.retry_base", raw.retry_base, Duration::from_secs(60))?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::Config;
+    use super::super::tests::{MINIMAL, error_of};
+    use super::*;
+
+    fn with_notify(lines: &str) -> String {
+        format!("{MINIMAL}\n[notify]\n{lines}\n")
+    }
+
+    #[test]
+    fn require_values_and_removed_ones() {
+        let parsed = |lines: &str| {
+            Config::parse(&with_notify(lines))
+                .expect("valid")
+                .notify
+                .require
+        };
+        assert_eq!(parsed(""), AuthRequirement::SpfOrDkim, "the default");
+        for (value, expected) in [
+            ("spf-or-dkim", AuthRequirement::SpfOrDkim),
+            ("spf", AuthRequirement::Spf),
+            ("dkim", AuthRequirement::Dkim),
+            ("none", AuthRequirement::None),
+        ] {
+            assert_eq!(parsed(&format!("require = \"{value}\"")), expected);
+        }
+        for (removed, replacement) in [("spf-or-dmarc", "spf-or-dkim"), ("dmarc", "dkim")] {
+            let err = error_of(&with_notify(&format!("require = \"{removed}\"")));
+            assert!(err.contains("notify.require"), "{err}");
+            assert!(err.contains("was removed"), "{err}");
+            assert!(err.contains(&format!("use \"{replacement}\"")), "{err}");
+        }
+        let err = error_of(&with_notify("require = \"dmarc-or-spf\""));
+        assert!(err.contains("is not spf-or-dkim, spf, dkim or none"), "{err}");
+    }
+
+    #[test]
+    fn notice_limits_have_defaults_and_bounds() {
+        let limits = |lines: &str| Config::parse(&with_notify(lines)).map(|c| c.notify.limits);
+        assert_eq!(limits("").expect("valid"), NoticeLimits::default());
+        assert_eq!(
+            limits("sender_limit = 2\nsender_interval = \"1h\"\nhourly_limit = 7").expect("valid"),
+            NoticeLimits {
+                sender_limit: 2,
+                sender_interval: Duration::from_secs(3600),
+                hourly_limit: 7,
+            }
+        );
+        for (bad, key) in [
+            ("sender_limit = 0", "notify.sender_limit"),
+            ("sender_limit = 1001", "notify.sender_limit"),
+            ("hourly_limit = 0", "notify.hourly_limit"),
+            ("hourly_limit = 10001", "notify.hourly_limit"),
+            ("sender_interval = \"0s\"", "notify.sender_interval"),
+        ] {
+            let err = limits(bad).expect_err("refused").to_string();
+            assert!(err.contains(key), "{bad}: {err}");
+        }
+    }
+}

@@ -147,3 +147,164 @@ pub fn unix(at: SystemTime) -> i64 {
     at.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::summary::AuthResults;
+
+    const CONFIG: &str = r#"
+        [server]
+        hostname = "mx.old.example"
+        listen = ["127.0.0.1:2525"]
+        [seal]
+        recipients = ["age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"]
+        [[domain]]
+        name = "old.example"
+        new_domain = "new.example"
+        language = "en"
+        [[domain]]
+        name = "oud.example"
+        new_domain = "nieuw.example"
+        language = "nl"
+        [[domain]]
+        name = "stil.example"
+        mode = "silent"
+        [notify]
+        from = "postmaster@new.example"
+        organisation = "Gemeente Voorbeeld"
+    "#;
+
+    const EVIL: &str = "\"Mailbox locked, verify at https://evil.example/x\"";
+
+    /// Plans for a message from an SPF-authenticated sender to `rcpt_to`.
+    fn plan(rcpt_to: &[&str]) -> NoticePlan {
+        let config = Config::parse(CONFIG).expect("config");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, _) = Store::open(dir.path()).expect("store");
+        let templates =
+            Templates::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/notices"))
+                .expect("shipped templates");
+        let retention = RetentionPolicy::new(std::time::Duration::from_secs(30 * 86400), vec![]);
+        let summary = Summary {
+            mail_from: "partner@partner.example".into(),
+            rcpt_to: rcpt_to.iter().map(|r| (*r).to_owned()).collect(),
+            auth: Some(AuthResults {
+                spf: "pass".into(),
+                spf_domain: "partner.example".into(),
+                ..AuthResults::default()
+            }),
+            ..Summary::default()
+        };
+        Planner {
+            notify: &config.notify,
+            domains: &config.domains,
+            templates: &templates,
+            store: &store,
+            hostname: "mx.old.example",
+            retention: &retention,
+        }
+        .plan(&summary, SystemTime::UNIX_EPOCH)
+    }
+
+    fn text(plan: &NoticePlan) -> &str {
+        &plan.notice.as_ref().expect("a notice").item.message
+    }
+
+    fn subject(plan: &NoticePlan) -> &str {
+        text(plan)
+            .lines()
+            .find_map(|l| l.strip_prefix("Subject: "))
+            .expect("subject")
+    }
+
+    #[test]
+    fn english_quotes_plain_addresses_only() {
+        let good = plan(&["jan@old.example"]);
+        assert_eq!(
+            subject(&good),
+            "An address at old.example is no longer in use"
+        );
+        assert!(text(&good).contains("Gemeente Voorbeeld no longer uses jan@old.example,"));
+        assert!(text(&good).contains("- jan@old.example: write to jan@new.example\r\n"));
+
+        let evil = format!("{EVIL}@old.example");
+        let bad = plan(&[&evil]);
+        assert_eq!(subject(&bad), "An address at old.example is no longer in use");
+        assert!(!text(&bad).contains("evil"), "{}", text(&bad));
+        assert!(text(&bad).contains("no longer uses an address at old.example,"));
+        assert!(text(&bad).contains(
+            "- an address at old.example: write to the organisation's current address\r\n"
+        ));
+        let long = format!("{}@old.example", "a".repeat(65));
+        assert!(!text(&plan(&[&long])).contains(&"a".repeat(65)));
+    }
+
+    #[test]
+    fn dutch_quotes_plain_addresses_only() {
+        let good = plan(&["piet@oud.example"]);
+        assert_eq!(
+            subject(&good),
+            "Een adres bij oud.example is niet meer in gebruik"
+        );
+        assert!(text(&good).contains("Gemeente Voorbeeld gebruikt piet@oud.example niet meer."));
+        assert!(text(&good).contains("- piet@oud.example: schrijf aan piet@nieuw.example\r\n"));
+
+        let evil = format!("{EVIL}@oud.example");
+        let bad = plan(&[&evil]);
+        assert!(!text(&bad).contains("evil"), "{}", text(&bad));
+        assert!(text(&bad).contains("gebruikt een adres bij oud.example niet meer."));
+        assert!(text(&bad).contains(
+            "- een adres bij oud.example: schrijf aan het huidige adres van de organisatie\r\n"
+        ));
+    }
+
+    #[test]
+    fn one_notice_per_message_lists_its_retired_addresses() {
+        let evil = format!("{EVIL}@old.example");
+        let plan = plan(&[
+            "jan@old.example",
+            "JAN@old.example",
+            &evil,
+            "piet@old.example",
+            "s@stil.example",
+            "postmaster",
+        ]);
+        let notice = plan.notice.as_ref().expect("one notice");
+        assert_eq!(notice.pairs.len(), 3, "the notify-mode recipients, once each");
+        assert_eq!(plan.suppressed, [("per_message", 2)]);
+        let text = text(&plan);
+        assert!(text.contains("no longer uses 3 addresses at old.example,"), "{text}");
+        for line in [
+            "- jan@old.example: write to jan@new.example\r\n",
+            "- an address at old.example: write to the organisation's current address\r\n",
+            "- piet@old.example: write to piet@new.example\r\n",
+        ] {
+            assert!(text.contains(line), "{line:?} in {text}");
+        }
+        assert!(!text.contains("evil") && !text.contains("stil.example"), "{text}");
+    }
+
+    #[test]
+    fn dmarc_for_from_alone_does_not_qualify() {
+        let config = Config::parse(CONFIG).expect("config");
+        let summary = Summary {
+            mail_from: "victim@victim.example".into(),
+            rcpt_to: vec!["a@old.example".into(), "b@old.example".into()],
+            auth: Some(AuthResults {
+                spf: "none".into(),
+                dkim: "pass".into(),
+                dmarc: "pass".into(),
+                spf_domain: "victim.example".into(),
+                dkim_domains: vec!["attacker.example".into()],
+                dmarc_domain: "attacker.example".into(),
+            }),
+            ..Summary::default()
+        };
+        assert_eq!(
+            eligibility(&summary, &config.notify, &config.domains),
+            Err(Suppressed::Unauthenticated)
+        );
+    }
+}
