@@ -206,9 +206,8 @@ impl RetiredDomains {
     /// (not a subdomain under `*.`), a `new_domain`, or the domain of a `contact` or a
     /// `[relocated]` target. Notices quote addresses only at such domains.
     pub fn knows(&self, domain: &str) -> bool {
-        normalize(domain).is_some_and(|d| {
-            self.known_targets.contains(&d) || self.names().any(|name| name == d)
-        })
+        normalize(domain)
+            .is_some_and(|d| self.known_targets.contains(&d) || self.names().any(|name| name == d))
     }
 
     /// Every configured domain (normalised; `*.` dropped).

@@ -97,7 +97,10 @@ async fn dkim_and_dmarc_for_from_do_not_aim_notices_at_the_envelope_sender() {
         "From: Support <support@attacker.example>\r\nTo: staff@old.example\r\nSubject: locked\r\n\r\nVerify now.\r\n",
     );
     let (mut c, _) = Client::connect(gw.addr).await;
-    queued_id(&c.send_message("victim@victim.example", &rcpts, &forged).await);
+    queued_id(
+        &c.send_message("victim@victim.example", &rcpts, &forged)
+            .await,
+    );
 
     // The gateway's own results: DKIM and DMARC pass, but for attacker.example only.
     let listed = gw.list().await;
@@ -180,11 +183,9 @@ async fn a_hundred_recipients_twenty_times_yield_the_sender_limit() {
 async fn the_hourly_limit_holds_every_sender() {
     let key = AttackerKey::new();
     let relay2 = Recorder::start(0).await;
-    let mut gw = TestGateway::start_sections(
-        "",
-        &sections(relay2.addr, &key.record, "hourly_limit = 1"),
-    )
-    .await;
+    let mut gw =
+        TestGateway::start_sections("", &sections(relay2.addr, &key.record, "hourly_limit = 1"))
+            .await;
     let (mut c, _) = Client::connect(gw.addr).await;
     for sender in ["a@partner.example", "b@partner.example"] {
         queued_id(

@@ -191,11 +191,15 @@ fn requirement(value: Option<&str>) -> Result<AuthRequirement, ConfigError> {
         Some("none") => Ok(AuthRequirement::None),
         Some("spf-or-dmarc") => Err(invalid(
             key,
-            format!("\"spf-or-dmarc\" {NO_DMARC}; use \"spf-or-dkim\" (SPF for the MAIL FROM domain, or DKIM aligned with it)"),
+            format!(
+                "\"spf-or-dmarc\" {NO_DMARC}; use \"spf-or-dkim\" (SPF for the MAIL FROM domain, or DKIM aligned with it)"
+            ),
         )),
         Some("dmarc") => Err(invalid(
             key,
-            format!("\"dmarc\" {NO_DMARC}; use \"dkim\" (a DKIM signature aligned with the MAIL FROM domain)"),
+            format!(
+                "\"dmarc\" {NO_DMARC}; use \"dkim\" (a DKIM signature aligned with the MAIL FROM domain)"
+            ),
         )),
         Some(other) => Err(invalid(
             key,
@@ -356,7 +360,10 @@ mod tests {
             assert!(err.contains(&format!("use \"{replacement}\"")), "{err}");
         }
         let err = error_of(&with_notify("require = \"dmarc-or-spf\""));
-        assert!(err.contains("is not spf-or-dkim, spf, dkim or none"), "{err}");
+        assert!(
+            err.contains("is not spf-or-dkim, spf, dkim or none"),
+            "{err}"
+        );
     }
 
     #[test]

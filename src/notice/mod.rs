@@ -62,7 +62,11 @@ impl Planner<'_> {
             return out;
         }
         if recipients.len() > 1 {
-            suppress(&mut out, Suppressed::PerMessage, recipients.len() as u64 - 1);
+            suppress(
+                &mut out,
+                Suppressed::PerMessage,
+                recipients.len() as u64 - 1,
+            );
         }
         out.notice = Some(self.notice(summary, &recipients, received_at));
         out
@@ -183,9 +187,10 @@ mod tests {
         let config = Config::parse(CONFIG).expect("config");
         let dir = tempfile::tempdir().expect("tempdir");
         let (store, _) = Store::open(dir.path()).expect("store");
-        let templates =
-            Templates::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/notices"))
-                .expect("shipped templates");
+        let templates = Templates::load(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/notices"),
+        )
+        .expect("shipped templates");
         let retention = RetentionPolicy::new(std::time::Duration::from_secs(30 * 86400), vec![]);
         let summary = Summary {
             mail_from: "partner@partner.example".into(),
@@ -231,7 +236,10 @@ mod tests {
 
         let evil = format!("{EVIL}@old.example");
         let bad = plan(&[&evil]);
-        assert_eq!(subject(&bad), "An address at old.example is no longer in use");
+        assert_eq!(
+            subject(&bad),
+            "An address at old.example is no longer in use"
+        );
         assert!(!text(&bad).contains("evil"), "{}", text(&bad));
         assert!(text(&bad).contains("no longer uses an address at old.example,"));
         assert!(text(&bad).contains(
@@ -272,10 +280,17 @@ mod tests {
             "postmaster",
         ]);
         let notice = plan.notice.as_ref().expect("one notice");
-        assert_eq!(notice.pairs.len(), 3, "the notify-mode recipients, once each");
+        assert_eq!(
+            notice.pairs.len(),
+            3,
+            "the notify-mode recipients, once each"
+        );
         assert_eq!(plan.suppressed, [("per_message", 2)]);
         let text = text(&plan);
-        assert!(text.contains("no longer uses 3 addresses at old.example,"), "{text}");
+        assert!(
+            text.contains("no longer uses 3 addresses at old.example,"),
+            "{text}"
+        );
         for line in [
             "- jan@old.example: write to jan@new.example\r\n",
             "- an address at old.example: write to the organisation's current address\r\n",
@@ -283,7 +298,10 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line:?} in {text}");
         }
-        assert!(!text.contains("evil") && !text.contains("stil.example"), "{text}");
+        assert!(
+            !text.contains("evil") && !text.contains("stil.example"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -150,7 +150,12 @@ mod tests {
     fn results(spf: &str, spf_domain: &str, dkim_domains: &[&str]) -> AuthResults {
         AuthResults {
             spf: spf.into(),
-            dkim: if dkim_domains.is_empty() { "none" } else { "pass" }.into(),
+            dkim: if dkim_domains.is_empty() {
+                "none"
+            } else {
+                "pass"
+            }
+            .into(),
             dmarc: "pass".into(),
             spf_domain: spf_domain.into(),
             dkim_domains: dkim_domains.iter().map(|d| (*d).to_owned()).collect(),
@@ -192,9 +197,17 @@ mod tests {
             (Dkim, false, false, true),
             (None, true, true, true),
         ] {
-            assert_eq!(authenticated(req, victim, Some(&forged)), forged_ok, "{req:?}");
+            assert_eq!(
+                authenticated(req, victim, Some(&forged)),
+                forged_ok,
+                "{req:?}"
+            );
             assert_eq!(authenticated(req, victim, Some(&spf)), spf_ok, "{req:?}");
-            assert_eq!(authenticated(req, victim, Some(&dkim_sub)), dkim_ok, "{req:?}");
+            assert_eq!(
+                authenticated(req, victim, Some(&dkim_sub)),
+                dkim_ok,
+                "{req:?}"
+            );
             // SPF that passed for another name (the HELO) proves nothing about MAIL FROM.
             assert_eq!(
                 authenticated(req, victim, Some(&spf_other)),
