@@ -17,7 +17,7 @@ struct AttackerKey {
 impl AttackerKey {
     fn new() -> Self {
         use base64::Engine;
-        use mail_auth::common::crypto::{Ed25519Key, SigningKey};
+        use mail_auth::common::crypto::Ed25519Key;
         let pkcs8 = Ed25519Key::generate_pkcs8().expect("key");
         let key = Ed25519Key::from_pkcs8_der(&pkcs8).expect("key");
         let public = base64::engine::general_purpose::STANDARD.encode(key.public_key());
