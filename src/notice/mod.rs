@@ -140,7 +140,12 @@ impl Planner<'_> {
 
 /// Logs and counts notices not sent for `reason` (the store keeps the total for `stats`).
 fn suppress(out: &mut NoticePlan, reason: Suppressed, n: u64) {
-    tracing::info!(reason = reason.as_str(), notices = n, "notice suppressed");
+    if reason == Suppressed::NoTemplate {
+        // A configuration problem, not the sender's doing.
+        tracing::warn!(reason = reason.as_str(), "notice suppressed");
+    } else {
+        tracing::info!(reason = reason.as_str(), notices = n, "notice suppressed");
+    }
     metrics::counter!(crate::telemetry::NOTICES_SUPPRESSED, "reason" => reason.as_str())
         .increment(n);
     out.suppressed.push((reason.as_str(), n));
