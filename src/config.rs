@@ -16,7 +16,7 @@ mod notify;
 mod review;
 
 pub use delivery::DeliveryConfig;
-pub use notify::{AuthRequirement, NotifyConfig, RelayConfig, RelayTls};
+pub use notify::{AuthRequirement, NoticeLimits, NotifyConfig, RelayConfig, RelayTls};
 use notify::{RawNotify, domain_policy, notify_config};
 pub use review::{AdminTcpConfig, PasswordSource, ReleaseConfig, ReleaseTls};
 use review::{RawRelease, admin_tcp, release, retention};

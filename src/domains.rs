@@ -21,6 +21,8 @@ pub struct RetiredDomains {
     /// Exact old address (or `@domain`) -> new address, keys normalised.
     relocated: HashMap<String, String>,
     case_insensitive_local: bool,
+    /// Domains of `new_domain`, `contact` and `[relocated]` targets (normalised).
+    known_targets: std::collections::HashSet<String>,
 }
 
 /// What happens to mail for a retired domain (`mode =` in `[[domain]]`).
@@ -128,6 +130,16 @@ impl RetiredDomains {
         let name = entry.strip_prefix("*.").unwrap_or(entry);
         let ascii =
             normalize(name).ok_or_else(|| format!("{entry:?} is not a valid domain name"))?;
+        let targets = [
+            policy.new_domain.clone(),
+            policy
+                .contact
+                .as_deref()
+                .and_then(|c| c.rsplit_once('@'))
+                .map(|(_, d)| d.to_owned()),
+        ];
+        self.known_targets
+            .extend(targets.iter().flatten().filter_map(|d| normalize(d)));
         self.policies.insert(ascii, policy);
         Ok(())
     }
@@ -145,6 +157,9 @@ impl RetiredDomains {
             })?;
             if !new.contains('@') || new.contains(|c: char| c.is_whitespace() || c.is_control()) {
                 return Err(format!("{new:?} (for {old:?}) is not an email address"));
+            }
+            if let Some(domain) = new.rsplit_once('@').and_then(|(_, d)| normalize(d)) {
+                self.known_targets.insert(domain);
             }
             self.relocated.insert(key, new.clone());
         }
@@ -185,6 +200,14 @@ impl RetiredDomains {
             forward,
             language: policy.language,
         })
+    }
+
+    /// Whether `domain` is named in the configuration: a configured retired domain itself
+    /// (not a subdomain under `*.`), a `new_domain`, or the domain of a `contact` or a
+    /// `[relocated]` target. Notices quote addresses only at such domains.
+    pub fn knows(&self, domain: &str) -> bool {
+        normalize(domain)
+            .is_some_and(|d| self.known_targets.contains(&d) || self.names().any(|name| name == d))
     }
 
     /// Every configured domain (normalised; `*.` dropped).

@@ -10,7 +10,9 @@ use crate::domains::RetiredDomains;
 use crate::seal::{SealError, SealWriter, Sealer};
 use crate::smtp::Envelope;
 use crate::smtp::trace::trace_fields;
-use crate::store::{BlobWriter, MessageId, MessageMeta, NoticePlan, Store, StoreError};
+use crate::store::{
+    BlobWriter, MessageId, MessageMeta, NoticeOutcome, NoticePlan, Store, StoreError,
+};
 use crate::summary::Summary;
 
 /// Why a message could not be taken in. Always answered with `451 4.3.0`.
@@ -171,7 +173,7 @@ impl Intake {
         domains: &RetiredDomains,
         summary: &Summary,
         notices: NoticePlan,
-    ) -> Result<(MessageId, usize), IntakeError> {
+    ) -> Result<(MessageId, NoticeOutcome), IntakeError> {
         let Self {
             sealer,
             writer,

@@ -16,8 +16,17 @@ async fn metrics_are_scraped_from_the_internal_listener() {
         .expect("addr")
         .port();
     let tail = format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n");
+    // Notices with a limit of one per sender: the second message's is held back.
+    let relay = common::recorder::Recorder::start(0).await;
+    let rest = format!(
+        "{}\n[notify]\nfrom = \"postmaster@new.example\"\nrequire = \"none\"\nrelay = \"{}\"\nrelay_tls = \"none\"\ntemplates = \"{}\"\nsender_limit = 1\n",
+        common::DEFAULT_REST,
+        relay.addr,
+        concat!(env!("CARGO_MANIFEST_DIR"), "/config/notices"),
+    );
     let mut gw = TestGateway::start_custom(common::Extra {
         tail: &tail,
+        rest: Some(&rest),
         ..common::Extra::default()
     })
     .await;
@@ -25,7 +34,15 @@ async fn metrics_are_scraped_from_the_internal_listener() {
     queued_id(
         &c.send_message(
             "a@p.example",
-            &["b@old.example"],
+            &["b@old.example", "c@old.example"],
+            b"Subject: m\r\n\r\nx\r\n",
+        )
+        .await,
+    );
+    queued_id(
+        &c.send_message(
+            "a@p.example",
+            &["d@old.example"],
             b"Subject: m\r\n\r\nx\r\n",
         )
         .await,
@@ -56,10 +73,13 @@ async fn metrics_are_scraped_from_the_internal_listener() {
         .expect("read");
     for expected in [
         "reclaim_connections_total 2",
-        "reclaim_messages_accepted_total{domain=\"old.example\"} 1",
+        "reclaim_messages_accepted_total{domain=\"old.example\"} 3",
         "reclaim_rejections_total{code=\"550\",status=\"5.7.1\"} 1",
         "reclaim_end_of_data_to_reply_seconds_bucket",
-        "reclaim_store_messages 1",
+        "reclaim_store_messages 2",
+        "reclaim_notices_queued_total 1",
+        "reclaim_notices_suppressed_total{reason=\"per_message\"} 1",
+        "reclaim_notices_suppressed_total{reason=\"sender_limit\"} 1",
     ] {
         assert!(body.contains(expected), "missing {expected:?} in\n{body}");
     }

@@ -18,6 +18,8 @@ pub struct NotifyConfig {
     pub require: AuthRequirement,
     /// At most one notice per (sender, retired address) per interval.
     pub interval: Duration,
+    /// How many notices one sender and the whole gateway may get.
+    pub limits: NoticeLimits,
     /// Undelivered notices are dropped after this long.
     pub max_age: Duration,
     pub relay: Option<RelayConfig>,
@@ -35,18 +37,46 @@ pub struct NotifyConfig {
     pub delivery: DeliveryConfig,
 }
 
-/// Which sender authentication a notice requires.
+/// Which authentication of the envelope sender for its own domain a notice requires.
+/// `From:` never counts: notices go to the envelope sender, so only proof about that
+/// address's domain says the notice reaches whoever sent the message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthRequirement {
-    /// DMARC must pass.
-    Dmarc,
-    /// SPF must pass for the envelope sender.
+    /// SPF passes for the MAIL FROM domain, or a passing DKIM signature's `d=` is aligned
+    /// with it (the default).
+    SpfOrDkim,
+    /// SPF passes for the MAIL FROM domain.
     Spf,
-    /// SPF or DMARC must pass (the default).
-    SpfOrDmarc,
+    /// A passing DKIM signature's `d=` is aligned with the MAIL FROM domain.
+    Dkim,
     /// No check: every eligible sender gets a notice.
     None,
 }
+
+/// Ceilings on notices beyond the per (sender, retired address) `interval`, so that a
+/// catch-all (where every local part is new) cannot be used to aim notices in bulk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoticeLimits {
+    /// At most this many notices per envelope sender in any `sender_interval`.
+    pub sender_limit: u32,
+    pub sender_interval: Duration,
+    /// At most this many notices from the whole gateway in any hour.
+    pub hourly_limit: u32,
+}
+
+impl Default for NoticeLimits {
+    fn default() -> Self {
+        Self {
+            sender_limit: 5,
+            sender_interval: Duration::from_secs(86400),
+            hourly_limit: 100,
+        }
+    }
+}
+
+/// Upper bounds for the limits: each window is remembered as one timestamp per notice.
+pub const MAX_SENDER_LIMIT: u32 = 1000;
+pub const MAX_HOURLY_LIMIT: u32 = 10_000;
 
 /// A smarthost for notices.
 #[derive(Debug, Clone)]
@@ -93,6 +123,10 @@ pub(super) struct RawNotify {
     max_mx_hosts: Option<usize>,
     max_mx_addresses: Option<usize>,
     allow_private_mx: Option<bool>,
+    // Notice limits (policy): keep these together.
+    sender_limit: Option<u32>,
+    sender_interval: Option<String>,
+    hourly_limit: Option<u32>,
 }
 
 pub(super) fn domain_policy(d: &RawDomain) -> Result<crate::domains::DomainPolicy, ConfigError> {
@@ -155,19 +189,67 @@ fn checked_address(key: &'static str, address: &str) -> Result<String, ConfigErr
     }
 }
 
-pub(super) fn notify_config(raw: RawNotify) -> Result<NotifyConfig, ConfigError> {
-    let require = match raw.require.as_deref() {
-        None | Some("spf-or-dmarc") => AuthRequirement::SpfOrDmarc,
-        Some("dmarc") => AuthRequirement::Dmarc,
-        Some("spf") => AuthRequirement::Spf,
-        Some("none") => AuthRequirement::None,
-        Some(other) => {
-            return Err(invalid(
-                "notify.require",
-                format!("{other:?} is not dmarc, spf, spf-or-dmarc or none"),
-            ));
-        }
+/// Why DMARC-based values are gone, for the error that names their replacement.
+const NO_DMARC: &str = "was removed: DMARC passes for the From: domain, which says nothing \
+     about who owns the envelope sender that notices go to";
+
+fn requirement(value: Option<&str>) -> Result<AuthRequirement, ConfigError> {
+    let key = "notify.require";
+    match value {
+        None | Some("spf-or-dkim") => Ok(AuthRequirement::SpfOrDkim),
+        Some("spf") => Ok(AuthRequirement::Spf),
+        Some("dkim") => Ok(AuthRequirement::Dkim),
+        Some("none") => Ok(AuthRequirement::None),
+        Some("spf-or-dmarc") => Err(invalid(
+            key,
+            format!(
+                "\"spf-or-dmarc\" {NO_DMARC}; use \"spf-or-dkim\" (SPF for the MAIL FROM domain, or DKIM aligned with it)"
+            ),
+        )),
+        Some("dmarc") => Err(invalid(
+            key,
+            format!(
+                "\"dmarc\" {NO_DMARC}; use \"dkim\" (a DKIM signature aligned with the MAIL FROM domain)"
+            ),
+        )),
+        Some(other) => Err(invalid(
+            key,
+            format!("{other:?} is not spf-or-dkim, spf, dkim or none"),
+        )),
+    }
+}
+
+fn limits(raw: &RawNotify) -> Result<NoticeLimits, ConfigError> {
+    let defaults = NoticeLimits::default();
+    let bounded = |key: &'static str, value: Option<u32>, default: u32, max: u32| match value {
+        None => Ok(default),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(n) => Err(invalid(key, format!("{n} is not between 1 and {max}"))),
     };
+    Ok(NoticeLimits {
+        sender_limit: bounded(
+            "notify.sender_limit",
+            raw.sender_limit,
+            defaults.sender_limit,
+            MAX_SENDER_LIMIT,
+        )?,
+        sender_interval: duration(
+            "notify.sender_interval",
+            raw.sender_interval.clone(),
+            defaults.sender_interval,
+        )?,
+        hourly_limit: bounded(
+            "notify.hourly_limit",
+            raw.hourly_limit,
+            defaults.hourly_limit,
+            MAX_HOURLY_LIMIT,
+        )?,
+    })
+}
+
+pub(super) fn notify_config(raw: RawNotify) -> Result<NotifyConfig, ConfigError> {
+    let require = requirement(raw.require.as_deref())?;
+    let limits = limits(&raw)?;
     let from = match &raw.from {
         Some(address) => Some(checked_address("notify.from", address)?),
         None => None,
@@ -235,6 +317,7 @@ pub(super) fn notify_config(raw: RawNotify) -> Result<NotifyConfig, ConfigError>
             raw.interval,
             Duration::from_secs(7 * 86400),
         )?,
+        limits,
         max_age: duration(
             "notify.max_age",
             raw.max_age,
@@ -261,4 +344,69 @@ pub(super) fn notify_config(raw: RawNotify) -> Result<NotifyConfig, ConfigError>
             allow_private_mx: raw.allow_private_mx,
         })?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Config;
+    use super::super::tests::{MINIMAL, error_of};
+    use super::*;
+
+    fn with_notify(lines: &str) -> String {
+        format!("{MINIMAL}\n[notify]\n{lines}\n")
+    }
+
+    #[test]
+    fn require_values_and_removed_ones() {
+        let parsed = |lines: &str| {
+            Config::parse(&with_notify(lines))
+                .expect("valid")
+                .notify
+                .require
+        };
+        assert_eq!(parsed(""), AuthRequirement::SpfOrDkim, "the default");
+        for (value, expected) in [
+            ("spf-or-dkim", AuthRequirement::SpfOrDkim),
+            ("spf", AuthRequirement::Spf),
+            ("dkim", AuthRequirement::Dkim),
+            ("none", AuthRequirement::None),
+        ] {
+            assert_eq!(parsed(&format!("require = \"{value}\"")), expected);
+        }
+        for (removed, replacement) in [("spf-or-dmarc", "spf-or-dkim"), ("dmarc", "dkim")] {
+            let err = error_of(&with_notify(&format!("require = \"{removed}\"")));
+            assert!(err.contains("notify.require"), "{err}");
+            assert!(err.contains("was removed"), "{err}");
+            assert!(err.contains(&format!("use \"{replacement}\"")), "{err}");
+        }
+        let err = error_of(&with_notify("require = \"dmarc-or-spf\""));
+        assert!(
+            err.contains("is not spf-or-dkim, spf, dkim or none"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn notice_limits_have_defaults_and_bounds() {
+        let limits = |lines: &str| Config::parse(&with_notify(lines)).map(|c| c.notify.limits);
+        assert_eq!(limits("").expect("valid"), NoticeLimits::default());
+        assert_eq!(
+            limits("sender_limit = 2\nsender_interval = \"1h\"\nhourly_limit = 7").expect("valid"),
+            NoticeLimits {
+                sender_limit: 2,
+                sender_interval: Duration::from_secs(3600),
+                hourly_limit: 7,
+            }
+        );
+        for (bad, key) in [
+            ("sender_limit = 0", "notify.sender_limit"),
+            ("sender_limit = 1001", "notify.sender_limit"),
+            ("hourly_limit = 0", "notify.hourly_limit"),
+            ("hourly_limit = 10001", "notify.hourly_limit"),
+            ("sender_interval = \"0s\"", "notify.sender_interval"),
+        ] {
+            let err = limits(bad).expect_err("refused").to_string();
+            assert!(err.contains(key), "{bad}: {err}");
+        }
+    }
 }

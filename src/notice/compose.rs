@@ -1,5 +1,6 @@
 //! Builds a notice message: RFC 3834 headers around a filled-in template. Nothing from the
-//! original message is quoted; only its Message-ID, checked, goes into In-Reply-To.
+//! original message is quoted; only its Message-ID, checked, goes into In-Reply-To, and
+//! addresses only when the planner found them plain.
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
@@ -10,6 +11,17 @@ use super::template::Template;
 use crate::domains::Language;
 use crate::smtp::trace::rfc5322_date;
 
+/// One retired recipient a notice answers, as far as it may be quoted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Move<'a> {
+    /// The retired address, only if it is a plain address (else the text names the domain).
+    pub old: Option<&'a str>,
+    /// The configured retired domain it falls under.
+    pub domain: &'a str,
+    /// Where to write instead, only if known and a plain address.
+    pub new: Option<&'a str>,
+}
+
 /// Everything a notice says.
 pub struct NoticeFacts<'a> {
     pub template: &'a Template,
@@ -18,8 +30,8 @@ pub struct NoticeFacts<'a> {
     pub organisation: &'a str,
     /// The envelope sender of the quarantined message.
     pub to: &'a str,
-    pub old_address: &'a str,
-    pub new_address: Option<&'a str>,
+    /// The retired recipients it answers (at least one, each different).
+    pub moves: &'a [Move<'a>],
     pub retention: Duration,
     pub received_at: SystemTime,
     pub original_message_id: Option<&'a str>,
@@ -32,17 +44,38 @@ pub fn compose(facts: &NoticeFacts<'_>) -> String {
     let original_id = facts
         .original_message_id
         .filter(|id| is_safe_message_id(id));
-    let new_address =
-        facts
-            .new_address
-            .map(str::to_owned)
-            .unwrap_or_else(|| match facts.language {
-                Language::En => "the organisation's current address".to_owned(),
-                Language::Nl => "het huidige adres van de organisatie".to_owned(),
-            });
+    let language = facts.language;
+    let mut domains: Vec<&str> = Vec::new();
+    let mut lines: Vec<String> = Vec::new();
+    for m in facts.moves {
+        if !domains.contains(&m.domain) {
+            domains.push(m.domain);
+        }
+        let (old, new) = (old_text(m, language), new_text(m.new, language));
+        let line = match language {
+            Language::En => format!("- {old}: write to {new}"),
+            Language::Nl => format!("- {old}: schrijf aan {new}"),
+        };
+        if !lines.contains(&line) {
+            lines.push(line);
+        }
+    }
+    let domain_list = domains.join(", ");
+    let (old_address, new_address) = match facts.moves {
+        [only] => (old_text(only, language), new_text(only.new, language)),
+        several => (
+            match language {
+                Language::En => format!("{} addresses at {domain_list}", several.len()),
+                Language::Nl => format!("{} adressen bij {domain_list}", several.len()),
+            },
+            new_text(None, language),
+        ),
+    };
     let values = HashMap::from([
-        ("old_address", clean(facts.old_address)),
+        ("old_address", clean(&old_address)),
         ("new_address", clean(&new_address)),
+        ("addresses", clean_lines(&lines.join("\n"))),
+        ("retired_domain", clean(&domain_list)),
         ("organisation", clean(facts.organisation)),
         ("retention", retention_text(facts.retention, facts.language)),
         ("received_at", rfc5322_date(facts.received_at)),
@@ -102,6 +135,29 @@ fn clean(text: &str) -> String {
     text.chars().filter(|c| !c.is_control()).collect()
 }
 
+/// [`clean`] for a value of several lines.
+fn clean_lines(text: &str) -> String {
+    text.lines().map(clean).collect::<Vec<_>>().join("\n")
+}
+
+/// The retired address, or words that name only its domain.
+fn old_text(m: &Move<'_>, language: Language) -> String {
+    match (m.old, language) {
+        (Some(address), _) => address.to_owned(),
+        (None, Language::En) => format!("an address at {}", m.domain),
+        (None, Language::Nl) => format!("een adres bij {}", m.domain),
+    }
+}
+
+/// The new address, or words that point to the organisation.
+fn new_text(new: Option<&str>, language: Language) -> String {
+    match (new, language) {
+        (Some(address), _) => address.to_owned(),
+        (None, Language::En) => "the organisation's current address".to_owned(),
+        (None, Language::Nl) => "het huidige adres van de organisatie".to_owned(),
+    }
+}
+
 /// RFC 2047 encoded-word for non-ASCII header text.
 fn encode_word(text: &str) -> String {
     if text.is_ascii() {
@@ -127,6 +183,12 @@ fn retention_text(retention: Duration, language: Language) -> String {
 mod tests {
     use super::*;
 
+    const MOVES: &[Move<'static>] = &[Move {
+        old: Some("jan@old.example"),
+        domain: "old.example",
+        new: Some("j.jansen@new.example"),
+    }];
+
     fn facts<'a>(template: &'a Template, original: Option<&'a str>) -> NoticeFacts<'a> {
         NoticeFacts {
             template,
@@ -134,8 +196,7 @@ mod tests {
             from: "postmaster@new.example",
             organisation: "Gemeente Voorbeeld",
             to: "partner@partner.example",
-            old_address: "jan@old.example",
-            new_address: Some("j.jansen@new.example"),
+            moves: MOVES,
             retention: Duration::from_secs(30 * 86400),
             received_at: SystemTime::UNIX_EPOCH,
             original_message_id: original,
@@ -147,11 +208,11 @@ mod tests {
     #[test]
     fn headers_and_body() {
         let t = Template::parse(
-            "Subject: {old_address} verhuisd\n\nSchrijf aan {new_address}; bewaard {retention}.\n",
+            "Subject: {retired_domain} verhuisd\n\nSchrijf aan {new_address}; bewaard {retention}.\n",
         )
         .expect("valid");
         let text = compose(&facts(&t, Some("<abc@partner.example>")));
-        assert!(text.starts_with("From: Gemeente Voorbeeld <postmaster@new.example>\r\nTo: <partner@partner.example>\r\nSubject: jan@old.example verhuisd\r\n"), "{text}");
+        assert!(text.starts_with("From: Gemeente Voorbeeld <postmaster@new.example>\r\nTo: <partner@partner.example>\r\nSubject: old.example verhuisd\r\n"), "{text}");
         assert!(text.contains(
             "\r\nIn-Reply-To: <abc@partner.example>\r\nReferences: <abc@partner.example>\r\n"
         ));

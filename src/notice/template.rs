@@ -7,14 +7,21 @@ use std::path::Path;
 use crate::domains::Language;
 
 /// The placeholders a template may use.
-pub const PLACEHOLDERS: [&str; 6] = [
+pub const PLACEHOLDERS: [&str; 8] = [
     "old_address",
     "new_address",
+    "addresses",
+    "retired_domain",
     "organisation",
     "retention",
     "received_at",
     "message_id",
 ];
+
+/// Placeholders whose values the sending side can choose (the retired address is any local
+/// part at a catch-all, the new address may reuse it, the Message-ID is the sender's): they
+/// are refused in the Subject, which mail clients show before anything else.
+pub const NOT_IN_SUBJECT: [&str; 4] = ["old_address", "new_address", "addresses", "message_id"];
 
 /// Why a template was refused.
 #[derive(Debug, thiserror::Error)]
@@ -70,7 +77,7 @@ impl Template {
             .map(str::trim)
             .filter(|s| !s.is_empty() && !s.contains('\n'))
             .ok_or("the first line must be \"Subject: …\" (one line)")?;
-        for part in [subject, body] {
+        for (part, is_subject) in [(subject, true), (body, false)] {
             let mut rest = part;
             while let Some(start) = rest.find('{') {
                 let after = &rest[start + 1..];
@@ -80,6 +87,13 @@ impl Template {
                     return Err(format!(
                         "unknown placeholder {{{name}}}; known: {}",
                         PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(" ")
+                    ));
+                }
+                if is_subject && NOT_IN_SUBJECT.contains(&name) {
+                    return Err(format!(
+                        "{{{name}}} is not allowed in the Subject: its value can be chosen by \
+                         whoever sent the message; the Subject may use {{organisation}}, \
+                         {{retired_domain}}, {{retention}} and {{received_at}}"
                     ));
                 }
                 rest = &after[end + 1..];
@@ -112,15 +126,18 @@ mod tests {
 
     #[test]
     fn parse_and_fill() {
-        let t = Template::parse("Subject: {old_address} moved\n\nWrite to {new_address}.\n")
-            .expect("valid");
+        let t = Template::parse(
+            "Subject: {retired_domain} moved\n\n{old_address}: write to {new_address}.\n",
+        )
+        .expect("valid");
         let values = HashMap::from([
             ("old_address", "a@old".to_owned()),
             ("new_address", "b@new".to_owned()),
+            ("retired_domain", "old".to_owned()),
         ]);
         assert_eq!(
             t.fill(&values),
-            ("a@old moved".to_owned(), "Write to b@new.".to_owned())
+            ("old moved".to_owned(), "a@old: write to b@new.".to_owned())
         );
         assert!(
             Template::parse("Subject: x\n\n{subject}")
@@ -132,6 +149,23 @@ mod tests {
     }
 
     #[test]
+    fn sender_chosen_values_are_refused_in_the_subject() {
+        for name in NOT_IN_SUBJECT {
+            let err = Template::parse(&format!("Subject: About {{{name}}}\n\nbody\n"))
+                .expect_err("refused");
+            assert!(
+                err.contains(&format!("{{{name}}} is not allowed in the Subject")),
+                "{err}"
+            );
+            Template::parse(&format!("Subject: fixed\n\nbody {{{name}}}\n"))
+                .expect("allowed in the body");
+        }
+        for name in ["organisation", "retired_domain", "retention", "received_at"] {
+            Template::parse(&format!("Subject: {{{name}}}\n\nbody\n")).expect("allowed");
+        }
+    }
+
+    #[test]
     fn shipped_templates_are_valid() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/notices");
         let templates = Templates::load(&dir).expect("shipped templates load");
@@ -140,14 +174,14 @@ mod tests {
                 .get(Language::Nl)
                 .expect("nl")
                 .body
-                .contains("{new_address}")
+                .contains("{addresses}")
         );
         assert!(
             templates
                 .get(Language::En)
                 .expect("en")
                 .body
-                .contains("{new_address}")
+                .contains("{addresses}")
         );
     }
 }

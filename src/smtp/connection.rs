@@ -226,13 +226,12 @@ async fn finish_message(gateway: &Gateway, intake: Intake, mut summary: Summary)
         retention: &gateway.retention,
     };
     let notices = planner.plan(&summary, intake.received_at());
-    let planned = notices.queue.len();
     let size = intake.size();
     match intake
         .finish(&gateway.store, &gateway.session.domains, &summary, notices)
         .await
     {
-        Ok((id, queued)) => {
+        Ok((id, notice)) => {
             metrics::histogram!(telemetry::COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
             for domain in summary
                 .rcpt_to
@@ -245,13 +244,12 @@ async fn finish_message(gateway: &Gateway, intake: Intake, mut summary: Summary)
             }
             metrics::gauge!(telemetry::STORE_MESSAGES).increment(1.0);
             metrics::counter!(telemetry::STORED_BYTES).increment(size);
-            metrics::counter!(telemetry::NOTICES_QUEUED).increment(queued as u64);
-            if planned > queued {
-                metrics::counter!(telemetry::NOTICES_SUPPRESSED, "reason" => "rate_limited")
-                    .increment((planned - queued) as u64);
+            metrics::counter!(telemetry::NOTICES_QUEUED).increment(notice.queued as u64);
+            if let Some(reason) = notice.limited {
+                metrics::counter!(telemetry::NOTICES_SUPPRESSED, "reason" => reason).increment(1);
             }
-            tracing::info!(%id, notices = queued, elapsed_ms = started.elapsed().as_millis() as u64, "message quarantined");
-            if queued > 0 {
+            tracing::info!(%id, notices = notice.queued, limited = notice.limited, elapsed_ms = started.elapsed().as_millis() as u64, "message quarantined");
+            if notice.queued > 0 {
                 gateway.notices_queued.notify_one();
             }
             StoreOutcome::Stored { id: id.to_string() }

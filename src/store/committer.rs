@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use super::index::{Commit, Index};
+use super::outbox::NoticeOutcome;
 use super::{StoreError, sync_dir};
 
 /// How many commits may wait for the committer; senders beyond that wait their turn.
@@ -15,7 +16,7 @@ const QUEUE_DEPTH: usize = 4096;
 /// Upper bound on one batch, so that one commit never holds a huge transaction.
 const MAX_BATCH: usize = 1024;
 
-type Request = (Commit, oneshot::Sender<Result<usize, String>>);
+type Request = (Commit, oneshot::Sender<Result<NoticeOutcome, String>>);
 
 pub(super) struct Committer {
     /// `None` only while dropping.
@@ -47,8 +48,8 @@ impl Committer {
         })
     }
 
-    /// Queues a commit and waits until it is durable; returns how many notices it queued.
-    pub(super) async fn commit(&self, entry: Commit) -> Result<usize, StoreError> {
+    /// Queues a commit and waits until it is durable; returns what became of its notice.
+    pub(super) async fn commit(&self, entry: Commit) -> Result<NoticeOutcome, StoreError> {
         let (done, wait) = oneshot::channel();
         self.sender
             .as_ref()

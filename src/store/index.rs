@@ -5,7 +5,7 @@ use std::path::Path;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 pub(super) use super::index_err;
-use super::outbox::{self, NoticePlan};
+use super::outbox::{self, NoticeOutcome, NoticePlan};
 
 /// One message to index, with the notices it causes.
 pub(super) struct Commit {
@@ -35,8 +35,12 @@ impl Index {
 
     /// Inserts entries in one transaction; returns once the commit is durable (fsync).
     /// Indexes a batch in one transaction, with its notices; returns once the commit is
-    /// durable, with how many notices each commit queued.
-    pub(super) fn insert_all(&self, batch: &[Commit], now: i64) -> Result<Vec<usize>, StoreError> {
+    /// durable, with what became of each commit's notice.
+    pub(super) fn insert_all(
+        &self,
+        batch: &[Commit],
+        now: i64,
+    ) -> Result<Vec<NoticeOutcome>, StoreError> {
         let txn = self.db.begin_write().map_err(index_err)?;
         let mut queued = Vec::with_capacity(batch.len());
         for commit in batch {

@@ -13,6 +13,7 @@ mod committer;
 mod id;
 mod index;
 mod outbox;
+mod ratelimit;
 mod reconcile;
 mod retain;
 mod tables;
@@ -24,7 +25,8 @@ use serde::{Deserialize, Serialize};
 pub use audit::{AuditEntry, AuditPage};
 pub use blob::BlobWriter;
 pub use id::MessageId;
-pub use outbox::{NoticePlan, OutboxItem, QueuedNotice, pair_key};
+pub use outbox::{NoticeOutcome, NoticePlan, OutboxItem, QueuedNotice, pair_key, sender_key};
+pub use ratelimit::{Limited, RateLimits};
 pub use reconcile::Reconciliation;
 pub use retain::{DayStats, DomainStats, PurgeReport, Stats};
 
@@ -152,15 +154,15 @@ impl Store {
     /// Makes a finished blob durable and indexes it. Returns only once the blob, its
     /// directory entry and the index commit are on disk; concurrent callers share the
     /// directory fsync and the index commit (group commit).
-    /// `notices` are queued in the same transaction, except those whose (sender, retired
-    /// address) pair was notified too recently. Returns the id and how many were queued.
+    /// The planned notice is queued in the same transaction unless a rate limit holds it
+    /// back. Returns the id and what became of the notice.
     pub async fn commit(
         &self,
         blob: BlobWriter,
         mut meta: MessageMeta,
         sealed_summary: Vec<u8>,
         notices: NoticePlan,
-    ) -> Result<(MessageId, usize), StoreError> {
+    ) -> Result<(MessageId, NoticeOutcome), StoreError> {
         let id = blob.id();
         meta.sealed_size = blob.persist().await?;
         let queued = self
@@ -181,6 +183,11 @@ impl Store {
     /// The key of a (sender, retired address) pair for notice rate limits.
     pub fn pair_key(&self, sender: &str, retired_address: &str) -> [u8; 32] {
         outbox::pair_key(&self.pair_salt, sender, retired_address)
+    }
+
+    /// The key of an envelope sender for the per-sender notice limit.
+    pub fn sender_key(&self, sender: &str) -> [u8; 32] {
+        outbox::sender_key(&self.pair_salt, sender)
     }
 
     /// Notices due now (unix seconds), at most `limit`. Blocking (a read transaction).

@@ -1,6 +1,6 @@
-//! The notice outbox: notices waiting for delivery, and when each (sender, retired address)
-//! pair was last notified. Notices are queued in the same index transaction as the message
-//! they answer, so an acknowledged message never loses its notice.
+//! The notice outbox: notices waiting for delivery, and the totals for `stats`. A notice is
+//! queued (or held back by a rate limit) in the same index transaction as the message it
+//! answers, so an acknowledged message never loses its notice and limits survive restarts.
 
 use redb::{
     ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
@@ -8,22 +8,29 @@ use redb::{
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::ratelimit::{self, Keys, RateLimits};
 use super::{MessageId, StoreError, index_err};
 
 const OUTBOX: TableDefinition<u128, &[u8]> = TableDefinition::new("outbox");
-/// Rate-limit memory, keyed by a salted hash of the pair so that it does not keep
-/// addresses after the notices themselves are gone.
-const NOTIFIED: TableDefinition<&[u8], i64> = TableDefinition::new("notified");
 const SETTINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("settings");
 /// Running totals for `stats`: queued, sent, failed and suppressed notices by reason.
 const COUNTS: TableDefinition<&str, u64> = TableDefinition::new("notice_counts");
 
-/// The notices a message causes, and the reasons others were not sent.
+/// The notice a message causes (at most one), and why others were not sent.
 #[derive(Debug, Clone, Default)]
 pub struct NoticePlan {
-    pub queue: Vec<QueuedNotice>,
-    /// One reason (`automated`, `null_sender`, …) per notice not sent.
-    pub suppressed: Vec<&'static str>,
+    pub notice: Option<QueuedNotice>,
+    /// A reason (`automated`, `per_message`, …) and how many notices it held back.
+    pub suppressed: Vec<(&'static str, u64)>,
+}
+
+/// What became of a message's planned notice.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NoticeOutcome {
+    /// Notices queued (0 or 1).
+    pub queued: usize,
+    /// The rate limit that held the planned notice back, if one did.
+    pub limited: Option<&'static str>,
 }
 
 fn bump(txn: &WriteTransaction, key: &str, by: u64) -> Result<(), StoreError> {
@@ -67,14 +74,15 @@ pub struct OutboxItem {
     pub next_attempt_at: i64,
 }
 
-/// A notice to queue with a message, unless the pair was notified too recently.
+/// A notice to queue with a message, unless a rate limit holds it back.
 #[derive(Debug, Clone)]
 pub struct QueuedNotice {
     pub id: MessageId,
-    /// Which (sender, retired address) pair this notifies; see [`pair_key`].
-    pub pair: [u8; 32],
-    /// Skip the notice if the pair was notified after this time (unix seconds).
-    pub skip_if_notified_after: i64,
+    /// The (sender, retired address) pairs it answers; see [`pair_key`].
+    pub pairs: Vec<[u8; 32]>,
+    /// The sender's key for the per-sender limit; see [`sender_key`].
+    pub sender: [u8; 32],
+    pub limits: RateLimits,
     pub item: OutboxItem,
 }
 
@@ -97,7 +105,7 @@ pub(super) fn salt(db: &redb::Database) -> Result<Vec<u8>, StoreError> {
             .insert("pair_salt", fresh.as_slice())
             .map_err(index_err)?;
         txn.open_table(OUTBOX).map_err(index_err)?;
-        txn.open_table(NOTIFIED).map_err(index_err)?;
+        txn.open_table(ratelimit::NOTIFIED).map_err(index_err)?;
     }
     txn.commit().map_err(index_err)?;
     Ok(fresh)
@@ -113,48 +121,51 @@ pub fn pair_key(salt: &[u8], sender: &str, retired_address: &str) -> [u8; 32] {
     hash.finalize().into()
 }
 
-/// Queues notices inside the message's transaction. Returns how many were queued.
+/// The key of an envelope sender for the per-sender limit, compared case-insensitively.
+pub fn sender_key(salt: &[u8], sender: &str) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    hash.update(salt);
+    // Domain separation from pair keys, which start with the sender too.
+    hash.update(b"sender\0");
+    hash.update(sender.to_lowercase().as_bytes());
+    hash.finalize().into()
+}
+
+/// Queues a message's notice inside its transaction, unless a rate limit holds it back,
+/// and counts every notice not sent by reason.
 pub(super) fn queue_in(
     txn: &WriteTransaction,
     plan: &NoticePlan,
     now: i64,
-) -> Result<usize, StoreError> {
-    for reason in &plan.suppressed {
-        bump(txn, &format!("suppressed:{reason}"), 1)?;
+) -> Result<NoticeOutcome, StoreError> {
+    for (reason, n) in &plan.suppressed {
+        bump(txn, &format!("suppressed:{reason}"), *n)?;
     }
-    let notices = &plan.queue;
-    if notices.is_empty() {
-        return Ok(0);
+    let Some(notice) = &plan.notice else {
+        return Ok(NoticeOutcome::default());
+    };
+    let keys = Keys {
+        pairs: &notice.pairs,
+        sender: &notice.sender,
+        limits: notice.limits,
+    };
+    if let Err(limited) = ratelimit::admit(txn, &keys, now)? {
+        bump(txn, &format!("suppressed:{}", limited.as_str()), 1)?;
+        return Ok(NoticeOutcome {
+            queued: 0,
+            limited: Some(limited.as_str()),
+        });
     }
-    let mut outbox = txn.open_table(OUTBOX).map_err(index_err)?;
-    let mut notified = txn.open_table(NOTIFIED).map_err(index_err)?;
-    let mut queued = 0;
-    for notice in notices {
-        let last = notified
-            .get(notice.pair.as_slice())
-            .map_err(index_err)?
-            .map(|v| v.value());
-        if last.is_some_and(|t| t > notice.skip_if_notified_after) {
-            continue;
-        }
-        notified
-            .insert(notice.pair.as_slice(), now)
-            .map_err(index_err)?;
-        let json =
-            serde_json::to_vec(&notice.item).map_err(|e| StoreError::Index(e.to_string()))?;
-        outbox
-            .insert(notice.id.key(), json.as_slice())
-            .map_err(index_err)?;
-        queued += 1;
-    }
-    drop((outbox, notified));
-    bump(txn, "queued", queued as u64)?;
-    bump(
-        txn,
-        "suppressed:rate_limited",
-        (notices.len() - queued) as u64,
-    )?;
-    Ok(queued)
+    let json = serde_json::to_vec(&notice.item).map_err(|e| StoreError::Index(e.to_string()))?;
+    txn.open_table(OUTBOX)
+        .map_err(index_err)?
+        .insert(notice.id.key(), json.as_slice())
+        .map_err(index_err)?;
+    bump(txn, "queued", 1)?;
+    Ok(NoticeOutcome {
+        queued: 1,
+        limited: None,
+    })
 }
 
 /// Notices due at `now` (unix seconds), oldest first, at most `limit`.

@@ -1,0 +1,213 @@
+//! Notice rate limits, decided inside the transaction that stores the message: per
+//! (sender, retired address) interval, per sender, and gateway-wide per hour. Everything is
+//! keyed by salted hashes, so the memory names nobody.
+
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
+
+use super::{StoreError, index_err};
+
+/// When each (sender, retired address) pair was last notified (unix seconds).
+pub(super) const NOTIFIED: TableDefinition<&[u8], i64> = TableDefinition::new("notified");
+/// Sliding windows: the send times (unix seconds, little-endian i64s, oldest first) of the
+/// last notices per sender key, and under [`GATEWAY`] for the whole gateway. Each holds at
+/// most its limit of entries, and the limits are bounded by the config.
+const WINDOWS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("notice_windows");
+const GATEWAY: &[u8] = b"gateway";
+const HOUR_SECS: i64 = 3600;
+
+/// The limits one notice is held to, from `[notify]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    /// Seconds: a notice is skipped if every pair it answers was notified this recently.
+    pub pair_interval: i64,
+    pub sender_limit: u32,
+    /// Seconds of the per-sender window.
+    pub sender_interval: i64,
+    pub hourly_limit: u32,
+}
+
+/// Which limit held a notice back; the `suppressed:` reason in `stats` and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limited {
+    PairInterval,
+    SenderLimit,
+    HourlyLimit,
+}
+
+impl Limited {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Limited::PairInterval => "pair_interval",
+            Limited::SenderLimit => "sender_limit",
+            Limited::HourlyLimit => "hourly_limit",
+        }
+    }
+}
+
+/// What one notice is checked by.
+pub(super) struct Keys<'a> {
+    pub pairs: &'a [[u8; 32]],
+    pub sender: &'a [u8; 32],
+    pub limits: RateLimits,
+}
+
+/// Admits a notice at `now` and records it against every limit, or says which limit holds
+/// it back (and records nothing).
+pub(super) fn admit(
+    txn: &WriteTransaction,
+    keys: &Keys<'_>,
+    now: i64,
+) -> Result<Result<(), Limited>, StoreError> {
+    let limits = keys.limits;
+    let mut notified = txn.open_table(NOTIFIED).map_err(index_err)?;
+    let mut all_recent = !keys.pairs.is_empty();
+    for pair in keys.pairs {
+        let last = notified
+            .get(pair.as_slice())
+            .map_err(index_err)?
+            .map(|v| v.value());
+        all_recent &= last.is_some_and(|t| t > now - limits.pair_interval);
+    }
+    if all_recent {
+        return Ok(Err(Limited::PairInterval));
+    }
+    let mut windows = txn.open_table(WINDOWS).map_err(index_err)?;
+    let read = |key: &[u8], span: i64| -> Result<Vec<i64>, StoreError> {
+        let stored = windows.get(key).map_err(index_err)?;
+        Ok(stored.map_or_else(Vec::new, |v| decode(v.value(), now - span)))
+    };
+    let sender = read(keys.sender, limits.sender_interval)?;
+    if sender.len() >= limits.sender_limit as usize {
+        return Ok(Err(Limited::SenderLimit));
+    }
+    let gateway = read(GATEWAY, HOUR_SECS)?;
+    if gateway.len() >= limits.hourly_limit as usize {
+        return Ok(Err(Limited::HourlyLimit));
+    }
+    for pair in keys.pairs {
+        notified.insert(pair.as_slice(), now).map_err(index_err)?;
+    }
+    for (key, mut times, limit) in [
+        (keys.sender.as_slice(), sender, limits.sender_limit),
+        (GATEWAY, gateway, limits.hourly_limit),
+    ] {
+        times.push(now);
+        let keep = times.len().saturating_sub(limit as usize);
+        windows
+            .insert(key, encode(&times[keep..]).as_slice())
+            .map_err(index_err)?;
+    }
+    Ok(Ok(()))
+}
+
+/// The times after `cutoff` from a stored window.
+fn decode(bytes: &[u8], cutoff: i64) -> Vec<i64> {
+    bytes
+        .chunks_exact(8)
+        .map(|c| i64::from_le_bytes(c.try_into().expect("chunks_exact gives 8 bytes")))
+        .filter(|&t| t > cutoff)
+        .collect()
+}
+
+fn encode(times: &[i64]) -> Vec<u8> {
+    times.iter().flat_map(|t| t.to_le_bytes()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: RateLimits = RateLimits {
+        pair_interval: 7 * 86400,
+        sender_limit: 3,
+        sender_interval: 86400,
+        hourly_limit: 5,
+    };
+
+    fn db() -> (tempfile::TempDir, redb::Database) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = redb::Database::create(dir.path().join("t.redb")).expect("db");
+        (dir, db)
+    }
+
+    /// Tries one notice in its own transaction, as the committer would.
+    fn try_one(
+        db: &redb::Database,
+        pairs: &[[u8; 32]],
+        sender: u8,
+        now: i64,
+    ) -> Result<(), Limited> {
+        let txn = db.begin_write().expect("txn");
+        let result = admit(
+            &txn,
+            &Keys {
+                pairs,
+                sender: &[sender; 32],
+                limits: LIMITS,
+            },
+            now,
+        )
+        .expect("store");
+        txn.commit().expect("commit");
+        result
+    }
+
+    #[test]
+    fn pair_interval_holds_only_when_every_pair_is_recent() {
+        let (_dir, db) = db();
+        let (a, b) = ([1u8; 32], [2u8; 32]);
+        assert_eq!(try_one(&db, &[a], 1, 1000), Ok(()));
+        assert_eq!(try_one(&db, &[a], 1, 2000), Err(Limited::PairInterval));
+        // A notice that also answers a new pair goes out, and refreshes both.
+        assert_eq!(try_one(&db, &[a, b], 1, 3000), Ok(()));
+        assert_eq!(try_one(&db, &[b, a], 1, 4000), Err(Limited::PairInterval));
+        assert_eq!(
+            try_one(&db, &[a], 1, 3000 + LIMITS.pair_interval),
+            Ok(()),
+            "the interval has passed"
+        );
+    }
+
+    #[test]
+    fn sender_limit_is_a_sliding_window() {
+        let (_dir, db) = db();
+        let mut n = 0u8;
+        let mut fresh = || {
+            n += 1;
+            [[n; 32]]
+        };
+        for t in [0, 10, 20] {
+            assert_eq!(try_one(&db, &fresh(), 7, t), Ok(()));
+        }
+        assert_eq!(try_one(&db, &fresh(), 7, 30), Err(Limited::SenderLimit));
+        assert_eq!(try_one(&db, &fresh(), 8, 30), Ok(()), "another sender");
+        // The first one leaves the window a day after it was sent, and only it.
+        assert_eq!(try_one(&db, &fresh(), 7, 86400), Ok(()));
+        assert_eq!(try_one(&db, &fresh(), 7, 86405), Err(Limited::SenderLimit));
+    }
+
+    #[test]
+    fn hourly_limit_covers_every_sender() {
+        let (_dir, db) = db();
+        for sender in 0..5u8 {
+            assert_eq!(try_one(&db, &[[sender; 32]], sender, 100), Ok(()));
+        }
+        assert_eq!(try_one(&db, &[[9; 32]], 9, 200), Err(Limited::HourlyLimit));
+        assert_eq!(try_one(&db, &[[9; 32]], 9, 100 + HOUR_SECS), Ok(()));
+    }
+
+    #[test]
+    fn windows_forget_what_has_left_them() {
+        use redb::ReadableDatabase;
+        let (_dir, db) = db();
+        for t in 0..20u8 {
+            assert_eq!(try_one(&db, &[[t; 32]], 1, i64::from(t) * 86400), Ok(()));
+        }
+        let txn = db.begin_read().expect("read");
+        let table = txn.open_table(WINDOWS).expect("table");
+        for key in [GATEWAY, &[1u8; 32]] {
+            let stored = table.get(key).expect("get").expect("present");
+            assert_eq!(stored.value().len(), 8, "only the last send is remembered");
+        }
+    }
+}
