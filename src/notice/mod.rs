@@ -6,8 +6,8 @@
 pub mod compose;
 mod deadline;
 mod dialogue;
-pub mod reachable;
 pub mod policy;
+pub mod reachable;
 pub mod template;
 pub mod transport;
 pub mod worker;
