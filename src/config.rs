@@ -13,11 +13,14 @@ use crate::units::{parse_duration, parse_size};
 
 mod notify;
 mod review;
+mod watch;
 
 pub use notify::{AuthRequirement, NotifyConfig, RelayConfig, RelayTls};
 use notify::{RawNotify, domain_policy, notify_config};
 pub use review::{AdminTcpConfig, PasswordSource, ReleaseConfig, ReleaseTls};
 use review::{RawRelease, admin_tcp, release, retention};
+pub use watch::{ParkedConfig, RdapConfig};
+use watch::{RawParked, RawRdap, parked_config, rdap_config};
 
 /// Where the CLI looks for the config when `-c` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "config/reclaim.toml";
@@ -58,6 +61,10 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// `[release]`: read by the CLI only.
     pub release: Option<ReleaseConfig>,
+    /// `[rdap]`: the registration watch.
+    pub rdap: RdapConfig,
+    /// `[parked]`: what `check-dns` expects of a domain that sends no mail.
+    pub parked: ParkedConfig,
 }
 
 /// `[server]`: the SMTP listener and its limits.
@@ -174,6 +181,10 @@ struct RawConfig {
     #[serde(default)]
     metrics: RawMetrics,
     release: Option<RawRelease>,
+    #[serde(default)]
+    rdap: RawRdap,
+    #[serde(default)]
+    parked: RawParked,
 }
 
 #[derive(Deserialize, Default)]
@@ -500,6 +511,8 @@ impl RawConfig {
             internal_listener("admin.listen", tcp.listen, &server.listen)?;
         }
         let release = self.release.map(release).transpose()?;
+        let rdap = rdap_config(self.rdap)?;
+        let parked = parked_config(self.parked)?;
         let retention = retention(&self.store, &self.domain)?;
         let audit_retention = duration(
             "store.audit_retention",
@@ -536,6 +549,8 @@ impl RawConfig {
             notify,
             metrics_listen,
             release,
+            rdap,
+            parked,
         })
     }
 }

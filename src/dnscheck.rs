@@ -5,6 +5,10 @@ use serde::Serialize;
 
 use crate::dns::{Dns, DnsError};
 
+mod parked;
+
+pub use parked::check_parked;
+
 /// How a check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -17,6 +17,7 @@
 //! - [`notice`]: who gets a notice, what it says, and its delivery worker.
 //! - [`auth`], [`dns`]: SPF/DKIM/DMARC at receive time; DNS off, live or a fixed table.
 //! - [`dnscheck`]: what a reclaimed domain's DNS needs (`check-dns`).
+//! - [`rdap`]: the registration watch (RDAP lookups, findings, the daily check).
 //! - [`launch`]: brings a whole gateway up from a validated config.
 //! - [`telemetry`]: Prometheus metrics on an internal listener.
 //! - [`x509`], [`units`]: small parsers (certificate fields; sizes and durations).
@@ -33,6 +34,7 @@ pub mod domains;
 pub mod intake;
 pub mod launch;
 pub mod notice;
+pub mod rdap;
 pub mod retention;
 pub mod seal;
 pub mod server;

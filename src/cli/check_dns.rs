@@ -37,11 +37,23 @@ pub fn run(
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let rdap = crate::rdap::Client::from_config(&config.rdap).context("setting up RDAP")?;
     let findings: Vec<Finding> = runtime.block_on(async {
         let mut all = Vec::new();
         for domain in &domains {
             let name = crate::domains::normalize(domain).unwrap_or_else(|| domain.clone());
             all.extend(check_domain(&dns, &name, &gateway).await);
+            all.extend(
+                crate::dnscheck::check_parked(
+                    &dns,
+                    &config.parked,
+                    &config.domains,
+                    &name,
+                    &gateway,
+                )
+                .await,
+            );
+            all.extend(crate::rdap::check(&rdap, &config.rdap, &config.dns, &name).await);
         }
         all
     });
