@@ -153,3 +153,50 @@ pub(super) fn parked_config(raw: RawParked) -> Result<ParkedConfig, ConfigError>
         hosts,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::Config;
+    use super::super::tests::{MINIMAL, error_of};
+    use std::time::Duration;
+
+    #[test]
+    fn rdap_and_parked_keys() {
+        let c = Config::parse(MINIMAL).expect("valid");
+        assert!(c.rdap.enabled && c.rdap.base_urls.is_empty());
+        assert_eq!(c.rdap.timeout, Duration::from_secs(10));
+        assert_eq!(c.parked.hosts, ["@", "www"]);
+        let text = format!(
+            "{MINIMAL}\n[rdap]\nenabled = false\ntimeout = \"3s\"\n[rdap.base_url]\n\"Old.Example.\" = \"https://rdap.test/\"\n[parked]\ndkim_selectors = [\"s1\"]\n"
+        );
+        let c = Config::parse(&text).expect("valid");
+        assert!(!c.rdap.enabled);
+        assert_eq!(c.rdap.timeout, Duration::from_secs(3));
+        assert_eq!(
+            c.rdap.base_urls.get("old.example").map(String::as_str),
+            Some("https://rdap.test/")
+        );
+        assert_eq!(c.parked.dkim_selectors, ["s1"]);
+        for (bad, key) in [
+            ("[rdap]\ntimeout = \"0s\"", "rdap.timeout"),
+            (
+                "[rdap]\nmax_response_size = \"1GiB\"",
+                "rdap.max_response_size",
+            ),
+            ("[rdap]\nwarn_days = 5\nfail_days = 10", "rdap.warn_days"),
+            (
+                "[rdap.base_url]\n\"old.example\" = \"ftp://x/\"",
+                "rdap.base_url",
+            ),
+            ("[rdap]\nbase = 1", "base"),
+            (
+                "[parked]\ndkim_selectors = [\"a b\"]",
+                "parked.dkim_selectors",
+            ),
+            ("[parked]\nhosts = [\"*\"]", "parked.hosts"),
+        ] {
+            let err = error_of(&format!("{MINIMAL}\n{bad}\n"));
+            assert!(err.contains(key), "{bad}: {err}");
+        }
+    }
+}
