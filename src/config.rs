@@ -19,8 +19,8 @@ pub use notify::{AuthRequirement, NotifyConfig, RelayConfig, RelayTls};
 use notify::{RawNotify, domain_policy, notify_config};
 pub use review::{AdminTcpConfig, PasswordSource, ReleaseConfig, ReleaseTls};
 use review::{RawRelease, admin_tcp, release, retention};
-pub use watch::{ParkedConfig, RdapConfig};
-use watch::{RawParked, RawRdap, parked_config, rdap_config};
+pub use watch::{ExitConfig, ParkedConfig, RdapConfig};
+use watch::{RawExit, RawParked, RawRdap, exit_config, parked_config, rdap_config};
 
 /// Where the CLI looks for the config when `-c` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "config/reclaim.toml";
@@ -65,6 +65,8 @@ pub struct Config {
     pub rdap: RdapConfig,
     /// `[parked]`: what `check-dns` expects of a domain that sends no mail.
     pub parked: ParkedConfig,
+    /// `[exit]`: read by `report --exit` only.
+    pub exit: ExitConfig,
 }
 
 /// `[server]`: the SMTP listener and its limits.
@@ -185,6 +187,8 @@ struct RawConfig {
     rdap: RawRdap,
     #[serde(default)]
     parked: RawParked,
+    #[serde(default)]
+    exit: RawExit,
 }
 
 #[derive(Deserialize, Default)]
@@ -513,6 +517,7 @@ impl RawConfig {
         let release = self.release.map(release).transpose()?;
         let rdap = rdap_config(self.rdap)?;
         let parked = parked_config(self.parked)?;
+        let exit = exit_config(self.exit)?;
         let retention = retention(&self.store, &self.domain)?;
         let audit_retention = duration(
             "store.audit_retention",
@@ -551,6 +556,7 @@ impl RawConfig {
             release,
             rdap,
             parked,
+            exit,
         })
     }
 }

@@ -13,6 +13,7 @@ mod manage;
 mod mbox;
 mod release;
 mod render;
+mod exit_rule;
 mod report;
 mod serve;
 mod show;
@@ -155,7 +156,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             reason.as_deref(),
             *json,
         ),
-        Command::Report { since, json, csv } => {
+        Command::Report { exit: true, json, .. } => {
+            exit_rule::run(&ReviewContext::new(&args)?, *json, now)
+        }
+        Command::Report {
+            since, json, csv, ..
+        } => {
             let filter = filter::Filter::new(
                 &args::FilterArgs {
                     since: since.clone(),

@@ -58,6 +58,48 @@ pub struct ParkedConfig {
     pub hosts: Vec<String>,
 }
 
+/// `[exit]`: when `report --exit` says a domain's mail can end for good.
+#[derive(Debug, Clone)]
+pub struct ExitConfig {
+    /// No legitimate sender for this long: the domain may get a null MX.
+    pub quiet_after: Duration,
+    /// A told sender who writes again later than this after the first message "still writes".
+    pub grace: Duration,
+    /// Weeks shown in the trend.
+    pub weeks: usize,
+}
+
+impl Default for ExitConfig {
+    fn default() -> Self {
+        Self {
+            quiet_after: Duration::from_secs(90 * 86_400),
+            grace: Duration::from_secs(86_400),
+            weeks: 12,
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawExit {
+    quiet_after: Option<String>,
+    grace: Option<String>,
+    weeks: Option<usize>,
+}
+
+pub(super) fn exit_config(raw: RawExit) -> Result<ExitConfig, ConfigError> {
+    let d = ExitConfig::default();
+    let weeks = raw.weeks.unwrap_or(d.weeks);
+    if !(1..=520).contains(&weeks) {
+        return Err(invalid("exit.weeks", "must be between 1 and 520"));
+    }
+    Ok(ExitConfig {
+        quiet_after: duration("exit.quiet_after", raw.quiet_after, d.quiet_after)?,
+        grace: duration("exit.grace", raw.grace, d.grace)?,
+        weeks,
+    })
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRdap {
