@@ -27,8 +27,7 @@ pub struct Fact {
 /// was off. Unchecked mail counts, so that an unchecked sender keeps the domain open
 /// rather than letting the rule fire on a guess.
 pub fn legitimate(automated: bool, auth: Option<&crate::summary::AuthResults>) -> bool {
-    !automated
-        && auth.is_none_or(|a| [&a.spf, &a.dkim, &a.dmarc].iter().any(|r| *r == "pass"))
+    !automated && auth.is_none_or(|a| [&a.spf, &a.dkim, &a.dmarc].iter().any(|r| *r == "pass"))
 }
 
 /// One week of a domain's mail.
@@ -256,7 +255,10 @@ mod tests {
         assert!(legitimate(false, Some(&pass)));
         assert!(!legitimate(false, Some(&fail)));
         assert!(!legitimate(true, Some(&pass)));
-        assert!(legitimate(false, None), "unchecked mail keeps the domain open");
+        assert!(
+            legitimate(false, None),
+            "unchecked mail keeps the domain open"
+        );
     }
 
     #[test]

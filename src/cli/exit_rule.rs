@@ -14,10 +14,9 @@ use crate::domains::Mode;
 use crate::exit::{self, DomainSetting, Fact, Verdict};
 
 pub fn run(context: &ReviewContext, json: bool, now: i64) -> anyhow::Result<()> {
-    let config = context
-        .config
-        .as_ref()
-        .context("report --exit needs the config (-c): it reads the domains' modes, retention and [exit]")?;
+    let config = context.config.as_ref().context(
+        "report --exit needs the config (-c): it reads the domains' modes, retention and [exit]",
+    )?;
     let listed = list::fetch(context, None, &Filter::default())?;
     let facts: Vec<Fact> = listed
         .iter()

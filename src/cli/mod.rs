@@ -5,6 +5,7 @@ mod args;
 mod audit;
 mod check_config;
 mod check_dns;
+mod exit_rule;
 mod export;
 mod filter;
 mod keygen;
@@ -13,7 +14,6 @@ mod manage;
 mod mbox;
 mod release;
 mod render;
-mod exit_rule;
 mod report;
 mod serve;
 mod show;
@@ -156,9 +156,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             reason.as_deref(),
             *json,
         ),
-        Command::Report { exit: true, json, .. } => {
-            exit_rule::run(&ReviewContext::new(&args)?, *json, now)
-        }
+        Command::Report {
+            exit: true, json, ..
+        } => exit_rule::run(&ReviewContext::new(&args)?, *json, now),
         Command::Report {
             since, json, csv, ..
         } => {
