@@ -15,7 +15,9 @@ const DAY: i64 = 86_400;
 
 const REST: &str = r#"
 [dns]
-resolver = "off"
+resolver = "static"
+[dns.static]
+"mx.old.example A" = ["192.0.2.25"]
 
 [exit]
 quiet_after = "90d"
@@ -32,6 +34,9 @@ retention = "400d"
 [[domain]]
 name = "short.example"
 retention = "30d"
+[[domain]]
+name = "ended.example"
+retention = "400d"
 "#;
 
 /// One message as it would have arrived `days_ago`.
@@ -135,6 +140,8 @@ async fn the_exit_rule_fires_only_when_legitimate_senders_have_stopped() {
         },
         // short.example: kept 30 days only, so 90 quiet days cannot be shown.
         automated(3, "y@short.example"),
+        // ended.example: nothing at all for 100 days.
+        mail(100, "z@ended.example", "e@partner.example", "pass"),
     ];
     {
         let (store, _) = Store::open(&gw.store).expect("store");
@@ -214,5 +221,31 @@ async fn the_exit_rule_fires_only_when_legitimate_senders_have_stopped() {
     );
     assert!(text.contains("    quiet.example. MX 0 ."), "{text}");
     assert!(text.contains("and still writing") && text.contains("and stopped"));
+
+    // check-dns on the gateway reads only receive times: it sees that ended.example gets
+    // no mail at all, and that quiet.example still gets some (it cannot tell it is spam).
+    let out = gw.cli(&["check-dns", "--json"]).await;
+    let found: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("json");
+    let exit = |name: &str| {
+        found
+            .iter()
+            .find(|f| f["check"] == "exit-rule" && f["domain"] == name)
+            .unwrap_or_else(|| panic!("no exit-rule finding for {name}: {found:?}"))
+            .clone()
+    };
+    let ended = exit("ended.example");
+    assert_eq!(ended["status"], "warn");
+    assert!(
+        ended["fix"]
+            .as_str()
+            .is_some_and(|f| f.contains("ended.example. MX 0 ."))
+    );
+    assert_eq!(exit("quiet.example")["status"], "pass");
+    assert!(
+        exit("quiet.example")["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("report --exit"))
+    );
+    assert_eq!(exit("short.example")["status"], "pass");
     gw.stop().await;
 }

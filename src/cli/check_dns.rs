@@ -57,6 +57,16 @@ pub fn run(
         }
         all
     });
+    let mut findings = findings;
+    let names: Vec<String> = domains
+        .iter()
+        .map(|d| crate::domains::normalize(d).unwrap_or_else(|| d.clone()))
+        .collect();
+    findings.extend(super::exit_rule::gateway_findings(
+        &config,
+        &names,
+        crate::retention::unix_now(),
+    ));
     if json {
         println!("{}", serde_json::to_string_pretty(&findings)?);
     } else {

@@ -10,6 +10,7 @@ use super::ReviewContext;
 use super::filter::{Filter, format_time};
 use super::list;
 use super::terminal::{sanitize, write_json};
+use crate::dnscheck::{Finding, Status};
 use crate::domains::Mode;
 use crate::exit::{self, DomainSetting, Fact, Verdict};
 
@@ -107,4 +108,75 @@ pub fn run(context: &ReviewContext, json: bool, now: i64) -> anyhow::Result<()> 
     }
     out.flush()?;
     Ok(())
+}
+
+/// The gateway's side of the exit rule for `check-dns`, from plaintext index fields only
+/// (receive times per domain): it can only see that no mail of any kind arrived, which
+/// implies that no legitimate sender wrote. Nothing when the admin socket does not answer.
+pub fn gateway_findings(
+    config: &crate::config::Config,
+    domains: &[String],
+    now: i64,
+) -> Vec<Finding> {
+    let client = crate::admin::client::AdminClient::new(&config.admin.socket);
+    let quiet = config.exit.quiet_after.as_secs() as i64;
+    let cutoff = now - quiet;
+    let newest =
+        |domain: &str, bound: &str| -> Result<Option<i64>, crate::admin::client::ClientError> {
+            let page: crate::admin::MessagePage = client.get_json(&format!(
+                "/v1/messages?limit=1&domain={}&{bound}={cutoff}",
+                crate::admin::http::percent_encode(domain)
+            ))?;
+            Ok(page.messages.first().map(|m| m.received_at))
+        };
+    let mut out = Vec::new();
+    for domain in domains.iter().map(String::as_str) {
+        let (Ok(recent), Ok(old)) = (newest(domain, "since"), newest(domain, "until")) else {
+            return Vec::new();
+        };
+        let retention = config.store.retention.for_domains(&[domain.to_owned()]);
+        let days = quiet / 86_400;
+        let (status, detail, fix) = if let Some(last) = recent {
+            (
+                Status::Pass,
+                format!(
+                    "mail still arrives (last {}); `reclaim report --exit` tells partners from spam",
+                    format_time(last)
+                ),
+                None,
+            )
+        } else if (retention.as_secs() as i64) < quiet {
+            (
+                Status::Pass,
+                format!(
+                    "no mail for {days} day(s), but messages are kept only {} day(s): cannot tell",
+                    retention.as_secs() / 86_400
+                ),
+                None,
+            )
+        } else if old.is_none() {
+            (
+                Status::Pass,
+                format!("no mail stored that reaches back {days} day(s): cannot tell yet"),
+                None,
+            )
+        } else {
+            (
+                Status::Warn,
+                format!("no mail at all for {days} day(s): its mail can end for good"),
+                Some(format!(
+                    "publish {}; keep the registration",
+                    exit::end_records(domain).join("; ")
+                )),
+            )
+        };
+        out.push(Finding {
+            domain: domain.to_owned(),
+            check: "exit-rule",
+            status,
+            detail,
+            fix,
+        });
+    }
+    out
 }

@@ -5,7 +5,7 @@ mod args;
 mod audit;
 mod check_config;
 mod check_dns;
-mod exit_rule;
+pub(crate) mod exit_rule;
 mod export;
 mod filter;
 mod keygen;
