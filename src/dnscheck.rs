@@ -49,7 +49,16 @@ fn finding(
 pub fn evaluate_mx(domain: &str, mx_hosts: &[String], gateway: &str) -> Finding {
     let fix = Some(format!("{domain}. MX 10 {gateway}."));
     let ours = |h: &String| h.trim_end_matches('.').eq_ignore_ascii_case(gateway);
-    if mx_hosts.is_empty() {
+    if mx_hosts.len() == 1 && mx_hosts[0].trim_end_matches('.').is_empty() {
+        // The end state the exit rule leads to (RFC 7505).
+        finding(
+            domain,
+            "mx",
+            Status::Pass,
+            "null MX: this domain's mail has ended for good; remove it from [[domain]] once its quarantine has expired",
+            None,
+        )
+    } else if mx_hosts.is_empty() {
         finding(
             domain,
             "mx",
@@ -312,6 +321,10 @@ mod tests {
             Status::Fail
         );
         assert_eq!(evaluate_mx("old.example", &[], gw).status, Status::Fail);
+        assert_eq!(
+            evaluate_mx("old.example", &s(&[""]), gw).status,
+            Status::Pass
+        );
         assert_eq!(
             evaluate_spf("old.example", &s(&["v=spf1 -all"])).status,
             Status::Pass
