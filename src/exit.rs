@@ -278,11 +278,11 @@ mod tests {
         assert_eq!(busy.told_and_still_writing, ["a@partner.example"]);
         assert!(busy.records.is_empty());
         assert!(matches!(
-            run(&[old.clone()], settings(true, 30)).verdict,
+            run(std::slice::from_ref(&old), settings(true, 30)).verdict,
             Verdict::CannotTell { .. }
         ));
         assert!(matches!(
-            run(&[spam.clone()], settings(true, 365)).verdict,
+            run(std::slice::from_ref(&spam), settings(true, 365)).verdict,
             Verdict::CannotTell { .. }
         ));
         let silent = run(&[old], settings(false, 365));
