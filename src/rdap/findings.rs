@@ -192,7 +192,7 @@ mod tests {
         assert_eq!(days_left(now + day * 2 + Duration::from_secs(5), now), 2);
         let locked = evaluate(
             "old.example",
-            &Ok(reg(&REGISTRY_LOCK_STATUSES, None)),
+            &Ok(reg(&crate::rdap::registration::REGISTRY_LOCK, None)),
             now,
             &c,
         );
@@ -202,6 +202,4 @@ mod tests {
         let gone = evaluate("old.example", &Err(RdapError::NotFound), now, &c);
         assert_eq!((gone.len(), gone[0].status), (1, Status::Fail));
     }
-
-    const REGISTRY_LOCK_STATUSES: [&str; 3] = super::super::registration::REGISTRY_LOCK;
 }
