@@ -78,6 +78,7 @@ pub fn evaluate(
         }
     };
     let registrar = r.registrar.as_deref().unwrap_or("your registrar");
+    let named = r.registrar.as_deref().unwrap_or("not published");
     let alarms = r.alarms();
     let registration = if !alarms.is_empty() {
         finding(
@@ -99,7 +100,7 @@ pub fn evaluate(
                 REGISTRATION,
                 Status::Warn,
                 format!(
-                    "the registry publishes no expiry date (registrar: {registrar}); none is guessed"
+                    "the registry publishes no expiry date (registrar: {named}); none is guessed"
                 ),
                 Some(format!(
                     "ask {registrar} for the paid-until date of {domain}, turn on automatic renewal, and put the date in your calendar"
@@ -116,12 +117,9 @@ pub fn evaluate(
                     Status::Pass
                 };
                 let detail = if days < 0 {
-                    format!(
-                        "expired {} day(s) ago ({date}), registrar {registrar}",
-                        -days
-                    )
+                    format!("expired {} day(s) ago ({date}), registrar {named}", -days)
                 } else {
-                    format!("expires {date}, in {days} day(s), registrar {registrar}")
+                    format!("expires {date}, in {days} day(s), registrar {named}")
                 };
                 let fix = (status != Status::Pass).then(|| {
                     format!("renew {domain} with {registrar} now, for several years, and turn on automatic renewal")
