@@ -5,8 +5,10 @@ use serde::Serialize;
 
 use crate::dns::{Dns, DnsError};
 
+mod leftover;
 mod parked;
 
+pub use leftover::{HostRecords, evaluate_host};
 pub use parked::check_parked;
 
 /// How a check came out.

@@ -2,6 +2,7 @@
 //! parked-domain practice): subdomains rejected by DMARC, reports going somewhere alive, no
 //! DKIM key left, and no address or alias left pointing at something given up.
 
+use super::leftover::{HostRecords, evaluate_host};
 use super::{Finding, Status, finding};
 use crate::config::ParkedConfig;
 use crate::dns::Dns;
@@ -249,77 +250,6 @@ pub fn evaluate_selectors(domain: &str, selectors: &[(String, Vec<String>)]) -> 
                 .join("; "),
         ),
     )
-}
-
-/// What one host name under the domain resolves to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HostRecords {
-    Nothing,
-    Addresses(Vec<std::net::IpAddr>),
-    Alias { target: String, resolves: bool },
-}
-
-/// Address records and aliases left behind: an alias to a name given up is a takeover.
-pub fn evaluate_host(domain: &str, host: &str, records: &HostRecords) -> Finding {
-    let check = "leftover-records";
-    match records {
-        HostRecords::Nothing => finding(
-            domain,
-            check,
-            Status::Pass,
-            format!("{host}: no address records or aliases"),
-            None,
-        ),
-        HostRecords::Alias {
-            target,
-            resolves: false,
-        } => finding(
-            domain,
-            check,
-            Status::Warn,
-            format!(
-                "{host} is an alias for {target}, which does not resolve: whoever claims {target} takes {host} over"
-            ),
-            Some(format!("remove {host}. CNAME {target}.")),
-        ),
-        HostRecords::Alias { target, .. }
-            if target == domain || target.ends_with(&format!(".{domain}")) =>
-        {
-            finding(
-                domain,
-                check,
-                Status::Pass,
-                format!("{host} is an alias within the domain ({target})"),
-                None,
-            )
-        }
-        HostRecords::Alias { target, .. } => finding(
-            domain,
-            check,
-            Status::Warn,
-            format!(
-                "{host} is an alias for {target}: make sure the organisation still controls it"
-            ),
-            Some(format!(
-                "remove {host}. CNAME {target}. unless you still run {target}"
-            )),
-        ),
-        HostRecords::Addresses(ips) => {
-            let list: Vec<String> = ips.iter().map(ToString::to_string).collect();
-            finding(
-                domain,
-                check,
-                Status::Warn,
-                format!(
-                    "{host} has address records ({}): a domain that only receives mail here needs none, and a given-up address is reused by others",
-                    list.join(", ")
-                ),
-                Some(format!(
-                    "remove the A/AAAA records of {host} unless you still run that host"
-                )),
-            )
-        }
-    }
 }
 
 /// Gathers the records and runs the parked-domain checks for `domain`.
