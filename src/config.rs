@@ -14,12 +14,15 @@ use crate::units::{parse_duration, parse_size};
 mod delivery;
 mod notify;
 mod review;
+mod watch;
 
 pub use delivery::DeliveryConfig;
 pub use notify::{AuthRequirement, NoticeLimits, NotifyConfig, RelayConfig, RelayTls};
 use notify::{RawNotify, domain_policy, notify_config};
 pub use review::{AdminTcpConfig, PasswordSource, ReleaseConfig, ReleaseTls};
 use review::{RawRelease, admin_tcp, release, retention};
+pub use watch::{ExitConfig, ParkedConfig, RdapConfig};
+use watch::{RawExit, RawParked, RawRdap, exit_config, parked_config, rdap_config};
 
 /// Where the CLI looks for the config when `-c` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "config/reclaim.toml";
@@ -60,6 +63,12 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// `[release]`: read by the CLI only.
     pub release: Option<ReleaseConfig>,
+    /// `[rdap]`: the registration watch.
+    pub rdap: RdapConfig,
+    /// `[parked]`: what `check-dns` expects of a domain that sends no mail.
+    pub parked: ParkedConfig,
+    /// `[exit]`: read by `report --exit` only.
+    pub exit: ExitConfig,
 }
 
 /// `[server]`: the SMTP listener and its limits.
@@ -176,6 +185,12 @@ struct RawConfig {
     #[serde(default)]
     metrics: RawMetrics,
     release: Option<RawRelease>,
+    #[serde(default)]
+    rdap: RawRdap,
+    #[serde(default)]
+    parked: RawParked,
+    #[serde(default)]
+    exit: RawExit,
 }
 
 #[derive(Deserialize, Default)]
@@ -502,6 +517,9 @@ impl RawConfig {
             internal_listener("admin.listen", tcp.listen, &server.listen)?;
         }
         let release = self.release.map(release).transpose()?;
+        let rdap = rdap_config(self.rdap)?;
+        let parked = parked_config(self.parked)?;
+        let exit = exit_config(self.exit)?;
         let retention = retention(&self.store, &self.domain)?;
         let audit_retention = duration(
             "store.audit_retention",
@@ -538,6 +556,9 @@ impl RawConfig {
             notify,
             metrics_listen,
             release,
+            rdap,
+            parked,
+            exit,
         })
     }
 }

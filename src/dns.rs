@@ -151,6 +151,28 @@ impl Dns {
         }
     }
 
+    /// The target of a CNAME at `name` (lower-case, no trailing dot), if there is one.
+    pub async fn cname(&self, name: &str) -> Result<Option<String>, DnsError> {
+        let clean = |t: &str| t.trim().trim_end_matches('.').to_ascii_lowercase();
+        match self {
+            Dns::Off => Err(DnsError::Off),
+            Dns::Static(table) => Ok(table.values(name, "CNAME").first().map(|t| clean(t))),
+            Dns::Live(auth) => {
+                let kind = mail_auth::hickory_resolver::proto::rr::RecordType::CNAME;
+                match auth.resolver().lookup(format!("{name}."), kind).await {
+                    Ok(lookup) => Ok(lookup.answers().iter().find_map(|r| match &r.data {
+                        mail_auth::hickory_resolver::proto::rr::RData::CNAME(target) => {
+                            Some(clean(&target.0.to_ascii()))
+                        }
+                        _ => None,
+                    })),
+                    Err(e) if e.is_no_records_found() => Ok(None),
+                    Err(e) => Err(DnsError::Lookup(e.to_string())),
+                }
+            }
+        }
+    }
+
     /// Addresses of a host (A then AAAA).
     pub async fn host_ips(&self, host: &str) -> Result<Vec<IpAddr>, DnsError> {
         match self {
@@ -316,9 +338,11 @@ impl StaticTable {
                 }
                 "A" => insert_both(&mut ipv4, names, parsed_set(values)),
                 "AAAA" => insert_both(&mut ipv6, names, parsed_set(values)),
+                // Only `check-dns` reads CNAMEs (through `values`); mail-auth needs none.
+                "CNAME" => {}
                 other => {
                     return Err(DnsError::Lookup(format!(
-                        "static DNS type {other:?} is not TXT, MX, A or AAAA"
+                        "static DNS type {other:?} is not TXT, MX, A, AAAA or CNAME"
                     )));
                 }
             }

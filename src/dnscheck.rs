@@ -5,6 +5,12 @@ use serde::Serialize;
 
 use crate::dns::{Dns, DnsError};
 
+mod leftover;
+mod parked;
+
+pub use leftover::{HostRecords, evaluate_host};
+pub use parked::check_parked;
+
 /// How a check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -45,7 +51,16 @@ fn finding(
 pub fn evaluate_mx(domain: &str, mx_hosts: &[String], gateway: &str) -> Finding {
     let fix = Some(format!("{domain}. MX 10 {gateway}."));
     let ours = |h: &String| h.trim_end_matches('.').eq_ignore_ascii_case(gateway);
-    if mx_hosts.is_empty() {
+    if mx_hosts.len() == 1 && mx_hosts[0].trim_end_matches('.').is_empty() {
+        // The end state the exit rule leads to (RFC 7505).
+        finding(
+            domain,
+            "mx",
+            Status::Pass,
+            "null MX: this domain's mail has ended for good; remove it from [[domain]] once its quarantine has expired",
+            None,
+        )
+    } else if mx_hosts.is_empty() {
         finding(
             domain,
             "mx",
@@ -308,6 +323,10 @@ mod tests {
             Status::Fail
         );
         assert_eq!(evaluate_mx("old.example", &[], gw).status, Status::Fail);
+        assert_eq!(
+            evaluate_mx("old.example", &s(&[""]), gw).status,
+            Status::Pass
+        );
         assert_eq!(
             evaluate_spf("old.example", &s(&["v=spf1 -all"])).status,
             Status::Pass

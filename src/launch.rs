@@ -50,6 +50,8 @@ pub enum LaunchError {
     Telemetry(#[from] crate::telemetry::TelemetryError),
     #[error("DNS: {0}")]
     Dns(String),
+    #[error("RDAP: {0}")]
+    Rdap(String),
     #[error("dev identity {path}: {source}")]
     DevIdentity {
         path: String,
@@ -223,8 +225,10 @@ pub async fn launch(config: &Config, shutdown: CancellationToken) -> Result<Runn
         config.store.purge_interval,
         shutdown.clone(),
     ));
+    let watch_task = tokio::spawn(registration_watch(config)?.run(shutdown.clone()));
     let task = tokio::spawn(async move {
         server::run(listeners, gateway, shutdown).await;
+        let _ = watch_task.await;
         let _ = admin_task.await;
         let _ = worker_task.await;
         let _ = purge_task.await;
@@ -237,6 +241,18 @@ pub async fn launch(config: &Config, shutdown: CancellationToken) -> Result<Runn
         admin_addr,
         tls,
         task,
+    })
+}
+
+/// The daily registration watch over every retired domain (it does nothing when `[rdap]`
+/// plans no lookup).
+fn registration_watch(config: &Config) -> Result<crate::rdap::watch::Watch, LaunchError> {
+    Ok(crate::rdap::watch::Watch {
+        client: crate::rdap::Client::from_config(&config.rdap)
+            .map_err(|e| LaunchError::Rdap(e.to_string()))?,
+        config: config.rdap.clone(),
+        dns: config.dns.clone(),
+        domains: config.domains.names().map(str::to_owned).collect(),
     })
 }
 

@@ -17,6 +17,8 @@
 //! - [`notice`]: who gets a notice, what it says, and its delivery worker.
 //! - [`auth`], [`dns`]: SPF/DKIM/DMARC at receive time; DNS off, live or a fixed table.
 //! - [`dnscheck`]: what a reclaimed domain's DNS needs (`check-dns`).
+//! - [`rdap`]: the registration watch (RDAP lookups, findings, the daily check).
+//! - [`exit`]: the exit rule (when a retired domain's mail can end for good), run by the CLI.
 //! - [`launch`]: brings a whole gateway up from a validated config.
 //! - [`telemetry`]: Prometheus metrics on an internal listener.
 //! - [`x509`], [`units`]: small parsers (certificate fields; sizes and durations).
@@ -31,9 +33,11 @@ pub mod config;
 pub mod dns;
 pub mod dnscheck;
 pub mod domains;
+pub mod exit;
 pub mod intake;
 pub mod launch;
 pub mod notice;
+pub mod rdap;
 pub mod retention;
 pub mod seal;
 pub mod server;

@@ -22,6 +22,11 @@ pub const NOTICES_SUPPRESSED: &str = "reclaim_notices_suppressed_total";
 pub const NOTICES_FAILED: &str = "reclaim_notices_failed_total";
 pub const OUTBOX: &str = "reclaim_notices_outbox";
 pub const TLS_CERT_EXPIRY: &str = "reclaim_tls_certificate_expiry_timestamp_seconds";
+pub const REGISTRATION_EXPIRY: &str = "reclaim_domain_registration_expiry_timestamp_seconds";
+pub const REGISTRATION_DAYS_LEFT: &str = "reclaim_domain_registration_days_left";
+pub const REGISTRATION_STATUS: &str = "reclaim_domain_registration_status";
+pub const REGISTRATION_LOCKED: &str = "reclaim_domain_registry_locked";
+pub const REGISTRATION_CHECKED: &str = "reclaim_domain_registration_checked_timestamp_seconds";
 
 /// Why the metrics listener could not start.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +88,26 @@ fn describe() {
     describe_gauge!(
         TLS_CERT_EXPIRY,
         "notAfter of the STARTTLS certificate, Unix seconds"
+    );
+    describe_gauge!(
+        REGISTRATION_EXPIRY,
+        "RDAP expiration date of a retired domain's registration, Unix seconds"
+    );
+    describe_gauge!(
+        REGISTRATION_DAYS_LEFT,
+        "whole days until a retired domain's registration expires, at the last check"
+    );
+    describe_gauge!(
+        REGISTRATION_STATUS,
+        "registration check of a retired domain: 0 pass, 1 warn, 2 fail"
+    );
+    describe_gauge!(
+        REGISTRATION_LOCKED,
+        "1 when the registry lock statuses are all set, else 0"
+    );
+    describe_gauge!(
+        REGISTRATION_CHECKED,
+        "time of the last successful RDAP lookup, Unix seconds"
     );
 }
 

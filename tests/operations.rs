@@ -25,11 +25,17 @@ resolver = "static"
 "good.example MX" = ["10 mx.old.example."]
 "mx.old.example A" = ["192.0.2.25"]
 "good.example TXT" = ["v=spf1 -all"]
-"_dmarc.good.example TXT" = ["v=DMARC1; p=reject"]
+"_dmarc.good.example TXT" = ["v=DMARC1; p=reject; sp=reject; rua=mailto:dmarc@new.example"]
+"new.example MX" = ["10 mx.new.example."]
+"good.example._report._dmarc.new.example TXT" = ["v=DMARC1"]
+"*._domainkey.good.example TXT" = ["v=DKIM1; p="]
 "bad.example MX" = ["10 mx.old.example.", "20 mx.parking.example."]
 "bad.example TXT" = ["v=spf1 include:_spf.mailer.example ~all"]
 "_dmarc.bad.example TXT" = ["v=DMARC1; p=none"]
 "_mta-sts.bad.example TXT" = ["v=STSv1; id=2019"]
+
+[parked]
+dkim_selectors = ["s2019"]
 
 [[domain]]
 name = "good.example"
@@ -60,7 +66,7 @@ async fn check_dns_reports_what_to_fix() {
         String::from_utf8_lossy(&good.stderr)
     );
     let findings: Vec<serde_json::Value> = serde_json::from_slice(&good.stdout).expect("json");
-    assert_eq!(findings.len(), 6);
+    assert_eq!(findings.len(), 12);
     assert!(
         findings.iter().all(|f| f["status"] == "pass"),
         "{findings:?}"

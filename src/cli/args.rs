@@ -225,6 +225,10 @@ pub enum Command {
         json: bool,
         #[arg(long)]
         csv: bool,
+        /// The exit rule per retired domain: last legitimate sender, weekly trend, who was
+        /// told and stopped or still writes, and the records that end its mail when quiet.
+        #[arg(long, conflicts_with_all = ["csv", "since"])]
+        exit: bool,
     },
     /// Counts and bytes per domain and per day, and holds.
     Stats {

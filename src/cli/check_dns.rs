@@ -37,14 +37,36 @@ pub fn run(
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let rdap = crate::rdap::Client::from_config(&config.rdap).context("setting up RDAP")?;
     let findings: Vec<Finding> = runtime.block_on(async {
         let mut all = Vec::new();
         for domain in &domains {
             let name = crate::domains::normalize(domain).unwrap_or_else(|| domain.clone());
             all.extend(check_domain(&dns, &name, &gateway).await);
+            all.extend(
+                crate::dnscheck::check_parked(
+                    &dns,
+                    &config.parked,
+                    &config.domains,
+                    &name,
+                    &gateway,
+                )
+                .await,
+            );
+            all.extend(crate::rdap::check(&rdap, &config.rdap, &config.dns, &name).await);
         }
         all
     });
+    let mut findings = findings;
+    let names: Vec<String> = domains
+        .iter()
+        .map(|d| crate::domains::normalize(d).unwrap_or_else(|| d.clone()))
+        .collect();
+    findings.extend(super::exit_rule::gateway_findings(
+        &config,
+        &names,
+        crate::clock::unix_now(),
+    ));
     if json {
         println!("{}", serde_json::to_string_pretty(&findings)?);
     } else {

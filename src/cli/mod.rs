@@ -5,6 +5,7 @@ mod args;
 mod audit;
 mod check_config;
 mod check_dns;
+pub(crate) mod exit_rule;
 mod export;
 mod filter;
 mod keygen;
@@ -160,7 +161,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             reason.as_deref(),
             *json,
         ),
-        Command::Report { since, json, csv } => {
+        Command::Report {
+            exit: true, json, ..
+        } => exit_rule::run(&ReviewContext::new(&args)?, *json, now),
+        Command::Report {
+            since, json, csv, ..
+        } => {
             let filter = filter::Filter::new(
                 &args::FilterArgs {
                     since: since.clone(),

@@ -2,6 +2,7 @@
 //! client, and a runner for the real `reclaim` binary.
 #![allow(dead_code)]
 
+pub mod rdap;
 pub mod recorder;
 
 use std::io::Write;

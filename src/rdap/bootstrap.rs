@@ -1,0 +1,124 @@
+//! The IANA bootstrap file for DNS (RFC 9224): which RDAP service answers for which
+//! top-level domain. reclaim reads it from disk, never from the network, so that the
+//! operator decides when it changes.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::RdapError;
+
+/// The largest bootstrap file read (IANA's is about 100 KiB).
+const MAX_BOOTSTRAP_SIZE: u64 = 4 * 1024 * 1024;
+
+/// Labels (lower-case, Punycode) to base URLs.
+#[derive(Debug, Default)]
+pub struct Bootstrap {
+    services: HashMap<String, Vec<String>>,
+}
+
+#[derive(Deserialize)]
+struct RawFile {
+    services: Vec<(Vec<String>, Vec<String>)>,
+}
+
+impl Bootstrap {
+    /// Reads and parses the file at `path`.
+    pub fn load(path: &Path) -> Result<Self, RdapError> {
+        let error = |message: String| RdapError::Bootstrap {
+            path: path.display().to_string(),
+            message,
+        };
+        let size = std::fs::metadata(path)
+            .map_err(|e| error(e.to_string()))?
+            .len();
+        if size > MAX_BOOTSTRAP_SIZE {
+            return Err(error(format!("larger than {MAX_BOOTSTRAP_SIZE} bytes")));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
+        Self::parse(&text).map_err(error)
+    }
+
+    /// Parses the bootstrap JSON.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let raw: RawFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let mut services = HashMap::new();
+        for (labels, urls) in raw.services {
+            for label in labels {
+                services.insert(label.trim_matches('.').to_ascii_lowercase(), urls.clone());
+            }
+        }
+        Ok(Self { services })
+    }
+
+    /// The base URL for `domain`: the longest matching entry (RFC 9224 4), an HTTPS URL
+    /// preferred where the entry lists several.
+    pub fn base_url(&self, domain: &str) -> Result<String, RdapError> {
+        let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        let mut suffix = domain.as_str();
+        let mut best = None;
+        loop {
+            if let Some(urls) = self.services.get(suffix) {
+                best = Some(urls);
+                break;
+            }
+            match suffix.split_once('.') {
+                Some((_, rest)) => suffix = rest,
+                None => break,
+            }
+        }
+        let tld = domain.rsplit('.').next().unwrap_or(&domain).to_owned();
+        let urls = best.ok_or_else(|| RdapError::NoService(tld.clone()))?;
+        urls.iter()
+            .find(|u| u.starts_with("https://"))
+            .or_else(|| urls.first())
+            .cloned()
+            .ok_or(RdapError::NoService(tld))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = r#"{
+        "version": "1.0",
+        "publication": "2026-01-01T00:00:00Z",
+        "services": [
+            [["com", "net"], ["http://rdap.verisign.example/", "https://rdap.verisign.example/"]],
+            [["nl"], ["https://rdap.sidn.example/"]],
+            [["co.nl"], ["https://rdap.second-level.example/"]]
+        ]
+    }"#;
+
+    #[test]
+    fn longest_match_and_https_first() {
+        let b = Bootstrap::parse(FILE).expect("valid");
+        assert_eq!(
+            b.base_url("old.com").expect("com"),
+            "https://rdap.verisign.example/"
+        );
+        assert_eq!(
+            b.base_url("Gemeente.NL.").expect("nl"),
+            "https://rdap.sidn.example/"
+        );
+        assert_eq!(
+            b.base_url("x.co.nl").expect("co.nl"),
+            "https://rdap.second-level.example/"
+        );
+        assert_eq!(
+            b.base_url("old.de"),
+            Err(RdapError::NoService("de".to_owned()))
+        );
+        assert!(Bootstrap::parse("{\"services\": 3}").is_err());
+    }
+
+    #[test]
+    fn the_shipped_file_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/rdap-dns.json");
+        let b = Bootstrap::load(&path).expect("shipped bootstrap file");
+        assert!(b.base_url("example.com").is_ok());
+        assert!(b.base_url("example.nl").is_ok());
+    }
+}
