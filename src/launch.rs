@@ -269,7 +269,7 @@ fn load_templates(config: &Config) -> Result<Templates, LaunchError> {
         );
         return Ok(Templates::default());
     }
-    Ok(Templates::load(&config.notify.templates)?)
+    Ok(Templates::load(config.notify.templates.as_deref())?)
 }
 
 fn log_reconciliation(report: &crate::store::Reconciliation) {

@@ -23,8 +23,8 @@ pub struct NotifyConfig {
     /// Undelivered notices are dropped after this long.
     pub max_age: Duration,
     pub relay: Option<RelayConfig>,
-    /// Folder with one template per language (`en.txt`, `nl.txt`).
-    pub templates: PathBuf,
+    /// Folder whose `en.txt` / `nl.txt` override the built-in templates; `None`: built-in.
+    pub templates: Option<PathBuf>,
     /// How long notices say the copy is kept; default: the domain's retention.
     pub retention: Option<Duration>,
     /// Port of the senders' MX hosts for direct delivery (25 but in tests).
@@ -324,9 +324,7 @@ pub(super) fn notify_config(raw: RawNotify) -> Result<NotifyConfig, ConfigError>
             Duration::from_secs(2 * 86400),
         )?,
         relay,
-        templates: raw
-            .templates
-            .unwrap_or_else(|| PathBuf::from("config/notices")),
+        templates: raw.templates,
         retention: match raw.retention {
             Some(text) => Some(duration("notify.retention", Some(text), Duration::ZERO)?),
             None => None,

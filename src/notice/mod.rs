@@ -195,10 +195,7 @@ mod tests {
         let config = Config::parse(CONFIG).expect("config");
         let dir = tempfile::tempdir().expect("tempdir");
         let (store, _) = Store::open(dir.path()).expect("store");
-        let templates = Templates::load(
-            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/notices"),
-        )
-        .expect("shipped templates");
+        let templates = Templates::built_in();
         let retention = RetentionPolicy::new(std::time::Duration::from_secs(30 * 86400), vec![]);
         let summary = Summary {
             mail_from: "partner@partner.example".into(),

@@ -1,5 +1,6 @@
-//! Notice templates: one UTF-8 text file per language (`en.txt`, `nl.txt`), a `Subject:`
-//! line, a blank line, then the body, with `{placeholders}` filled in per notice.
+//! Notice templates: per language (`en`, `nl`) a `Subject:` line, a blank line, then the
+//! body, with `{placeholders}` filled in per notice. The shipped texts are built into the
+//! binary; `[notify] templates` names a folder whose `en.txt` / `nl.txt` override them.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -43,20 +44,57 @@ pub struct Templates {
     by_language: HashMap<&'static str, Template>,
 }
 
+/// The shipped texts (`config/notices/`), compiled in so that a gateway started from any
+/// directory, or from a package, has them.
+const BUILT_IN: [(Language, &str); 2] = [
+    (Language::En, include_str!("../../config/notices/en.txt")),
+    (Language::Nl, include_str!("../../config/notices/nl.txt")),
+];
+
 impl Templates {
-    /// Loads `en.txt` and `nl.txt` from `dir`.
-    pub fn load(dir: &Path) -> Result<Self, TemplateError> {
-        let mut by_language = HashMap::new();
-        for language in [Language::En, Language::Nl] {
+    /// The built-in English and Dutch templates.
+    pub fn built_in() -> Self {
+        let by_language = BUILT_IN
+            .iter()
+            .map(|(language, text)| {
+                let template = Template::parse(text)
+                    .expect("the built-in templates are checked by shipped_templates_are_valid");
+                (language.code(), template)
+            })
+            .collect();
+        Self { by_language }
+    }
+
+    /// The built-in templates, each replaced by `DIR/en.txt` or `DIR/nl.txt` where `dir` has
+    /// one; `None` keeps them all. The folder itself must exist, so that a mistyped path is
+    /// an error rather than a silent fallback.
+    pub fn load(dir: Option<&Path>) -> Result<Self, TemplateError> {
+        let mut templates = Self::built_in();
+        let Some(dir) = dir else {
+            return Ok(templates);
+        };
+        if !dir.is_dir() {
+            return Err(TemplateError::Invalid {
+                path: dir.display().to_string(),
+                message: "not a folder (it should hold en.txt and/or nl.txt)".to_owned(),
+            });
+        }
+        for (language, _) in BUILT_IN {
             let path = dir.join(format!("{}.txt", language.code()));
             let invalid = |message: String| TemplateError::Invalid {
                 path: path.display().to_string(),
                 message,
             };
-            let text = std::fs::read_to_string(&path).map_err(|e| invalid(e.to_string()))?;
-            by_language.insert(language.code(), Template::parse(&text).map_err(invalid)?);
+            let text = match std::fs::read_to_string(&path) {
+                Ok(text) => text,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(invalid(e.to_string())),
+            };
+            templates
+                .by_language
+                .insert(language.code(), Template::parse(&text).map_err(invalid)?);
         }
-        Ok(Self { by_language })
+        Ok(templates)
     }
 
     pub fn get(&self, language: Language) -> Option<&Template> {
@@ -166,9 +204,33 @@ mod tests {
     }
 
     #[test]
+    fn overrides_replace_one_language_and_a_missing_folder_is_an_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("nl.txt"),
+            "Subject: Eigen tekst\n\nHallo.\n",
+        )
+        .expect("write");
+        let templates = Templates::load(Some(dir.path())).expect("loads");
+        assert_eq!(
+            templates.get(Language::Nl).expect("nl").subject,
+            "Eigen tekst"
+        );
+        assert_eq!(
+            templates.get(Language::En),
+            Templates::built_in().get(Language::En),
+            "English keeps the built-in text"
+        );
+        let missing = Templates::load(Some(&dir.path().join("nope"))).expect_err("refused");
+        assert!(missing.to_string().contains("not a folder"), "{missing}");
+        std::fs::write(dir.path().join("en.txt"), "Subject: {old_address}\n\nx\n").expect("write");
+        let bad = Templates::load(Some(dir.path())).expect_err("refused");
+        assert!(bad.to_string().contains("en.txt"), "{bad}");
+    }
+
+    #[test]
     fn shipped_templates_are_valid() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/notices");
-        let templates = Templates::load(&dir).expect("shipped templates load");
+        let templates = Templates::built_in();
         assert!(
             templates
                 .get(Language::Nl)
