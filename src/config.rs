@@ -13,6 +13,7 @@ use crate::units::{parse_duration, parse_size};
 
 mod delivery;
 mod notify;
+mod paths;
 mod review;
 mod watch;
 
@@ -295,16 +296,19 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        Self::parse(&text).map_err(|err| match err {
+        let mut config = Self::parse(&text).map_err(|err| match err {
             ConfigError::Parse { message, .. } => ConfigError::Parse {
                 path: path.to_owned(),
                 message,
             },
             other => other,
-        })
+        })?;
+        paths::anchor(&mut config, &paths::base_of(path));
+        Ok(config)
     }
 
-    /// Validates config text. Paths in it are taken relative to the working directory.
+    /// Validates config text. Paths in it stay as written; [`Config::load`] takes relative
+    /// ones from the config file's folder.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|err| ConfigError::Parse {
             path: PathBuf::new(),

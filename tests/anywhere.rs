@@ -1,6 +1,7 @@
 //! A gateway started as a package or a container starts it: from a working directory that is
 //! not the checkout, with notices configured and no `templates` key. The built-in English and
-//! Dutch templates must go out.
+//! Dutch templates must go out, and relative paths in the config are taken from the config
+//! file's folder, never from the working directory.
 
 mod common;
 
@@ -42,11 +43,11 @@ async fn built_in_templates_go_out_in_english_and_dutch_from_any_directory() {
 hostname = "mx.old.example"
 listen = ["{smtp}"]
 [store]
-path = {store:?}
+path = "store"
 [seal]
 recipients = ["{recipient}"]
 [admin]
-socket = {socket:?}
+socket = "admin.sock"
 [dns]
 resolver = "off"
 [[domain]]
@@ -63,8 +64,6 @@ require = "none"
 relay = "{relay}"
 relay_tls = "none"
 "#,
-        store = home.path().join("store"),
-        socket = home.path().join("admin.sock"),
         relay = relay.addr,
     );
     let config_path = common::write_file(home.path(), "reclaim.toml", config.as_bytes());
@@ -121,5 +120,15 @@ relay_tls = "none"
         got[1].data.contains("piet@nieuw.example"),
         "{}",
         got[1].data
+    );
+
+    assert!(
+        home.path().join("store/index.redb").is_file() && home.path().join("admin.sock").exists(),
+        "the store and the socket are beside the config file"
+    );
+    assert_eq!(
+        std::fs::read_dir(elsewhere.path()).expect("list").count(),
+        0,
+        "nothing is written to the working directory"
     );
 }

@@ -18,8 +18,9 @@ const MAX_RDAP_RESPONSE_SIZE: u64 = 16 * 1024 * 1024;
 pub struct RdapConfig {
     /// `enabled = false` turns every RDAP lookup off, explicit base URLs included.
     pub enabled: bool,
-    /// The IANA bootstrap file for DNS (RFC 9224), shipped and refreshed by the operator.
-    pub bootstrap: PathBuf,
+    /// A current copy of the IANA bootstrap file for DNS (RFC 9224); `None`: the copy built
+    /// into the binary.
+    pub bootstrap: Option<PathBuf>,
     /// Per domain: the RDAP base URL to ask instead of the bootstrap's.
     pub base_urls: BTreeMap<String, String>,
     /// Connect, request and body together, per lookup.
@@ -37,7 +38,7 @@ impl Default for RdapConfig {
     fn default() -> Self {
         Self {
             enabled: true,
-            bootstrap: PathBuf::from("config/rdap-dns.json"),
+            bootstrap: None,
             base_urls: BTreeMap::new(),
             timeout: Duration::from_secs(10),
             max_response_size: 256 * 1024,
@@ -158,7 +159,7 @@ pub(super) fn rdap_config(raw: RawRdap) -> Result<RdapConfig, ConfigError> {
     }
     Ok(RdapConfig {
         enabled: raw.enabled.unwrap_or(d.enabled),
-        bootstrap: raw.bootstrap.unwrap_or(d.bootstrap),
+        bootstrap: raw.bootstrap.or(d.bootstrap),
         base_urls,
         timeout: duration("rdap.timeout", raw.timeout, d.timeout)?,
         max_response_size,

@@ -23,7 +23,22 @@ struct RawFile {
     services: Vec<(Vec<String>, Vec<String>)>,
 }
 
+/// The copy shipped in `config/rdap-dns.json`, built in so that it is there wherever the
+/// gateway starts.
+const BUILT_IN: &str = include_str!("../../config/rdap-dns.json");
+
 impl Bootstrap {
+    /// The operator's file at `path`, or the built-in copy.
+    pub fn from_config(path: Option<&Path>) -> Result<Self, RdapError> {
+        match path {
+            Some(path) => Self::load(path),
+            None => Self::parse(BUILT_IN).map_err(|message| RdapError::Bootstrap {
+                path: "the built-in bootstrap".to_owned(),
+                message,
+            }),
+        }
+    }
+
     /// Reads and parses the file at `path`.
     pub fn load(path: &Path) -> Result<Self, RdapError> {
         let error = |message: String| RdapError::Bootstrap {
@@ -115,9 +130,8 @@ mod tests {
     }
 
     #[test]
-    fn the_shipped_file_parses() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/rdap-dns.json");
-        let b = Bootstrap::load(&path).expect("shipped bootstrap file");
+    fn the_built_in_copy_parses() {
+        let b = Bootstrap::from_config(None).expect("built-in bootstrap");
         assert!(b.base_url("example.com").is_ok());
         assert!(b.base_url("example.nl").is_ok());
     }

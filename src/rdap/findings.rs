@@ -66,9 +66,13 @@ pub fn evaluate(
                 format!("registration not checked: {e}"),
                 Some(match e {
                     RdapError::NoService(_) | RdapError::Bootstrap { .. } => format!(
-                        "refresh {} from https://data.iana.org/rdap/dns.json or set [rdap.base_url] \"{domain}\"; \
-                         without RDAP, check the paid-until date with your registrar",
-                        config.bootstrap.display()
+                        "set [rdap] bootstrap to a current copy of https://data.iana.org/rdap/dns.json \
+                         (now: {}) or set [rdap.base_url] \"{domain}\"; without RDAP, check the \
+                         paid-until date with your registrar",
+                        config
+                            .bootstrap
+                            .as_ref()
+                            .map_or("the built-in copy".to_owned(), |p| p.display().to_string())
                     ),
                     _ => "check the expiry date with your registrar; if this persists, set \
                           [rdap.base_url] for this domain"

@@ -79,7 +79,9 @@ pub async fn lookup(
         Plan::Off | Plan::Offline => return None,
         Plan::Url(url) => url,
         Plan::Bootstrap => {
-            match bootstrap::Bootstrap::load(&config.bootstrap).and_then(|b| b.base_url(domain)) {
+            match bootstrap::Bootstrap::from_config(config.bootstrap.as_deref())
+                .and_then(|b| b.base_url(domain))
+            {
                 Ok(url) => url,
                 Err(e) => return Some(Err(e)),
             }
