@@ -4,8 +4,6 @@
 //! original: the sender may be forged.
 
 pub mod compose;
-mod deadline;
-mod dialogue;
 pub mod reachable;
 pub mod template;
 pub mod transport;
