@@ -15,6 +15,8 @@
 //! - [`admin`]: the internal HTTP+JSON API on a Unix socket (optionally mutual TLS on TCP),
 //!   every request audited, and its client.
 //! - [`notice`]: who gets a notice, what it says, and its delivery worker.
+//! - [`smtp_client`]: the outgoing SMTP client of notices and `release`, every step under
+//!   a deadline (connect, each reply, the whole attempt).
 //! - [`auth`], [`dns`]: SPF/DKIM/DMARC at receive time; DNS off, live or a fixed table.
 //! - [`dnscheck`]: what a reclaimed domain's DNS needs (`check-dns`).
 //! - [`rdap`]: the registration watch (RDAP lookups, findings, the daily check).
@@ -42,6 +44,7 @@ pub mod retention;
 pub mod seal;
 pub mod server;
 pub mod smtp;
+pub mod smtp_client;
 pub mod store;
 pub mod summary;
 pub mod telemetry;

@@ -29,7 +29,8 @@ Exit codes:
   4  no such message (for delete: at least one id named no message)
   5  a message could not be decrypted with the given identity
   6  the audit chain does not verify
-  7  the submission server did not take a released message";
+  7  the submission server could not be reached, did not answer within a [release]
+     deadline, or refused a released message";
 
 #[derive(Parser, Debug)]
 #[command(

@@ -1,22 +1,21 @@
 //! `reclaim release ID --to ADDR --reason TEXT`: decrypts the message here and submits it
 //! to the organisation's submission server with `Resent-*` fields (RFC 5322 3.6.6). The
 //! plaintext goes from this machine to the relay, never back to the gateway; the gateway
-//! only gets the audit record.
+//! only gets the audit record. Every step of the submission is bounded by the `[release]`
+//! deadlines, so a relay that stalls ends the command with an error instead of hanging it.
 
 use anyhow::Context;
 use lettre::address::{Address, Envelope};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use lettre::transport::smtp::client::{Certificate, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
 use serde_json::json;
 
 use super::export::fetch_plain;
 use super::{Exit, ReviewContext, exit, parse_id};
 use crate::config::{PasswordSource, ReleaseConfig, ReleaseTls};
+use crate::smtp_client::{self, DeliveryError, Handover, StartTls};
 use crate::store::MessageId;
-
-/// How long the CLI waits for the submission server.
-const SUBMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 pub fn run(context: &ReviewContext, id: &str, to: &[String], reason: &str) -> anyhow::Result<()> {
     let id = parse_id(id)?;
@@ -36,10 +35,12 @@ pub fn run(context: &ReviewContext, id: &str, to: &[String], reason: &str) -> an
                 .with_context(|| format!("--to {a:?} is not an address"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let password = match &release.password {
-        Some(source) => Some(read_password(source)?),
-        None => None,
+    let credentials = match (&release.username, &release.password) {
+        (Some(user), Some(source)) => Some(Credentials::new(user.clone(), read_password(source)?)),
+        _ => None,
     };
+    // Read before anything is fetched: a bad CA file should not cost an audit record.
+    let tls = start_tls(&release)?;
 
     let plain = fetch_plain(context, id, "release", reason)?;
     let now = time::OffsetDateTime::now_utc();
@@ -53,11 +54,20 @@ pub fn run(context: &ReviewContext, id: &str, to: &[String], reason: &str) -> an
 
     let envelope = Envelope::new(Some(from), recipients.clone())
         .context("cannot build the release envelope")?;
-    let answer = submit(&release, password, &envelope, &outgoing).map_err(|e| Exit {
+    let handover = Handover {
+        hello: &ClientId::default(),
+        tls: &tls,
+        credentials: credentials.as_ref(),
+        envelope: &envelope,
+        message: &outgoing,
+    };
+    let answer = submit(&release, &handover).map_err(|e| Exit {
         code: exit::RELEASE_REFUSED,
         message: format!(
-            "the submission server {}:{} did not take message {id}: {e:#}",
-            release.host, release.port
+            "the submission server {}:{} did not take message {id}: {}",
+            release.host,
+            release.port,
+            explain(&e, &release)
         ),
     })?;
 
@@ -144,13 +154,28 @@ fn read_password(source: &PasswordSource) -> anyhow::Result<String> {
     Ok(text.trim_end_matches(['\r', '\n']).to_owned())
 }
 
-/// Submits on a small runtime of its own; returns the relay's final reply text.
-fn submit(
-    release: &ReleaseConfig,
-    password: Option<String>,
-    envelope: &Envelope,
-    message: &[u8],
-) -> anyhow::Result<String> {
+/// A failed submission for the reviewer: the server's own words (this is their terminal,
+/// not a log), and for a deadline, which one and how long it is.
+fn explain(error: &DeliveryError, release: &ReleaseConfig) -> String {
+    let mut text = error.to_string();
+    if let Some(detail) = error.detail() {
+        text.push_str(&format!(" ({detail})"));
+    }
+    let d = release.deadlines;
+    for (key, limit) in [
+        ("connect_timeout", d.connect),
+        ("reply_timeout", d.reply),
+        ("attempt_timeout", d.attempt),
+    ] {
+        if text.contains(key) {
+            text.push_str(&format!("; [release] {key} is {limit:?}"));
+        }
+    }
+    text
+}
+
+/// STARTTLS as `[release] tls` asks, trusting `[release] ca` besides the public roots.
+fn start_tls(release: &ReleaseConfig) -> anyhow::Result<StartTls> {
     let parameters = || -> anyhow::Result<TlsParameters> {
         let mut builder = TlsParameters::builder(release.host.clone());
         if let Some(ca) = &release.ca {
@@ -163,29 +188,40 @@ fn submit(
         }
         Ok(builder.build()?)
     };
-    let tls = match release.tls {
-        ReleaseTls::None => Tls::None,
-        ReleaseTls::Opportunistic => Tls::Opportunistic(parameters()?),
-        ReleaseTls::Required => Tls::Required(parameters()?),
-    };
-    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&release.host)
-        .port(release.port)
-        .tls(tls)
-        .timeout(Some(SUBMIT_TIMEOUT));
-    if let (Some(user), Some(password)) = (&release.username, password) {
-        builder = builder.credentials(Credentials::new(user.clone(), password));
-    }
-    let transport = builder.build();
+    Ok(match release.tls {
+        ReleaseTls::None => StartTls::Never,
+        ReleaseTls::Opportunistic => StartTls::Offered(parameters()?),
+        ReleaseTls::Required => StartTls::Required(parameters()?),
+    })
+}
+
+/// Submits on a small runtime of its own, within `[release] attempt_timeout` from the
+/// lookup of the relay to its last reply; returns that reply.
+fn submit(release: &ReleaseConfig, handover: &Handover<'_>) -> Result<String, DeliveryError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .context("starting the submission runtime")?;
-    let response = runtime.block_on(transport.send_raw(envelope, message))?;
-    Ok(format!(
-        "{} {}",
-        response.code(),
-        response.message().collect::<Vec<_>>().join(" ")
-    ))
+        .map_err(|e| DeliveryError::temporary(format!("starting the submission runtime: {e}")))?;
+    let deadlines = release.deadlines;
+    runtime.block_on(async {
+        let started = tokio::time::Instant::now();
+        let attempt = async {
+            // The relay's addresses are all tried: attempt_timeout bounds them together.
+            let addrs = smtp_client::relay_addresses(&release.host, release.port).await?;
+            smtp_client::hand_to_first(&addrs, deadlines, handover).await
+        };
+        let mut accepted = smtp_client::within(deadlines.attempt, attempt).await?;
+        let reply = format!(
+            "{} {}",
+            accepted.reply.code(),
+            accepted.reply.message().collect::<Vec<_>>().join(" ")
+        );
+        // The message is taken; a goodbye the relay does not answer only uses up what is
+        // left of the attempt, and changes nothing.
+        let left = deadlines.attempt.saturating_sub(started.elapsed());
+        let _ = tokio::time::timeout(left, accepted.conn.quit()).await;
+        Ok(reply)
+    })
 }
 
 #[cfg(test)]

@@ -1,9 +1,10 @@
 //! `[notify]` keys that bound how notices are delivered: deadlines, concurrency and which
-//! mail exchangers direct delivery may reach.
+//! mail exchangers direct delivery may reach; and the deadline keys `[release]` shares.
 
 use std::time::Duration;
 
 use super::{ConfigError, duration, invalid};
+use crate::smtp_client::Deadlines;
 
 /// Longest any delivery deadline may be set to: a slot held longer than this is a stall.
 const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -12,6 +13,13 @@ const MAX_CONCURRENCY: usize = 256;
 /// Most mail exchangers, and most addresses, one attempt may try.
 const MAX_MX_HOSTS: usize = 20;
 const MAX_MX_ADDRESSES: usize = 50;
+
+/// Connect, reply and attempt deadlines unless configured, for notices and releases alike.
+pub const DEFAULT_DEADLINES: Deadlines = Deadlines {
+    connect: Duration::from_secs(30),
+    reply: Duration::from_secs(120),
+    attempt: Duration::from_secs(300),
+};
 
 /// How notices are delivered. Defaults follow Postfix where it has an equivalent
 /// (`smtp_connect_timeout` 30s) and are shorter than its per-reply timeouts (300s and more):
@@ -39,9 +47,9 @@ pub struct DeliveryConfig {
 impl Default for DeliveryConfig {
     fn default() -> Self {
         Self {
-            connect_timeout: Duration::from_secs(30),
-            reply_timeout: Duration::from_secs(120),
-            attempt_timeout: Duration::from_secs(300),
+            connect_timeout: DEFAULT_DEADLINES.connect,
+            reply_timeout: DEFAULT_DEADLINES.reply,
+            attempt_timeout: DEFAULT_DEADLINES.attempt,
             concurrency: 8,
             max_mx_hosts: 5,
             max_mx_addresses: 10,
@@ -88,24 +96,42 @@ fn bounded_count(
     }
 }
 
+/// `connect_timeout`, `reply_timeout` and `attempt_timeout` of one section, named by
+/// `keys` in that order: each at most 1h, and the attempt no shorter than either step.
+pub(super) fn deadlines(
+    keys: [&'static str; 3],
+    raw: [Option<String>; 3],
+) -> Result<Deadlines, ConfigError> {
+    let [connect, reply, attempt] = raw;
+    let d = DEFAULT_DEADLINES;
+    let deadlines = Deadlines {
+        connect: bounded_duration(keys[0], connect, d.connect)?,
+        reply: bounded_duration(keys[1], reply, d.reply)?,
+        attempt: bounded_duration(keys[2], attempt, d.attempt)?,
+    };
+    if deadlines.connect > deadlines.attempt || deadlines.reply > deadlines.attempt {
+        return Err(invalid(
+            keys[2],
+            "must be at least connect_timeout and reply_timeout",
+        ));
+    }
+    Ok(deadlines)
+}
+
 pub(super) fn delivery_config(raw: RawDelivery) -> Result<DeliveryConfig, ConfigError> {
     let d = DeliveryConfig::default();
-    let config = DeliveryConfig {
-        connect_timeout: bounded_duration(
+    let deadlines = deadlines(
+        [
             "notify.connect_timeout",
-            raw.connect_timeout,
-            d.connect_timeout,
-        )?,
-        reply_timeout: bounded_duration(
             "notify.reply_timeout",
-            raw.reply_timeout,
-            d.reply_timeout,
-        )?,
-        attempt_timeout: bounded_duration(
             "notify.attempt_timeout",
-            raw.attempt_timeout,
-            d.attempt_timeout,
-        )?,
+        ],
+        [raw.connect_timeout, raw.reply_timeout, raw.attempt_timeout],
+    )?;
+    Ok(DeliveryConfig {
+        connect_timeout: deadlines.connect,
+        reply_timeout: deadlines.reply,
+        attempt_timeout: deadlines.attempt,
         concurrency: bounded_count(
             "notify.delivery_concurrency",
             raw.delivery_concurrency,
@@ -125,16 +151,7 @@ pub(super) fn delivery_config(raw: RawDelivery) -> Result<DeliveryConfig, Config
             MAX_MX_ADDRESSES,
         )?,
         allow_private_mx: raw.allow_private_mx.unwrap_or(d.allow_private_mx),
-    };
-    if config.connect_timeout > config.attempt_timeout
-        || config.reply_timeout > config.attempt_timeout
-    {
-        return Err(invalid(
-            "notify.attempt_timeout",
-            "must be at least connect_timeout and reply_timeout",
-        ));
-    }
-    Ok(config)
+    })
 }
 
 #[cfg(test)]

@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::delivery::deadlines;
 use super::{ConfigError, RawAdmin, RawDomain, RawStore, duration, invalid};
 use crate::retention::RetentionPolicy;
+use crate::smtp_client::Deadlines;
 
 /// `[admin] listen`, `cert`, `key`, `client_ca`.
 #[derive(Debug, Clone)]
@@ -46,6 +48,8 @@ pub struct ReleaseConfig {
     pub from: String,
     /// Extra CA (PEM) trusted for the relay's certificate, for an internal CA.
     pub ca: Option<PathBuf>,
+    /// `connect_timeout`, `reply_timeout`, `attempt_timeout`: how long the CLI waits.
+    pub deadlines: Deadlines,
 }
 
 #[derive(Deserialize)]
@@ -58,6 +62,9 @@ pub(super) struct RawRelease {
     password_env: Option<String>,
     from: String,
     ca: Option<PathBuf>,
+    connect_timeout: Option<String>,
+    reply_timeout: Option<String>,
+    attempt_timeout: Option<String>,
 }
 
 pub(super) fn retention(
@@ -151,6 +158,14 @@ pub(super) fn release(raw: RawRelease) -> Result<ReleaseConfig, ConfigError> {
             format!("{:?} is not an address", raw.from),
         ));
     }
+    let deadlines = deadlines(
+        [
+            "release.connect_timeout",
+            "release.reply_timeout",
+            "release.attempt_timeout",
+        ],
+        [raw.connect_timeout, raw.reply_timeout, raw.attempt_timeout],
+    )?;
     Ok(ReleaseConfig {
         host: host.to_owned(),
         port,
@@ -159,6 +174,7 @@ pub(super) fn release(raw: RawRelease) -> Result<ReleaseConfig, ConfigError> {
         password,
         from: raw.from,
         ca: raw.ca,
+        deadlines,
     })
 }
 
@@ -187,6 +203,30 @@ mod tests {
         );
         assert_eq!(release.tls, ReleaseTls::Opportunistic);
         assert_eq!(release.password, Some(PasswordSource::Env("PW".into())));
+        assert_eq!(release.deadlines, super::super::delivery::DEFAULT_DEADLINES);
+
+        let set = text.replace(
+            "from = \"quarantine",
+            "connect_timeout = \"1s\"\nreply_timeout = \"2s\"\nattempt_timeout = \"5s\"\nfrom = \"quarantine",
+        );
+        let release = Config::parse(&set)
+            .expect("valid")
+            .release
+            .expect("release");
+        assert_eq!(release.deadlines.reply, Duration::from_secs(2));
+        assert_eq!(release.deadlines.attempt, Duration::from_secs(5));
+        assert_eq!(release.deadlines.connect, Duration::from_secs(1));
+        for (bad, key) in [
+            ("reply_timeout = \"0s\"", "release.reply_timeout"),
+            ("connect_timeout = \"2h\"", "release.connect_timeout"),
+            ("attempt_timeout = \"1m\"", "release.attempt_timeout"),
+        ] {
+            let bad = text.replace(
+                "from = \"quarantine",
+                &format!("{bad}\nfrom = \"quarantine"),
+            );
+            assert!(error_of(&bad).contains(key), "{bad}");
+        }
 
         let bad = format!("{MINIMAL}\n[release]\nrelay = \"nohost\"\nfrom = \"a@b.example\"\n");
         assert!(error_of(&bad).contains("release.relay"));

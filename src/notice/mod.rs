@@ -4,8 +4,6 @@
 //! original: the sender may be forged. One message causes at most one notice.
 
 pub mod compose;
-mod deadline;
-mod dialogue;
 pub mod policy;
 pub mod reachable;
 pub mod template;

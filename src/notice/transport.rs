@@ -3,7 +3,6 @@
 //! attempt is bounded as a whole by `attempt_timeout`, whatever the other side does.
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
 
 use lettre::Address;
 use lettre::address::Envelope;
@@ -11,40 +10,12 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 
-use super::dialogue::{self, Handover, StartTls};
 use super::reachable::refusal;
 use crate::config::{DeliveryConfig, PasswordSource, RelayConfig, RelayTls};
 use crate::dns::Dns;
+use crate::smtp_client::{self, Deadlines, Handover, StartTls, dialogue, within};
 
-/// Why a delivery failed. `summary` is safe to log at any level (reply codes, never the
-/// server's text); `detail` may echo addresses and is for debug logs only.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DeliveryError {
-    /// Worth trying again later (4xx, timeouts, connection trouble, DNS trouble).
-    #[error("temporary failure: {summary}")]
-    Temporary { summary: String, detail: String },
-    /// Will never work (5xx, invalid recipient, no reachable mail exchanger).
-    #[error("permanent failure: {summary}")]
-    Permanent { summary: String, detail: String },
-}
-
-impl DeliveryError {
-    pub fn temporary(summary: impl Into<String>) -> Self {
-        let summary = summary.into();
-        Self::Temporary {
-            detail: summary.clone(),
-            summary,
-        }
-    }
-
-    pub fn permanent(summary: impl Into<String>) -> Self {
-        let summary = summary.into();
-        Self::Permanent {
-            detail: summary.clone(),
-            summary,
-        }
-    }
-}
+pub use crate::smtp_client::DeliveryError;
 
 /// Where notices go.
 #[derive(Clone)]
@@ -124,21 +95,11 @@ impl Transport {
             envelope,
             message,
         };
-        // The smarthost is the operator's own: its addresses are not filtered.
-        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((relay.host.as_str(), relay.port))
+        let mut addrs = smtp_client::relay_addresses(&relay.host, relay.port).await?;
+        addrs.truncate(self.limits.max_mx_addresses);
+        smtp_client::hand_to_first(&addrs, self.deadlines(), &handover)
             .await
-            .map_err(|e| DeliveryError::temporary(format!("relay host lookup failed: {e}")))?
-            .take(self.limits.max_mx_addresses)
-            .collect();
-        let mut last = DeliveryError::temporary("the relay host has no address");
-        for addr in addrs {
-            match self.hand_over(addr, &handover).await {
-                Ok(conn) => return Ok(conn),
-                Err(permanent @ DeliveryError::Permanent { .. }) => return Err(permanent),
-                Err(temporary) => last = temporary,
-            }
-        }
-        Err(last)
+            .map(|accepted| accepted.conn)
     }
 
     /// Tries the domain's mail exchangers by preference: at most `max_mx_hosts` of them and
@@ -197,8 +158,12 @@ impl Transport {
                     continue;
                 }
                 tried += 1;
-                match self.hand_over(SocketAddr::new(ip, port), &handover).await {
-                    Ok(conn) => return Ok(conn),
+                let deadlines = self.deadlines();
+                let addr = SocketAddr::new(ip, port);
+                match dialogue::deliver_to(addr, deadlines.connect, deadlines.reply, &handover)
+                    .await
+                {
+                    Ok(accepted) => return Ok(accepted.conn),
                     Err(permanent @ DeliveryError::Permanent { .. }) => return Err(permanent),
                     Err(temporary) => last = temporary,
                 }
@@ -215,33 +180,13 @@ impl Transport {
         Err(last)
     }
 
-    async fn hand_over(
-        &self,
-        addr: SocketAddr,
-        handover: &Handover<'_>,
-    ) -> Result<AsyncSmtpConnection, DeliveryError> {
-        dialogue::deliver_to(
-            addr,
-            self.limits.connect_timeout,
-            self.limits.reply_timeout,
-            handover,
-        )
-        .await
+    fn deadlines(&self) -> Deadlines {
+        Deadlines {
+            connect: self.limits.connect_timeout,
+            reply: self.limits.reply_timeout,
+            attempt: self.limits.attempt_timeout,
+        }
     }
-}
-
-/// Runs one whole attempt under its overall deadline; running out is a temporary failure.
-pub async fn within<T>(
-    limit: Duration,
-    attempt: impl Future<Output = Result<T, DeliveryError>>,
-) -> Result<T, DeliveryError> {
-    tokio::time::timeout(limit, attempt)
-        .await
-        .unwrap_or_else(|_| {
-            Err(DeliveryError::temporary(
-                "the attempt took longer than attempt_timeout",
-            ))
-        })
 }
 
 fn relay_tls_parameters(relay: &RelayConfig) -> Result<TlsParameters, DeliveryError> {
@@ -259,50 +204,5 @@ fn read_password(source: &PasswordSource) -> Result<String, DeliveryError> {
         PasswordSource::Env(var) => std::env::var(var).map_err(|_| {
             DeliveryError::temporary(format!("relay password variable {var} is not set"))
         }),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::notice::deadline::DeadlineStream;
-    use tokio::io::AsyncWriteExt;
-    use tokio::time::Instant;
-
-    #[tokio::test(start_paused = true)]
-    async fn a_trickling_server_is_cut_off_by_attempt_timeout() {
-        let (reply, whole) = (Duration::from_secs(60), Duration::from_secs(300));
-        let (ours, mut theirs) = tokio::io::duplex(4096);
-        // One byte well within each reply deadline, and never a whole greeting.
-        tokio::spawn(async move {
-            loop {
-                if theirs.write_all(b"2").await.is_err() {
-                    return;
-                }
-                tokio::time::sleep(reply - Duration::from_secs(10)).await;
-            }
-        });
-        let hello = ClientId::Domain("mx.old.example".into());
-        let to = "partner@partner.example".parse().expect("address");
-        let envelope = Envelope::new(None, vec![to]).expect("envelope");
-        let handover = Handover {
-            hello: &hello,
-            tls: &StartTls::Never,
-            credentials: None,
-            envelope: &envelope,
-            message: b"x\r\n",
-        };
-        let started = Instant::now();
-        let outcome = within(
-            whole,
-            dialogue::converse(Box::new(DeadlineStream::new(ours, reply)), &handover),
-        )
-        .await;
-        assert!(
-            matches!(&outcome, Err(DeliveryError::Temporary { summary, .. }) if summary.contains("attempt_timeout")),
-            "{:?}",
-            outcome.map(drop)
-        );
-        assert_eq!(started.elapsed(), whole);
     }
 }

@@ -214,6 +214,40 @@ socket = {socket:?}
         run_cli(full).await
     }
 
+    /// Runs the real CLI like [`Self::cli`], but kills it and fails the test if it is still
+    /// running after `limit`: for commands that must end on their own.
+    pub async fn cli_within(&self, args: &[&str], limit: Duration) -> Output {
+        let mut full: Vec<String> = vec![
+            "-c".into(),
+            self.config_path.display().to_string(),
+            "-i".into(),
+            self.identity.display().to_string(),
+        ];
+        full.extend(args.iter().map(|s| s.to_string()));
+        tokio::task::spawn_blocking(move || {
+            let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_reclaim"))
+                .args(&full)
+                .env_remove("RECLAIM_IDENTITY")
+                .env_remove("RECLAIM_CONFIG")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("run reclaim");
+            let started = std::time::Instant::now();
+            while child.try_wait().expect("wait for reclaim").is_none() {
+                if started.elapsed() > limit {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("reclaim {full:?} was still running after {limit:?}");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            child.wait_with_output().expect("reclaim output")
+        })
+        .await
+        .expect("cli task")
+    }
+
     /// Exports a message and returns its bytes.
     pub async fn export(&self, id: &str) -> Vec<u8> {
         let out = self.cli(&["export", id, "--reason", "test"]).await;

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
@@ -33,6 +33,16 @@ impl Recorder {
     }
 
     pub async fn start_on(addr: &str, fail_first: usize) -> Self {
+        Self::start_with(addr, fail_first, false).await
+    }
+
+    /// Starts a relay that records each message and then never answers its final dot,
+    /// holding the connection open until the client closes it.
+    pub async fn start_stalling_after_data() -> Self {
+        Self::start_with("127.0.0.1:0", 0, true).await
+    }
+
+    async fn start_with(addr: &str, fail_first: usize, stall: bool) -> Self {
         let listener = TcpListener::bind(addr).await.expect("bind recorder");
         let addr = listener.local_addr().expect("addr");
         let received = Arc::new(Mutex::new(Vec::new()));
@@ -46,7 +56,7 @@ impl Recorder {
                 let failures = failures.clone();
                 let ended = ended_count.clone();
                 tokio::spawn(async move {
-                    let _ = serve(stream, store, failures).await;
+                    let _ = serve(stream, store, failures, stall).await;
                     ended.fetch_add(1, Ordering::SeqCst);
                 });
             }
@@ -88,6 +98,7 @@ async fn serve(
     stream: tokio::net::TcpStream,
     store: Arc<Mutex<Vec<Received>>>,
     failures: Arc<Mutex<usize>>,
+    stall: bool,
 ) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read);
@@ -141,7 +152,13 @@ async fn serve(
                     false
                 }
             };
-            if fail {
+            if stall {
+                current.data = data;
+                store.lock().expect("lock").push(current.clone());
+                // Silence until the client gives up and closes.
+                while lines.read_line(&mut String::new()).await? > 0 {}
+                return Ok(());
+            } else if fail {
                 b"451 4.3.0 try again later\r\n"
             } else {
                 current.data = data;
@@ -163,4 +180,20 @@ fn angle(line: &str) -> String {
         .and_then(|(_, rest)| rest.split_once('>'))
         .map(|(addr, _)| addr.to_owned())
         .unwrap_or_default()
+}
+
+/// A listener that accepts connections and never says a word on them. Returns its
+/// address and a receiver that gets the moment each connection was accepted.
+pub async fn silent_listener() -> (SocketAddr, tokio::sync::mpsc::Receiver<Instant>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+            let _ = tx.send(Instant::now()).await;
+        }
+    });
+    (addr, rx)
 }

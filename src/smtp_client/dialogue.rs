@@ -1,4 +1,4 @@
-//! One SMTP conversation that hands over a notice: connect within `connect_timeout`, then
+//! One SMTP conversation that hands over a message: connect within `connect_timeout`, then
 //! greeting, EHLO, STARTTLS, AUTH and the transaction over a [`DeadlineStream`], so that
 //! every reply (and the TLS handshake) is waited for at most `reply_timeout`.
 
@@ -9,9 +9,10 @@ use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::response::Response;
 
+use super::DeliveryError;
 use super::deadline::DeadlineStream;
-use super::transport::DeliveryError;
 
 /// Whether and how to start TLS after EHLO.
 #[derive(Clone)]
@@ -33,14 +34,21 @@ pub struct Handover<'a> {
     pub message: &'a [u8],
 }
 
-/// Connects to `addr` and hands the notice over. On success the connection is returned
-/// open: the caller says goodbye without holding up the result.
+/// A message the server took.
+pub struct Accepted {
+    /// Still open: the caller says goodbye without holding up the result.
+    pub conn: AsyncSmtpConnection,
+    /// The server's reply to the end of the data.
+    pub reply: Response,
+}
+
+/// Connects to `addr` and hands the message over.
 pub async fn deliver_to(
     addr: SocketAddr,
     connect_timeout: Duration,
     reply_timeout: Duration,
     handover: &Handover<'_>,
-) -> Result<AsyncSmtpConnection, DeliveryError> {
+) -> Result<Accepted, DeliveryError> {
     let tcp =
         match tokio::time::timeout(connect_timeout, tokio::net::TcpStream::connect(addr)).await {
             Ok(Ok(tcp)) => tcp,
@@ -58,7 +66,7 @@ pub async fn deliver_to(
 pub async fn converse(
     stream: Box<dyn AsyncTokioStream>,
     handover: &Handover<'_>,
-) -> Result<AsyncSmtpConnection, DeliveryError> {
+) -> Result<Accepted, DeliveryError> {
     let mut conn = AsyncSmtpConnection::connect_with_transport(stream, handover.hello)
         .await
         .map_err(classify)?;
@@ -78,10 +86,11 @@ pub async fn converse(
             .await
             .map_err(classify)?;
     }
-    conn.send(handover.envelope, handover.message)
+    let reply = conn
+        .send(handover.envelope, handover.message)
         .await
         .map_err(classify)?;
-    Ok(conn)
+    Ok(Accepted { conn, reply })
 }
 
 /// Sorts a client error into temporary or permanent. The summary never holds the
@@ -121,7 +130,7 @@ fn enhanced_code(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::notice::deadline::Peer;
+    use crate::smtp_client::deadline::Peer;
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream};
     use tokio::time::Instant;
 
