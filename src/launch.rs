@@ -6,12 +6,14 @@ use std::net::SocketAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin;
+use crate::capacity::MemoryBudget;
 use crate::config::Config;
 use crate::dns::Dns;
 use crate::domains::Mode;
@@ -110,9 +112,11 @@ pub async fn launch(config: &Config, shutdown: CancellationToken) -> Result<Runn
     let sealer = Sealer::new(recipients)?;
 
     let store_path = config.store.path.clone();
-    let (store, report) = tokio::task::spawn_blocking(move || Store::open(&store_path))
-        .await
-        .map_err(|e| StoreError::Index(format!("store open task failed: {e}")))??;
+    let storage_limits = config.store.limits;
+    let (store, report) =
+        tokio::task::spawn_blocking(move || Store::open_with(&store_path, storage_limits))
+            .await
+            .map_err(|e| StoreError::Index(format!("store open task failed: {e}")))??;
     log_reconciliation(&report);
     if let Some(addr) = config.metrics_listen {
         crate::telemetry::serve(addr, shutdown.clone())?;
@@ -160,6 +164,7 @@ pub async fn launch(config: &Config, shutdown: CancellationToken) -> Result<Runn
             limits: config.server.limits.clone(),
             domains: config.domains.clone(),
             tls_available: tls.is_some(),
+            storage: store.storage(),
         }),
         store: store.clone(),
         sealer,
@@ -171,6 +176,9 @@ pub async fn launch(config: &Config, shutdown: CancellationToken) -> Result<Runn
         templates,
         notices_queued: notices_queued.clone(),
         retention: config.store.retention.clone(),
+        auth_budget: MemoryBudget::new(
+            usize::try_from(config.server.limits.auth_memory_budget).unwrap_or(usize::MAX),
+        ),
     });
     let worker = Worker {
         store: store.clone(),
@@ -219,8 +227,14 @@ pub async fn launch(config: &Config, shutdown: CancellationToken) -> Result<Runn
         config.store.purge_interval,
         shutdown.clone(),
     ));
+    let space_task = tokio::spawn(watch_free_space(
+        store.clone(),
+        config.store.free_check_interval,
+        shutdown.clone(),
+    ));
     let task = tokio::spawn(async move {
         server::run(listeners, gateway, shutdown).await;
+        let _ = space_task.await;
         let _ = admin_task.await;
         let _ = worker_task.await;
         let _ = purge_task.await;
@@ -234,6 +248,25 @@ pub async fn launch(config: &Config, shutdown: CancellationToken) -> Result<Runn
         tls,
         task,
     })
+}
+
+/// Measures the store's free disk space every `interval` until shutdown, so that the
+/// `min_free` floor also sees space taken or freed by others.
+async fn watch_free_space(store: Arc<Store>, interval: Duration, shutdown: CancellationToken) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let store = store.clone();
+        match tokio::task::spawn_blocking(move || store.refresh_free_space()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "cannot measure the store's free disk space"),
+            Err(error) => tracing::warn!(%error, "free space check task failed"),
+        }
+    }
 }
 
 /// Loads notice templates when some domain sends notices; warns when notices are wanted
