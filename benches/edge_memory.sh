@@ -5,6 +5,7 @@
 #
 #   benches/edge_memory.sh                  # 200 and 1024 sessions
 #   SESSIONS="200" BUDGETS="64MiB" benches/edge_memory.sh
+#   BASE=/dev/shm benches/edge_memory.sh    # store in tmpfs
 #
 # For each point: a fresh store, `reclaim serve` (release build), `smtp_load` with as many
 # messages as sessions (one message each, all sessions connected at once), then VmHWM
@@ -20,7 +21,10 @@ SIZE=${SIZE:-1048576}
 cargo build --release --quiet --bin reclaim --example smtp_load
 RECLAIM=$ROOT/target/release/reclaim
 LOAD=$ROOT/target/release/examples/smtp_load
-WORK=$(mktemp -d /var/tmp/reclaim-edge-mem.XXXXXX)
+# The store goes under $BASE: /var/tmp (the normal disk) unless set, e.g. BASE=/dev/shm when
+# the disk has no room for 1 GiB per point. Files in tmpfs are not in the process's RSS.
+BASE=${BASE:-/var/tmp}
+WORK=$(mktemp -d "$BASE/reclaim-edge-mem.XXXXXX")
 PID=
 cleanup() {
   set +e
@@ -68,11 +72,21 @@ EOF
       sleep 0.1
     done
     before=$(awk '/VmHWM/{print $2}' "/proc/$PID/status")
-    line=$("$LOAD" --addr "127.0.0.1:$PORT" --sessions "$sessions" --messages "$sessions" --size "$SIZE")
+    # smtp_load exits 1 when a session failed; the line still says how many.
+    line=$("$LOAD" --addr "127.0.0.1:$PORT" --sessions "$sessions" --messages "$sessions" \
+      --size "$SIZE" 2>"$WORK/load.err") || true
     peak=$(awk '/VmHWM/{print $2}' "/proc/$PID/status")
     kill "$PID"
     wait "$PID" || true
     PID=
     echo "sessions=$sessions budget=$budget size=$SIZE $line vmhwm_before_kb=$before vmhwm_kb=$peak"
+    if [ -s "$WORK/load.err" ]; then
+      sort "$WORK/load.err" | uniq -c >&2
+      grep -c 'WARN\|ERROR' "$WORK/reclaim.log" >&2 || true
+      grep 'WARN\|ERROR' "$WORK/reclaim.log" | tail -5 >&2 || true
+    fi
+    : >"$WORK/reclaim.log"
+    rm -rf "$store" # up to 1 GiB per point
+
   done
 done

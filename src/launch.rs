@@ -133,11 +133,12 @@ pub async fn launch(config: &Config, shutdown: CancellationToken) -> Result<Runn
     let mut listeners = Vec::new();
     let mut smtp_addrs = Vec::new();
     for addr in &config.server.listen {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| LaunchError::Listen {
-                addr: *addr,
-                source,
+        let listener =
+            bind_smtp(*addr, config.server.limits.max_connections).map_err(|source| {
+                LaunchError::Listen {
+                    addr: *addr,
+                    source,
+                }
             })?;
         let local = listener
             .local_addr()
@@ -249,6 +250,24 @@ pub async fn launch(config: &Config, shutdown: CancellationToken) -> Result<Runn
         task,
     })
 }
+
+/// Binds an SMTP listener whose accept queue holds a burst of `max_connections` connects
+/// (at least [`MIN_LISTEN_BACKLOG`]; the kernel caps it at `net.core.somaxconn`). When the queue
+/// overflows, Linux drops the client's handshake ACK; a client then believes it is
+/// connected and waits for a greeting that never comes, since in SMTP the server speaks first.
+fn bind_smtp(addr: SocketAddr, max_connections: usize) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(u32::try_from(max_connections.max(MIN_LISTEN_BACKLOG)).unwrap_or(u32::MAX))
+}
+
+/// The smallest SMTP accept queue: a burst of connects from many clients at once must not
+/// overflow it while the accept loop catches up.
+const MIN_LISTEN_BACKLOG: usize = 4096;
 
 /// Measures the store's free disk space every `interval` until shutdown, so that the
 /// `min_free` floor also sees space taken or freed by others.
