@@ -105,6 +105,25 @@ async fn a_full_quarantine_answers_452_until_messages_are_deleted() {
             .starts_with("250")
     );
     assert!(c.cmd("QUIT").await.starts_with("221"));
+
+    // Full again; a purge makes room as a delete does.
+    gw.send("a@partner.example", &["x@old.example"], &big).await;
+    let (mut c, _) = Client::connect(gw.addr).await;
+    assert!(c.cmd("EHLO client.example").await.starts_with("250"));
+    assert!(
+        c.cmd("MAIL FROM:<a@partner.example>")
+            .await
+            .starts_with("452 4.3.1")
+    );
+    gw.cli_ok(&["purge", "--older-than", "0s", "--reason", "make room"])
+        .await;
+    assert!(
+        c.cmd("MAIL FROM:<a@partner.example>")
+            .await
+            .starts_with("250"),
+        "room again after purge"
+    );
+    assert!(c.cmd("QUIT").await.starts_with("221"));
     gw.stop().await;
 }
 
