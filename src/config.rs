@@ -6,12 +6,15 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::capacity::StorageLimits;
 use crate::domains::RetiredDomains;
 use crate::retention::RetentionPolicy;
 use crate::seal::Recipients;
 use crate::units::{parse_duration, parse_size};
+use edge::{MAX_AUTH_MEMORY_BUDGET, prefix, size_in, storage_limits};
 
 mod delivery;
+mod edge;
 mod notify;
 mod paths;
 mod review;
@@ -100,6 +103,12 @@ pub struct Limits {
     pub data_timeout: Duration,
     /// Upper bound on a whole session, however busy.
     pub session_timeout: Duration,
+    /// `max_connections_per_ip` counts IPv4 clients by networks of this prefix length.
+    pub client_prefix_v4: u8,
+    /// `max_connections_per_ip` counts IPv6 clients by networks of this prefix length.
+    pub client_prefix_v6: u8,
+    /// Memory all in-memory DKIM copies together may use.
+    pub auth_memory_budget: u64,
 }
 
 impl Default for Limits {
@@ -115,6 +124,9 @@ impl Default for Limits {
             command_timeout: Duration::from_secs(300),
             data_timeout: Duration::from_secs(180),
             session_timeout: Duration::from_secs(1800),
+            client_prefix_v4: 32,
+            client_prefix_v6: 64,
+            auth_memory_budget: 64 * 1024 * 1024,
         }
     }
 }
@@ -135,6 +147,10 @@ pub struct StoreConfig {
     pub audit_retention: Duration,
     /// How often the server purges expired messages (also once at start).
     pub purge_interval: Duration,
+    /// The quota and the free-disk floor, answered `452 4.3.1` before the data.
+    pub limits: StorageLimits,
+    /// How often the store's free disk space is measured (also after each delete).
+    pub free_check_interval: Duration,
 }
 
 /// `[seal]`: who can read the quarantine.
@@ -215,6 +231,9 @@ struct RawServer {
     command_timeout: Option<String>,
     data_timeout: Option<String>,
     session_timeout: Option<String>,
+    client_prefix_v4: Option<u8>,
+    client_prefix_v6: Option<u8>,
+    auth_memory_budget: Option<String>,
     tls_handshake_timeout: Option<String>,
     shutdown_grace: Option<String>,
 }
@@ -234,6 +253,9 @@ struct RawStore {
     retention: Option<String>,
     audit_retention: Option<String>,
     purge_interval: Option<String>,
+    max_size: Option<String>,
+    min_free: Option<String>,
+    free_check_interval: Option<String>,
 }
 
 fn default_store_path() -> PathBuf {
@@ -247,6 +269,9 @@ impl Default for RawStore {
             retention: None,
             audit_retention: None,
             purge_interval: None,
+            max_size: None,
+            min_free: None,
+            free_check_interval: None,
         }
     }
 }
@@ -432,6 +457,24 @@ impl RawConfig {
                 s.session_timeout,
                 defaults.session_timeout,
             )?,
+            client_prefix_v4: prefix(
+                "server.client_prefix_v4",
+                s.client_prefix_v4,
+                defaults.client_prefix_v4,
+                16..=32,
+            )?,
+            client_prefix_v6: prefix(
+                "server.client_prefix_v6",
+                s.client_prefix_v6,
+                defaults.client_prefix_v6,
+                32..=128,
+            )?,
+            auth_memory_budget: size_in(
+                "server.auth_memory_budget",
+                s.auth_memory_budget.as_deref(),
+                defaults.auth_memory_budget,
+                0..=MAX_AUTH_MEMORY_BUDGET,
+            )?,
         };
         let server = ServerConfig {
             hostname,
@@ -525,6 +568,7 @@ impl RawConfig {
         let parked = parked_config(self.parked)?;
         let exit = exit_config(self.exit)?;
         let retention = retention(&self.store, &self.domain)?;
+        let storage = storage_limits(&self.store)?;
         let audit_retention = duration(
             "store.audit_retention",
             self.store.audit_retention,
@@ -534,6 +578,11 @@ impl RawConfig {
             "store.purge_interval",
             self.store.purge_interval,
             Duration::from_secs(600),
+        )?;
+        let free_check_interval = duration(
+            "store.free_check_interval",
+            self.store.free_check_interval.clone(),
+            Duration::from_secs(10),
         )?;
         Ok(Config {
             server,
@@ -546,6 +595,8 @@ impl RawConfig {
                 retention,
                 audit_retention,
                 purge_interval,
+                limits: storage,
+                free_check_interval,
             },
             seal: SealConfig {
                 recipients,
@@ -637,6 +688,16 @@ mod tests {
         );
         assert_eq!(c.store.purge_interval, Duration::from_secs(600));
         assert!(c.admin.tcp.is_none() && c.release.is_none());
+        assert_eq!(
+            (
+                c.server.limits.client_prefix_v4,
+                c.server.limits.client_prefix_v6
+            ),
+            (32, 64)
+        );
+        assert_eq!(c.server.limits.auth_memory_budget, 64 << 20);
+        assert_eq!(c.store.limits.max_size, None);
+        assert_eq!(c.store.limits.min_free, 1 << 30);
     }
 
     #[test]

@@ -6,6 +6,8 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use crate::auth_copy::{AuthCopy, Partial};
+use crate::capacity::MemoryBudget;
 use crate::domains::RetiredDomains;
 use crate::seal::{SealError, SealWriter, Sealer};
 use crate::smtp::Envelope;
@@ -51,6 +53,14 @@ impl Write for Spill {
     }
 }
 
+/// How much of a message may be kept in memory for DKIM.
+pub struct AuthCopyLimits {
+    /// `[notify] auth_max_message_size`.
+    pub max_size: u64,
+    /// The gateway-wide budget every copy reserves from.
+    pub budget: Arc<MemoryBudget>,
+}
+
 /// The message being received.
 pub struct Intake {
     sealer: Sealer,
@@ -60,38 +70,8 @@ pub struct Intake {
     size: u64,
     received_at: SystemTime,
     /// A plaintext copy for sender authentication (DKIM needs the whole message), kept
-    /// only up to a configured size; past it, only the header section is kept.
+    /// whole only within a size limit and the gateway's memory budget.
     auth_copy: Option<AuthCopy>,
-}
-
-/// The in-memory copy of a message for DKIM/DMARC checks.
-struct AuthCopy {
-    bytes: Vec<u8>,
-    limit: usize,
-    complete: bool,
-}
-
-impl AuthCopy {
-    fn push(&mut self, plaintext: &[u8]) {
-        if !self.complete {
-            return;
-        }
-        if self.bytes.len() + plaintext.len() <= self.limit {
-            self.bytes.extend_from_slice(plaintext);
-            return;
-        }
-        // Too big for DKIM: keep the header section (for DMARC's From domain) and stop.
-        self.complete = false;
-        self.bytes.extend_from_slice(
-            &plaintext[..plaintext
-                .len()
-                .min(self.limit.saturating_sub(self.bytes.len()))],
-        );
-        if let Some(end) = self.bytes.windows(4).position(|w| w == b"\r\n\r\n") {
-            self.bytes.truncate(end + 4);
-        }
-        self.bytes.shrink_to_fit();
-    }
 }
 
 impl Intake {
@@ -101,7 +81,7 @@ impl Intake {
         sealer: &Sealer,
         envelope: &Envelope,
         hostname: &str,
-        auth_limit: Option<u64>,
+        auth: Option<AuthCopyLimits>,
     ) -> Result<Self, IntakeError> {
         let id = MessageId::new();
         let received_at = SystemTime::now();
@@ -126,11 +106,8 @@ impl Intake {
             ))
             .await?;
         // Set after the trace fields: authentication looks at what the sender sent.
-        intake.auth_copy = auth_limit.map(|limit| AuthCopy {
-            bytes: Vec::new(),
-            limit: usize::try_from(limit).unwrap_or(usize::MAX),
-            complete: true,
-        });
+        intake.auth_copy = auth
+            .map(|a| AuthCopy::new(usize::try_from(a.max_size).unwrap_or(usize::MAX), a.budget));
         Ok(intake)
     }
 
@@ -146,9 +123,12 @@ impl Intake {
 
     /// The plaintext kept for authentication, and whether it is the whole message.
     pub fn auth_copy(&self) -> Option<(&[u8], bool)> {
-        self.auth_copy
-            .as_ref()
-            .map(|c| (c.bytes.as_slice(), c.complete))
+        self.auth_copy.as_ref().map(|c| (c.bytes(), c.complete()))
+    }
+
+    /// Why the authentication copy holds only the header section, if it does.
+    pub fn auth_copy_partial(&self) -> Option<Partial> {
+        self.auth_copy.as_ref().and_then(AuthCopy::partial)
     }
 
     /// Seals and writes the next plaintext bytes.

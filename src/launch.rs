@@ -6,12 +6,14 @@ use std::net::SocketAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin;
+use crate::capacity::MemoryBudget;
 use crate::config::Config;
 use crate::dns::Dns;
 use crate::domains::Mode;
@@ -112,9 +114,11 @@ pub async fn launch(config: &Config, shutdown: CancellationToken) -> Result<Runn
     let sealer = Sealer::new(recipients)?;
 
     let store_path = config.store.path.clone();
-    let (store, report) = tokio::task::spawn_blocking(move || Store::open(&store_path))
-        .await
-        .map_err(|e| StoreError::Index(format!("store open task failed: {e}")))??;
+    let storage_limits = config.store.limits;
+    let (store, report) =
+        tokio::task::spawn_blocking(move || Store::open_with(&store_path, storage_limits))
+            .await
+            .map_err(|e| StoreError::Index(format!("store open task failed: {e}")))??;
     log_reconciliation(&report);
     if let Some(addr) = config.metrics_listen {
         crate::telemetry::serve(addr, shutdown.clone())?;
@@ -131,11 +135,12 @@ pub async fn launch(config: &Config, shutdown: CancellationToken) -> Result<Runn
     let mut listeners = Vec::new();
     let mut smtp_addrs = Vec::new();
     for addr in &config.server.listen {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| LaunchError::Listen {
-                addr: *addr,
-                source,
+        let listener =
+            bind_smtp(*addr, config.server.limits.max_connections).map_err(|source| {
+                LaunchError::Listen {
+                    addr: *addr,
+                    source,
+                }
             })?;
         let local = listener
             .local_addr()
@@ -162,6 +167,7 @@ pub async fn launch(config: &Config, shutdown: CancellationToken) -> Result<Runn
             limits: config.server.limits.clone(),
             domains: config.domains.clone(),
             tls_available: tls.is_some(),
+            storage: store.storage(),
         }),
         store: store.clone(),
         sealer,
@@ -173,6 +179,9 @@ pub async fn launch(config: &Config, shutdown: CancellationToken) -> Result<Runn
         templates,
         notices_queued: notices_queued.clone(),
         retention: config.store.retention.clone(),
+        auth_budget: MemoryBudget::new(
+            usize::try_from(config.server.limits.auth_memory_budget).unwrap_or(usize::MAX),
+        ),
     });
     let worker = Worker {
         store: store.clone(),
@@ -226,9 +235,15 @@ pub async fn launch(config: &Config, shutdown: CancellationToken) -> Result<Runn
         shutdown.clone(),
     ));
     let watch_task = tokio::spawn(registration_watch(config)?.run(shutdown.clone()));
+    let space_task = tokio::spawn(watch_free_space(
+        store.clone(),
+        config.store.free_check_interval,
+        shutdown.clone(),
+    ));
     let task = tokio::spawn(async move {
         server::run(listeners, gateway, shutdown).await;
         let _ = watch_task.await;
+        let _ = space_task.await;
         let _ = admin_task.await;
         let _ = worker_task.await;
         let _ = purge_task.await;
@@ -254,6 +269,43 @@ fn registration_watch(config: &Config) -> Result<crate::rdap::watch::Watch, Laun
         dns: config.dns.clone(),
         domains: config.domains.names().map(str::to_owned).collect(),
     })
+}
+
+/// Binds an SMTP listener whose accept queue holds a burst of `max_connections` connects
+/// (at least [`MIN_LISTEN_BACKLOG`]; the kernel caps it at `net.core.somaxconn`). When the queue
+/// overflows, Linux drops the client's handshake ACK; a client then believes it is
+/// connected and waits for a greeting that never comes, since in SMTP the server speaks first.
+fn bind_smtp(addr: SocketAddr, max_connections: usize) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(u32::try_from(max_connections.max(MIN_LISTEN_BACKLOG)).unwrap_or(u32::MAX))
+}
+
+/// The smallest SMTP accept queue: a burst of connects from many clients at once must not
+/// overflow it while the accept loop catches up.
+const MIN_LISTEN_BACKLOG: usize = 4096;
+
+/// Measures the store's free disk space every `interval` until shutdown, so that the
+/// `min_free` floor also sees space taken or freed by others.
+async fn watch_free_space(store: Arc<Store>, interval: Duration, shutdown: CancellationToken) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let store = store.clone();
+        match tokio::task::spawn_blocking(move || store.refresh_free_space()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "cannot measure the store's free disk space"),
+            Err(error) => tracing::warn!(%error, "free space check task failed"),
+        }
+    }
 }
 
 /// Loads notice templates when some domain sends notices; warns when notices are wanted

@@ -6,7 +6,10 @@
 //!   modes and where their people moved.
 //! - [`smtp`]: the pure SMTP session state machine and the tokio connection driver.
 //! - [`seal`]: age encryption of messages and summaries, and identities for reviewers.
-//! - [`intake`]: seals a message as it streams in and commits it to the store.
+//! - [`intake`]: seals a message as it streams in and commits it to the store;
+//!   [`auth_copy`] keeps its plaintext copy for DKIM within a memory budget.
+//! - [`capacity`]: room left for new mail (store quota, free-disk floor) and the DKIM
+//!   memory budget.
 //! - [`store`]: the durable quarantine (sealed blob files plus a redb index, group commit),
 //!   legal holds, deletion, and the hash-chained audit trail.
 //! - [`retention`]: how long messages and audit records are kept, and the purge task.
@@ -29,6 +32,8 @@
 
 pub mod admin;
 pub mod auth;
+pub mod auth_copy;
+pub mod capacity;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -37,35 +37,70 @@ pub struct Gateway {
     pub retention: crate::retention::RetentionPolicy,
     /// Wakes the notice worker when a commit queued notices.
     pub notices_queued: Arc<tokio::sync::Notify>,
+    /// What the in-memory copies kept for DKIM may use together.
+    pub auth_budget: Arc<crate::capacity::MemoryBudget>,
 }
 
-/// Counts connections, in total and per client address.
+/// Counts connections, in total and per client network.
 struct Admission {
     total: Arc<Semaphore>,
-    per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
-    max_per_ip: usize,
+    per_net: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    max_per_net: usize,
+    prefix_v4: u8,
+    prefix_v6: u8,
 }
 
 /// A connection's place; released on drop.
+#[derive(Debug)]
 struct Admitted {
     _total: OwnedSemaphorePermit,
-    ip: IpAddr,
-    per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    net: IpAddr,
+    per_net: Arc<Mutex<HashMap<IpAddr, usize>>>,
 }
 
 impl Drop for Admitted {
     fn drop(&mut self) {
-        let mut map = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(count) = map.get_mut(&self.ip) {
+        let mut map = self.per_net.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = map.get_mut(&self.net) {
             *count -= 1;
             if *count == 0 {
-                map.remove(&self.ip);
+                map.remove(&self.net);
             }
         }
     }
 }
 
+/// The network a client address is counted in: the address with only its first `v4` (or
+/// `v6`) bits kept. An IPv4-mapped IPv6 address (`::ffff:192.0.2.1`, as a dual-stack
+/// listener reports IPv4 clients) counts as the IPv4 address it carries.
+fn client_network(ip: IpAddr, v4: u8, v6: u8) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V4(a) => {
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(v4.min(32)))
+                .unwrap_or(0);
+            IpAddr::V4((u32::from(a) & mask).into())
+        }
+        IpAddr::V6(a) => {
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(v6.min(128)))
+                .unwrap_or(0);
+            IpAddr::V6((u128::from(a) & mask).into())
+        }
+    }
+}
+
 impl Admission {
+    fn new(limits: &crate::config::Limits) -> Self {
+        Self {
+            total: Arc::new(Semaphore::new(limits.max_connections)),
+            per_net: Arc::default(),
+            max_per_net: limits.max_connections_per_ip,
+            prefix_v4: limits.client_prefix_v4,
+            prefix_v6: limits.client_prefix_v6,
+        }
+    }
+
     fn admit(&self, ip: IpAddr) -> Result<Admitted, Reply> {
         let Ok(total) = self.total.clone().try_acquire_owned() else {
             return Err(Reply::new(
@@ -74,9 +109,10 @@ impl Admission {
                 "Too many connections, try again later",
             ));
         };
-        let mut map = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
-        let count = map.entry(ip).or_insert(0);
-        if *count >= self.max_per_ip {
+        let net = client_network(ip, self.prefix_v4, self.prefix_v6);
+        let mut map = self.per_net.lock().unwrap_or_else(|p| p.into_inner());
+        let count = map.entry(net).or_insert(0);
+        if *count >= self.max_per_net {
             return Err(Reply::new(
                 421,
                 "4.7.0",
@@ -86,8 +122,8 @@ impl Admission {
         *count += 1;
         Ok(Admitted {
             _total: total,
-            ip,
-            per_ip: self.per_ip.clone(),
+            net,
+            per_net: self.per_net.clone(),
         })
     }
 }
@@ -96,12 +132,7 @@ impl Admission {
 /// progress finish for up to the grace period, closes the rest with `421 4.3.0`, and
 /// returns once every connection task has ended.
 pub async fn run(listeners: Vec<TcpListener>, gateway: Arc<Gateway>, shutdown: CancellationToken) {
-    let limits = &gateway.session.limits;
-    let admission = Arc::new(Admission {
-        total: Arc::new(Semaphore::new(limits.max_connections)),
-        per_ip: Arc::default(),
-        max_per_ip: limits.max_connections_per_ip,
-    });
+    let admission = Arc::new(Admission::new(&gateway.session.limits));
     let signals = Shutdown {
         graceful: shutdown.clone(),
         force: CancellationToken::new(),
@@ -188,4 +219,80 @@ async fn refuse(mut stream: TcpStream, _peer: SocketAddr, reply: Reply) {
         stream.shutdown().await
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Limits;
+
+    fn admission(max_per_net: usize, v4: u8, v6: u8) -> Admission {
+        Admission::new(&Limits {
+            max_connections: 100,
+            max_connections_per_ip: max_per_net,
+            client_prefix_v4: v4,
+            client_prefix_v6: v6,
+            ..Limits::default()
+        })
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().expect("address")
+    }
+
+    #[test]
+    fn networks_by_prefix() {
+        let net = |a, v4, v6| client_network(ip(a), v4, v6);
+        assert_eq!(net("192.0.2.77", 32, 64), ip("192.0.2.77"));
+        assert_eq!(net("192.0.2.77", 24, 64), ip("192.0.2.0"));
+        assert_eq!(net("192.0.2.77", 16, 64), ip("192.0.0.0"));
+        assert_eq!(net("2001:db8:1:2:aaaa::1", 32, 64), ip("2001:db8:1:2::"));
+        assert_eq!(net("2001:db8:1:2:aaaa::1", 32, 48), ip("2001:db8:1::"));
+        assert_eq!(
+            net("2001:db8:1:2:aaaa::1", 32, 128),
+            ip("2001:db8:1:2:aaaa::1")
+        );
+        assert_eq!(net("::ffff:192.0.2.77", 24, 64), ip("192.0.2.0"));
+        assert_eq!(net("::ffff:192.0.2.77", 32, 64), ip("192.0.2.77"));
+    }
+
+    #[test]
+    fn ipv6_clients_count_per_64_by_default() {
+        let a = admission(2, 32, 64);
+        let first = a.admit(ip("2001:db8:0:1::1")).expect("first");
+        let _second = a
+            .admit(ip("2001:db8:0:1:ffff:ffff:ffff:ffff"))
+            .expect("same /64");
+        let refused = a
+            .admit(ip("2001:db8:0:1::99"))
+            .expect_err("third in the /64");
+        assert_eq!((refused.code, refused.enhanced), (421, "4.7.0"));
+        // Another /64 has its own count.
+        let _other = a.admit(ip("2001:db8:0:2::1")).expect("next /64");
+        drop(first);
+        let _again = a.admit(ip("2001:db8:0:1::99")).expect("a place was freed");
+    }
+
+    #[test]
+    fn ipv4_clients_count_per_address_by_default_and_mapped_ones_with_them() {
+        let a = admission(1, 32, 64);
+        let _held = a.admit(ip("192.0.2.1")).expect("first");
+        let _neighbour = a.admit(ip("192.0.2.2")).expect("another /32");
+        let refused = a
+            .admit(ip("::ffff:192.0.2.1"))
+            .expect_err("mapped is the same client");
+        assert_eq!(refused.enhanced, "4.7.0");
+    }
+
+    #[test]
+    fn wider_prefixes_group_neighbours() {
+        let a = admission(2, 24, 48);
+        let _one = a.admit(ip("198.51.100.1")).expect("one");
+        let _two = a.admit(ip("::ffff:198.51.100.200")).expect("two");
+        assert!(a.admit(ip("198.51.100.9")).is_err(), "same /24");
+        let _x = a.admit(ip("2001:db8:5:1::1")).expect("v6 one");
+        let _y = a.admit(ip("2001:db8:5:ffff::1")).expect("v6 two");
+        assert!(a.admit(ip("2001:db8:5:7::1")).is_err(), "same /48");
+        assert!(a.admit(ip("2001:db8:6::1")).is_ok(), "another /48");
+    }
 }

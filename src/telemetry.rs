@@ -21,6 +21,9 @@ pub const NOTICES_SENT: &str = "reclaim_notices_sent_total";
 pub const NOTICES_SUPPRESSED: &str = "reclaim_notices_suppressed_total";
 pub const NOTICES_FAILED: &str = "reclaim_notices_failed_total";
 pub const OUTBOX: &str = "reclaim_notices_outbox";
+pub const STORAGE_REFUSALS: &str = "reclaim_storage_refusals_total";
+pub const STORE_SEALED_BYTES: &str = "reclaim_store_sealed_bytes";
+pub const AUTH_COPY_PARTIAL: &str = "reclaim_auth_copy_partial_total";
 pub const TLS_CERT_EXPIRY: &str = "reclaim_tls_certificate_expiry_timestamp_seconds";
 pub const REGISTRATION_EXPIRY: &str = "reclaim_domain_registration_expiry_timestamp_seconds";
 pub const REGISTRATION_DAYS_LEFT: &str = "reclaim_domain_registration_days_left";
@@ -85,6 +88,15 @@ fn describe() {
         "notice delivery failures, by kind (temporary, permanent, expired)"
     );
     describe_gauge!(OUTBOX, "notices waiting for delivery");
+    describe_counter!(
+        STORAGE_REFUSALS,
+        "messages refused with 452 4.3.1 before their data, by reason (max_size, min_free)"
+    );
+    describe_gauge!(STORE_SEALED_BYTES, "sealed bytes in the quarantine");
+    describe_counter!(
+        AUTH_COPY_PARTIAL,
+        "messages checked on their header section only, by reason (too_large, memory_budget)"
+    );
     describe_gauge!(
         TLS_CERT_EXPIRY,
         "notAfter of the STARTTLS certificate, Unix seconds"

@@ -80,6 +80,7 @@ max_connections_per_ip = 100
 
 [store]
 path = {store:?}
+min_free = "0"
 
 [seal]
 recipients = ["{recipient}"]

@@ -190,7 +190,7 @@ async fn sighup_reloads_the_certificate_without_a_restart() {
         .port();
     let (_, recipient) = common::new_identity(dir.path(), "reviewer.key");
     let config = format!(
-        "[server]\nhostname = \"mx.old.example\"\nlisten = [\"127.0.0.1:{port}\"]\n[tls]\ncert = {cert_path:?}\nkey = {key_path:?}\n[store]\npath = {:?}\n[seal]\nrecipients = [\"{recipient}\"]\n[admin]\nsocket = {:?}\n[dns]\nresolver = \"off\"\n[[domain]]\nname = \"old.example\"\n",
+        "[server]\nhostname = \"mx.old.example\"\nlisten = [\"127.0.0.1:{port}\"]\n[tls]\ncert = {cert_path:?}\nkey = {key_path:?}\n[store]\npath = {:?}\nmin_free = \"0\"\n[seal]\nrecipients = [\"{recipient}\"]\n[admin]\nsocket = {:?}\n[dns]\nresolver = \"off\"\n[[domain]]\nname = \"old.example\"\n",
         dir.path().join("store"),
         dir.path().join("admin.sock"),
     );

@@ -15,7 +15,7 @@ use super::session::{Action, Session, StoreOutcome};
 use super::tls::describe;
 use crate::auth::{self, AuthInput};
 use crate::dns::Dns;
-use crate::intake::Intake;
+use crate::intake::{AuthCopyLimits, Intake};
 use crate::notice;
 use crate::server::Gateway;
 use crate::summary::Summary;
@@ -159,8 +159,10 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
             }
             Action::MessageStart(envelope) => {
                 tracing::debug!(mail_from = %envelope.mail_from, rcpt_to = ?envelope.rcpt_to, "message starts");
-                let auth_limit = (!matches!(gateway.dns, Dns::Off))
-                    .then_some(gateway.notify.auth_max_message_size);
+                let auth_limit = (!matches!(gateway.dns, Dns::Off)).then(|| AuthCopyLimits {
+                    max_size: gateway.notify.auth_max_message_size,
+                    budget: gateway.auth_budget.clone(),
+                });
                 let started = Intake::start(
                     &gateway.store,
                     &gateway.sealer,
@@ -200,6 +202,9 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
 /// Authenticates the sender, plans notices, and commits message and notices together.
 async fn finish_message(gateway: &Gateway, intake: Intake, mut summary: Summary) -> StoreOutcome {
     let started = std::time::Instant::now();
+    if let Some(partial) = intake.auth_copy_partial() {
+        metrics::counter!(telemetry::AUTH_COPY_PARTIAL, "reason" => partial.reason()).increment(1);
+    }
     if let Some((message, complete)) = intake.auth_copy() {
         summary.auth = auth::check(
             &gateway.dns,

@@ -11,6 +11,7 @@ use smtp_proto::{Error as ParseError, Request};
 use super::data::DataDecoder;
 use super::headers::HeaderScanner;
 use super::reply::Reply;
+use crate::capacity::{Shortage, StorageState};
 use crate::config::Limits;
 use crate::domains::{Mode, RetiredDomains};
 use crate::summary::{Summary, TlsInfo};
@@ -26,6 +27,9 @@ pub struct SessionConfig {
     pub domains: RetiredDomains,
     /// Whether STARTTLS can be offered (a certificate is configured).
     pub tls_available: bool,
+    /// How full the store is: a new message is refused `452 4.3.1` before its data when
+    /// the quota or the free-disk floor is reached.
+    pub storage: Arc<StorageState>,
 }
 
 /// The envelope of the message being received, for the trace fields.
@@ -427,6 +431,9 @@ impl Session {
                 "Message size exceeds fixed maximum message size",
             ));
         }
+        if let Err(shortage) = self.config.storage.room_for(from.size as u64) {
+            return self.reply(no_room(shortage));
+        }
         self.transaction = Some(Transaction {
             mail_from: from.address,
             rcpt_to: Vec::new(),
@@ -547,6 +554,15 @@ impl Session {
             tls: self.tls.clone(),
         }
     }
+}
+
+/// `452 4.3.1`: no room for a message now (RFC 3463 "mail system full").
+fn no_room(shortage: Shortage) -> Reply {
+    let text = match shortage {
+        Shortage::Quota => "Quarantine full, try again later",
+        Shortage::DiskFloor => "Insufficient system storage, try again later",
+    };
+    Reply::new(452, "4.3.1", text)
 }
 
 /// The `5.1.6` text for a retired address: where to write instead, if known.

@@ -37,9 +37,25 @@ impl Session {
         }
     }
 
+    /// Checks, before a body starts, that the store has room for it. Without room the
+    /// transaction is cancelled, so that no later BDAT chunk can start a body halfway.
+    fn room_for_body(&mut self) -> Result<(), Reply> {
+        let starting = self.transaction.as_ref().is_some_and(|t| t.body.is_none());
+        if !starting {
+            return Ok(());
+        }
+        self.config.storage.room_for(0).map_err(|shortage| {
+            self.transaction = None;
+            no_room(shortage)
+        })
+    }
+
     pub(super) fn data(&mut self) {
         if let Err(reply) = self.body_allowed(false) {
             return self.fail(reply);
+        }
+        if let Err(reply) = self.room_for_body() {
+            return self.reply(reply);
         }
         self.start_body(false);
         self.reply(Reply::new(354, "", "End data with <CR><LF>.<CR><LF>"));
@@ -58,7 +74,10 @@ impl Session {
             self.close();
             return;
         }
-        let reject = self.body_allowed(true).err();
+        let reject = self
+            .body_allowed(true)
+            .and_then(|()| self.room_for_body())
+            .err();
         if reject.is_none() {
             self.start_body(true);
         }
@@ -112,6 +131,11 @@ impl Session {
             return true;
         }
         match std::mem::replace(&mut self.state, State::Command) {
+            // A full store is not the client's error; protocol errors are.
+            State::Bdat {
+                reject: Some(reply),
+                ..
+            } if reply.code < 500 => self.reply(reply),
             State::Bdat {
                 reject: Some(reply),
                 ..

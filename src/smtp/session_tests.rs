@@ -1,6 +1,7 @@
 //! Table tests for the session: scripted input, fed whole and in awkward chunks.
 
 use super::*;
+use crate::capacity::StorageState;
 use crate::config::Limits;
 
 fn config(limits: Limits, tls: bool) -> Arc<SessionConfig> {
@@ -9,6 +10,7 @@ fn config(limits: Limits, tls: bool) -> Arc<SessionConfig> {
         limits,
         domains: RetiredDomains::new(["old.example", "*.retired.example"]).expect("domains"),
         tls_available: tls,
+        storage: Arc::default(),
     })
 }
 
@@ -384,4 +386,85 @@ fn utf8_addresses_are_accepted() {
         r.wire
     );
     assert_eq!(r.stored[0].0.rcpt_to, ["jöran@old.example"]);
+}
+
+fn full_store() -> Arc<StorageState> {
+    let storage = StorageState::new(
+        crate::capacity::StorageLimits {
+            max_size: Some(1000),
+            min_free: 0,
+        },
+        0,
+    );
+    Arc::new(storage)
+}
+
+/// Polls until the session wants input; returns the replies. No message may start.
+fn replies_until_input(session: &mut Session) -> String {
+    let mut wire = String::new();
+    loop {
+        match session.poll() {
+            Action::Reply(r) => wire.push_str(&String::from_utf8_lossy(&r.to_wire())),
+            Action::NeedInput { .. } | Action::Close => return wire,
+            other => panic!("nothing may start without room: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_full_store_refuses_at_mail_before_any_data() {
+    let storage = full_store();
+    storage.added(1000);
+    let mut cfg = (*config(Limits::default(), false)).clone();
+    cfg.storage = storage;
+    let input = format!(
+        "{HELLO}MAIL FROM:<a@partner.example>\r\nRCPT TO:<x@old.example>\r\nDATA\r\n\
+         BDAT 3 LAST\r\nabcQUIT\r\n"
+    );
+    let r = run_with(Arc::new(cfg), input.as_bytes(), 5);
+    assert_eq!(codes(&r.wire), ["250", "452", "503", "503", "503", "221"]);
+    assert!(r.wire.contains("452 4.3.1 Quarantine full"), "{}", r.wire);
+    assert!(r.stored.is_empty());
+}
+
+#[test]
+fn a_declared_size_that_crosses_the_quota_is_refused() {
+    let mut cfg = (*config(Limits::default(), false)).clone();
+    cfg.storage = full_store();
+    let input = format!(
+        "{HELLO}MAIL FROM:<a@partner.example> SIZE=2000\r\nMAIL FROM:<a@partner.example> SIZE=20\r\n"
+    );
+    let r = run_with(Arc::new(cfg), input.as_bytes(), input.len());
+    assert_eq!(codes(&r.wire), ["250", "452", "250"]);
+}
+
+#[test]
+fn room_is_checked_again_when_the_body_starts() {
+    for (body_command, later) in [
+        ("DATA\r\n", "Subject: x\r\n\r\nhi\r\n.\r\n"),
+        ("BDAT 4\r\nabcd", "BDAT 2 LAST\r\nef"),
+    ] {
+        let storage = full_store();
+        let mut cfg = (*config(Limits::default(), false)).clone();
+        cfg.storage = storage.clone();
+        let mut session = Session::new(Arc::new(cfg), "192.0.2.1".parse().expect("ip"), None);
+        session.receive(
+            format!("{HELLO}MAIL FROM:<a@partner.example>\r\nRCPT TO:<x@old.example>\r\n")
+                .as_bytes(),
+        );
+        assert_eq!(
+            codes(&replies_until_input(&mut session)),
+            ["250", "250", "250"]
+        );
+        // Another session filled the store in the meantime.
+        storage.added(1000);
+        session.receive(body_command.as_bytes());
+        let wire = replies_until_input(&mut session);
+        assert!(wire.starts_with("452 4.3.1"), "{body_command:?}: {wire}");
+        // Room again: what follows must not become half a message.
+        storage.removed(1000);
+        session.receive(later.as_bytes());
+        let wire = replies_until_input(&mut session);
+        assert!(!wire.starts_with("250"), "{body_command:?}: {wire}");
+    }
 }

@@ -113,9 +113,9 @@ impl Index {
         Ok(out)
     }
 
-    /// Removes the index entries and summaries of `ids` in one durable commit; returns
-    /// which of them existed.
-    pub(super) fn remove_all(&self, ids: &[MessageId]) -> Result<Vec<bool>, StoreError> {
+    /// Removes the index entries and summaries of `ids` in one durable commit; returns,
+    /// for each, the sealed size it had if it existed.
+    pub(super) fn remove_all(&self, ids: &[MessageId]) -> Result<Vec<Option<u64>>, StoreError> {
         let txn = self.db.begin_write().map_err(index_err)?;
         let mut found = Vec::with_capacity(ids.len());
         {
@@ -123,7 +123,11 @@ impl Index {
             let mut summaries = txn.open_table(SUMMARIES).map_err(index_err)?;
             let mut holds = txn.open_table(HOLDS).map_err(index_err)?;
             for id in ids {
-                found.push(meta.remove(id.key()).map_err(index_err)?.is_some());
+                let removed = meta.remove(id.key()).map_err(index_err)?;
+                // An unreadable entry is still removed; it counts as no bytes.
+                found.push(removed.map(|old| {
+                    serde_json::from_slice::<MessageMeta>(old.value()).map_or(0, |m| m.sealed_size)
+                }));
                 summaries.remove(id.key()).map_err(index_err)?;
                 holds.remove(id.key()).map_err(index_err)?;
             }

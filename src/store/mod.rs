@@ -30,6 +30,7 @@ pub use ratelimit::{Limited, RateLimits};
 pub use reconcile::Reconciliation;
 pub use retain::{DayStats, DomainStats, PurgeReport, Stats};
 
+use crate::capacity::{StorageLimits, StorageState};
 use committer::Committer;
 use index::Index;
 
@@ -119,12 +120,22 @@ pub struct Store {
     index: std::sync::Arc<Index>,
     committer: Committer,
     pair_salt: Vec<u8>,
+    /// How full the store is, for the sessions' `452 4.3.1` before the data.
+    storage: std::sync::Arc<StorageState>,
 }
 
 impl Store {
     /// Opens (creating if needed) the store at `root`, removes stale temp files and
-    /// reconciles index and blobs. Blocking: call at start-up.
+    /// reconciles index and blobs. Blocking: call at start-up. No quota, no floor.
     pub fn open(root: &Path) -> Result<(Self, Reconciliation), StoreError> {
+        Self::open_with(root, StorageLimits::default())
+    }
+
+    /// [`Self::open`], with a quota and a free-disk floor that [`Self::storage`] enforces.
+    pub fn open_with(
+        root: &Path,
+        limits: StorageLimits,
+    ) -> Result<(Self, Reconciliation), StoreError> {
         let messages_dir = root.join("messages");
         let tmp_dir = root.join("tmp");
         for dir in [root, &messages_dir, &tmp_dir] {
@@ -134,6 +145,15 @@ impl Store {
         let report = reconcile::reconcile(&index, &messages_dir, &tmp_dir)?;
         let pair_salt = outbox::salt(index.db())?;
         let committer = Committer::start(index.clone(), messages_dir.clone())?;
+        let used = index
+            .scan()?
+            .iter()
+            .map(|(_, meta, _)| meta.sealed_size)
+            .sum();
+        let storage = std::sync::Arc::new(StorageState::new(limits, used));
+        storage
+            .refresh_free(root)
+            .map_err(|e| StoreError::io(root, e))?;
         Ok((
             Self {
                 messages_dir,
@@ -141,6 +161,7 @@ impl Store {
                 index,
                 committer,
                 pair_salt,
+                storage,
             },
             report,
         ))
@@ -165,6 +186,7 @@ impl Store {
     ) -> Result<(MessageId, NoticeOutcome), StoreError> {
         let id = blob.id();
         meta.sealed_size = blob.persist().await?;
+        let sealed_size = meta.sealed_size;
         let queued = self
             .committer
             .commit(index::Commit {
@@ -177,7 +199,20 @@ impl Store {
                 notices,
             })
             .await?;
+        self.storage.added(sealed_size);
         Ok((id, queued))
+    }
+
+    /// How full the store is; shared with the sessions.
+    pub fn storage(&self) -> std::sync::Arc<StorageState> {
+        self.storage.clone()
+    }
+
+    /// Measures the free space where new messages are written. Blocking (one statvfs).
+    pub fn refresh_free_space(&self) -> Result<(), StoreError> {
+        self.storage
+            .refresh_free(&self.tmp_dir)
+            .map_err(|e| StoreError::io(&self.tmp_dir, e))
     }
 
     /// The key of a (sender, retired address) pair for notice rate limits.

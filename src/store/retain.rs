@@ -62,7 +62,13 @@ impl Store {
             }
         }
         sync_dir(&self.messages_dir)?;
-        self.index.remove_all(ids)
+        let removed = self.index.remove_all(ids)?;
+        self.storage
+            .removed(removed.iter().flatten().copied().sum::<u64>());
+        if let Err(error) = self.storage.refresh_free(&self.messages_dir) {
+            tracing::warn!(%error, "cannot measure the store's free disk space");
+        }
+        Ok(removed.iter().map(Option::is_some).collect())
     }
 
     /// Places (`true`) or lifts a legal hold; `false` when there is no such message.
