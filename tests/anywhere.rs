@@ -44,6 +44,7 @@ hostname = "mx.old.example"
 listen = ["{smtp}"]
 [store]
 path = "store"
+min_free = "0"
 [seal]
 recipients = ["{recipient}"]
 [admin]

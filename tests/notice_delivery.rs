@@ -65,6 +65,7 @@ shutdown_grace = "{grace}s"
 
 [store]
 path = {store:?}
+min_free = "0"
 
 [seal]
 recipients = ["{recipient}"]

@@ -417,7 +417,7 @@ async fn queued_notice_survives_a_kill_before_delivery() {
         .expect("addr")
         .port();
     let config = format!(
-        "[server]\nhostname = \"mx.old.example\"\nlisten = [\"127.0.0.1:{smtp_port}\"]\n[store]\npath = {:?}\n[seal]\nrecipients = [\"{recipient}\"]\n[admin]\nsocket = {:?}\n{}",
+        "[server]\nhostname = \"mx.old.example\"\nlisten = [\"127.0.0.1:{smtp_port}\"]\n[store]\npath = {:?}\nmin_free = \"0\"\n[seal]\nrecipients = [\"{recipient}\"]\n[admin]\nsocket = {:?}\n{}",
         dir.path().join("store"),
         dir.path().join("admin.sock"),
         sections(relay_addr, "none", ""),

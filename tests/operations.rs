@@ -257,7 +257,7 @@ async fn logs_to_a_pipe_carry_no_colour_codes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (_, recipient) = common::new_identity(dir.path(), "reviewer.key");
     let config = format!(
-        "[server]\nhostname = \"mx.old.example\"\nlisten = [\"127.0.0.1:0\"]\n[store]\npath = {:?}\n[seal]\nrecipients = [\"{recipient}\"]\n[admin]\nsocket = {:?}\n[dns]\nresolver = \"off\"\n[[domain]]\nname = \"old.example\"\n",
+        "[server]\nhostname = \"mx.old.example\"\nlisten = [\"127.0.0.1:0\"]\n[store]\npath = {:?}\nmin_free = \"0\"\n[seal]\nrecipients = [\"{recipient}\"]\n[admin]\nsocket = {:?}\n[dns]\nresolver = \"off\"\n[[domain]]\nname = \"old.example\"\n",
         dir.path().join("store"),
         dir.path().join("admin.sock"),
     );
