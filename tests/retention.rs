@@ -34,29 +34,16 @@ async fn retention_purges_expired_messages_but_not_held_ones() {
             .any(|m| m["id"] == held.as_str() && m["held"] == true)
     );
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while blob(&gw, &expiring).exists() {
-        assert!(tokio::time::Instant::now() < deadline, "never purged");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let ids: Vec<String> = gw
-        .list()
-        .await
-        .iter()
-        .map(|m| m["id"].as_str().expect("id").to_owned())
-        .collect();
-    assert!(ids.contains(&held) && ids.contains(&kept) && !ids.contains(&expiring));
+    // A purge deletes the sealed file first and the index entry last: wait for the entry to
+    // leave the listing, which comes after the file is gone.
+    let ids = listed_until(&gw, |ids| !ids.contains(&expiring), "never purged").await;
+    assert!(ids.contains(&held) && ids.contains(&kept));
+    assert!(!blob(&gw, &expiring).exists());
     assert!(blob(&gw, &held).exists());
 
     gw.cli_ok(&["unhold", &held]).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while blob(&gw, &held).exists() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never purged after unhold"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    listed_until(&gw, |ids| !ids.contains(&held), "never purged after unhold").await;
+    assert!(!blob(&gw, &held).exists());
     assert!(
         blob(&gw, &kept).exists(),
         "the per-domain retention applies"
@@ -327,4 +314,26 @@ async fn release_over_required_starttls_with_an_internal_ca() {
     );
     assert!(text.contains("secret"));
     gw.stop().await;
+}
+
+/// Lists until `done` holds for the listed ids (at most 20 s), and returns them.
+async fn listed_until(
+    gw: &TestGateway,
+    done: impl Fn(&[String]) -> bool,
+    what: &str,
+) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let ids: Vec<String> = gw
+            .list()
+            .await
+            .iter()
+            .map(|m| m["id"].as_str().expect("id").to_owned())
+            .collect();
+        if done(&ids) {
+            return ids;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
