@@ -24,9 +24,10 @@ trap cleanup EXIT
 step() { printf '\n== %s\n' "$*"; }
 fail() { echo "SMOKE TEST FAILED: $*" >&2; docker logs "$name" 2>&1 | tail -20 >&2 || true; exit 1; }
 
-step "building $image from $binary on $base"
+step "building $image from $binary (stripped) on $base"
+strip -o target/release/reclaim.stripped "$binary"
 DOCKER_BUILDKIT=0 docker build -q -f docker/Dockerfile --target prebuilt \
-  --build-arg BASE="$base" -t "$image" . >/dev/null
+  --build-arg BASE="$base" --build-arg BINARY=target/release/reclaim.stripped -t "$image" . >/dev/null
 size=$(docker image inspect -f '{{.Size}}' "$image")
 echo "image $image: $((size / 1024 / 1024)) MiB"
 

@@ -57,6 +57,7 @@ docker run --rm --network none -v "$work:/pkg:ro" "$base" sh -euc '
   if reclaim -c /etc/reclaim/reclaim.toml check-config >/tmp/check.out 2>&1; then
     echo "the shipped config passed check-config with its CHANGE ME values"; exit 1
   fi
+  grep -q "seal.recipients" /tmp/check.out || { echo "refused, but not for its CHANGE ME recipient:"; cat /tmp/check.out; exit 1; }
   echo "shipped config refused until filled in: $(head -c 300 /tmp/check.out)"
 
   reclaim keygen -o /tmp/reviewer.key >/dev/null 2>&1
@@ -69,7 +70,7 @@ docker run --rm --network none -v "$work:/pkg:ro" "$base" sh -euc '
 
   apt-get purge -y -q reclaim >/tmp/purge.log 2>&1 || { cat /tmp/purge.log; exit 1; }
   if dpkg-query -W -f="\${Status}" reclaim 2>/dev/null | grep -q installed; then echo "still installed"; exit 1; fi
-  for path in /usr/bin/reclaim /etc/reclaim /var/lib/reclaim /lib/systemd/system/reclaim.service /usr/lib/sysusers.d/reclaim.conf /usr/share/reclaim; do
+  for path in /usr/bin/reclaim /etc/reclaim /var/lib/reclaim /lib/systemd/system/reclaim.service /usr/share/reclaim; do
     if [ -e "$path" ]; then echo "left behind after purge: $path"; exit 1; fi
   done
   echo "apt-get purge left nothing behind"
