@@ -56,7 +56,11 @@ pub(super) fn anchor(config: &mut Config, base: &Path) {
 /// The folder a config file's relative paths start from: the file's own folder, made
 /// absolute so that it stays right whatever the working directory becomes later.
 pub(super) fn base_of(config_file: &Path) -> PathBuf {
-    let folder = config_file.parent().unwrap_or(Path::new(""));
+    // `reclaim.toml` has the parent "", which `absolute` refuses: that is the current folder.
+    let folder = match config_file.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
     std::path::absolute(folder).unwrap_or_else(|_| folder.to_owned())
 }
 
