@@ -98,5 +98,7 @@ mod tests {
             relative.is_absolute() && relative.ends_with("config"),
             "{relative:?}"
         );
+        let bare = base_of(Path::new("reclaim.toml"));
+        assert!(bare.is_absolute(), "{bare:?}");
     }
 }
