@@ -19,7 +19,7 @@ step() { printf '\n== %s\n' "$*"; }
 fail() { echo "PACKAGE TEST FAILED: $*" >&2; exit 1; }
 
 step "building the package"
-deb=$(cargo deb --no-build --no-strip 2>"$work/cargo-deb.err" | tail -n 1) || fail "cargo deb: $(cat "$work/cargo-deb.err")"
+deb=$(cargo deb --no-build --strip 2>"$work/cargo-deb.err" | tail -n 1) || fail "cargo deb: $(cat "$work/cargo-deb.err")"
 [ -f "$deb" ] || fail "cargo deb printed no package path"
 echo "$(basename "$deb"): $(($(stat -c %s "$deb") / 1024)) KiB"
 dpkg-deb --info "$deb" | sed -n '/Package:/,$p'
