@@ -6,29 +6,11 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::process::{free_port, serve};
 use common::recorder::Recorder;
 use common::{Client, queued_id};
-
-/// A running `reclaim serve`, killed when the test ends.
-struct Serving(Child);
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("free port")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn built_in_templates_go_out_in_english_and_dutch_from_any_directory() {
@@ -69,25 +51,7 @@ relay_tls = "none"
     );
     let config_path = common::write_file(home.path(), "reclaim.toml", config.as_bytes());
     let log = home.path().join("serve.log");
-    let child = Command::new(env!("CARGO_BIN_EXE_reclaim"))
-        .current_dir(elsewhere.path())
-        .args(["serve", "-c"])
-        .arg(&config_path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("start reclaim");
-    let _serving = Serving(child);
-    let started = Instant::now();
-    while tokio::net::TcpStream::connect(smtp).await.is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "gateway did not start: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let _serving = serve(&config_path, smtp, &log, Some(elsewhere.path())).await;
 
     for (from, to) in [
         ("a@partner.example", "jan@old.example"),

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::process::free_port;
 use common::{dot_stuff, new_identity, split_trace};
 
 /// How many times the gateway is killed.
@@ -56,12 +57,6 @@ struct Gateway {
     config: PathBuf,
     identity: PathBuf,
     addr: SocketAddr,
-}
-
-fn free_port() -> u16 {
-    // A child cannot be told to bind port 0 and report back, so borrow a free port.
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local addr").port()
 }
 
 impl Gateway {

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::process::{free_port, serve};
 use common::recorder::Recorder;
 use common::{Client, queued_id};
 use reclaim::config::{DeliveryConfig, DnsResolver};
@@ -44,14 +45,6 @@ async fn start_silent(
         }
     });
     (local, rx, task)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("free port")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 fn write_config(dir: &Path, smtp_port: u16, mx_port: u16) -> std::path::PathBuf {
@@ -102,42 +95,6 @@ allow_private_mx = true
     common::write_file(dir, "reclaim.toml", text.as_bytes())
 }
 
-/// A running `reclaim serve`, killed if the test fails before it ends it.
-struct Serving(Option<Child>);
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// Starts `reclaim serve` and waits until it accepts SMTP.
-async fn serve(config: &Path, smtp: SocketAddr, log: &Path) -> Serving {
-    let child = Command::new(env!("CARGO_BIN_EXE_reclaim"))
-        .args(["serve", "-c"])
-        .arg(config)
-        .env("RECLAIM_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).expect("log file"))
-        .spawn()
-        .expect("start reclaim");
-    let serving = Serving(Some(child));
-    let started = Instant::now();
-    while TcpStream::connect(smtp).await.is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "gateway did not start: {}",
-            std::fs::read_to_string(log).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    serving
-}
-
 async fn send(smtp: SocketAddr, from: &str, to: &str) {
     let (mut c, _) = Client::connect(smtp).await;
     let body =
@@ -161,7 +118,7 @@ async fn a_silent_mx_pins_only_its_own_notice_and_shutdown_leaves_it_queued() {
     let smtp: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
     let config = write_config(dir.path(), smtp.port(), mx_port);
     let log = dir.path().join("serve.log");
-    let mut serving = serve(&config, smtp, &log).await;
+    let mut serving = serve(&config, smtp, &log, None).await;
     let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
 
     send(smtp, "someone@stuck.example", "a@old.example").await;
@@ -240,7 +197,7 @@ async fn a_silent_mx_pins_only_its_own_notice_and_shutdown_leaves_it_queued() {
     silent_task.abort();
     let _ = silent_task.await;
     let recovered = Recorder::start_on(&silent_addr.to_string(), 0).await;
-    let serving = serve(&config, smtp, &log).await;
+    let serving = serve(&config, smtp, &log, None).await;
     let got = recovered.wait_for(1, Duration::from_secs(20)).await;
     drop(serving);
     assert_eq!(got.len(), 1, "left queued, delivered after the restart");
