@@ -44,6 +44,7 @@ pub mod exit;
 pub mod intake;
 pub mod launch;
 pub mod notice;
+pub mod quarantine;
 pub mod rdap;
 pub mod retention;
 pub mod seal;

@@ -13,33 +13,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::seal::Sealer;
 use crate::smtp::Reply;
-use crate::smtp::SessionConfig;
-use crate::smtp::connection::{self, REFUSAL_WRITE_TIMEOUT, Shutdown};
-use crate::smtp::tls::TlsReloader;
-use crate::store::Store;
+use crate::smtp::connection::{self, Gateway, REFUSAL_WRITE_TIMEOUT, Shutdown};
 use crate::telemetry;
-
-/// Everything a connection needs, shared by all of them.
-pub struct Gateway {
-    pub session: Arc<SessionConfig>,
-    pub store: Arc<Store>,
-    pub sealer: Sealer,
-    pub tls: Option<Arc<TlsReloader>>,
-    pub tls_handshake_timeout: Duration,
-    /// How long sessions in a transaction may go on after shutdown starts.
-    pub shutdown_grace: Duration,
-    pub dns: crate::dns::Dns,
-    pub notify: Arc<crate::config::NotifyConfig>,
-    pub templates: crate::notice::Templates,
-    /// Per-domain retention, for what notices say about keeping the copy.
-    pub retention: crate::retention::RetentionPolicy,
-    /// Wakes the notice worker when a commit queued notices.
-    pub notices_queued: Arc<tokio::sync::Notify>,
-    /// What the in-memory copies kept for DKIM may use together.
-    pub auth_budget: Arc<crate::capacity::MemoryBudget>,
-}
 
 /// Counts connections, in total and per client network.
 struct Admission {
