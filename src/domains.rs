@@ -78,6 +78,23 @@ pub struct Disposition {
     pub language: Language,
 }
 
+/// A recipient the session accepted, with what applies to it as worked out at RCPT time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient {
+    pub address: String,
+    /// `None` for the bare `<postmaster>` (RFC 5321 4.5.1), which has no domain.
+    pub disposition: Option<Disposition>,
+}
+
+impl Recipient {
+    /// The retired domain it was addressed to, or `postmaster` for the bare `<postmaster>`.
+    pub fn retired_domain(&self) -> &str {
+        self.disposition
+            .as_ref()
+            .map_or("postmaster", |d| d.domain.as_str())
+    }
+}
+
 impl RetiredDomains {
     /// Builds the set from config entries such as `old.example` or `*.old.example`.
     /// Returns the offending entry's text on error.

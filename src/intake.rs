@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use crate::auth_copy::{AuthCopy, Partial};
 use crate::capacity::MemoryBudget;
-use crate::domains::RetiredDomains;
+use crate::domains::Recipient;
 use crate::seal::{SealError, SealWriter, Sealer};
 use crate::smtp::Envelope;
 use crate::smtp::trace::trace_fields;
@@ -72,6 +72,9 @@ pub struct Intake {
     /// A plaintext copy for sender authentication (DKIM needs the whole message), kept
     /// whole only within a size limit and the gateway's memory budget.
     auth_copy: Option<AuthCopy>,
+    /// The envelope as the session accepted it: what the commit needs to know about the
+    /// client and the recipients travels here, typed, from RCPT time.
+    envelope: Envelope,
 }
 
 impl Intake {
@@ -96,6 +99,7 @@ impl Intake {
             size: 0,
             received_at,
             auth_copy: None,
+            envelope: envelope.clone(),
         };
         intake
             .write(&trace_fields(
@@ -109,6 +113,11 @@ impl Intake {
         intake.auth_copy = auth
             .map(|a| AuthCopy::new(usize::try_from(a.max_size).unwrap_or(usize::MAX), a.budget));
         Ok(intake)
+    }
+
+    /// The envelope the message started with.
+    pub fn envelope(&self) -> &Envelope {
+        &self.envelope
     }
 
     /// Plaintext bytes so far (trace fields included).
@@ -150,7 +159,6 @@ impl Intake {
     pub async fn finish(
         self,
         store: &Store,
-        domains: &RetiredDomains,
         summary: &Summary,
         notices: NoticePlan,
     ) -> Result<(MessageId, NoticeOutcome), IntakeError> {
@@ -162,6 +170,7 @@ impl Intake {
             size,
             received_at,
             auth_copy: _,
+            envelope,
         } = self;
         writer.finish()?;
         blob.write(&spill.take()).await?;
@@ -172,7 +181,7 @@ impl Intake {
                 .map_or(0, |d| d.as_secs() as i64),
             size,
             sealed_size: 0,
-            domains: retired_domains_of(domains, &summary.rcpt_to),
+            domains: retired_domains_of(&envelope.recipients),
         };
         Ok(store.commit(blob, meta, sealed_summary, notices).await?)
     }
@@ -180,15 +189,11 @@ impl Intake {
 
 /// The distinct retired domains a message was addressed to (`postmaster` for the bare
 /// `<postmaster>` recipient).
-fn retired_domains_of(domains: &RetiredDomains, rcpt_to: &[String]) -> Vec<String> {
+fn retired_domains_of(recipients: &[Recipient]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for rcpt in rcpt_to {
-        let name = match rcpt.rsplit_once('@') {
-            Some((_, domain)) => domains.matching(domain).unwrap_or("unknown").to_owned(),
-            None => "postmaster".to_owned(),
-        };
-        if !out.contains(&name) {
-            out.push(name);
+    for name in recipients.iter().map(Recipient::retired_domain) {
+        if !out.iter().any(|d| d == name) {
+            out.push(name.to_owned());
         }
     }
     out

@@ -70,10 +70,7 @@ impl Quarantine {
             summary.auth = auth::check(
                 &self.dns,
                 AuthInput {
-                    client_ip: summary
-                        .client_ip
-                        .parse()
-                        .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])),
+                    client_ip: intake.envelope().client_ip,
                     helo: &summary.helo,
                     hostname: &self.hostname,
                     mail_from: &summary.mail_from,
@@ -91,22 +88,15 @@ impl Quarantine {
             hostname: &self.hostname,
             retention: &self.retention,
         };
-        let notices = planner.plan(&summary, intake.received_at());
+        let recipients = intake.envelope().recipients.clone();
+        let notices = planner.plan(&summary, &recipients, intake.received_at());
         let size = intake.size();
-        match intake
-            .finish(&self.store, &self.domains, &summary, notices)
-            .await
-        {
+        match intake.finish(&self.store, &summary, notices).await {
             Ok((id, notice)) => {
                 metrics::histogram!(telemetry::COMMIT_SECONDS)
                     .record(started.elapsed().as_secs_f64());
-                for domain in summary
-                    .rcpt_to
-                    .iter()
-                    .filter_map(|r| r.rsplit_once('@'))
-                    .filter_map(|(_, d)| self.domains.matching(d))
-                {
-                    metrics::counter!(telemetry::MESSAGES_ACCEPTED, "domain" => domain.to_owned())
+                for disposition in recipients.iter().filter_map(|r| r.disposition.as_ref()) {
+                    metrics::counter!(telemetry::MESSAGES_ACCEPTED, "domain" => disposition.domain.clone())
                         .increment(1);
                 }
                 metrics::gauge!(telemetry::STORE_MESSAGES).increment(1.0);

@@ -165,7 +165,7 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
                 return Outcome::StartTls;
             }
             Action::MessageStart(envelope) => {
-                tracing::debug!(mail_from = %envelope.mail_from, rcpt_to = ?envelope.rcpt_to, "message starts");
+                tracing::debug!(mail_from = %envelope.mail_from, rcpt_to = ?envelope.recipients.iter().map(|r| &r.address).collect::<Vec<_>>(), "message starts");
                 let started = gateway.quarantine.open(&envelope).await;
                 intake = Some(started.map_err(|error| {
                     tracing::error!(%error, "cannot open a sealed message in the store");

@@ -9,7 +9,7 @@ impl Session {
         let Some(transaction) = &self.transaction else {
             return Err(Reply::new(503, "5.5.1", "Need MAIL command"));
         };
-        if transaction.rcpt_to.is_empty() {
+        if transaction.recipients.is_empty() {
             return Err(Reply::new(554, "5.5.1", "No valid recipients"));
         }
         if let Some(body) = &transaction.body
@@ -209,7 +209,11 @@ impl Session {
         }
         let summary = Summary {
             mail_from: transaction.mail_from.clone(),
-            rcpt_to: transaction.rcpt_to.clone(),
+            rcpt_to: transaction
+                .recipients
+                .iter()
+                .map(|r| r.address.clone())
+                .collect(),
             client_ip: self.client_ip.to_string(),
             helo: self.helo.clone().unwrap_or_default(),
             tls: self.tls.clone(),
