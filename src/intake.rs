@@ -13,7 +13,8 @@ use crate::seal::{SealError, SealWriter, Sealer};
 use crate::smtp::Envelope;
 use crate::smtp::trace::trace_fields;
 use crate::store::{
-    BlobWriter, MessageId, MessageMeta, NoticeOutcome, NoticePlan, Store, StoreError,
+    MessageId, MessageMeta, NoticeOutcome, NoticePlan, QuarantineStore, StagedMessage, Store,
+    StoreError,
 };
 use crate::summary::Summary;
 
@@ -61,12 +62,12 @@ pub struct AuthCopyLimits {
     pub budget: Arc<MemoryBudget>,
 }
 
-/// The message being received.
-pub struct Intake {
+/// The message being received, staged in a store of type `S`.
+pub struct Intake<S: QuarantineStore = Store> {
     sealer: Sealer,
     writer: SealWriter<Spill>,
     spill: Spill,
-    blob: BlobWriter,
+    blob: S::Staged,
     size: u64,
     received_at: SystemTime,
     /// A plaintext copy for sender authentication (DKIM needs the whole message), kept
@@ -77,10 +78,10 @@ pub struct Intake {
     envelope: Envelope,
 }
 
-impl Intake {
+impl<S: QuarantineStore> Intake<S> {
     /// Opens a sealed blob for a new message and writes the trace fields into it.
     pub async fn start(
-        store: &Store,
+        store: &S,
         sealer: &Sealer,
         envelope: &Envelope,
         hostname: &str,
@@ -158,7 +159,7 @@ impl Intake {
     /// the notices the message causes. Returns the id and how many notices were queued.
     pub async fn finish(
         self,
-        store: &Store,
+        store: &S,
         summary: &Summary,
         notices: NoticePlan,
     ) -> Result<(MessageId, NoticeOutcome), IntakeError> {

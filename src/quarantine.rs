@@ -18,14 +18,14 @@ use crate::notice::{self, Templates};
 use crate::retention::RetentionPolicy;
 use crate::seal::Sealer;
 use crate::smtp::{Envelope, StoreOutcome};
-use crate::store::Store;
+use crate::store::{QuarantineStore, Store};
 use crate::summary::Summary;
 use crate::telemetry;
 
 /// Everything a message needs between its first byte and its durable commit, shared by all
-/// connections.
-pub struct Quarantine {
-    pub store: Arc<Store>,
+/// connections. Generic over the store behind it.
+pub struct Quarantine<S: QuarantineStore = Store> {
+    pub store: Arc<S>,
     pub sealer: Sealer,
     /// This gateway's name, for trace fields and notices.
     pub hostname: String,
@@ -41,16 +41,16 @@ pub struct Quarantine {
     pub auth_budget: Arc<MemoryBudget>,
 }
 
-impl Quarantine {
+impl<S: QuarantineStore> Quarantine<S> {
     /// Opens a sealed intake for a message with this envelope; with DNS on, it also keeps
     /// a plaintext copy for DKIM within the size limit and the memory budget.
-    pub async fn open(&self, envelope: &Envelope) -> Result<Intake, IntakeError> {
+    pub async fn open(&self, envelope: &Envelope) -> Result<Intake<S>, IntakeError> {
         let auth_limit = (!matches!(self.dns, Dns::Off)).then(|| AuthCopyLimits {
             max_size: self.notify.auth_max_message_size,
             budget: self.auth_budget.clone(),
         });
         Intake::start(
-            &self.store,
+            &*self.store,
             &self.sealer,
             envelope,
             &self.hostname,
@@ -60,7 +60,7 @@ impl Quarantine {
     }
 
     /// Authenticates the sender, plans notices, and commits message and notices together.
-    pub async fn commit(&self, intake: Intake, mut summary: Summary) -> StoreOutcome {
+    pub async fn commit(&self, intake: Intake<S>, mut summary: Summary) -> StoreOutcome {
         let started = Instant::now();
         if let Some(partial) = intake.auth_copy_partial() {
             metrics::counter!(telemetry::AUTH_COPY_PARTIAL, "reason" => partial.reason())
@@ -84,7 +84,7 @@ impl Quarantine {
             notify: &self.notify,
             domains: &self.domains,
             templates: &self.templates,
-            store: &self.store,
+            store: &*self.store,
             hostname: &self.hostname,
             retention: &self.retention,
         };

@@ -15,23 +15,25 @@ use std::time::SystemTime;
 use crate::config::NotifyConfig;
 use crate::domains::{Disposition, Mode, Recipient, RetiredDomains};
 use crate::retention::RetentionPolicy;
-use crate::store::{MessageId, NoticePlan, OutboxItem, QueuedNotice, RateLimits, Store};
+use crate::store::{
+    MessageId, NoticePlan, OutboxItem, QuarantineStore, QueuedNotice, RateLimits, Store,
+};
 use crate::summary::Summary;
 
 pub use policy::{Suppressed, eligibility};
 pub use template::Templates;
 
 /// What planning notices needs to know besides the message.
-pub struct Planner<'a> {
+pub struct Planner<'a, S: QuarantineStore = Store> {
     pub notify: &'a NotifyConfig,
     pub domains: &'a RetiredDomains,
     pub templates: &'a Templates,
-    pub store: &'a Store,
+    pub store: &'a S,
     pub hostname: &'a str,
     pub retention: &'a RetentionPolicy,
 }
 
-impl Planner<'_> {
+impl<S: QuarantineStore> Planner<'_, S> {
     /// The notice a stored message should cause (at most one, answering every retired
     /// recipient in notify mode), ready to queue with it. Suppressed ones are logged
     /// (without addresses), counted, and left out; rate limits are applied by the store.
