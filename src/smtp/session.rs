@@ -204,11 +204,7 @@ impl Session {
                 Reply::new(550, "5.1.6", bounce.unwrap_or_default())
             }
             StoreOutcome::Stored { id } => Reply::new(250, "2.0.0", format!("Ok: queued as {id}")),
-            StoreOutcome::Failed => Reply::new(
-                451,
-                "4.3.0",
-                "Local error in processing, message not accepted; try again later",
-            ),
+            StoreOutcome::Failed => Reply::not_stored(),
         }));
     }
 
@@ -330,9 +326,7 @@ impl Session {
             ParseError::InvalidSenderAddress => {
                 Reply::new(501, "5.1.7", "Bad sender address syntax")
             }
-            ParseError::InvalidRecipientAddress => {
-                Reply::new(501, "5.1.3", "Bad recipient address syntax")
-            }
+            ParseError::InvalidRecipientAddress => Reply::bad_recipient(),
             ParseError::SyntaxError { syntax } => {
                 Reply::new(501, "5.5.4", format!("Syntax: {syntax}"))
             }
@@ -426,11 +420,7 @@ impl Session {
             return self.fail(Reply::new(555, "5.5.4", "BODY=BINARYMIME is not supported"));
         }
         if from.size as u64 > self.config.limits.max_message_size {
-            return self.fail(Reply::new(
-                552,
-                "5.3.4",
-                "Message size exceeds fixed maximum message size",
-            ));
+            return self.fail(Reply::too_big());
         }
         if let Err(shortage) = self.config.storage.room_for(from.size as u64) {
             return self.reply(no_room(shortage));
@@ -474,7 +464,7 @@ impl Session {
                         }
                     }
                 }
-                _ => return self.fail(Reply::new(501, "5.1.3", "Bad recipient address syntax")),
+                _ => return self.fail(Reply::bad_recipient()),
             }
         };
         let bounce_text = match &disposition {
