@@ -46,6 +46,16 @@ enum Outcome {
     StartTls,
 }
 
+/// The message being received, as far as the driver is concerned.
+enum Current {
+    /// No message body is being received.
+    Idle,
+    Open(Intake),
+    /// Opening or writing failed: the rest of the body is read and dropped, and its end is
+    /// answered `451`.
+    Failed,
+}
+
 /// Serves one client connection to the end.
 pub async fn handle(
     mut stream: TcpStream,
@@ -87,17 +97,14 @@ async fn write_all<S: AsyncWrite + Unpin>(
     stream: &mut S,
     bytes: &[u8],
     gateway: &Gateway,
-) -> Result<(), ()> {
+) -> std::io::Result<()> {
     // A client that never reads must not pin the connection forever.
-    match timeout(gateway.session.limits.command_timeout, async {
+    timeout(gateway.session.limits.command_timeout, async {
         stream.write_all(bytes).await?;
         stream.flush().await
     })
     .await
-    {
-        Ok(Ok(())) => Ok(()),
-        _ => Err(()),
-    }
+    .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
 }
 
 /// Runs the session over `stream` until it closes or asks for STARTTLS.
@@ -110,8 +117,7 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Outcome {
     let mut out: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; READ_BUFFER];
-    // `Some(Err(()))` once the current message has failed: keep reading, answer 451.
-    let mut intake: Option<Result<Intake, ()>> = None;
+    let mut current = Current::Idle;
     loop {
         match session.poll() {
             Action::Reply(reply) => {
@@ -166,24 +172,27 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
             }
             Action::MessageStart(envelope) => {
                 tracing::debug!(mail_from = %envelope.mail_from, rcpt_to = ?envelope.recipients.iter().map(|r| &r.address).collect::<Vec<_>>(), "message starts");
-                let started = gateway.quarantine.open(&envelope).await;
-                intake = Some(started.map_err(|error| {
-                    tracing::error!(%error, "cannot open a sealed message in the store");
-                }));
+                current = match gateway.quarantine.open(&envelope).await {
+                    Ok(intake) => Current::Open(intake),
+                    Err(error) => {
+                        tracing::error!(%error, "cannot open a sealed message in the store");
+                        Current::Failed
+                    }
+                };
             }
             Action::MessageData(bytes) => {
-                if let Some(Ok(current)) = intake.as_mut()
-                    && let Err(error) = current.write(&bytes).await
+                if let Current::Open(intake) = &mut current
+                    && let Err(error) = intake.write(&bytes).await
                 {
                     tracing::error!(%error, "writing a sealed message failed");
-                    intake = Some(Err(()));
+                    current = Current::Failed;
                 }
             }
-            Action::MessageAbort => intake = None,
+            Action::MessageAbort => current = Current::Idle,
             Action::MessageEnd(summary) => {
-                let outcome = match intake.take() {
-                    Some(Ok(current)) => gateway.quarantine.commit(current, *summary).await,
-                    _ => StoreOutcome::Failed,
+                let outcome = match std::mem::replace(&mut current, Current::Idle) {
+                    Current::Open(intake) => gateway.quarantine.commit(intake, *summary).await,
+                    Current::Idle | Current::Failed => StoreOutcome::Failed,
                 };
                 session.message_stored(outcome);
             }
