@@ -362,7 +362,7 @@ fn duration(
     match value {
         None => Ok(default),
         Some(text) => {
-            let d = parse_duration(&text).map_err(|m| invalid(key, m))?;
+            let d = parse_duration(&text).map_err(|m| invalid(key, m.to_string()))?;
             if d.is_zero() {
                 return Err(invalid(key, "must be greater than zero"));
             }
@@ -406,7 +406,9 @@ impl RawConfig {
             .collect::<Result<Vec<_>, _>>()?;
         let max_message_size = match s.max_message_size {
             None => defaults.max_message_size,
-            Some(text) => parse_size(&text).map_err(|m| invalid("server.max_message_size", m))?,
+            Some(text) => {
+                parse_size(&text).map_err(|m| invalid("server.max_message_size", m.to_string()))?
+            }
         };
         if max_message_size < 1024 {
             return Err(invalid("server.max_message_size", "must be at least 1KiB"));
