@@ -51,6 +51,10 @@ pub enum StoreError {
     Index(String),
     #[error("the store is shutting down")]
     Closed,
+    /// The group commit a message was part of failed; every message in the batch gets
+    /// the same error.
+    #[error("group commit: {0}")]
+    Batch(std::sync::Arc<StoreError>),
 }
 
 impl StoreError {
