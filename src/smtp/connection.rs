@@ -50,7 +50,8 @@ enum Outcome {
 enum Current {
     /// No message body is being received.
     Idle,
-    Open(Intake),
+    /// Boxed: the sealing state is large and the driver holds this across awaits.
+    Open(Box<Intake>),
     /// Opening or writing failed: the rest of the body is read and dropped, and its end is
     /// answered `451`.
     Failed,
@@ -173,7 +174,7 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
             Action::MessageStart(envelope) => {
                 tracing::debug!(mail_from = %envelope.mail_from, rcpt_to = ?envelope.recipients.iter().map(|r| &r.address).collect::<Vec<_>>(), "message starts");
                 current = match gateway.quarantine.open(&envelope).await {
-                    Ok(intake) => Current::Open(intake),
+                    Ok(intake) => Current::Open(Box::new(intake)),
                     Err(error) => {
                         tracing::error!(%error, "cannot open a sealed message in the store");
                         Current::Failed
@@ -191,7 +192,7 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
             Action::MessageAbort => current = Current::Idle,
             Action::MessageEnd(summary) => {
                 let outcome = match std::mem::replace(&mut current, Current::Idle) {
-                    Current::Open(intake) => gateway.quarantine.commit(intake, *summary).await,
+                    Current::Open(intake) => gateway.quarantine.commit(*intake, *summary).await,
                     Current::Idle | Current::Failed => StoreOutcome::Failed,
                 };
                 session.message_stored(outcome);
