@@ -522,11 +522,11 @@ impl RawConfig {
             ));
         }
         let mut domains = RetiredDomains::new(self.domain.iter().map(|d| d.name.as_str()))
-            .map_err(|m| invalid("domain.name", m))?;
+            .map_err(|e| invalid("domain.name", e.to_string()))?;
         for d in &self.domain {
             domains
                 .set_policy(&d.name, domain_policy(d)?)
-                .map_err(|m| invalid("domain.name", m))?;
+                .map_err(|e| invalid("domain.name", e.to_string()))?;
         }
         let case_insensitive_local = match self.notify.local_part_case.as_deref() {
             None | Some("exact") => false,
@@ -540,7 +540,7 @@ impl RawConfig {
         };
         domains
             .set_relocated(&self.relocated, case_insensitive_local)
-            .map_err(|m| invalid("relocated", m))?;
+            .map_err(|e| invalid("relocated", e.to_string()))?;
         let notify = notify_config(self.notify)?;
         let metrics_listen = match &self.metrics.listen {
             None => None,
