@@ -362,7 +362,7 @@ fn duration(
     match value {
         None => Ok(default),
         Some(text) => {
-            let d = parse_duration(&text).map_err(|m| invalid(key, m))?;
+            let d = parse_duration(&text).map_err(|m| invalid(key, m.to_string()))?;
             if d.is_zero() {
                 return Err(invalid(key, "must be greater than zero"));
             }
@@ -406,7 +406,9 @@ impl RawConfig {
             .collect::<Result<Vec<_>, _>>()?;
         let max_message_size = match s.max_message_size {
             None => defaults.max_message_size,
-            Some(text) => parse_size(&text).map_err(|m| invalid("server.max_message_size", m))?,
+            Some(text) => {
+                parse_size(&text).map_err(|m| invalid("server.max_message_size", m.to_string()))?
+            }
         };
         if max_message_size < 1024 {
             return Err(invalid("server.max_message_size", "must be at least 1KiB"));
@@ -520,11 +522,11 @@ impl RawConfig {
             ));
         }
         let mut domains = RetiredDomains::new(self.domain.iter().map(|d| d.name.as_str()))
-            .map_err(|m| invalid("domain.name", m))?;
+            .map_err(|e| invalid("domain.name", e.to_string()))?;
         for d in &self.domain {
             domains
                 .set_policy(&d.name, domain_policy(d)?)
-                .map_err(|m| invalid("domain.name", m))?;
+                .map_err(|e| invalid("domain.name", e.to_string()))?;
         }
         let case_insensitive_local = match self.notify.local_part_case.as_deref() {
             None | Some("exact") => false,
@@ -538,7 +540,7 @@ impl RawConfig {
         };
         domains
             .set_relocated(&self.relocated, case_insensitive_local)
-            .map_err(|m| invalid("relocated", m))?;
+            .map_err(|e| invalid("relocated", e.to_string()))?;
         let notify = notify_config(self.notify)?;
         let metrics_listen = match &self.metrics.listen {
             None => None,

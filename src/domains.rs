@@ -78,22 +78,49 @@ pub struct Disposition {
     pub language: Language,
 }
 
+/// A recipient the session accepted, with what applies to it as worked out at RCPT time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient {
+    pub address: String,
+    /// `None` for the bare `<postmaster>` (RFC 5321 4.5.1), which has no domain.
+    pub disposition: Option<Disposition>,
+}
+
+impl Recipient {
+    /// The retired domain it was addressed to, or `postmaster` for the bare `<postmaster>`.
+    pub fn retired_domain(&self) -> &str {
+        self.disposition
+            .as_ref()
+            .map_or("postmaster", |d| d.domain.as_str())
+    }
+}
+
+/// Why a `[[domain]]` or `[relocated]` entry cannot be used; the message quotes it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    #[error("{0:?} is not a valid domain name")]
+    NotADomain(String),
+    #[error("{0:?} is not a fully qualified domain name (it has no dot)")]
+    NotQualified(String),
+    #[error("{0:?} is not an address (or @domain) at a retired domain")]
+    NotRetired(String),
+    #[error("{new:?} (for {old:?}) is not an email address")]
+    NotAnAddress { new: String, old: String },
+}
+
 impl RetiredDomains {
     /// Builds the set from config entries such as `old.example` or `*.old.example`.
-    /// Returns the offending entry's text on error.
-    pub fn new<'a>(entries: impl IntoIterator<Item = &'a str>) -> Result<Self, String> {
+    /// The error names the offending entry.
+    pub fn new<'a>(entries: impl IntoIterator<Item = &'a str>) -> Result<Self, DomainError> {
         let mut patterns = Vec::new();
         for entry in entries {
             let (wildcard, name) = match entry.strip_prefix("*.") {
                 Some(rest) => (true, rest),
                 None => (false, entry),
             };
-            let ascii =
-                normalize(name).ok_or_else(|| format!("{entry:?} is not a valid domain name"))?;
+            let ascii = normalize(name).ok_or_else(|| DomainError::NotADomain(entry.to_owned()))?;
             if !ascii.contains('.') {
-                return Err(format!(
-                    "{entry:?} is not a fully qualified domain name (it has no dot)"
-                ));
+                return Err(DomainError::NotQualified(entry.to_owned()));
             }
             let pattern = if wildcard {
                 Pattern::WithSubdomains(ascii.clone())
@@ -126,10 +153,9 @@ impl RetiredDomains {
     }
 
     /// Sets the policy of a configured entry (as written in the config).
-    pub fn set_policy(&mut self, entry: &str, policy: DomainPolicy) -> Result<(), String> {
+    pub fn set_policy(&mut self, entry: &str, policy: DomainPolicy) -> Result<(), DomainError> {
         let name = entry.strip_prefix("*.").unwrap_or(entry);
-        let ascii =
-            normalize(name).ok_or_else(|| format!("{entry:?} is not a valid domain name"))?;
+        let ascii = normalize(name).ok_or_else(|| DomainError::NotADomain(entry.to_owned()))?;
         let targets = [
             policy.new_domain.clone(),
             policy
@@ -149,14 +175,17 @@ impl RetiredDomains {
         &mut self,
         table: &BTreeMap<String, String>,
         case_insensitive_local: bool,
-    ) -> Result<(), String> {
+    ) -> Result<(), DomainError> {
         self.case_insensitive_local = case_insensitive_local;
         for (old, new) in table {
-            let key = self.relocation_key(old).ok_or_else(|| {
-                format!("{old:?} is not an address (or @domain) at a retired domain")
-            })?;
+            let key = self
+                .relocation_key(old)
+                .ok_or_else(|| DomainError::NotRetired(old.clone()))?;
             if !new.contains('@') || new.contains(|c: char| c.is_whitespace() || c.is_control()) {
-                return Err(format!("{new:?} (for {old:?}) is not an email address"));
+                return Err(DomainError::NotAnAddress {
+                    new: new.clone(),
+                    old: old.clone(),
+                });
             }
             if let Some(domain) = new.rsplit_once('@').and_then(|(_, d)| normalize(d)) {
                 self.known_targets.insert(domain);
@@ -340,12 +369,12 @@ mod tests {
                 .as_deref(),
             Some("j.jansen@new.example")
         );
-        assert!(
+        assert_eq!(
             ci.set_relocated(
                 &[("a@other.example".to_owned(), "b@new.example".to_owned())].into(),
                 false
-            )
-            .is_err()
+            ),
+            Err(DomainError::NotRetired("a@other.example".into()))
         );
     }
 
@@ -355,7 +384,13 @@ mod tests {
         assert_eq!(d.matching("[127.0.0.1]"), None);
         assert_eq!(d.matching(""), None);
         assert_eq!(d.matching("old..example"), None);
-        assert!(RetiredDomains::new(["not a domain"]).is_err());
-        assert!(RetiredDomains::new(["localhost"]).is_err());
+        assert_eq!(
+            RetiredDomains::new(["not a domain"]).map(|_| ()),
+            Err(DomainError::NotADomain("not a domain".into()))
+        );
+        assert_eq!(
+            RetiredDomains::new(["localhost"]).map(|_| ()),
+            Err(DomainError::NotQualified("localhost".into()))
+        );
     }
 }

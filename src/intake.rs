@@ -8,12 +8,13 @@ use std::time::SystemTime;
 
 use crate::auth_copy::{AuthCopy, Partial};
 use crate::capacity::MemoryBudget;
-use crate::domains::RetiredDomains;
+use crate::domains::Recipient;
 use crate::seal::{SealError, SealWriter, Sealer};
 use crate::smtp::Envelope;
 use crate::smtp::trace::trace_fields;
 use crate::store::{
-    BlobWriter, MessageId, MessageMeta, NoticeOutcome, NoticePlan, Store, StoreError,
+    MessageId, MessageMeta, NoticeOutcome, NoticePlan, QuarantineStore, StagedMessage, Store,
+    StoreError,
 };
 use crate::summary::Summary;
 
@@ -61,23 +62,26 @@ pub struct AuthCopyLimits {
     pub budget: Arc<MemoryBudget>,
 }
 
-/// The message being received.
-pub struct Intake {
+/// The message being received, staged in a store of type `S`.
+pub struct Intake<S: QuarantineStore = Store> {
     sealer: Sealer,
     writer: SealWriter<Spill>,
     spill: Spill,
-    blob: BlobWriter,
+    blob: S::Staged,
     size: u64,
     received_at: SystemTime,
     /// A plaintext copy for sender authentication (DKIM needs the whole message), kept
     /// whole only within a size limit and the gateway's memory budget.
     auth_copy: Option<AuthCopy>,
+    /// The envelope as the session accepted it: what the commit needs to know about the
+    /// client and the recipients travels here, typed, from RCPT time.
+    envelope: Envelope,
 }
 
-impl Intake {
+impl<S: QuarantineStore> Intake<S> {
     /// Opens a sealed blob for a new message and writes the trace fields into it.
     pub async fn start(
-        store: &Store,
+        store: &S,
         sealer: &Sealer,
         envelope: &Envelope,
         hostname: &str,
@@ -96,6 +100,7 @@ impl Intake {
             size: 0,
             received_at,
             auth_copy: None,
+            envelope: envelope.clone(),
         };
         intake
             .write(&trace_fields(
@@ -109,6 +114,11 @@ impl Intake {
         intake.auth_copy = auth
             .map(|a| AuthCopy::new(usize::try_from(a.max_size).unwrap_or(usize::MAX), a.budget));
         Ok(intake)
+    }
+
+    /// The envelope the message started with.
+    pub fn envelope(&self) -> &Envelope {
+        &self.envelope
     }
 
     /// Plaintext bytes so far (trace fields included).
@@ -149,8 +159,7 @@ impl Intake {
     /// the notices the message causes. Returns the id and how many notices were queued.
     pub async fn finish(
         self,
-        store: &Store,
-        domains: &RetiredDomains,
+        store: &S,
         summary: &Summary,
         notices: NoticePlan,
     ) -> Result<(MessageId, NoticeOutcome), IntakeError> {
@@ -162,6 +171,7 @@ impl Intake {
             size,
             received_at,
             auth_copy: _,
+            envelope,
         } = self;
         writer.finish()?;
         blob.write(&spill.take()).await?;
@@ -172,7 +182,7 @@ impl Intake {
                 .map_or(0, |d| d.as_secs() as i64),
             size,
             sealed_size: 0,
-            domains: retired_domains_of(domains, &summary.rcpt_to),
+            domains: retired_domains_of(&envelope.recipients),
         };
         Ok(store.commit(blob, meta, sealed_summary, notices).await?)
     }
@@ -180,15 +190,11 @@ impl Intake {
 
 /// The distinct retired domains a message was addressed to (`postmaster` for the bare
 /// `<postmaster>` recipient).
-fn retired_domains_of(domains: &RetiredDomains, rcpt_to: &[String]) -> Vec<String> {
+fn retired_domains_of(recipients: &[Recipient]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for rcpt in rcpt_to {
-        let name = match rcpt.rsplit_once('@') {
-            Some((_, domain)) => domains.matching(domain).unwrap_or("unknown").to_owned(),
-            None => "postmaster".to_owned(),
-        };
-        if !out.contains(&name) {
-            out.push(name);
+    for name in recipients.iter().map(Recipient::retired_domain) {
+        if !out.iter().any(|d| d == name) {
+            out.push(name.to_owned());
         }
     }
     out

@@ -20,9 +20,11 @@ use crate::domains::Mode;
 use crate::notice::Templates;
 use crate::notice::transport::{Route, Transport};
 use crate::notice::worker::Worker;
+use crate::quarantine::Quarantine;
 use crate::seal::{Recipients, SealError, Sealer};
-use crate::server::{self, Gateway};
+use crate::server;
 use crate::smtp::SessionConfig;
+use crate::smtp::connection::Gateway;
 use crate::smtp::tls::{self, TlsError, TlsReloader};
 use crate::store::{Store, StoreError};
 
@@ -169,19 +171,23 @@ pub async fn launch(config: &Config, shutdown: CancellationToken) -> Result<Runn
             tls_available: tls.is_some(),
             storage: store.storage(),
         }),
-        store: store.clone(),
-        sealer,
+        quarantine: Arc::new(Quarantine {
+            store: store.clone(),
+            sealer,
+            hostname: config.server.hostname.clone(),
+            domains: config.domains.clone(),
+            dns: dns.clone(),
+            notify: notify.clone(),
+            templates,
+            retention: config.store.retention.clone(),
+            notices_queued: notices_queued.clone(),
+            auth_budget: MemoryBudget::new(
+                usize::try_from(config.server.limits.auth_memory_budget).unwrap_or(usize::MAX),
+            ),
+        }),
         tls: tls.clone(),
         tls_handshake_timeout: config.server.tls_handshake_timeout,
         shutdown_grace: config.server.shutdown_grace,
-        dns: dns.clone(),
-        notify: notify.clone(),
-        templates,
-        notices_queued: notices_queued.clone(),
-        retention: config.store.retention.clone(),
-        auth_budget: MemoryBudget::new(
-            usize::try_from(config.server.limits.auth_memory_budget).unwrap_or(usize::MAX),
-        ),
     });
     let worker = Worker {
         store: store.clone(),

@@ -4,17 +4,22 @@
 //! - [`config`]: the TOML file, validated once into a [`config::Config`].
 //! - [`domains`]: which recipient domains are retired (catch-all, wildcards, IDN), their
 //!   modes and where their people moved.
-//! - [`smtp`]: the pure SMTP session state machine and the tokio connection driver.
+//! - [`smtp`]: the pure SMTP session state machine (recipients recorded with their
+//!   disposition at RCPT time) and the tokio connection driver that carries out its actions.
+//! - [`quarantine`]: the message path's one owner: opens an intake for a message,
+//!   authenticates the sender, plans notices, commits, counts, wakes the notice worker.
 //! - [`seal`]: age encryption of messages and summaries, and identities for reviewers.
 //! - [`intake`]: seals a message as it streams in and commits it to the store;
 //!   [`auth_copy`] keeps its plaintext copy for DKIM within a memory budget.
 //! - [`capacity`]: room left for new mail (store quota, free-disk floor) and the DKIM
 //!   memory budget.
-//! - [`store`]: the durable quarantine (sealed blob files plus a redb index, group commit),
-//!   legal holds, deletion, and the hash-chained audit trail.
+//! - [`store`]: the durable quarantine behind the [`store::QuarantineStore`] interface;
+//!   today the embedded store (sealed blob files plus a redb index, group commit), legal
+//!   holds, deletion, and the hash-chained audit trail.
 //! - [`retention`]: how long messages and audit records are kept, and the purge task.
 //! - [`summary`]: the small per-message record reviewers see in listings (sealed at rest).
-//! - [`server`]: accept loop, connection limits, graceful shutdown.
+//! - [`server`]: accept loop, connection limits, graceful shutdown; hands each connection
+//!   to [`smtp::connection`].
 //! - [`admin`]: the internal HTTP+JSON API on a Unix socket (optionally mutual TLS on TCP),
 //!   every request audited, and its client.
 //! - [`notice`]: who gets a notice, what it says, and its delivery worker.
@@ -44,6 +49,7 @@ pub mod exit;
 pub mod intake;
 pub mod launch;
 pub mod notice;
+pub mod quarantine;
 pub mod rdap;
 pub mod retention;
 pub mod seal;

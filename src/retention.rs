@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::unix_now;
-use crate::store::{AuditEntry, MessageMeta, Store};
+use crate::store::{AuditEntry, MessageMeta, QuarantineStore, Store};
 
 /// Retention of messages: a default and per-domain overrides.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,32 +13,39 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::seal::Sealer;
 use crate::smtp::Reply;
-use crate::smtp::SessionConfig;
-use crate::smtp::connection::{self, REFUSAL_WRITE_TIMEOUT, Shutdown};
-use crate::smtp::tls::TlsReloader;
-use crate::store::Store;
+use crate::smtp::connection::{self, Gateway, REFUSAL_WRITE_TIMEOUT, Shutdown};
 use crate::telemetry;
 
-/// Everything a connection needs, shared by all of them.
-pub struct Gateway {
-    pub session: Arc<SessionConfig>,
-    pub store: Arc<Store>,
-    pub sealer: Sealer,
-    pub tls: Option<Arc<TlsReloader>>,
-    pub tls_handshake_timeout: Duration,
-    /// How long sessions in a transaction may go on after shutdown starts.
-    pub shutdown_grace: Duration,
-    pub dns: crate::dns::Dns,
-    pub notify: Arc<crate::config::NotifyConfig>,
-    pub templates: crate::notice::Templates,
-    /// Per-domain retention, for what notices say about keeping the copy.
-    pub retention: crate::retention::RetentionPolicy,
-    /// Wakes the notice worker when a commit queued notices.
-    pub notices_queued: Arc<tokio::sync::Notify>,
-    /// What the in-memory copies kept for DKIM may use together.
-    pub auth_budget: Arc<crate::capacity::MemoryBudget>,
+/// Which connection limit turned a client away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// `max_connections` are open.
+    Total,
+    /// `max_connections_per_ip` are open from the client's network.
+    PerNetwork,
+}
+
+impl Refusal {
+    /// The `421` the client reads before the socket closes.
+    fn reply(self) -> Reply {
+        match self {
+            Refusal::Total => Reply::new(421, "4.3.2", "Too many connections, try again later"),
+            Refusal::PerNetwork => Reply::new(
+                421,
+                "4.7.0",
+                "Too many connections from your address, try again later",
+            ),
+        }
+    }
+
+    /// The `reason` label of the refusal metric: the limit's config key.
+    fn reason(self) -> &'static str {
+        match self {
+            Refusal::Total => "max_connections",
+            Refusal::PerNetwork => "max_connections_per_ip",
+        }
+    }
 }
 
 /// Counts connections, in total and per client network.
@@ -101,23 +108,15 @@ impl Admission {
         }
     }
 
-    fn admit(&self, ip: IpAddr) -> Result<Admitted, Reply> {
+    fn admit(&self, ip: IpAddr) -> Result<Admitted, Refusal> {
         let Ok(total) = self.total.clone().try_acquire_owned() else {
-            return Err(Reply::new(
-                421,
-                "4.3.2",
-                "Too many connections, try again later",
-            ));
+            return Err(Refusal::Total);
         };
         let net = client_network(ip, self.prefix_v4, self.prefix_v6);
         let mut map = self.per_net.lock().unwrap_or_else(|p| p.into_inner());
         let count = map.entry(net).or_insert(0);
         if *count >= self.max_per_net {
-            return Err(Reply::new(
-                421,
-                "4.7.0",
-                "Too many connections from your address, try again later",
-            ));
+            return Err(Refusal::PerNetwork);
         }
         *count += 1;
         Ok(Admitted {
@@ -199,14 +198,11 @@ async fn accept_loop(
                     span,
                 ));
             }
-            Err(reply) => {
+            Err(refusal) => {
+                let reply = refusal.reply();
                 tracing::info!(peer = %peer.ip(), code = reply.code, "connection refused by limit");
-                let reason = if reply.enhanced == "4.3.2" {
-                    "max_connections"
-                } else {
-                    "max_connections_per_ip"
-                };
-                metrics::counter!(telemetry::CONNECTIONS_REFUSED, "reason" => reason).increment(1);
+                metrics::counter!(telemetry::CONNECTIONS_REFUSED, "reason" => refusal.reason())
+                    .increment(1);
                 tracker.spawn(refuse(stream, peer, reply));
             }
         }
@@ -266,7 +262,11 @@ mod tests {
         let refused = a
             .admit(ip("2001:db8:0:1::99"))
             .expect_err("third in the /64");
-        assert_eq!((refused.code, refused.enhanced), (421, "4.7.0"));
+        assert_eq!(refused, Refusal::PerNetwork);
+        assert_eq!(
+            (refused.reply().code, refused.reply().enhanced),
+            (421, "4.7.0")
+        );
         // Another /64 has its own count.
         let _other = a.admit(ip("2001:db8:0:2::1")).expect("next /64");
         drop(first);
@@ -281,7 +281,22 @@ mod tests {
         let refused = a
             .admit(ip("::ffff:192.0.2.1"))
             .expect_err("mapped is the same client");
-        assert_eq!(refused.enhanced, "4.7.0");
+        assert_eq!(refused.reason(), "max_connections_per_ip");
+    }
+
+    #[test]
+    fn the_total_limit_is_told_apart_from_the_per_network_one() {
+        let a = Admission::new(&Limits {
+            max_connections: 1,
+            max_connections_per_ip: 5,
+            ..Limits::default()
+        });
+        let _held = a.admit(ip("192.0.2.1")).expect("first");
+        let refused = a.admit(ip("198.51.100.1")).expect_err("over the total");
+        assert_eq!(refused, Refusal::Total);
+        assert_eq!(refused.reason(), "max_connections");
+        let reply = refused.reply();
+        assert_eq!((reply.code, reply.enhanced), (421, "4.3.2"));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use common::TestGateway;
 use reclaim::seal::{Recipients, Sealer};
-use reclaim::store::{MessageId, MessageMeta, NoticePlan, Store};
+use reclaim::store::{MessageId, MessageMeta, NoticePlan, QuarantineStore, Store};
 use reclaim::summary::{AuthResults, Summary};
 
 const DAY: i64 = 86_400;

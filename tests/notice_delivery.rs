@@ -17,6 +17,7 @@ use common::{Client, queued_id};
 use reclaim::config::{DeliveryConfig, DnsResolver};
 use reclaim::dns::Dns;
 use reclaim::notice::transport::{DeliveryError, Route, Transport};
+use reclaim::store::QuarantineStore;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;

@@ -5,6 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Client, TestGateway, queued_id};
+use reclaim::store::QuarantineStore;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transaction_in_progress_finishes_then_421() {

@@ -7,6 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 
 use common::{Client, TestGateway, queued_id};
+use reclaim::store::QuarantineStore;
 
 fn http(socket: &std::path::Path, request: &[u8]) -> (u16, Vec<u8>) {
     let mut stream = UnixStream::connect(socket).expect("connect admin socket");

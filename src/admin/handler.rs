@@ -12,7 +12,7 @@ use super::peer::Peer;
 use super::routes::{Refusal, Route, refuse, route};
 use super::{DeleteResult, MessageItem, MessagePage};
 use crate::clock::unix_now;
-use crate::store::{AuditEntry, Entry, MessageId, Store};
+use crate::store::{AuditEntry, Entry, MessageId, QuarantineStore, Store};
 
 /// How long a client has to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);

@@ -42,7 +42,7 @@ pub(super) fn size_in(
 ) -> Result<u64, ConfigError> {
     let size = match value {
         None => default,
-        Some(text) => parse_size(text).map_err(|m| invalid(key, m))?,
+        Some(text) => parse_size(text).map_err(|m| invalid(key, m.to_string()))?,
     };
     if !range.contains(&size) {
         return Err(invalid(

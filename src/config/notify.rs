@@ -306,7 +306,9 @@ pub(super) fn notify_config(raw: RawNotify) -> Result<NotifyConfig, ConfigError>
     };
     let auth_max_message_size = match &raw.auth_max_message_size {
         None => 1024 * 1024,
-        Some(text) => parse_size(text).map_err(|m| invalid("notify.auth_max_message_size", m))?,
+        Some(text) => {
+            parse_size(text).map_err(|m| invalid("notify.auth_max_message_size", m.to_string()))?
+        }
     };
     Ok(NotifyConfig {
         from,

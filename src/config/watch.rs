@@ -127,7 +127,9 @@ pub(super) fn rdap_config(raw: RawRdap) -> Result<RdapConfig, ConfigError> {
     let d = RdapConfig::default();
     let max_response_size = match raw.max_response_size {
         None => d.max_response_size,
-        Some(text) => parse_size(&text).map_err(|m| invalid("rdap.max_response_size", m))?,
+        Some(text) => {
+            parse_size(&text).map_err(|m| invalid("rdap.max_response_size", m.to_string()))?
+        }
     };
     if !(1024..=MAX_RDAP_RESPONSE_SIZE).contains(&max_response_size) {
         return Err(invalid(

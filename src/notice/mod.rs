@@ -13,38 +13,48 @@ pub mod worker;
 use std::time::SystemTime;
 
 use crate::config::NotifyConfig;
-use crate::domains::{Disposition, Mode, RetiredDomains};
+use crate::domains::{Disposition, Mode, Recipient, RetiredDomains};
 use crate::retention::RetentionPolicy;
-use crate::store::{MessageId, NoticePlan, OutboxItem, QueuedNotice, RateLimits, Store};
+use crate::store::{
+    MessageId, NoticePlan, OutboxItem, QuarantineStore, QueuedNotice, RateLimits, Store,
+};
 use crate::summary::Summary;
 
 pub use policy::{Suppressed, eligibility};
 pub use template::Templates;
 
 /// What planning notices needs to know besides the message.
-pub struct Planner<'a> {
+pub struct Planner<'a, S: QuarantineStore = Store> {
     pub notify: &'a NotifyConfig,
     pub domains: &'a RetiredDomains,
     pub templates: &'a Templates,
-    pub store: &'a Store,
+    pub store: &'a S,
     pub hostname: &'a str,
     pub retention: &'a RetentionPolicy,
 }
 
-impl Planner<'_> {
+impl<S: QuarantineStore> Planner<'_, S> {
     /// The notice a stored message should cause (at most one, answering every retired
     /// recipient in notify mode), ready to queue with it. Suppressed ones are logged
     /// (without addresses), counted, and left out; rate limits are applied by the store.
-    pub fn plan(&self, summary: &Summary, received_at: SystemTime) -> NoticePlan {
+    /// `accepted` are the message's recipients with their dispositions from RCPT time.
+    pub fn plan(
+        &self,
+        summary: &Summary,
+        accepted: &[Recipient],
+        received_at: SystemTime,
+    ) -> NoticePlan {
         let mut out = NoticePlan::default();
-        let mut recipients: Vec<(&str, Disposition)> = Vec::new();
-        for rcpt in &summary.rcpt_to {
+        let mut recipients: Vec<(&str, &Disposition)> = Vec::new();
+        for rcpt in accepted {
             // <postmaster> has no disposition; other modes send no notice by design.
-            if let Some(d) = self.domains.disposition(rcpt)
+            if let Some(d) = rcpt.disposition.as_ref()
                 && d.mode == Mode::Notify
-                && !recipients.iter().any(|(r, _)| r.eq_ignore_ascii_case(rcpt))
+                && !recipients
+                    .iter()
+                    .any(|(r, _)| r.eq_ignore_ascii_case(&rcpt.address))
             {
-                recipients.push((rcpt, d));
+                recipients.push((&rcpt.address, d));
             }
         }
         let Some((_, first)) = recipients.first() else {
@@ -76,7 +86,7 @@ impl Planner<'_> {
     fn notice(
         &self,
         summary: &Summary,
-        recipients: &[(&str, Disposition)],
+        recipients: &[(&str, &Disposition)],
         received_at: SystemTime,
     ) -> QueuedNotice {
         let notify = self.notify;
@@ -205,6 +215,14 @@ mod tests {
             }),
             ..Summary::default()
         };
+        // As the session records them at RCPT time.
+        let accepted: Vec<Recipient> = rcpt_to
+            .iter()
+            .map(|r| Recipient {
+                address: (*r).to_owned(),
+                disposition: config.domains.disposition(r),
+            })
+            .collect();
         Planner {
             notify: &config.notify,
             domains: &config.domains,
@@ -213,7 +231,7 @@ mod tests {
             hostname: "mx.old.example",
             retention: &retention,
         }
-        .plan(&summary, SystemTime::UNIX_EPOCH)
+        .plan(&summary, &accepted, SystemTime::UNIX_EPOCH)
     }
 
     fn text(plan: &NoticePlan) -> &str {

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::transport::{DeliveryError, Transport};
 use super::unix;
-use crate::store::{MessageId, OutboxItem, Store};
+use crate::store::{MessageId, OutboxItem, QuarantineStore, Store};
 use crate::telemetry;
 
 /// Longest wait between passes, so a clock change or a missed wake-up costs little.

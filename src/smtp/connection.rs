@@ -11,18 +11,25 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout, timeout_at};
 use tokio_util::sync::CancellationToken;
 
-use super::session::{Action, Session, StoreOutcome};
-use super::tls::describe;
-use crate::auth::{self, AuthInput};
-use crate::dns::Dns;
-use crate::intake::{AuthCopyLimits, Intake};
-use crate::notice;
-use crate::server::Gateway;
-use crate::summary::Summary;
+use super::session::{Action, Session, SessionConfig, StoreOutcome};
+use super::tls::{TlsReloader, describe};
+use crate::intake::Intake;
+use crate::quarantine::Quarantine;
 use crate::telemetry;
 
 /// Bytes read from the socket at a time; also bounds one sealed chunk in memory.
 const READ_BUFFER: usize = 64 * 1024;
+
+/// Everything a connection needs, shared by all of them.
+pub struct Gateway {
+    pub session: Arc<SessionConfig>,
+    /// Where messages go once the session hands them over.
+    pub quarantine: Arc<Quarantine>,
+    pub tls: Option<Arc<TlsReloader>>,
+    pub tls_handshake_timeout: Duration,
+    /// How long sessions in a transaction may go on after shutdown starts.
+    pub shutdown_grace: Duration,
+}
 
 /// Shutdown signals a connection listens to.
 #[derive(Clone)]
@@ -37,6 +44,17 @@ pub struct Shutdown {
 enum Outcome {
     Closed,
     StartTls,
+}
+
+/// The message being received, as far as the driver is concerned.
+enum Current {
+    /// No message body is being received.
+    Idle,
+    /// Boxed: the sealing state is large and the driver holds this across awaits.
+    Open(Box<Intake>),
+    /// Opening or writing failed: the rest of the body is read and dropped, and its end is
+    /// answered `451`.
+    Failed,
 }
 
 /// Serves one client connection to the end.
@@ -80,17 +98,14 @@ async fn write_all<S: AsyncWrite + Unpin>(
     stream: &mut S,
     bytes: &[u8],
     gateway: &Gateway,
-) -> Result<(), ()> {
+) -> std::io::Result<()> {
     // A client that never reads must not pin the connection forever.
-    match timeout(gateway.session.limits.command_timeout, async {
+    timeout(gateway.session.limits.command_timeout, async {
         stream.write_all(bytes).await?;
         stream.flush().await
     })
     .await
-    {
-        Ok(Ok(())) => Ok(()),
-        _ => Err(()),
-    }
+    .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
 }
 
 /// Runs the session over `stream` until it closes or asks for STARTTLS.
@@ -103,8 +118,7 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Outcome {
     let mut out: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; READ_BUFFER];
-    // `Some(Err(()))` once the current message has failed: keep reading, answer 451.
-    let mut intake: Option<Result<Intake, ()>> = None;
+    let mut current = Current::Idle;
     loop {
         match session.poll() {
             Action::Reply(reply) => {
@@ -158,36 +172,28 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
                 return Outcome::StartTls;
             }
             Action::MessageStart(envelope) => {
-                tracing::debug!(mail_from = %envelope.mail_from, rcpt_to = ?envelope.rcpt_to, "message starts");
-                let auth_limit = (!matches!(gateway.dns, Dns::Off)).then(|| AuthCopyLimits {
-                    max_size: gateway.notify.auth_max_message_size,
-                    budget: gateway.auth_budget.clone(),
-                });
-                let started = Intake::start(
-                    &gateway.store,
-                    &gateway.sealer,
-                    &envelope,
-                    &gateway.session.hostname,
-                    auth_limit,
-                )
-                .await;
-                intake = Some(started.map_err(|error| {
-                    tracing::error!(%error, "cannot open a sealed message in the store");
-                }));
+                tracing::debug!(mail_from = %envelope.mail_from, rcpt_to = ?envelope.recipients.iter().map(|r| &r.address).collect::<Vec<_>>(), "message starts");
+                current = match gateway.quarantine.open(&envelope).await {
+                    Ok(intake) => Current::Open(Box::new(intake)),
+                    Err(error) => {
+                        tracing::error!(%error, "cannot open a sealed message in the store");
+                        Current::Failed
+                    }
+                };
             }
             Action::MessageData(bytes) => {
-                if let Some(Ok(current)) = intake.as_mut()
-                    && let Err(error) = current.write(&bytes).await
+                if let Current::Open(intake) = &mut current
+                    && let Err(error) = intake.write(&bytes).await
                 {
                     tracing::error!(%error, "writing a sealed message failed");
-                    intake = Some(Err(()));
+                    current = Current::Failed;
                 }
             }
-            Action::MessageAbort => intake = None,
+            Action::MessageAbort => current = Current::Idle,
             Action::MessageEnd(summary) => {
-                let outcome = match intake.take() {
-                    Some(Ok(current)) => finish_message(gateway, current, *summary).await,
-                    _ => StoreOutcome::Failed,
+                let outcome = match std::mem::replace(&mut current, Current::Idle) {
+                    Current::Open(intake) => gateway.quarantine.commit(*intake, *summary).await,
+                    Current::Idle | Current::Failed => StoreOutcome::Failed,
                 };
                 session.message_stored(outcome);
             }
@@ -195,73 +201,6 @@ async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
                 let _ = write_all(stream, &out, gateway).await;
                 return Outcome::Closed;
             }
-        }
-    }
-}
-
-/// Authenticates the sender, plans notices, and commits message and notices together.
-async fn finish_message(gateway: &Gateway, intake: Intake, mut summary: Summary) -> StoreOutcome {
-    let started = std::time::Instant::now();
-    if let Some(partial) = intake.auth_copy_partial() {
-        metrics::counter!(telemetry::AUTH_COPY_PARTIAL, "reason" => partial.reason()).increment(1);
-    }
-    if let Some((message, complete)) = intake.auth_copy() {
-        summary.auth = auth::check(
-            &gateway.dns,
-            AuthInput {
-                client_ip: summary
-                    .client_ip
-                    .parse()
-                    .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])),
-                helo: &summary.helo,
-                hostname: &gateway.session.hostname,
-                mail_from: &summary.mail_from,
-                message,
-                complete,
-            },
-        )
-        .await;
-    }
-    let planner = notice::Planner {
-        notify: &gateway.notify,
-        domains: &gateway.session.domains,
-        templates: &gateway.templates,
-        store: &gateway.store,
-        hostname: &gateway.session.hostname,
-        retention: &gateway.retention,
-    };
-    let notices = planner.plan(&summary, intake.received_at());
-    let size = intake.size();
-    match intake
-        .finish(&gateway.store, &gateway.session.domains, &summary, notices)
-        .await
-    {
-        Ok((id, notice)) => {
-            metrics::histogram!(telemetry::COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
-            for domain in summary
-                .rcpt_to
-                .iter()
-                .filter_map(|r| r.rsplit_once('@'))
-                .filter_map(|(_, d)| gateway.session.domains.matching(d))
-            {
-                metrics::counter!(telemetry::MESSAGES_ACCEPTED, "domain" => domain.to_owned())
-                    .increment(1);
-            }
-            metrics::gauge!(telemetry::STORE_MESSAGES).increment(1.0);
-            metrics::counter!(telemetry::STORED_BYTES).increment(size);
-            metrics::counter!(telemetry::NOTICES_QUEUED).increment(notice.queued as u64);
-            if let Some(reason) = notice.limited {
-                metrics::counter!(telemetry::NOTICES_SUPPRESSED, "reason" => reason).increment(1);
-            }
-            tracing::info!(%id, notices = notice.queued, limited = notice.limited, elapsed_ms = started.elapsed().as_millis() as u64, "message quarantined");
-            if notice.queued > 0 {
-                gateway.notices_queued.notify_one();
-            }
-            StoreOutcome::Stored { id: id.to_string() }
-        }
-        Err(error) => {
-            tracing::error!(%error, "storing a message failed");
-            StoreOutcome::Failed
         }
     }
 }

@@ -31,6 +31,29 @@ impl Reply {
         }
     }
 
+    /// `552 5.3.4`: the message is larger than `max_message_size` (RFC 3463).
+    pub fn too_big() -> Self {
+        Self::new(
+            552,
+            "5.3.4",
+            "Message size exceeds fixed maximum message size",
+        )
+    }
+
+    /// `501 5.1.3`: a recipient that is not an address.
+    pub fn bad_recipient() -> Self {
+        Self::new(501, "5.1.3", "Bad recipient address syntax")
+    }
+
+    /// `451 4.3.0`: the message could not be stored; the sender keeps it and retries.
+    pub fn not_stored() -> Self {
+        Self::new(
+            451,
+            "4.3.0",
+            "Local error in processing, message not accepted; try again later",
+        )
+    }
+
     /// Whether the reply reports a failure (4xx or 5xx).
     pub fn is_error(&self) -> bool {
         self.code >= 400

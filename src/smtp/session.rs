@@ -13,7 +13,7 @@ use super::headers::HeaderScanner;
 use super::reply::Reply;
 use crate::capacity::{Shortage, StorageState};
 use crate::config::Limits;
-use crate::domains::{Mode, RetiredDomains};
+use crate::domains::{Mode, Recipient, RetiredDomains};
 use crate::summary::{Summary, TlsInfo};
 
 /// How much of a message's header section is kept for the summary and the hop count.
@@ -38,7 +38,8 @@ pub struct Envelope {
     pub helo: String,
     pub client_ip: IpAddr,
     pub mail_from: String,
-    pub rcpt_to: Vec<String>,
+    /// Accepted recipients, each with its disposition as decided at RCPT time.
+    pub recipients: Vec<Recipient>,
     /// `SMTP`, `ESMTP`, `ESMTPS`, `UTF8SMTP` or `UTF8SMTPS` (RFC 3848, RFC 6531).
     pub protocol: &'static str,
     pub tls: Option<TlsInfo>,
@@ -85,7 +86,7 @@ struct Body {
 #[derive(Debug)]
 struct Transaction {
     mail_from: String,
-    rcpt_to: Vec<String>,
+    recipients: Vec<Recipient>,
     smtputf8: bool,
     body: Option<Body>,
     /// Bounce-mode transactions answer the end of data with this `550 5.1.6` text. One
@@ -203,11 +204,7 @@ impl Session {
                 Reply::new(550, "5.1.6", bounce.unwrap_or_default())
             }
             StoreOutcome::Stored { id } => Reply::new(250, "2.0.0", format!("Ok: queued as {id}")),
-            StoreOutcome::Failed => Reply::new(
-                451,
-                "4.3.0",
-                "Local error in processing, message not accepted; try again later",
-            ),
+            StoreOutcome::Failed => Reply::not_stored(),
         }));
     }
 
@@ -329,9 +326,7 @@ impl Session {
             ParseError::InvalidSenderAddress => {
                 Reply::new(501, "5.1.7", "Bad sender address syntax")
             }
-            ParseError::InvalidRecipientAddress => {
-                Reply::new(501, "5.1.3", "Bad recipient address syntax")
-            }
+            ParseError::InvalidRecipientAddress => Reply::bad_recipient(),
             ParseError::SyntaxError { syntax } => {
                 Reply::new(501, "5.5.4", format!("Syntax: {syntax}"))
             }
@@ -425,18 +420,14 @@ impl Session {
             return self.fail(Reply::new(555, "5.5.4", "BODY=BINARYMIME is not supported"));
         }
         if from.size as u64 > self.config.limits.max_message_size {
-            return self.fail(Reply::new(
-                552,
-                "5.3.4",
-                "Message size exceeds fixed maximum message size",
-            ));
+            return self.fail(Reply::too_big());
         }
         if let Err(shortage) = self.config.storage.room_for(from.size as u64) {
             return self.reply(no_room(shortage));
         }
         self.transaction = Some(Transaction {
             mail_from: from.address,
-            rcpt_to: Vec::new(),
+            recipients: Vec::new(),
             smtputf8: from.flags & smtp_proto::MAIL_SMTPUTF8 != 0,
             body: None,
             bounce: None,
@@ -452,7 +443,7 @@ impl Session {
         if transaction.body.is_some() {
             return self.fail(Reply::new(503, "5.5.1", "RCPT not allowed after BDAT"));
         }
-        if transaction.rcpt_to.len() >= max {
+        if transaction.recipients.len() >= max {
             return self.fail(Reply::new(452, "4.5.3", "Too many recipients"));
         }
         // RFC 5321 4.5.1: <postmaster> without a domain must always be accepted; it is
@@ -473,7 +464,7 @@ impl Session {
                         }
                     }
                 }
-                _ => return self.fail(Reply::new(501, "5.1.3", "Bad recipient address syntax")),
+                _ => return self.fail(Reply::bad_recipient()),
             }
         };
         let bounce_text = match &disposition {
@@ -487,7 +478,7 @@ impl Session {
             Some(d) if d.mode == Mode::Bounce => Some(moved_text(&address, d.forward.as_deref())),
             _ => None,
         };
-        if !transaction.rcpt_to.is_empty() && transaction.bounce != bounce_text {
+        if !transaction.recipients.is_empty() && transaction.bounce != bounce_text {
             return self.reply(Reply::new(
                 452,
                 "4.5.3",
@@ -495,8 +486,11 @@ impl Session {
             ));
         }
         transaction.bounce = bounce_text;
-        if !transaction.rcpt_to.contains(&address) {
-            transaction.rcpt_to.push(address);
+        if !transaction.recipients.iter().any(|r| r.address == address) {
+            transaction.recipients.push(Recipient {
+                address,
+                disposition,
+            });
         }
         self.reply(Reply::new(250, "2.1.5", "Recipient ok"));
     }
@@ -533,8 +527,8 @@ impl Session {
     }
 
     fn envelope(&self) -> Envelope {
-        let (mail_from, rcpt_to, smtputf8) = match &self.transaction {
-            Some(t) => (t.mail_from.clone(), t.rcpt_to.clone(), t.smtputf8),
+        let (mail_from, recipients, smtputf8) = match &self.transaction {
+            Some(t) => (t.mail_from.clone(), t.recipients.clone(), t.smtputf8),
             None => Default::default(),
         };
         let protocol = match (smtputf8, self.esmtp, self.tls.is_some()) {
@@ -549,7 +543,7 @@ impl Session {
             helo: self.helo.clone().unwrap_or_default(),
             client_ip: self.client_ip,
             mail_from,
-            rcpt_to,
+            recipients,
             protocol,
             tls: self.tls.clone(),
         }

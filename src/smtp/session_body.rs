@@ -9,7 +9,7 @@ impl Session {
         let Some(transaction) = &self.transaction else {
             return Err(Reply::new(503, "5.5.1", "Need MAIL command"));
         };
-        if transaction.rcpt_to.is_empty() {
+        if transaction.recipients.is_empty() {
             return Err(Reply::new(554, "5.5.1", "No valid recipients"));
         }
         if let Some(body) = &transaction.body
@@ -66,11 +66,7 @@ impl Session {
         if size > self.config.limits.max_message_size {
             // The chunk alone is over the limit: reading it just to throw it away would let
             // a client keep us busy for as long as it likes.
-            self.reply(Reply::new(
-                552,
-                "5.3.4",
-                "Message size exceeds fixed maximum message size",
-            ));
+            self.reply(Reply::too_big());
             self.close();
             return;
         }
@@ -149,11 +145,7 @@ impl Session {
                     .is_some_and(|b| b.oversize);
                 if oversize {
                     self.reset_transaction();
-                    self.reply(Reply::new(
-                        552,
-                        "5.3.4",
-                        "Message size exceeds fixed maximum message size",
-                    ));
+                    self.reply(Reply::too_big());
                 } else {
                     self.reply(Reply::new(250, "2.0.0", format!("{size} octets received")));
                 }
@@ -192,11 +184,7 @@ impl Session {
             return;
         };
         if body.oversize {
-            return self.reply(Reply::new(
-                552,
-                "5.3.4",
-                "Message size exceeds fixed maximum message size",
-            ));
+            return self.reply(Reply::too_big());
         }
         let facts = body.scanner.facts();
         if facts.received_count > max_hops {
@@ -209,7 +197,11 @@ impl Session {
         }
         let summary = Summary {
             mail_from: transaction.mail_from.clone(),
-            rcpt_to: transaction.rcpt_to.clone(),
+            rcpt_to: transaction
+                .recipients
+                .iter()
+                .map(|r| r.address.clone())
+                .collect(),
             client_ip: self.client_ip.to_string(),
             helo: self.helo.clone().unwrap_or_default(),
             tls: self.tls.clone(),

@@ -18,6 +18,8 @@ fn config(limits: Limits, tls: bool) -> Arc<SessionConfig> {
 struct Run {
     wire: String,
     stored: Vec<(Summary, Vec<u8>)>,
+    /// The envelope of every message start.
+    envelopes: Vec<Envelope>,
     aborted: usize,
     closed: bool,
     starttls: bool,
@@ -28,6 +30,7 @@ fn run_with(cfg: Arc<SessionConfig>, input: &[u8], chunk: usize) -> Run {
     let mut run = Run {
         wire: String::new(),
         stored: Vec::new(),
+        envelopes: Vec::new(),
         aborted: 0,
         closed: false,
         starttls: false,
@@ -48,7 +51,10 @@ fn run_with(cfg: Arc<SessionConfig>, input: &[u8], chunk: usize) -> Run {
                     cipher: "X".into(),
                 });
             }
-            Action::MessageStart(_) => current = Some(Vec::new()),
+            Action::MessageStart(envelope) => {
+                run.envelopes.push(*envelope);
+                current = Some(Vec::new());
+            }
             Action::MessageData(bytes) => current.as_mut().expect("message started").extend(bytes),
             Action::MessageAbort => {
                 run.aborted += 1;
@@ -123,6 +129,54 @@ fn pipelined_transaction_is_stored_exactly() {
     assert_eq!(summary.subject.as_deref(), Some("hi"));
     assert_eq!(summary.helo, "client.example");
     assert!(r.closed);
+}
+
+#[test]
+fn recipients_carry_their_disposition_from_rcpt_time() {
+    let input = format!(
+        "{HELLO}MAIL FROM:<a@partner.example>\r\nRCPT TO:<Jan@OLD.example>\r\n\
+         RCPT TO:<nobody@elsewhere.example>\r\nRCPT TO:<x@a.b.retired.example>\r\n\
+         RCPT TO:<Postmaster>\r\nRCPT TO:<Jan@OLD.example>\r\nDATA\r\nx\r\n.\r\n"
+    );
+    let r = run(input.as_bytes());
+    assert_eq!(
+        codes(&r.wire),
+        [
+            "250", "250", "250", "550", "250", "250", "250", "354", "250"
+        ],
+        "{}",
+        r.wire
+    );
+    let [envelope] = r.envelopes.as_slice() else {
+        panic!("one message start, got {}", r.envelopes.len());
+    };
+    assert_eq!(
+        envelope.client_ip,
+        "192.0.2.1".parse::<IpAddr>().expect("ip")
+    );
+    let recorded: Vec<(&str, &str)> = envelope
+        .recipients
+        .iter()
+        .map(|r| (r.address.as_str(), r.retired_domain()))
+        .collect();
+    assert_eq!(
+        recorded,
+        [
+            ("Jan@OLD.example", "old.example"),
+            ("x@a.b.retired.example", "retired.example"),
+            ("postmaster", "postmaster"),
+        ]
+    );
+    let jan = envelope.recipients[0]
+        .disposition
+        .as_ref()
+        .expect("retired");
+    assert_eq!(jan.mode, Mode::default());
+    assert_eq!(
+        r.stored[0].0.rcpt_to.len(),
+        3,
+        "the summary lists the same three"
+    );
 }
 
 #[test]

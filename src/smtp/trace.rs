@@ -25,8 +25,8 @@ pub fn trace_fields(envelope: &Envelope, hostname: &str, id: &str, at: SystemTim
         envelope.protocol
     ));
     // Name the recipient only when there is one: a list would disclose Bcc recipients.
-    if let [only] = envelope.rcpt_to.as_slice() {
-        out.push_str(&format!("\r\n\tfor <{}>", clean(only)));
+    if let [only] = envelope.recipients.as_slice() {
+        out.push_str(&format!("\r\n\tfor <{}>", clean(&only.address)));
     }
     out.push_str(&format!("; {}\r\n", rfc5322_date(at)));
     out.into_bytes()
@@ -69,6 +69,7 @@ fn clean_helo(helo: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domains::Recipient;
     use crate::summary::TlsInfo;
     use std::time::{Duration, UNIX_EPOCH};
 
@@ -78,7 +79,10 @@ mod tests {
             helo: "evil (fake) by x\r\nX-Injected: 1".into(),
             client_ip: "192.0.2.7".parse().expect("ip"),
             mail_from: "sender@partner.example".into(),
-            rcpt_to: vec!["jan@old.example".into()],
+            recipients: vec![Recipient {
+                address: "jan@old.example".into(),
+                disposition: None,
+            }],
             protocol: "ESMTPS",
             tls: Some(TlsInfo {
                 version: "TLSv1.3".into(),

@@ -16,7 +16,10 @@ const QUEUE_DEPTH: usize = 4096;
 /// Upper bound on one batch, so that one commit never holds a huge transaction.
 const MAX_BATCH: usize = 1024;
 
-type Request = (Commit, oneshot::Sender<Result<NoticeOutcome, String>>);
+type Request = (
+    Commit,
+    oneshot::Sender<Result<NoticeOutcome, Arc<StoreError>>>,
+);
 
 pub(super) struct Committer {
     /// `None` only while dropping.
@@ -59,7 +62,7 @@ impl Committer {
             .map_err(|_| StoreError::Closed)?;
         match wait.await {
             Ok(Ok(queued)) => Ok(queued),
-            Ok(Err(message)) => Err(StoreError::Index(message)),
+            Ok(Err(error)) => Err(StoreError::Batch(error)),
             Err(_) => Err(StoreError::Closed),
         }
     }
@@ -86,10 +89,10 @@ fn run(mut receiver: mpsc::Receiver<Request>, index: &Index, messages_dir: &std:
                 }
             }
             Err(error) => {
-                let message = error.to_string();
-                tracing::error!(error = %message, messages = waiters.len(), "group commit failed");
+                tracing::error!(%error, messages = waiters.len(), "group commit failed");
+                let error = Arc::new(error);
                 for done in waiters {
-                    let _ = done.send(Err(message.clone()));
+                    let _ = done.send(Err(error.clone()));
                 }
             }
         }

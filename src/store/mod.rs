@@ -1,6 +1,8 @@
 //! The durable quarantine: one sealed age file per message under `messages/`, and a redb
 //! index of plaintext metadata plus each message's sealed summary. The store only ever
-//! sees sealed bytes.
+//! sees sealed bytes. What callers may ask of a store is [`QuarantineStore`]; [`Store`]
+//! implements it, and keeps to itself what only an embedded store has (blob paths,
+//! free-disk measurement).
 //!
 //! Layout under the store path:
 //! - `messages/<id>.age`: the sealed message, a standard age file;
@@ -8,6 +10,7 @@
 //! - `index.redb`: the index, holds and the audit trail.
 
 pub mod audit;
+mod backend;
 mod blob;
 mod committer;
 mod id;
@@ -23,6 +26,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use audit::{AuditEntry, AuditPage};
+pub use backend::{QuarantineStore, StagedMessage};
 pub use blob::BlobWriter;
 pub use id::MessageId;
 pub use outbox::{NoticeOutcome, NoticePlan, OutboxItem, QueuedNotice, pair_key, sender_key};
@@ -47,6 +51,10 @@ pub enum StoreError {
     Index(String),
     #[error("the store is shutting down")]
     Closed,
+    /// The group commit a message was part of failed; every message in the batch gets
+    /// the same error.
+    #[error("group commit: {0}")]
+    Batch(std::sync::Arc<StoreError>),
 }
 
 impl StoreError {
@@ -167,42 +175,6 @@ impl Store {
         ))
     }
 
-    /// Starts writing a new sealed message.
-    pub async fn create_blob(&self, id: MessageId) -> Result<BlobWriter, StoreError> {
-        BlobWriter::create(id, &self.tmp_dir, &self.messages_dir).await
-    }
-
-    /// Makes a finished blob durable and indexes it. Returns only once the blob, its
-    /// directory entry and the index commit are on disk; concurrent callers share the
-    /// directory fsync and the index commit (group commit).
-    /// The planned notice is queued in the same transaction unless a rate limit holds it
-    /// back. Returns the id and what became of the notice.
-    pub async fn commit(
-        &self,
-        blob: BlobWriter,
-        mut meta: MessageMeta,
-        sealed_summary: Vec<u8>,
-        notices: NoticePlan,
-    ) -> Result<(MessageId, NoticeOutcome), StoreError> {
-        let id = blob.id();
-        meta.sealed_size = blob.persist().await?;
-        let sealed_size = meta.sealed_size;
-        let queued = self
-            .committer
-            .commit(index::Commit {
-                entry: Entry {
-                    id,
-                    meta,
-                    sealed_summary,
-                    held: false,
-                },
-                notices,
-            })
-            .await?;
-        self.storage.added(sealed_size);
-        Ok((id, queued))
-    }
-
     /// How full the store is; shared with the sessions.
     pub fn storage(&self) -> std::sync::Arc<StorageState> {
         self.storage.clone()
@@ -213,87 +185,6 @@ impl Store {
         self.storage
             .refresh_free(&self.tmp_dir)
             .map_err(|e| StoreError::io(&self.tmp_dir, e))
-    }
-
-    /// The key of a (sender, retired address) pair for notice rate limits.
-    pub fn pair_key(&self, sender: &str, retired_address: &str) -> [u8; 32] {
-        outbox::pair_key(&self.pair_salt, sender, retired_address)
-    }
-
-    /// The key of an envelope sender for the per-sender notice limit.
-    pub fn sender_key(&self, sender: &str) -> [u8; 32] {
-        outbox::sender_key(&self.pair_salt, sender)
-    }
-
-    /// Notices due now (unix seconds), at most `limit`. Blocking (a read transaction).
-    pub fn outbox_due(
-        &self,
-        now: i64,
-        limit: usize,
-    ) -> Result<Vec<(MessageId, OutboxItem)>, StoreError> {
-        outbox::due(self.index.db(), now, limit)
-    }
-
-    /// When the next notice falls due, leaving out `skip` (notices being delivered now).
-    pub fn outbox_next_due(&self, skip: &[MessageId]) -> Result<Option<i64>, StoreError> {
-        outbox::next_due(self.index.db(), skip)
-    }
-
-    /// Notice totals for `stats`.
-    pub fn notice_counts(&self) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
-        outbox::counts(self.index.db())
-    }
-
-    /// Records a failed attempt (`Some`) or removes a delivered or abandoned notice (`None`),
-    /// counting `outcome` (`sent`, `failed:temporary`, …).
-    pub fn outbox_settle(
-        &self,
-        id: MessageId,
-        item: Option<&OutboxItem>,
-        outcome: &str,
-    ) -> Result<(), StoreError> {
-        outbox::settle(self.index.db(), id, item, outcome)
-    }
-
-    /// Notices waiting.
-    pub fn outbox_len(&self) -> Result<u64, StoreError> {
-        outbox::len(self.index.db())
-    }
-
-    /// Up to `limit` entries that match `filter`, newest first, strictly older than
-    /// `before` if given; and where the next page starts, if there may be one.
-    pub fn list(
-        &self,
-        before: Option<MessageId>,
-        limit: usize,
-        filter: &ListFilter,
-    ) -> Result<(Vec<Entry>, Option<MessageId>), StoreError> {
-        self.index.list(before, limit, filter)
-    }
-
-    /// One entry.
-    pub fn get(&self, id: MessageId) -> Result<Option<Entry>, StoreError> {
-        self.index.get(id)
-    }
-
-    /// Number of indexed messages.
-    pub fn count(&self) -> Result<u64, StoreError> {
-        self.index.count()
-    }
-
-    /// Records one audit entry durably; returns its sequence number.
-    pub fn audit(&self, entry: AuditEntry) -> Result<u64, StoreError> {
-        self.index.audit_append(entry)
-    }
-
-    /// Up to `limit` audit records after sequence number `after`, with the chain's ends.
-    pub fn audit_page(&self, after: u64, limit: usize) -> Result<AuditPage, StoreError> {
-        self.index.audit_page(after, limit)
-    }
-
-    /// Removes audit records older than `cutoff`, keeping the chain verifiable.
-    pub fn prune_audit(&self, cutoff: i64) -> Result<usize, StoreError> {
-        self.index.audit_prune(cutoff)
     }
 
     /// Where a message's sealed file lives.
