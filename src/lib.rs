@@ -31,7 +31,8 @@
 //! - [`exit`]: the exit rule (when a retired domain's mail can end for good), run by the CLI.
 //! - [`launch`]: brings a whole gateway up from a validated config.
 //! - [`telemetry`]: Prometheus metrics on an internal listener.
-//! - [`x509`], [`units`]: small parsers (certificate fields; sizes and durations).
+//! - [`x509`], [`units`], [`clock`]: small helpers (certificate fields; sizes and
+//!   durations; seconds since the epoch and RFC 3339 text).
 //! - [`cli`]: the `reclaim` subcommands.
 #![forbid(unsafe_code)]
 
