@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Power-loss run (manual, root): the store on LazyFS, 8 clients x 25 messages acknowledged,
+# kill -9, then LazyFS drops everything not yet fsynced (as a power cut does), remount,
+# restart, and every acknowledged message must be listed and decrypt (with `age`) to what was
+# sent. A canary file written without fsync must come back empty, or the run proves nothing.
+# LazyFS is the FUSE file system of dsrhaslab/lazyfs, built from source. Usage:
+#   LAZYFS=/path/to/lazyfs/lazyfs BIN=target/release/reclaim benches/power-loss.sh
+set -euo pipefail
+L=${LAZYFS:?set LAZYFS to the lazyfs/ folder of a LazyFS build}
+BIN=$(realpath "${BIN:-target/release/reclaim}")
+W=$(mktemp -d); mkdir -p $W/backing $W/mnt
+FIFO=$W/faults.fifo
+cat > $W/lazyfs.toml <<T
+[faults]
+fifo_path = "$FIFO"
+[cache]
+apply_eviction = false
+[cache.simple]
+custom_size = "0.5GB"
+blocks_per_page = 1
+[filesystem]
+log_all_operations = false
+T
+mount_it() { (cd $L && ./scripts/mount-lazyfs.sh -c $W/lazyfs.toml -m $W/mnt -r $W/backing >/dev/null 2>&1); for _ in $(seq 50); do mountpoint -q $W/mnt && return; sleep 0.1; done; echo "mount failed"; exit 1; }
+mount_it
+$BIN keygen -o $W/reviewer.key >/dev/null 2>&1
+rcpt=$(grep -o 'age1[0-9a-z]*' $W/reviewer.key | head -1)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat > $W/reclaim.toml <<T
+[server]
+hostname = "mx.old.example"
+listen = ["127.0.0.1:$port"]
+[store]
+path = "$W/mnt/store"
+min_free = "0"
+[seal]
+recipients = ["$rcpt"]
+[admin]
+socket = "$W/admin.sock"
+[dns]
+resolver = "off"
+[[domain]]
+name = "old.example"
+mode = "silent"
+T
+start() { $BIN -c $W/reclaim.toml serve 2>>$W/serve.log & echo $! > $W/pid; for _ in $(seq 100); do python3 -c "import socket; socket.create_connection(('127.0.0.1',$port),1)" 2>/dev/null && return; sleep 0.1; done; echo "no start"; exit 1; }
+start
+python3 - $port $W/acked.txt <<'P'
+import smtplib, sys, threading
+port, out = int(sys.argv[1]), sys.argv[2]
+acked = []; lock = threading.Lock()
+def client(c):
+    s = smtplib.SMTP("127.0.0.1", port, timeout=30)
+    s.ehlo()
+    for i in range(25):
+        marker = f"power-{c}-{i}"
+        body = f"Subject: {marker}\r\n\r\n{marker}\r\n" + ("x" * 3000 + "\r\n")
+        code, resp = s.mail("a@partner.example")[0], None
+        s.rcpt(f"u{c}@old.example")
+        code, resp = s.data(body.encode())
+        if code == 250:
+            qid = resp.decode().rsplit(" ", 1)[-1]
+            with lock: acked.append((qid, marker))
+    s.quit()
+ts = [threading.Thread(target=client, args=(c,)) for c in range(8)]
+[t.start() for t in ts]; [t.join() for t in ts]
+open(out, "w").write("".join(f"{q} {m}\n" for q, m in acked))
+print(len(acked), "acknowledged")
+P
+# Harness check: a file written without fsync must not survive the cut.
+printf 'canary' > $W/mnt/canary
+kill -9 $(cat $W/pid); sleep 0.5
+echo "lazyfs::clear-cache" > $FIFO; sleep 1
+$L/scripts/umount-lazyfs.sh -m $W/mnt >/dev/null 2>&1 || fusermount3 -u $W/mnt
+sleep 1; mount_it
+if [ -s $W/mnt/canary ]; then echo "harness: unsynced data survived; this run proves nothing"; exit 1; fi
+echo "harness: an unsynced file came back empty, as after a power cut"
+rm -f $W/admin.sock
+start
+$BIN --socket $W/admin.sock -i $W/reviewer.key list --json > $W/list.json
+kill -TERM $(cat $W/pid); wait 2>/dev/null || true
+python3 - $W <<'P'
+import json, sys, subprocess
+w = sys.argv[1]
+listed = {m["id"] for m in json.load(open(f"{w}/list.json"))}
+acked = [l.split() for l in open(f"{w}/acked.txt")]
+missing = [q for q, _ in acked if q not in listed]
+bad = []
+for q, marker in acked:
+    if q in listed:
+        out = subprocess.run(["age", "-d", "-i", f"{w}/reviewer.key", f"{w}/backing/store/messages/{q}.age"], capture_output=True)
+        if out.returncode != 0 or marker.encode() not in out.stdout:
+            bad.append(q)
+print(f"acknowledged {len(acked)}, listed after power loss {len(listed)}, missing {len(missing)}, not decrypting {len(bad)}")
+sys.exit(1 if missing or bad else 0)
+P
+$L/scripts/umount-lazyfs.sh -m $W/mnt >/dev/null 2>&1 || true
