@@ -23,7 +23,7 @@ mod watch;
 pub use delivery::DeliveryConfig;
 pub use notify::{AuthRequirement, NoticeLimits, NotifyConfig, RelayConfig, RelayTls};
 use notify::{RawNotify, domain_policy, notify_config};
-pub use review::{AdminTcpConfig, PasswordSource, ReleaseConfig, ReleaseTls};
+pub use review::{AdminTcpConfig, PasswordError, PasswordSource, ReleaseConfig, ReleaseTls};
 use review::{RawRelease, admin_tcp, release, retention};
 pub use watch::{ExitConfig, ParkedConfig, RdapConfig};
 use watch::{RawExit, RawParked, RawRdap, exit_config, parked_config, rdap_config};

@@ -6,7 +6,6 @@ mod common;
 use std::time::Duration;
 
 use common::{Client, TestGateway, queued_id};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_are_scraped_from_the_internal_listener() {
@@ -59,18 +58,7 @@ async fn metrics_are_scraped_from_the_internal_listener() {
     assert!(c.cmd("QUIT").await.starts_with("221"));
 
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("metrics listener");
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("send");
-    let mut body = String::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut body))
-        .await
-        .expect("in time")
-        .expect("read");
+    let body = common::scrape_metrics(port).await;
     for expected in [
         "reclaim_connections_total 2",
         "reclaim_messages_accepted_total{domain=\"old.example\"} 3",

@@ -11,7 +11,6 @@ use common::{Client as SmtpClient, run_cli};
 use reclaim::config::{DnsResolver, RdapConfig};
 use reclaim::dnscheck::{Finding, Status};
 use reclaim::rdap::{self, Client, RdapError};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn config_for(base: &str, timeout: Duration) -> RdapConfig {
     let mut config = RdapConfig {
@@ -230,22 +229,6 @@ async fn check_dns_looks_up_only_what_has_an_rdap_url() {
     assert_eq!(server.hits(), 1);
 }
 
-async fn scrape(port: u16) -> String {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("metrics listener");
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("send");
-    let mut body = String::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut body))
-        .await
-        .expect("in time")
-        .expect("read");
-    body
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_checks_registrations_and_exports_them() {
     let server = RdapServer::start("127.0.0.1", None).await;
@@ -268,11 +251,11 @@ async fn the_server_checks_registrations_and_exports_them() {
     .await;
     // The first round runs at start; wait for its last gauge rather than for a time.
     let deadline = Instant::now() + Duration::from_secs(20);
-    let mut body = scrape(port).await;
+    let mut body = common::scrape_metrics(port).await;
     while !body.contains("reclaim_domain_registration_status{domain=\"ending.example\"}") {
         assert!(Instant::now() < deadline, "no registration metrics: {body}");
         tokio::time::sleep(Duration::from_millis(50)).await;
-        body = scrape(port).await;
+        body = common::scrape_metrics(port).await;
     }
     let line = |prefix: &str| {
         body.lines()

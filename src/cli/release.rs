@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::export::fetch_plain;
 use super::{Exit, ReviewContext, exit, parse_id};
-use crate::config::{PasswordSource, ReleaseConfig, ReleaseTls};
+use crate::config::{ReleaseConfig, ReleaseTls};
 use crate::smtp_client::{self, DeliveryError, Handover, StartTls};
 use crate::store::MessageId;
 
@@ -36,7 +36,10 @@ pub fn run(context: &ReviewContext, id: &str, to: &[String], reason: &str) -> an
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let credentials = match (&release.username, &release.password) {
-        (Some(user), Some(source)) => Some(Credentials::new(user.clone(), read_password(source)?)),
+        (Some(user), Some(source)) => Some(Credentials::new(
+            user.clone(),
+            source.read().context("[release] password")?,
+        )),
         _ => None,
     };
     // Read before anything is fetched: a bad CA file should not cost an audit record.
@@ -142,16 +145,6 @@ pub fn crlf_line_ends(message: &[u8]) -> Vec<u8> {
         }
     }
     out
-}
-
-fn read_password(source: &PasswordSource) -> anyhow::Result<String> {
-    let text = match source {
-        PasswordSource::File(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("[release] password_file {}", path.display()))?,
-        PasswordSource::Env(var) => std::env::var(var)
-            .with_context(|| format!("[release] password_env: ${var} is not set"))?,
-    };
-    Ok(text.trim_end_matches(['\r', '\n']).to_owned())
 }
 
 /// A failed submission for the reviewer: the server's own words (this is their terminal,

@@ -36,6 +36,37 @@ pub enum PasswordSource {
     Env(String),
 }
 
+/// Why a relay password could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordError {
+    #[error("password file {}: {source}", path.display())]
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("password variable {0} is not set")]
+    Env(String),
+}
+
+impl PasswordSource {
+    /// Reads the password when it is needed, so that it never sits in the config; a final
+    /// line end is not part of it.
+    pub fn read(&self) -> Result<String, PasswordError> {
+        let text = match self {
+            PasswordSource::File(path) => {
+                std::fs::read_to_string(path).map_err(|source| PasswordError::File {
+                    path: path.clone(),
+                    source,
+                })?
+            }
+            PasswordSource::Env(var) => {
+                std::env::var(var).map_err(|_| PasswordError::Env(var.clone()))?
+            }
+        };
+        Ok(text.trim_end_matches(['\r', '\n']).to_owned())
+    }
+}
+
 /// `[release]`: the organisation's submission server, used by `reclaim release`.
 #[derive(Debug, Clone)]
 pub struct ReleaseConfig {

@@ -11,7 +11,7 @@ use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 
 use super::reachable::refusal;
-use crate::config::{DeliveryConfig, PasswordSource, RelayConfig, RelayTls};
+use crate::config::{DeliveryConfig, RelayConfig, RelayTls};
 use crate::dns::Dns;
 use crate::smtp_client::{self, Deadlines, Handover, StartTls, dialogue, within};
 
@@ -83,9 +83,12 @@ impl Transport {
             RelayTls::Required => StartTls::Required(relay_tls_parameters(relay)?),
         };
         let credentials = match (&relay.username, &relay.password) {
-            (Some(user), Some(source)) => {
-                Some(Credentials::new(user.clone(), read_password(source)?))
-            }
+            (Some(user), Some(source)) => Some(Credentials::new(
+                user.clone(),
+                source
+                    .read()
+                    .map_err(|e| DeliveryError::temporary(format!("relay {e}")))?,
+            )),
             _ => None,
         };
         let handover = Handover {
@@ -191,18 +194,4 @@ impl Transport {
 
 fn relay_tls_parameters(relay: &RelayConfig) -> Result<TlsParameters, DeliveryError> {
     TlsParameters::new(relay.host.clone()).map_err(|e| DeliveryError::temporary(e.to_string()))
-}
-
-/// Reads the smarthost password when it is needed, so it never sits in the config.
-fn read_password(source: &PasswordSource) -> Result<String, DeliveryError> {
-    match source {
-        PasswordSource::File(path) => std::fs::read_to_string(path)
-            .map(|s| s.trim_end_matches(['\r', '\n']).to_owned())
-            .map_err(|e| {
-                DeliveryError::temporary(format!("relay password file {}: {e}", path.display()))
-            }),
-        PasswordSource::Env(var) => std::env::var(var).map_err(|_| {
-            DeliveryError::temporary(format!("relay password variable {var} is not set"))
-        }),
-    }
 }

@@ -462,3 +462,21 @@ pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     f.write_all(bytes).expect("write");
     path
 }
+
+/// The Prometheus page of a gateway's metrics listener on 127.0.0.1:`port`.
+pub async fn scrape_metrics(port: u16) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("metrics listener");
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("send");
+    let mut body = String::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut body))
+        .await
+        .expect("in time")
+        .expect("read");
+    body
+}
