@@ -79,7 +79,6 @@ pub fn compose(facts: &NoticeFacts<'_>) -> String {
         ("organisation", clean(facts.organisation)),
         ("retention", retention_text(facts.retention, facts.language)),
         ("received_at", rfc5322_date(facts.received_at)),
-        ("message_id", original_id.unwrap_or("-").to_owned()),
     ]);
     let (subject, body) = facts.template.fill(&values);
 
@@ -223,7 +222,7 @@ mod tests {
 
     #[test]
     fn forged_message_ids_are_not_echoed() {
-        let t = Template::parse("Subject: s\n\n{message_id}\n").expect("valid");
+        let t = Template::parse("Subject: s\n\nbody\n").expect("valid");
         for bad in [
             "<a@b>\r\nBcc: victim@x",
             "no-brackets@x",

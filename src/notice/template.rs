@@ -8,7 +8,7 @@ use std::path::Path;
 use crate::domains::Language;
 
 /// The placeholders a template may use.
-pub const PLACEHOLDERS: [&str; 8] = [
+pub const PLACEHOLDERS: [&str; 7] = [
     "old_address",
     "new_address",
     "addresses",
@@ -16,13 +16,17 @@ pub const PLACEHOLDERS: [&str; 8] = [
     "organisation",
     "retention",
     "received_at",
-    "message_id",
 ];
 
 /// Placeholders whose values the sending side can choose (the retired address is any local
-/// part at a catch-all, the new address may reuse it, the Message-ID is the sender's): they
-/// are refused in the Subject, which mail clients show before anything else.
-pub const NOT_IN_SUBJECT: [&str; 4] = ["old_address", "new_address", "addresses", "message_id"];
+/// part at a catch-all, the new address may reuse it): they are refused in the Subject,
+/// which mail clients show before anything else, and quoted in the body only when plain.
+pub const NOT_IN_SUBJECT: [&str; 3] = ["old_address", "new_address", "addresses"];
+
+/// `{message_id}` was removed: the original Message-ID is the sender's text, free enough to
+/// hold a link (`<https://evil.example/x@y>`) that mail clients show as one. It still goes
+/// into `In-Reply-To` when plain, where nobody reads it as text.
+const REMOVED: [&str; 1] = ["message_id"];
 
 /// Why a template was refused.
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +125,12 @@ impl Template {
                 let after = &rest[start + 1..];
                 let end = after.find('}').ok_or("a '{' without '}'")?;
                 let name = &after[..end];
+                if REMOVED.contains(&name) {
+                    return Err(format!(
+                        "{{{name}}} was removed: the original Message-ID is text the sender \
+                         chose and can hold a link; {{received_at}} names the message instead"
+                    ));
+                }
                 if !PLACEHOLDERS.contains(&name) {
                     return Err(format!(
                         "unknown placeholder {{{name}}}; known: {}",
@@ -184,6 +194,17 @@ mod tests {
         );
         assert!(Template::parse("no subject\n\nbody").is_err());
         assert!(Template::parse("Subject: x\n\nopen {brace").is_err());
+    }
+
+    #[test]
+    fn the_senders_message_id_is_no_placeholder() {
+        for part in [
+            "Subject: {message_id}\n\nbody\n",
+            "Subject: s\n\nid {message_id}\n",
+        ] {
+            let err = Template::parse(part).expect_err("refused");
+            assert!(err.contains("{message_id} was removed"), "{err}");
+        }
     }
 
     #[test]
