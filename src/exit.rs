@@ -21,6 +21,9 @@ pub struct Fact {
     pub sender: String,
     /// Not automated, and not failing authentication (see [`legitimate`]).
     pub legitimate: bool,
+    /// Whether the gateway queued a notice to the sender for this message; `None` for
+    /// messages stored before the gateway recorded it (see [`DomainSetting::tells`]).
+    pub told: Option<bool>,
 }
 
 /// Not automated, and either authenticated (SPF, DKIM or DMARC pass) or received while DNS
@@ -59,11 +62,15 @@ pub struct DomainExit {
     pub legitimate: u64,
     pub last_legitimate: Option<i64>,
     pub weeks: Vec<Week>,
-    /// Legitimate senders told about the move (the domain notifies or bounces), who did not
-    /// write again after `grace`.
+    /// Senders the gateway sent a notice, who sent no legitimate mail more than `grace`
+    /// after their first notice.
     pub told_and_stopped: Vec<String>,
-    /// Told, and wrote again after `grace`: the organisation's call list.
+    /// Told, and wrote again more than `grace` after their first notice: the
+    /// organisation's call list.
     pub told_and_still_writing: Vec<String>,
+    /// Messages whose notice outcome was not recorded (stored by an older release); for
+    /// them, "told" is inferred from the domain's mode.
+    pub told_inferred: u64,
     #[serde(flatten)]
     pub verdict: Verdict,
     /// The DNS records that end mail for the domain, when quiet.
@@ -72,10 +79,11 @@ pub struct DomainExit {
     pub keep: Vec<String>,
 }
 
-/// Per domain: whether its mode tells senders (notify, bounce), and how long its mail is
-/// kept.
+/// Per domain: whether its mode tells senders, and how long its mail is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DomainSetting {
+    /// The mode notifies or bounces: used only for messages without a recorded notice
+    /// outcome, where a legitimate sender is then taken to have been told.
     pub tells: bool,
     pub retention_secs: i64,
 }
@@ -116,9 +124,25 @@ fn one(
             ..Week::default()
         })
         .collect();
+    // Per legitimate sender: first and last legitimate message.
     let mut senders: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
-    let mut legit = 0;
+    // Per sender: when they were first told.
+    let mut first_told: BTreeMap<&str, i64> = BTreeMap::new();
+    let (mut legit, mut inferred) = (0, 0);
     for f in facts {
+        let told = match f.told {
+            Some(told) => told,
+            None => {
+                inferred += 1;
+                setting.tells && f.legitimate
+            }
+        };
+        if told && !f.sender.is_empty() {
+            let at = first_told
+                .entry(f.sender.as_str())
+                .or_insert(f.received_unix);
+            *at = (*at).min(f.received_unix);
+        }
         let age = now - f.received_unix;
         if (0..weeks_shown * WEEK_SECONDS).contains(&age) {
             let slot = (weeks_shown - 1 - age / WEEK_SECONDS) as usize;
@@ -139,16 +163,14 @@ fn one(
     }
     let last_legitimate = senders.values().map(|(_, last)| *last).max();
     let (mut stopped, mut still) = (Vec::new(), Vec::new());
-    if setting.tells {
-        for (sender, (first, last)) in &senders {
-            if sender.is_empty() {
-                continue;
-            }
-            if *last > first + grace {
-                still.push((*sender).to_owned());
-            } else {
-                stopped.push((*sender).to_owned());
-            }
+    for (sender, told_at) in &first_told {
+        let wrote_again = senders
+            .get(sender)
+            .is_some_and(|(_, last)| *last > told_at + grace);
+        if wrote_again {
+            still.push((*sender).to_owned());
+        } else {
+            stopped.push((*sender).to_owned());
         }
     }
     let oldest = facts.iter().map(|f| f.received_unix).min();
@@ -185,6 +207,7 @@ fn one(
         weeks,
         told_and_stopped: stopped,
         told_and_still_writing: still,
+        told_inferred: inferred,
         verdict,
         records,
         keep,
@@ -225,7 +248,13 @@ mod tests {
             domains: vec![domain.to_owned()],
             sender: sender.to_owned(),
             legitimate,
+            told: None,
         }
+    }
+
+    fn told(mut f: Fact, told: bool) -> Fact {
+        f.told = Some(told);
+        f
     }
 
     fn settings(tells: bool, retention_days: i64) -> BTreeMap<String, DomainSetting> {
@@ -290,5 +319,37 @@ mod tests {
         let weeks = run(&[spam], settings(true, 365)).weeks;
         assert_eq!(weeks.len(), 12);
         assert_eq!((weeks[11].legitimate, weeks[11].other), (0, 1));
+    }
+
+    #[test]
+    fn recorded_notices_decide_who_was_told() {
+        let c = ExitConfig::default();
+        let now = 1_000 * DAY;
+        let facts = [
+            // Wrote twice without a notice (held back, say), then was told, then quiet.
+            told(fact("old.example", "a@stopped.example", 60, true), false),
+            told(fact("old.example", "a@stopped.example", 40, true), true),
+            // Told 50 days ago and wrote again 10 days ago.
+            told(fact("old.example", "b@still.example", 50, true), true),
+            told(fact("old.example", "b@still.example", 10, true), false),
+            // Never told (rate limit or unauthenticated), though the domain notifies.
+            told(fact("old.example", "c@untold.example", 30, true), false),
+            told(fact("old.example", "c@untold.example", 5, true), false),
+        ];
+        let d = evaluate(&facts, &settings(true, 365), &c, now).remove(0);
+        assert_eq!(d.told_and_stopped, ["a@stopped.example"]);
+        assert_eq!(d.told_and_still_writing, ["b@still.example"]);
+        assert_eq!(d.told_inferred, 0);
+        // A recorded "not told" is not overridden by a mode that tells.
+        let untold = [told(
+            fact("old.example", "c@untold.example", 30, true),
+            false,
+        )];
+        let d = evaluate(&untold, &settings(true, 365), &c, now).remove(0);
+        assert!(d.told_and_stopped.is_empty() && d.told_and_still_writing.is_empty());
+        // Without records, the mode decides, and the report says how many were inferred.
+        let old = [fact("old.example", "d@old.example", 30, true)];
+        let d = evaluate(&old, &settings(true, 365), &c, now).remove(0);
+        assert_eq!((d.told_and_stopped.len(), d.told_inferred), (1, 1));
     }
 }

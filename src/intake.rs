@@ -183,6 +183,7 @@ impl<S: QuarantineStore> Intake<S> {
             size,
             sealed_size: 0,
             domains: retired_domains_of(&envelope.recipients),
+            notice: None,
         };
         Ok(store.commit(blob, meta, sealed_summary, notices).await?)
     }

@@ -121,6 +121,7 @@ mod tests {
             size: 1,
             sealed_size: 1,
             domains: domains.iter().map(|d| d.to_string()).collect(),
+            notice: None,
         }
     }
 

@@ -134,6 +134,26 @@ async fn dkim_and_dmarc_for_from_do_not_aim_notices_at_the_envelope_sender() {
         got.iter().all(|n| n.rcpt_to != ["victim@victim.example"]),
         "{got:?}"
     );
+    // Each index entry keeps what became of its notice, for the exit rule.
+    let outcomes: Vec<(String, serde_json::Value)> = gw
+        .list()
+        .await
+        .iter()
+        .map(|m| {
+            (
+                m["mail_from"].as_str().unwrap_or("").to_owned(),
+                m["notice"].clone(),
+            )
+        })
+        .collect();
+    assert!(outcomes.contains(&(
+        "partner@partner.example".to_owned(),
+        serde_json::json!({"outcome": "queued"})
+    )));
+    assert!(outcomes.contains(&(
+        "victim@victim.example".to_owned(),
+        serde_json::json!({"outcome": "not_planned", "reason": "unauthenticated"})
+    )));
     gw.stop().await;
 }
 
@@ -176,6 +196,14 @@ async fn a_hundred_recipients_twenty_times_yield_the_sender_limit() {
         );
     }
     assert!(got.iter().all(|n| n.rcpt_to == ["partner@partner.example"]));
+    let listed = gw.list().await;
+    let recorded =
+        |outcome: serde_json::Value| listed.iter().filter(|m| m["notice"] == outcome).count();
+    assert_eq!(recorded(serde_json::json!({"outcome": "queued"})), 3);
+    assert_eq!(
+        recorded(serde_json::json!({"outcome": "held_back", "reason": "sender_limit"})),
+        17
+    );
     gw.stop().await;
 }
 

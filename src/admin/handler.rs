@@ -247,6 +247,7 @@ fn item(entry: Entry) -> MessageItem {
         domains: entry.meta.domains,
         summary: base64::engine::general_purpose::STANDARD.encode(entry.sealed_summary),
         held: entry.held,
+        notice: entry.meta.notice,
     }
 }
 

@@ -38,6 +38,9 @@ pub struct MessageItem {
     /// Under legal hold.
     #[serde(default)]
     pub held: bool,
+    /// What became of its notice; absent for messages stored before this was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<crate::store::NoticeRecord>,
 }
 
 /// What a delete did.

@@ -14,6 +14,7 @@ use crate::clock::format_time;
 use crate::dnscheck::{Finding, Status};
 use crate::domains::Mode;
 use crate::exit::{self, DomainSetting, Fact, Verdict};
+use crate::store::NoticeRecord;
 
 pub fn run(context: &ReviewContext, json: bool, now: i64) -> anyhow::Result<()> {
     let config = context.config.as_ref().context(
@@ -27,6 +28,7 @@ pub fn run(context: &ReviewContext, json: bool, now: i64) -> anyhow::Result<()> 
             domains: m.domains.clone(),
             sender: m.mail_from.to_lowercase(),
             legitimate: exit::legitimate(m.looks_automated, m.auth.as_ref()),
+            told: m.notice.as_ref().map(|n| matches!(n, NoticeRecord::Queued)),
         })
         .collect();
     let settings: BTreeMap<String, DomainSetting> = config
@@ -82,6 +84,13 @@ pub fn run(context: &ReviewContext, json: bool, now: i64) -> anyhow::Result<()> 
         }
         if !d.told_and_still_writing.is_empty() || !d.told_and_stopped.is_empty() {
             writeln!(out, "{table}")?;
+        }
+        if d.told_inferred > 0 {
+            writeln!(
+                out,
+                "  {} message(s) were stored before reclaim recorded notices; for them a legitimate sender counts as told when the domain notifies or bounces",
+                d.told_inferred
+            )?;
         }
         match &d.verdict {
             Verdict::StillInUse => writeln!(

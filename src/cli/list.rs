@@ -38,6 +38,9 @@ pub struct Listed {
     pub auth: Option<crate::summary::AuthResults>,
     /// Null sender, Auto-Submitted, List-Id or Precedence bulk/list/junk.
     pub looks_automated: bool,
+    /// What became of its notice, as the gateway recorded it when storing the message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notice: Option<crate::store::NoticeRecord>,
 }
 
 pub fn run(
@@ -144,6 +147,7 @@ fn decrypt(context: &ReviewContext, item: MessageItem) -> anyhow::Result<Listed>
         received_at: format_time(item.received_at),
         received_unix: item.received_at,
         held: item.held,
+        notice: item.notice,
         looks_automated,
         size: item.size,
         domains: item.domains,
@@ -251,6 +255,7 @@ mod tests {
                 domains: vec!["old.example".into()],
                 summary: base64::engine::general_purpose::STANDARD.encode(sealed),
                 held: false,
+                notice: None,
             }
         };
         let items: Vec<MessageItem> = (0..37).map(item).collect();

@@ -49,9 +49,14 @@ impl Index {
         {
             let mut meta = txn.open_table(META).map_err(index_err)?;
             let mut summaries = txn.open_table(SUMMARIES).map_err(index_err)?;
-            for entry in batch.iter().map(|c| &c.entry) {
-                let json = serde_json::to_vec(&entry.meta)
-                    .map_err(|e| StoreError::Index(e.to_string()))?;
+            for (commit, outcome) in batch.iter().zip(&queued) {
+                let entry = &commit.entry;
+                let stored = MessageMeta {
+                    notice: Some(outcome.record(&commit.notices)),
+                    ..entry.meta.clone()
+                };
+                let json =
+                    serde_json::to_vec(&stored).map_err(|e| StoreError::Index(e.to_string()))?;
                 meta.insert(entry.id.key(), json.as_slice())
                     .map_err(index_err)?;
                 summaries

@@ -29,7 +29,9 @@ pub use audit::{AuditEntry, AuditPage};
 pub use backend::{QuarantineStore, StagedMessage};
 pub use blob::BlobWriter;
 pub use id::MessageId;
-pub use outbox::{NoticeOutcome, NoticePlan, OutboxItem, QueuedNotice, pair_key, sender_key};
+pub use outbox::{
+    NoticeOutcome, NoticePlan, NoticeRecord, OutboxItem, QueuedNotice, pair_key, sender_key,
+};
 pub use ratelimit::{Limited, RateLimits};
 pub use reconcile::Reconciliation;
 pub use retain::{DayStats, DomainStats, PurgeReport, Stats};
@@ -88,6 +90,10 @@ pub struct MessageMeta {
     pub sealed_size: u64,
     /// The retired domains the message was addressed to.
     pub domains: Vec<String>,
+    /// What became of the message's notice. Absent in entries written before reclaim
+    /// recorded it; set by the store when it commits, whatever the caller passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<NoticeRecord>,
 }
 
 /// One index entry: metadata and the sealed summary.

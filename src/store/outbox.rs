@@ -33,6 +33,41 @@ pub struct NoticeOutcome {
     pub limited: Option<&'static str>,
 }
 
+impl NoticeOutcome {
+    /// The record kept in the message's index entry: what `plan` and this outcome meant
+    /// for the sender.
+    pub fn record(&self, plan: &NoticePlan) -> NoticeRecord {
+        if self.queued > 0 {
+            NoticeRecord::Queued
+        } else if let Some(limit) = self.limited {
+            NoticeRecord::HeldBack(limit.to_owned())
+        } else {
+            // `per_message` only ever accompanies a notice that was planned.
+            let reason = plan
+                .suppressed
+                .iter()
+                .map(|(reason, _)| *reason)
+                .find(|reason| *reason != "per_message")
+                .unwrap_or("domain_mode");
+            NoticeRecord::NotPlanned(reason.to_owned())
+        }
+    }
+}
+
+/// What became of a message's notice, decided in the transaction that stored the message
+/// and kept with its index entry, so that the exit rule counts who was really told.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "outcome", content = "reason")]
+pub enum NoticeRecord {
+    /// A notice to the envelope sender was queued.
+    Queued,
+    /// A notice was planned and a rate limit held it back (`pair_interval`, …).
+    HeldBack(String),
+    /// None was planned: the domain's mode tells nobody (`domain_mode`), or the sender may
+    /// not be told (`automated`, `unauthenticated`, …).
+    NotPlanned(String),
+}
+
 fn bump(txn: &WriteTransaction, key: &str, by: u64) -> Result<(), StoreError> {
     if by == 0 {
         return Ok(());
