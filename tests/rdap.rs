@@ -299,3 +299,76 @@ async fn the_server_checks_registrations_and_exports_them() {
     assert!(c.cmd("QUIT").await.starts_with("221"));
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rdap_bootstrap_fetches_a_current_copy_and_keeps_the_old_one_on_failure() {
+    let server = RdapServer::start("127.0.0.1", None).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let old = r#"{"services": [[["old"], ["https://rdap.old.invalid/"]]]}"#;
+    let target = common::write_file(dir.path(), "dns.json", old.as_bytes());
+    let text = format!("{CHECK_CONFIG}\n[rdap]\nbootstrap = {target:?}\n");
+    let config = common::write_file(dir.path(), "c.toml", text.as_bytes());
+    let run = |extra: &[String]| {
+        let mut args = vec![
+            "-c".to_owned(),
+            config.to_str().expect("utf8").to_owned(),
+            "rdap-bootstrap".to_owned(),
+        ];
+        args.extend_from_slice(extra);
+        run_cli(args)
+    };
+    let url = |route: &str| {
+        vec![
+            "--url".to_owned(),
+            format!("{}dns.json", server.base(route)),
+        ]
+    };
+
+    // A fixed DNS table: nothing is fetched from a place the operator did not name.
+    let out = run(&[]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--url"));
+    assert_eq!(server.hits(), 0);
+
+    // Answers that are no bootstrap file leave the old copy in place.
+    for route in [
+        "malformed",
+        "bootstrap-empty",
+        "entity",
+        "gone",
+        "declared-huge",
+    ] {
+        let out = run(&url(route)).await;
+        assert_eq!(out.status.code(), Some(1), "{route}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("is unchanged"), "{route}: {stderr}");
+        assert_eq!(std::fs::read_to_string(&target).expect("read"), old);
+    }
+
+    let out = run(&url("bootstrap")).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("3 top-level domain(s), published 2026-11-30T12:00:00Z"),
+        "{stdout}"
+    );
+    let fresh = reclaim::rdap::bootstrap::Bootstrap::load(&target).expect("written file parses");
+    assert_eq!(
+        fresh.base_url("gemeente.example").expect("example"),
+        server.base("ok")
+    );
+    assert!(
+        fresh.base_url("x.old").is_err(),
+        "the old copy was replaced"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

@@ -125,6 +125,16 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Fetch a current copy of IANA's RDAP bootstrap file into [rdap] bootstrap, so that
+    /// the registration watch knows every registry (run it monthly, e.g. from a timer).
+    RdapBootstrap {
+        /// Where to fetch it (default: IANA's https://data.iana.org/rdap/dns.json).
+        #[arg(long)]
+        url: Option<String>,
+        /// Where to write it (default: [rdap] bootstrap from the config).
+        #[arg(long)]
+        output: Option<std::path::PathBuf>,
+    },
     /// Create a reviewer identity; prints its public key (age1…) for [seal] recipients.
     Keygen {
         /// Where to write the identity (mode 0600; never overwritten).

@@ -13,6 +13,7 @@ mod list;
 mod manage;
 mod mbox;
 mod output;
+mod rdap_bootstrap;
 mod release;
 mod render;
 mod report;
@@ -92,6 +93,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Command::CheckConfig => check_config::run(&config_path(&args)),
         Command::CheckDns { domains, mx, json } => {
             check_dns::run(&config_path(&args), domains, mx.as_deref(), *json)
+        }
+        Command::RdapBootstrap { url, output } => {
+            rdap_bootstrap::run(&config_path(&args), url.as_deref(), output.as_deref())
         }
         Command::Health => {
             let socket = match &args.socket {

@@ -1,6 +1,6 @@
 //! The IANA bootstrap file for DNS (RFC 9224): which RDAP service answers for which
-//! top-level domain. reclaim reads it from disk, never from the network, so that the
-//! operator decides when it changes.
+//! top-level domain. Lookups read it from disk, never from the network, so that the
+//! operator decides when it changes: `reclaim rdap-bootstrap` fetches a current copy.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -9,8 +9,11 @@ use serde::Deserialize;
 
 use super::RdapError;
 
-/// The largest bootstrap file read (IANA's is about 100 KiB).
-const MAX_BOOTSTRAP_SIZE: u64 = 4 * 1024 * 1024;
+/// The largest bootstrap file read or fetched (IANA's is about 100 KiB).
+pub const MAX_BOOTSTRAP_SIZE: u64 = 4 * 1024 * 1024;
+
+/// Where IANA publishes the current file.
+pub const IANA_URL: &str = "https://data.iana.org/rdap/dns.json";
 
 /// Labels (lower-case, Punycode) to base URLs.
 #[derive(Debug, Default)]
@@ -20,7 +23,44 @@ pub struct Bootstrap {
 
 #[derive(Deserialize)]
 struct RawFile {
+    #[serde(default)]
+    publication: Option<String>,
     services: Vec<(Vec<String>, Vec<String>)>,
+}
+
+/// A bootstrap file fetched and checked, ready to be written.
+#[derive(Debug)]
+pub struct Fetched {
+    /// The file as it will be written (the JSON received, pretty-printed).
+    pub text: String,
+    /// Its `publication` time, as published.
+    pub publication: Option<String>,
+    /// Top-level domains (labels) it names a service for.
+    pub labels: usize,
+}
+
+/// Fetches the bootstrap file at `url` with `client` (its deadline and redirect rules) and
+/// checks that it is one: it must parse and name at least one service.
+pub async fn fetch(client: &super::Client, url: &str) -> Result<Fetched, RdapError> {
+    let value = client.document(url).await?;
+    let malformed = |message: String| RdapError::Bootstrap {
+        path: url.to_owned(),
+        message,
+    };
+    let raw: RawFile = serde_json::from_value(value.clone())
+        .map_err(|e| malformed(format!("not a bootstrap file: {e}")))?;
+    let publication = raw.publication.clone();
+    let parsed = Bootstrap::from_raw(raw);
+    if parsed.services.is_empty() {
+        return Err(malformed("names no RDAP service".to_owned()));
+    }
+    let text = serde_json::to_string_pretty(&value)
+        .map_err(|e| malformed(format!("cannot write it back: {e}")))?;
+    Ok(Fetched {
+        text,
+        publication,
+        labels: parsed.services.len(),
+    })
 }
 
 /// The copy shipped in `config/rdap-dns.json`, built in so that it is there wherever the
@@ -58,13 +98,17 @@ impl Bootstrap {
     /// Parses the bootstrap JSON.
     pub fn parse(text: &str) -> Result<Self, String> {
         let raw: RawFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        Ok(Self::from_raw(raw))
+    }
+
+    fn from_raw(raw: RawFile) -> Self {
         let mut services = HashMap::new();
         for (labels, urls) in raw.services {
             for label in labels {
                 services.insert(label.trim_matches('.').to_ascii_lowercase(), urls.clone());
             }
         }
-        Ok(Self { services })
+        Self { services }
     }
 
     /// The base URL for `domain`: the longest matching entry (RFC 9224 4), an HTTPS URL

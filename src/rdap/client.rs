@@ -47,7 +47,17 @@ impl Client {
 
     /// Fetches `{base}domain/{domain}` (RFC 9082 3.1.3) as JSON.
     pub async fn domain(&self, base: &str, domain: &str) -> Result<serde_json::Value, RdapError> {
-        let url = domain_url(base, domain)?;
+        self.json(domain_url(base, domain)?).await
+    }
+
+    /// Fetches any JSON document under the same deadline, size cap and redirect rules (the
+    /// bootstrap file).
+    pub async fn document(&self, url: &str) -> Result<serde_json::Value, RdapError> {
+        let url = Url::parse(url).map_err(|e| RdapError::Request(format!("URL {url:?}: {e}")))?;
+        self.json(url).await
+    }
+
+    async fn json(&self, url: Url) -> Result<serde_json::Value, RdapError> {
         match tokio::time::timeout(self.timeout, self.fetch(url)).await {
             Ok(result) => result,
             Err(_) => Err(RdapError::Timeout(self.timeout)),

@@ -83,6 +83,30 @@ const LOCK: [&str; 3] = [
     "server update prohibited",
 ];
 
+/// The bootstrap file the `bootstrap` route serves, for the server at `host`.
+pub fn bootstrap_json(host: &str) -> String {
+    serde_json::json!({
+        "version": "1.0",
+        "publication": "2026-11-30T12:00:00Z",
+        "description": "RDAP bootstrap file for Domain Name System registrations",
+        "services": [
+            [["example"], [format!("http://{host}/ok/")]],
+            [["test", "invalid"], [format!("http://{host}/gone/")]]
+        ]
+    })
+    .to_string()
+}
+
+fn host_of(head: &str) -> String {
+    head.lines()
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.eq_ignore_ascii_case("host"))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_default()
+}
+
 async fn serve(mut stream: TcpStream, away: Option<String>) {
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
@@ -109,6 +133,9 @@ async fn serve(mut stream: TcpStream, away: Option<String>) {
         )),
         "malformed" => json("{\"objectClassName\": \"domain\", \"events\": [".to_owned()),
         "entity" => json("{\"objectClassName\": \"entity\", \"handle\": \"X\"}".to_owned()),
+        // A bootstrap file (RFC 9224) that sends every .example lookup to this server.
+        "bootstrap" => json(bootstrap_json(&host_of(&head))),
+        "bootstrap-empty" => json("{\"version\": \"1.0\", \"services\": []}".to_owned()),
         "gone" => (404, "application/rdap+json", "{}".to_owned(), None),
         "hop" => (
             302,
