@@ -185,7 +185,7 @@ async fn admit(desk: &Desk, request: Request, next: Next) -> Response {
 }
 
 /// Headers on every answer: a page's CSP unless the answer set its own (the frame), never
-/// stored, never sniffed, never framed elsewhere, no referrer.
+/// stored, never sniffed, never framed elsewhere, no referrer to other sites.
 fn secure_headers(headers: &mut HeaderMap) {
     if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
         headers.insert(
@@ -199,9 +199,11 @@ fn secure_headers(headers: &mut HeaderMap) {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    // Not `no-referrer`: under it a browser sends `Origin: null` with the desk's own
+    // forms, and the origin check above could not tell them from a foreign one.
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     headers.insert(
         "cross-origin-opener-policy",

@@ -2,6 +2,7 @@
 //! client, and a runner for the real `reclaim` binary.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod process;
 pub mod rdap;
 pub mod recorder;
