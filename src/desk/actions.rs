@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::guard::Form;
-use super::i18n::LANG_COOKIE;
+use super::i18n::{LANG_COOKIE, Texts};
 use super::pages::{Chrome, c_reason, error, failed, render};
 use super::{Desk, blocking};
 use crate::admin::MessageItem;
@@ -27,20 +27,19 @@ struct DonePage {
     reason: String,
 }
 
-/// The reason and message id of an action, or the page that says what is missing.
+/// The reason and message id of an action, or the status and text that say what is wrong.
 fn reason_and_id(
-    c: Chrome,
+    t: &Texts,
     form: &Form,
     id: &str,
-) -> Result<(Chrome, String, MessageId), Response> {
+) -> Result<(String, MessageId), (StatusCode, String)> {
     let reason = form.get("reason").to_owned();
     if reason.is_empty() {
-        let text = c_reason(c.t);
-        return Err(error(c, StatusCode::BAD_REQUEST, text));
+        return Err((StatusCode::BAD_REQUEST, c_reason(t)));
     }
     match parse_id(id) {
-        Ok(id) => Ok((c, reason, id)),
-        Err(e) => Err(error(c, StatusCode::NOT_FOUND, e.message)),
+        Ok(id) => Ok((reason, id)),
+        Err(e) => Err((StatusCode::NOT_FOUND, e.message)),
     }
 }
 
@@ -67,9 +66,9 @@ pub async fn eml(
     form: Form,
 ) -> Response {
     let c = Chrome::new(&desk, &headers, "inbox", "/inbox".into());
-    let (c, reason, id) = match reason_and_id(c, &form, &id) {
+    let (reason, id) = match reason_and_id(c.t, &form, &id) {
         Ok(parts) => parts,
-        Err(page) => return page,
+        Err((status, text)) => return error(c, status, text),
     };
     match blocking(&desk, move |context| {
         export::fetch_plain(context, id, "export", &reason)
@@ -148,7 +147,7 @@ pub async fn selection(State(desk): State<Arc<Desk>>, headers: HeaderMap, form: 
 
 fn done(
     c: Chrome,
-    what: impl FnOnce(&super::i18n::Texts) -> &'static str,
+    what: impl FnOnce(&Texts) -> &'static str,
     detail: String,
     reason: String,
 ) -> Response {
@@ -172,9 +171,9 @@ pub async fn release(
     form: Form,
 ) -> Response {
     let c = Chrome::new(&desk, &headers, "inbox", "/inbox".into());
-    let (c, reason, id) = match reason_and_id(c, &form, &id) {
+    let (reason, id) = match reason_and_id(c.t, &form, &id) {
         Ok(parts) => parts,
-        Err(page) => return page,
+        Err((status, text)) => return error(c, status, text),
     };
     let to: Vec<String> = form
         .get("to")
@@ -211,9 +210,9 @@ pub async fn hold(
     form: Form,
 ) -> Response {
     let c = Chrome::new(&desk, &headers, "inbox", "/inbox".into());
-    let (c, reason, id) = match reason_and_id(c, &form, &id) {
+    let (reason, id) = match reason_and_id(c.t, &form, &id) {
         Ok(parts) => parts,
-        Err(page) => return page,
+        Err((status, text)) => return error(c, status, text),
     };
     let held = form.get("held") != "0";
     let why = reason.clone();
@@ -240,9 +239,9 @@ pub async fn delete(
     form: Form,
 ) -> Response {
     let c = Chrome::new(&desk, &headers, "inbox", "/inbox".into());
-    let (c, reason, id) = match reason_and_id(c, &form, &id) {
+    let (reason, id) = match reason_and_id(c.t, &form, &id) {
         Ok(parts) => parts,
-        Err(page) => return page,
+        Err((status, text)) => return error(c, status, text),
     };
     let why = reason.clone();
     match blocking(&desk, move |context| {

@@ -14,6 +14,8 @@ const LEFT: u32 = 200;
 const RIGHT: u32 = WIDTH - 50;
 const ROW_HEIGHT: u32 = 44;
 const BAR_MAX: u32 = 30;
+/// Widest slot of one week, so a few weeks still read as bars, not as a wall.
+const SLOT_MAX: u32 = 28;
 const COLOURS: [&str; 7] = [
     "#1f5f8b", "#2f7d4f", "#a4471b", "#6b4c9a", "#8a6d1f", "#2b7a86", "#7b8794",
 ];
@@ -121,7 +123,7 @@ pub fn weekly(listed: &[Listed], max_domains: usize, max_weeks: usize) -> Chart 
         .unwrap_or(1)
         .max(1);
     let span = u32::try_from(last - first + 1).unwrap_or(1).max(1);
-    let slot = ((RIGHT - LEFT) / span).max(1);
+    let slot = ((RIGHT - LEFT) / span).clamp(1, SLOT_MAX);
     for (i, (label, weeks)) in ranked.into_iter().enumerate() {
         let top = u32::try_from(i).unwrap_or(0) * ROW_HEIGHT;
         let base_y = top + BAR_MAX + 8;
