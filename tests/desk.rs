@@ -851,3 +851,57 @@ async fn desk_pages_stay_fast_at_ten_thousand_messages() {
     drop(desk);
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reclaim_desk_prints_a_one_time_url_and_listens_on_loopback_only() {
+    let mut gw = TestGateway::start("").await;
+    gw.send(
+        "a@partner.example",
+        &["jan@old.example"],
+        b"Subject: hi\r\n\r\nhello\r\n",
+    )
+    .await;
+    let out = gw.cli(&["desk", "--listen", "0.0.0.0:0"]).await;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("loopback only"), "{stderr}");
+
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_reclaim"))
+        .arg("-c")
+        .arg(&gw.config_path)
+        .arg("-i")
+        .arg(&gw.identity)
+        .args(["desk", "--page-size", "10"])
+        .env_remove("RECLAIM_IDENTITY")
+        .env_remove("RECLAIM_CONFIG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start reclaim desk");
+    let stdout = child.stdout.take().expect("stdout");
+    let url = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::task::spawn_blocking(move || {
+            use std::io::BufRead;
+            std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .find_map(|line| line.trim().strip_prefix("http://").map(str::to_owned))
+        }),
+    )
+    .await
+    .expect("the URL in time")
+    .expect("reader")
+    .expect("a URL line");
+    let (host, path) = url.split_once('/').expect("host and path");
+    let addr: SocketAddr = host.parse().expect("an address");
+    assert!(addr.ip().is_loopback(), "{addr}");
+    let (status, head, _) = get(addr, &format!("/{path}"), host, None).await;
+    assert_eq!(status, 303, "{head}");
+    let (status, _, _) = get(addr, &format!("/{path}"), host, None).await;
+    assert_eq!(status, 403, "the printed secret works once");
+    let _ = child.kill();
+    let _ = child.wait();
+    gw.stop().await;
+}

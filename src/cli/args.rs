@@ -241,6 +241,13 @@ pub enum Command {
         /// Open the URL in the browser (xdg-open).
         #[arg(long)]
         open: bool,
+        /// Messages per inbox page.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        page_size: u16,
+        /// Summaries one inbox page may decrypt looking for matches of --from/--to/--subject
+        /// style filters before it offers the next page instead.
+        #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        scan: u32,
     },
     /// Counts and bytes per domain and per day, and holds.
     Stats {

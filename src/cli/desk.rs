@@ -11,7 +11,12 @@ use super::filter::Filter;
 use super::list;
 use crate::desk::{Bound, Limits};
 
-pub fn run(context: ReviewContext, listen: Option<SocketAddr>, open: bool) -> anyhow::Result<()> {
+pub fn run(
+    context: ReviewContext,
+    listen: Option<SocketAddr>,
+    open: bool,
+    limits: Limits,
+) -> anyhow::Result<()> {
     let listen = listen.unwrap_or_else(|| SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
     if !listen.ip().is_loopback() {
         anyhow::bail!(crate::desk::DeskError::NotLoopback(listen));
@@ -26,7 +31,7 @@ pub fn run(context: ReviewContext, listen: Option<SocketAddr>, open: bool) -> an
         .build()
         .context("starting the desk's runtime")?;
     runtime.block_on(async move {
-        let bound = Bound::bind(context, listen, Limits::default()).await?;
+        let bound = Bound::bind(context, listen, limits).await?;
         let url = bound.url();
         println!("reclaim desk on {}", bound.addr);
         println!("open this URL in your browser (it works once; Ctrl-C stops the desk):");

@@ -177,7 +177,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             )?;
             report::report(&ReviewContext::new(&args)?, &filter, *json, *csv)
         }
-        Command::Desk { listen, open } => desk::run(ReviewContext::new(&args)?, *listen, *open),
+        Command::Desk {
+            listen,
+            open,
+            page_size,
+            scan,
+        } => {
+            let limits = crate::desk::Limits {
+                page_size: usize::from(*page_size),
+                scan: usize::try_from(*scan).unwrap_or(usize::MAX),
+                ..crate::desk::Limits::default()
+            };
+            desk::run(ReviewContext::new(&args)?, *listen, *open, limits)
+        }
         Command::Stats { json } => report::stats(&ReviewContext::new(&args)?, *json),
         Command::Audit {
             since,
