@@ -10,9 +10,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::chrome::{Chrome, c_reason, error, failed, render};
 use super::guard::Form;
 use super::i18n::{LANG_COOKIE, Texts};
-use super::pages::{Chrome, c_reason, error, failed, render};
 use super::{Desk, blocking};
 use crate::admin::MessageItem;
 use crate::cli::{export, list, manage, parse_id, release as cli_release};

@@ -1,15 +1,17 @@
 //! The reviewer's desk: the quarantine in a browser, served on the reviewer's own machine
 //! (loopback only) and decrypted there with the reviewer's identity, exactly as the CLI
-//! does; the gateway never sees plaintext. [`guard`] admits requests, [`pages`] shows,
-//! [`actions`] changes, [`html`] makes message HTML safe, [`i18n`] speaks English and
-//! Dutch, [`chart`] draws the report's weeks.
+//! does; the gateway never sees plaintext. `guard` admits requests, `pages` and `reports`
+//! show (in the `chrome` they share), `actions` changes, `html` makes message HTML safe,
+//! `i18n` speaks English and Dutch, `chart` draws the report's weeks.
 
 mod actions;
 mod chart;
+mod chrome;
 mod guard;
 mod html;
 mod i18n;
 mod pages;
+mod reports;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -139,9 +141,9 @@ fn router(desk: Arc<Desk>) -> Router {
         .route("/inbox", get(pages::inbox))
         .route("/message/{id}", get(pages::open_form).post(pages::message))
         .route("/frame/{token}", get(pages::frame))
-        .route("/report", get(pages::report))
-        .route("/report.csv", get(pages::report_csv))
-        .route("/audit", get(pages::audit))
+        .route("/report", get(reports::report))
+        .route("/report.csv", get(reports::report_csv))
+        .route("/audit", get(reports::audit))
         .route("/lang", post(actions::language))
         .route("/selection", post(actions::selection))
         .route("/message/{id}/eml", post(actions::eml))

@@ -1,6 +1,5 @@
-//! The desk's pages: inbox, one message (opened with a reason), its HTML frame, the
-//! report of who still writes, and the audit trail. Everything shown is decrypted here and
-//! escaped by the templates.
+//! The desk's pages about messages: the inbox, one message (opened with a reason) and its
+//! HTML frame. Everything shown is decrypted here and escaped by the templates.
 
 use std::sync::Arc;
 
@@ -9,70 +8,14 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
+use super::chrome::{Chrome, c_reason, error, failed, pairs, render, value};
 use super::guard::{self, FRAME_CSP};
-use super::i18n::{self, Texts};
-use super::{Desk, blocking, chart};
+use super::i18n::Texts;
+use super::{Desk, blocking};
 use crate::cli::filter::Filter;
 use crate::cli::list::{self, Listed};
-use crate::cli::{FilterArgs, audit, report, show};
-use crate::clock::{format_time, unix_now};
-
-/// What the frame around every page needs.
-pub struct Chrome {
-    pub t: &'static Texts,
-    pub csrf: String,
-    pub page: &'static str,
-    /// Where the language switch returns to.
-    pub back: String,
-}
-
-impl Chrome {
-    pub fn new(desk: &Desk, headers: &HeaderMap, page: &'static str, back: String) -> Self {
-        let accept = headers
-            .get(header::ACCEPT_LANGUAGE)
-            .and_then(|v| v.to_str().ok());
-        Self {
-            t: i18n::choose(guard::cookie(headers, i18n::LANG_COOKIE), accept),
-            csrf: desk.secrets.csrf.clone(),
-            page,
-            back,
-        }
-    }
-}
-
-/// A rendered template as an HTML answer.
-pub fn render(status: StatusCode, template: &impl Template) -> Response {
-    match template.render() {
-        Ok(html) => (status, Html(html)).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "desk template failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, "template error\n").into_response()
-        }
-    }
-}
-
-#[derive(Template)]
-#[template(path = "desk/error.html")]
-struct ErrorPage {
-    c: Chrome,
-    message: String,
-}
-
-/// An error as a page: what the admin API or the decryption said, escaped.
-pub fn error(c: Chrome, status: StatusCode, message: String) -> Response {
-    render(status, &ErrorPage { c, message })
-}
-
-/// An error from CLI work as a page, with the status its exit code means.
-pub fn failed(c: Chrome, e: &anyhow::Error) -> Response {
-    use crate::cli::exit;
-    let status = match crate::cli::exit_code(e) {
-        exit::NOT_FOUND => StatusCode::NOT_FOUND,
-        exit::USAGE => StatusCode::BAD_REQUEST,
-        _ => StatusCode::BAD_GATEWAY,
-    };
-    error(c, status, format!("{e:#}"))
-}
+use crate::cli::{FilterArgs, show};
+use crate::clock::unix_now;
 
 pub async fn home() -> Redirect {
     Redirect::to("/inbox")
@@ -84,21 +27,6 @@ pub async fn stylesheet() -> Response {
         include_str!("../../assets/desk/desk.css"),
     )
         .into_response()
-}
-
-/// The query pairs of a request.
-fn pairs(query: Option<&str>) -> Vec<(String, String)> {
-    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.trim().to_owned()))
-        .collect()
-}
-
-fn value(pairs: &[(String, String)], key: &str) -> String {
-    pairs
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.clone())
-        .unwrap_or_default()
 }
 
 /// The inbox filters as the form shows them.
@@ -354,11 +282,6 @@ pub async fn message(
     render(StatusCode::OK, &page)
 }
 
-/// The text for a missing reason.
-pub fn c_reason(t: &Texts) -> String {
-    format!("{}: {}", t.reason, t.reason_hint)
-}
-
 fn checks(
     t: &Texts,
     verified: Option<&crate::cli::verified::Verified>,
@@ -405,177 +328,4 @@ pub async fn frame(State(desk): State<Arc<Desk>>, Path(token): Path<String>) -> 
         HeaderValue::from_static("SAMEORIGIN"),
     );
     response
-}
-
-/// One report row, ready to show.
-pub struct ReportRow {
-    pub sender: String,
-    pub messages: u64,
-    pub addresses: String,
-    pub first_seen: String,
-    pub last_seen: String,
-    pub automated: bool,
-}
-
-#[derive(Template)]
-#[template(path = "desk/report.html")]
-struct ReportPage {
-    c: Chrome,
-    since: String,
-    query: String,
-    chart: chart::Chart,
-    tables: Vec<(&'static str, Vec<ReportRow>)>,
-}
-
-/// Chart width in weeks and rows in sender domains.
-const CHART_WEEKS: usize = 26;
-const CHART_DOMAINS: usize = 6;
-
-async fn report_data(
-    desk: &Arc<Desk>,
-    since: &str,
-) -> anyhow::Result<(Vec<Listed>, report::Report)> {
-    let args = FilterArgs {
-        since: (!since.is_empty()).then(|| since.to_owned()),
-        ..FilterArgs::default()
-    };
-    let filter = Filter::new(&args, unix_now())?;
-    blocking(desk, move |context| {
-        let listed = list::fetch(context, None, &filter)?;
-        let built = report::build(&listed);
-        Ok((listed, built))
-    })
-    .await
-}
-
-pub async fn report(
-    State(desk): State<Arc<Desk>>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Response {
-    let since = value(&pairs(query.as_deref()), "since");
-    let query = if since.is_empty() {
-        String::new()
-    } else {
-        format!("?since={}", crate::admin::http::percent_encode(&since))
-    };
-    let c = Chrome::new(&desk, &headers, "report", format!("/report{query}"));
-    let (listed, built) = match report_data(&desk, &since).await {
-        Ok(data) => data,
-        Err(e) => return failed(c, &e),
-    };
-    let rows = |rows: Vec<report::SenderRow>| {
-        rows.into_iter()
-            .map(|r| ReportRow {
-                addresses: r
-                    .retired_addresses
-                    .into_iter()
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                sender: r.sender,
-                messages: r.messages,
-                first_seen: r.first_seen,
-                last_seen: r.last_seen,
-                automated: r.looks_automated,
-            })
-            .collect::<Vec<_>>()
-    };
-    let page = ReportPage {
-        chart: chart::weekly(&listed, CHART_DOMAINS, CHART_WEEKS),
-        tables: vec![
-            (c.t.sender_domain, rows(built.domains)),
-            (c.t.sender_address, rows(built.senders)),
-        ],
-        since,
-        query,
-        c,
-    };
-    render(StatusCode::OK, &page)
-}
-
-/// The report as CSV, the same file `reclaim report --csv` writes.
-pub async fn report_csv(
-    State(desk): State<Arc<Desk>>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-) -> Response {
-    let since = value(&pairs(query.as_deref()), "since");
-    let built = match report_data(&desk, &since).await {
-        Ok((_, built)) => built,
-        Err(e) => return failed(Chrome::new(&desk, &headers, "report", "/report".into()), &e),
-    };
-    let mut csv = Vec::new();
-    if let Err(e) = report::write_csv(&mut csv, &built) {
-        return failed(
-            Chrome::new(&desk, &headers, "report", "/report".into()),
-            &e.into(),
-        );
-    }
-    (
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (
-                header::CONTENT_DISPOSITION,
-                "attachment; filename=\"reclaim-senders.csv\"",
-            ),
-        ],
-        csv,
-    )
-        .into_response()
-}
-
-/// One audit record, ready to show.
-pub struct AuditRow {
-    pub seq: u64,
-    pub time: String,
-    pub who: String,
-    pub action: String,
-    pub ids: String,
-    pub status: u16,
-    pub reason: String,
-    pub detail: String,
-}
-
-#[derive(Template)]
-#[template(path = "desk/audit.html")]
-struct AuditPage {
-    c: Chrome,
-    checked: Result<u64, String>,
-    total: usize,
-    rows: Vec<AuditRow>,
-}
-
-pub async fn audit(State(desk): State<Arc<Desk>>, headers: HeaderMap) -> Response {
-    let c = Chrome::new(&desk, &headers, "audit", "/audit".into());
-    let trail = match blocking(&desk, |context| audit::fetch(context, None)).await {
-        Ok(trail) => trail,
-        Err(e) => return failed(c, &e),
-    };
-    let total = trail.records.len();
-    let rows = trail
-        .records
-        .into_iter()
-        .rev()
-        .take(desk.limits.audit_rows)
-        .map(|r| AuditRow {
-            seq: r.seq,
-            time: format_time(r.entry.time)
-                .replace('T', " ")
-                .trim_end_matches('Z')
-                .to_owned(),
-            who: r.entry.who,
-            action: r.entry.action,
-            ids: r.entry.ids.join(" "),
-            status: r.entry.status,
-            reason: r.entry.reason.unwrap_or_default(),
-            detail: r.entry.detail.unwrap_or_default(),
-        })
-        .collect();
-    let page = AuditPage {
-        c,
-        checked: trail.checked,
-        total,
-        rows,
-    };
-    render(StatusCode::OK, &page)
 }

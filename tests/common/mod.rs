@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod desk;
 pub mod process;
 pub mod rdap;
 pub mod recorder;
