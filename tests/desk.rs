@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use common::TestGateway;
-use common::desk::{get, header, http, session, start_desk, start_desk_with};
+use common::desk::{get, header, post, session, start_desk, start_desk_with};
 use reclaim::cli::{Args, ReviewContext};
 use reclaim::desk::{Bound, DeskError, Limits};
 
@@ -105,16 +105,8 @@ async fn desk_refuses_without_the_secret_or_with_a_foreign_host() {
     let page = String::from_utf8(body).expect("utf8");
     assert!(page.contains("page test 3") && page.matches("name=\"id\"").count() == 1);
     assert!(!page.contains("<script"), "the desk has no script");
-    let (status, _, _) = http(
-        desk.addr,
-        "GET",
-        "/inbox",
-        &format!("localhost:{}", desk.addr.port()),
-        Some(&cookie),
-        "",
-        "",
-    )
-    .await;
+    let localhost = format!("localhost:{}", desk.addr.port());
+    let (status, _, _) = get(desk.addr, "/inbox", &localhost, Some(&cookie)).await;
     assert_eq!(status, 200, "localhost:PORT is the desk too");
     for foreign in ["evil.example", "127.0.0.1", "evil.example:80"] {
         let (status, _, _) = get(desk.addr, "/inbox", foreign, Some(&cookie)).await;
@@ -134,46 +126,34 @@ async fn desk_refuses_without_the_secret_or_with_a_foreign_host() {
         .expect("a CSRF token in the page")
         .to_owned();
     let hold = format!("/message/{id}/hold");
-    let (status, _, _) = http(
-        desk.addr,
-        "POST",
-        &hold,
-        &host,
-        Some(&cookie),
-        "",
-        "held=1&reason=x",
-    )
-    .await;
+    let (status, _, _) = post(desk.addr, &hold, &host, &cookie, "", "held=1&reason=x").await;
     assert_eq!(status, 403, "no CSRF token");
-    let (status, _, _) = http(
+    let (status, _, _) = post(
         desk.addr,
-        "POST",
         &hold,
         &host,
-        Some(&cookie),
+        &cookie,
         "",
         "held=1&reason=x&csrf=wrong",
     )
     .await;
     assert_eq!(status, 403, "a wrong CSRF token");
     let body = format!("held=1&reason=x&csrf={csrf}");
-    let (status, _, _) = http(
+    let (status, _, _) = post(
         desk.addr,
-        "POST",
         &hold,
         &host,
-        Some(&cookie),
+        &cookie,
         "Origin: http://evil.example\r\n",
         &body,
     )
     .await;
     assert_eq!(status, 403, "a foreign Origin");
-    let (status, _, _) = http(
+    let (status, _, _) = post(
         desk.addr,
-        "POST",
         &hold,
         &host,
-        Some(&cookie),
+        &cookie,
         "Sec-Fetch-Site: cross-site\r\n",
         &body,
     )
@@ -186,7 +166,7 @@ async fn desk_refuses_without_the_secret_or_with_a_foreign_host() {
             .expect("held")
     };
     assert!(!held(gw.list().await), "nothing was held");
-    let (status, _, _) = http(desk.addr, "POST", &hold, &host, Some(&cookie), "", &body).await;
+    let (status, _, _) = post(desk.addr, &hold, &host, &cookie, "", &body).await;
     assert_eq!(status, 200, "with the token it works");
     assert!(held(gw.list().await));
 

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use common::TestGateway;
 use common::browser::Browser;
-use common::desk::{get, header, http, start_desk};
+use common::desk::{get, header, post, start_desk};
 use common::recorder::Recorder;
-use common::{Extra, TestGateway};
 use fantoccini::Locator;
 use tokio::io::AsyncWriteExt;
 
@@ -140,15 +140,7 @@ async fn rows(browser: &Browser) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn desk_in_a_browser_lists_renders_safely_and_acts_with_reasons() {
     let relay = Recorder::start(0).await;
-    let tail = format!(
-        "[release]\nrelay = \"{}\"\ntls = \"none\"\nfrom = \"quarantine@new.example\"\n",
-        relay.addr
-    );
-    let mut gw = TestGateway::start_custom(Extra {
-        tail: &tail,
-        ..Extra::default()
-    })
-    .await;
+    let mut gw = TestGateway::start_releasing_to(relay.addr).await;
     let (tracker_addr, hits) = tracker().await;
     let _hostile = gw
         .send(
@@ -383,16 +375,7 @@ async fn desk_in_a_browser_lists_renders_safely_and_acts_with_reasons() {
         .expect("value");
     let form = format!("csrf={csrf}&id={hello}&id={news}&do=export&reason=desk-export+handover");
     let host = desk.addr.to_string();
-    let (status, head, mbox) = http(
-        desk.addr,
-        "POST",
-        "/selection",
-        &host,
-        Some(&cookie),
-        "",
-        &form,
-    )
-    .await;
+    let (status, head, mbox) = post(desk.addr, "/selection", &host, &cookie, "", &form).await;
     assert_eq!(status, 200, "{head}");
     assert!(header(&head, "content-disposition").is_some_and(|d| d.contains("attachment")));
     let mbox = String::from_utf8(mbox).expect("utf8");
@@ -403,12 +386,11 @@ async fn desk_in_a_browser_lists_renders_safely_and_acts_with_reasons() {
     );
     assert!(mbox.contains("Subject: Hello from a partner") && mbox.contains("Subject: Newsletter"));
     let form = format!("csrf={csrf}&reason=desk-eml");
-    let (status, _, eml) = http(
+    let (status, _, eml) = post(
         desk.addr,
-        "POST",
         &format!("/message/{news}/eml"),
         &host,
-        Some(&cookie),
+        &cookie,
         "",
         &form,
     )

@@ -15,7 +15,9 @@ use super::guard::Form;
 use super::i18n::{LANG_COOKIE, Texts};
 use super::{Desk, blocking};
 use crate::admin::MessageItem;
-use crate::cli::{export, list, manage, parse_id, release as cli_release};
+use crate::cli::{
+    Exit, ReviewContext, exit, export, list, manage, parse_id, release as cli_release,
+};
 use crate::store::MessageId;
 
 #[derive(Template)]
@@ -163,6 +165,39 @@ fn done(
     )
 }
 
+/// Runs one reasoned change to message `id` off the server's threads and answers with the
+/// page that says what was done (`outcome` words it) and with which reason.
+async fn act<T: Send + 'static>(
+    desk: Arc<Desk>,
+    headers: &HeaderMap,
+    id: &str,
+    form: &Form,
+    work: impl FnOnce(&ReviewContext, MessageId, &str) -> anyhow::Result<T> + Send + 'static,
+    outcome: impl FnOnce(&Texts, MessageId, T) -> (&'static str, String),
+) -> Response {
+    let c = Chrome::new(&desk, headers, "inbox", "/inbox".into());
+    let (reason, id) = match reason_and_id(c.t, form, id) {
+        Ok(parts) => parts,
+        Err((status, text)) => return error(c, status, text),
+    };
+    let why = reason.clone();
+    match blocking(&desk, move |context| work(context, id, &why)).await {
+        Ok(result) => {
+            let (what, detail) = outcome(c.t, id, result);
+            render(
+                StatusCode::OK,
+                &DonePage {
+                    c,
+                    what,
+                    detail,
+                    reason,
+                },
+            )
+        }
+        Err(e) => failed(c, &e),
+    }
+}
+
 /// Decrypts here and submits to the `[release]` relay, as `reclaim release` does.
 pub async fn release(
     State(desk): State<Arc<Desk>>,
@@ -170,11 +205,6 @@ pub async fn release(
     Path(id): Path<String>,
     form: Form,
 ) -> Response {
-    let c = Chrome::new(&desk, &headers, "inbox", "/inbox".into());
-    let (reason, id) = match reason_and_id(c.t, &form, &id) {
-        Ok(parts) => parts,
-        Err((status, text)) => return error(c, status, text),
-    };
     let to: Vec<String> = form
         .get("to")
         .split([',', ' ', ';'])
@@ -182,24 +212,17 @@ pub async fn release(
         .filter(|a| !a.is_empty())
         .map(str::to_owned)
         .collect();
-    if to.is_empty() {
-        let text = c.t.release_to.to_owned();
-        return error(c, StatusCode::BAD_REQUEST, text);
-    }
-    let why = reason.clone();
-    match blocking(&desk, move |context| {
-        cli_release::release(context, id, &to, &why)
+    let work = move |context: &ReviewContext, id, reason: &str| {
+        if to.is_empty() {
+            return Err(usage("name at least one address to release to".into()));
+        }
+        cli_release::release(context, id, &to, reason)
+    };
+    act(desk, &headers, &id, &form, work, |t, id, released| {
+        let detail = format!("{id} → {} ({})", released.to, released.message_id);
+        (t.done_released, detail)
     })
     .await
-    {
-        Ok(released) => done(
-            c,
-            |t| t.done_released,
-            format!("{id} → {} ({})", released.to, released.message_id),
-            reason,
-        ),
-        Err(e) => failed(c, &e),
-    }
 }
 
 /// Places or lifts a legal hold.
@@ -209,26 +232,15 @@ pub async fn hold(
     Path(id): Path<String>,
     form: Form,
 ) -> Response {
-    let c = Chrome::new(&desk, &headers, "inbox", "/inbox".into());
-    let (reason, id) = match reason_and_id(c.t, &form, &id) {
-        Ok(parts) => parts,
-        Err((status, text)) => return error(c, status, text),
-    };
     let held = form.get("held") != "0";
-    let why = reason.clone();
-    match blocking(&desk, move |context| {
-        manage::set_hold(context, id, held, Some(&why))
+    let work = move |context: &ReviewContext, id, reason: &str| {
+        manage::set_hold(context, id, held, Some(reason))
+    };
+    act(desk, &headers, &id, &form, work, |t, id, ()| {
+        let what = if held { t.done_held } else { t.done_unheld };
+        (what, id.to_string())
     })
     .await
-    {
-        Ok(()) => done(
-            c,
-            |t| if held { t.done_held } else { t.done_unheld },
-            id.to_string(),
-            reason,
-        ),
-        Err(e) => failed(c, &e),
-    }
 }
 
 /// Deletes one message now.
@@ -238,23 +250,29 @@ pub async fn delete(
     Path(id): Path<String>,
     form: Form,
 ) -> Response {
-    let c = Chrome::new(&desk, &headers, "inbox", "/inbox".into());
-    let (reason, id) = match reason_and_id(c.t, &form, &id) {
-        Ok(parts) => parts,
-        Err((status, text)) => return error(c, status, text),
+    let work = |context: &ReviewContext, id: MessageId, reason: &str| {
+        let result = manage::delete_ids(context, &[id], Some(reason))?;
+        if result.deleted.is_empty() {
+            return Err(Exit {
+                code: exit::NOT_FOUND,
+                message: format!("no such message: {id}"),
+            }
+            .into());
+        }
+        Ok(())
     };
-    let why = reason.clone();
-    match blocking(&desk, move |context| {
-        manage::delete_ids(context, &[id], Some(&why))
+    act(desk, &headers, &id, &form, work, |t, id, ()| {
+        (t.done_deleted, id.to_string())
     })
     .await
-    {
-        Ok(result) if result.deleted.is_empty() => {
-            error(c, StatusCode::NOT_FOUND, format!("no such message: {id}"))
-        }
-        Ok(_) => done(c, |t| t.done_deleted, id.to_string(), reason),
-        Err(e) => failed(c, &e),
+}
+
+fn usage(message: String) -> anyhow::Error {
+    Exit {
+        code: exit::USAGE,
+        message,
     }
+    .into()
 }
 
 /// The language switch: remembered in a cookie, then back to the page it was used on.

@@ -87,6 +87,18 @@ pub async fn http(
     (status, head, answer[split + 4..].to_vec())
 }
 
+/// A form POST with the session `cookie` and `extra` header lines.
+pub async fn post(
+    addr: SocketAddr,
+    path: &str,
+    host: &str,
+    cookie: &str,
+    extra: &str,
+    body: &str,
+) -> (u16, String, Vec<u8>) {
+    http(addr, "POST", path, host, Some(cookie), extra, body).await
+}
+
 /// A GET with nothing extra.
 pub async fn get(
     addr: SocketAddr,

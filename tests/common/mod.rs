@@ -95,6 +95,19 @@ impl TestGateway {
         .await
     }
 
+    /// Starts a gateway whose `[release]` relay is `relay` (plain SMTP, from
+    /// quarantine@new.example).
+    pub async fn start_releasing_to(relay: SocketAddr) -> Self {
+        let tail = format!(
+            "[release]\nrelay = \"{relay}\"\ntls = \"none\"\nfrom = \"quarantine@new.example\"\n"
+        );
+        Self::start_custom(Extra {
+            tail: &tail,
+            ..Extra::default()
+        })
+        .await
+    }
+
     /// Starts a gateway with extra lines in several sections.
     pub async fn start_custom(extra: Extra<'_>) -> Self {
         let Extra {
