@@ -273,6 +273,12 @@ async fn desk_in_a_browser_lists_renders_safely_and_acts_with_reasons() {
         assert!(!source.contains(gone), "{gone} survived: {source}");
     }
     assert!(c.find(Locator::Id("go")).await.is_err(), "no form button");
+    // The frame's own title: every script in the mail would have set it.
+    let title = c
+        .execute("return document.title", Vec::new())
+        .await
+        .expect("WebDriver reads the frame");
+    assert_eq!(title, serde_json::json!(""), "a script in the mail ran");
     c.enter_parent_frame().await.expect("back out");
     // Scripts in the mail never ran: each would have renamed the page or fetched.
     assert_eq!(c.title().await.expect("title"), "Message · reclaim");
