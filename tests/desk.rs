@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use common::TestGateway;
-use common::desk::{get, header, post, session, start_desk, start_desk_with};
+use common::desk::{get, header, http, post, session, start_desk, start_desk_with};
 use reclaim::cli::{Args, ReviewContext};
 use reclaim::desk::{Bound, DeskError, Limits};
 
@@ -169,6 +169,65 @@ async fn desk_refuses_without_the_secret_or_with_a_foreign_host() {
     let (status, _, _) = post(desk.addr, &hold, &host, &cookie, "", &body).await;
     assert_eq!(status, 200, "with the token it works");
     assert!(held(gw.list().await));
+
+    // The browser's language decides when the switch was not used.
+    let dutch = "Accept-Language: nl-NL,nl;q=0.9,en;q=0.5\r\n";
+    let (_, _, body) = http(desk.addr, "GET", "/inbox", &host, Some(&cookie), dutch, "").await;
+    assert!(String::from_utf8_lossy(&body).contains("<h1>Postvak</h1>"));
+
+    // A message's HTML frame carries its own policy: nothing loads, nothing runs.
+    let html = gw
+        .send(
+            "h@html.example",
+            &["jan@old.example"],
+            b"Subject: html\r\nContent-Type: text/html\r\n\r\n<p onclick=\"x()\">Hi</p><img src=\"http://t.example/p.gif\"><script>x()</script>\r\n",
+        )
+        .await;
+    let form = format!("csrf={csrf}&reason=frame+check");
+    let (status, _, body) = post(
+        desk.addr,
+        &format!("/message/{html}"),
+        &host,
+        &cookie,
+        "",
+        &form,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let page = String::from_utf8_lossy(&body).into_owned();
+    let frame = page
+        .split("src=\"/frame/")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .map(|token| format!("/frame/{token}"))
+        .expect("a frame in the message page");
+    assert!(
+        page.contains("<iframe sandbox src="),
+        "sandboxed without allowances"
+    );
+    let (status, head, body) = get(desk.addr, &frame, &host, Some(&cookie)).await;
+    assert_eq!(status, 200, "{head}");
+    let csp = header(&head, "content-security-policy").expect("frame CSP");
+    for part in [
+        "default-src 'none'",
+        "img-src data:",
+        "style-src 'unsafe-inline'",
+        "sandbox",
+    ] {
+        assert!(csp.contains(part), "{part} missing from {csp}");
+    }
+    assert!(!csp.contains("script-src"), "{csp}");
+    assert_eq!(header(&head, "x-frame-options"), Some("SAMEORIGIN"));
+    assert_eq!(header(&head, "cache-control"), Some("no-store"));
+    let body = String::from_utf8_lossy(&body).into_owned();
+    assert!(
+        body.contains("<p>Hi</p>") && !body.contains("<script") && !body.contains("t.example"),
+        "{body}"
+    );
+    let (status, _, _) = get(desk.addr, &frame, &host, None).await;
+    assert_eq!(status, 403, "the frame needs the session too");
+    let (status, _, _) = get(desk.addr, "/frame/0123456789abcdef", &host, Some(&cookie)).await;
+    assert_eq!(status, 404);
 
     let not_loopback = Bound::bind(
         ReviewContext::new(&Args::parse_from([

@@ -435,6 +435,12 @@ async fn desk_in_a_browser_lists_renders_safely_and_acts_with_reasons() {
     assert_eq!(status, 200);
     assert!(header(&head, "content-type").is_some_and(|t| t.starts_with("text/csv")));
     assert!(String::from_utf8_lossy(&csv).contains("domain,partner.example,1,"));
+    let cli_csv = gw.cli_ok(&["report", "--csv"]).await;
+    assert_eq!(
+        String::from_utf8_lossy(&csv),
+        cli_csv,
+        "the same file as the CLI's"
+    );
 
     // Dutch, by the switch.
     c.goto(&format!("{base}/inbox")).await.expect("goto");
