@@ -184,15 +184,8 @@ async fn desk_refuses_without_the_secret_or_with_a_foreign_host() {
         )
         .await;
     let form = format!("csrf={csrf}&reason=frame+check");
-    let (status, _, body) = post(
-        desk.addr,
-        &format!("/message/{html}"),
-        &host,
-        &cookie,
-        "",
-        &form,
-    )
-    .await;
+    let path = format!("/message/{html}");
+    let (status, _, body) = post(desk.addr, &path, &host, &cookie, "", &form).await;
     assert_eq!(status, 200);
     let page = String::from_utf8_lossy(&body).into_owned();
     let frame = page

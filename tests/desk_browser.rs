@@ -392,15 +392,8 @@ async fn desk_in_a_browser_lists_renders_safely_and_acts_with_reasons() {
     );
     assert!(mbox.contains("Subject: Hello from a partner") && mbox.contains("Subject: Newsletter"));
     let form = format!("csrf={csrf}&reason=desk-eml");
-    let (status, _, eml) = post(
-        desk.addr,
-        &format!("/message/{news}/eml"),
-        &host,
-        &cookie,
-        "",
-        &form,
-    )
-    .await;
+    let path = format!("/message/{news}/eml");
+    let (status, _, eml) = post(desk.addr, &path, &host, &cookie, "", &form).await;
     assert_eq!(status, 200);
     assert!(String::from_utf8_lossy(&eml).contains("List-Id: <news.bulk.example>"));
 
