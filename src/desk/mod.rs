@@ -54,6 +54,8 @@ pub struct Limits {
     pub frames: usize,
     /// Largest form the desk reads, in bytes.
     pub form_bytes: usize,
+    /// Requests doing CLI work (admin API, decryption, release) at once; more wait.
+    pub workers: usize,
 }
 
 impl Default for Limits {
@@ -65,6 +67,7 @@ impl Default for Limits {
             selection: 1_000,
             frames: 32,
             form_bytes: 256 * 1024,
+            workers: 4,
         }
     }
 }
@@ -75,6 +78,7 @@ pub struct Desk {
     secrets: guard::Secrets,
     frames: html::Frames,
     limits: Limits,
+    workers: tokio::sync::Semaphore,
 }
 
 /// A desk bound to its address, not yet serving.
@@ -109,6 +113,7 @@ impl Bound {
             context: Arc::new(context),
             secrets: guard::Secrets::new(addr),
             frames: html::Frames::new(limits.frames),
+            workers: tokio::sync::Semaphore::new(limits.workers.max(1)),
             limits,
         });
         Ok(Self {
@@ -159,11 +164,16 @@ fn router(desk: Arc<Desk>) -> Router {
 }
 
 /// Runs CLI work (blocking admin client, decryption on every core, the release relay's
-/// own runtime) off the server's threads.
+/// own runtime) off the server's threads, at most `Limits::workers` at a time.
 async fn blocking<T: Send + 'static>(
     desk: &Arc<Desk>,
     work: impl FnOnce(&ReviewContext) -> anyhow::Result<T> + Send + 'static,
 ) -> anyhow::Result<T> {
+    let _permit = desk
+        .workers
+        .acquire()
+        .await
+        .map_err(|_| anyhow::anyhow!("the desk is stopping"))?;
     let context = desk.context.clone();
     tokio::task::spawn_blocking(move || work(&context))
         .await
