@@ -33,7 +33,12 @@
 //! - [`telemetry`]: Prometheus metrics on an internal listener.
 //! - [`x509`], [`units`], [`clock`]: small helpers (certificate fields; sizes and
 //!   durations; seconds since the epoch and RFC 3339 text).
-//! - [`cli`]: the `reclaim` subcommands.
+//! - [`cli`]: the `reclaim` subcommands; what reviewing needs (listing, decrypting,
+//!   rendering, release, report, audit) lives there and serves both the terminal and the
+//!   desk.
+//! - [`desk`]: the reviewer's desk, a loopback web server on the reviewer's machine that
+//!   shows and acts on the quarantine through the same admin API and functions as the CLI
+//!   (secret cookie, Host and CSRF checks, strict CSP, sanitised HTML in a sandboxed frame).
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -43,6 +48,7 @@ pub mod capacity;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod desk;
 pub mod dns;
 pub mod dnscheck;
 pub mod domains;

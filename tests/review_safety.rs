@@ -6,8 +6,8 @@ mod common;
 
 use std::time::Duration;
 
+use common::TestGateway;
 use common::recorder::Recorder;
-use common::{Extra, TestGateway};
 
 /// A message whose body holds a bare LF before `.` CRLF and then SMTP commands: a relay
 /// that takes the LF as a line end would read a second message from it.
@@ -16,15 +16,7 @@ const SMUGGLER: &[u8] = b"From: a@partner.example\r\nTo: jan@old.example\r\nSubj
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn release_submits_exactly_one_message() {
     let relay = Recorder::start(0).await;
-    let tail = format!(
-        "[release]\nrelay = \"{}\"\ntls = \"none\"\nfrom = \"quarantine@new.example\"\n",
-        relay.addr
-    );
-    let mut gw = TestGateway::start_custom(Extra {
-        tail: &tail,
-        ..Extra::default()
-    })
-    .await;
+    let mut gw = TestGateway::start_releasing_to(relay.addr).await;
     let id = gw
         .send("a@partner.example", &["jan@old.example"], SMUGGLER)
         .await;

@@ -19,6 +19,7 @@ const EXAMPLES: &str = "Examples:
   reclaim purge --older-than 90d --reason 'clean-up'
   reclaim report --since 30d --csv > senders.csv
   reclaim audit --verify
+  reclaim desk --open
 
 Exit codes:
   0  success
@@ -240,6 +241,23 @@ pub enum Command {
         /// told and stopped or still writes, and the records that end its mail when quiet.
         #[arg(long, conflicts_with_all = ["csv", "since"])]
         exit: bool,
+    },
+    /// The reviewer's desk: the quarantine in a browser, served on this machine's loopback
+    /// and decrypted here; prints a URL with a one-time secret.
+    Desk {
+        /// Where to listen: a loopback address and port (default: 127.0.0.1 on a free port).
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: Option<std::net::SocketAddr>,
+        /// Open the URL in the browser (xdg-open).
+        #[arg(long)]
+        open: bool,
+        /// Messages per inbox page.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        page_size: u16,
+        /// Summaries one inbox page may decrypt looking for matches of --from/--to/--subject
+        /// style filters before it offers the next page instead.
+        #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        scan: u32,
     },
     /// Counts and bytes per domain and per day, and holds.
     Stats {

@@ -10,12 +10,17 @@ use crate::clock::format_time;
 use crate::store::AuditPage;
 use crate::store::audit::{AuditRecord, ChainVerifier};
 
-pub fn run(
-    context: &ReviewContext,
-    since: Option<i64>,
-    verify: bool,
-    json: bool,
-) -> anyhow::Result<()> {
+/// The audit trail as read and checked on this side.
+pub struct Trail {
+    /// Records since the asked time, oldest first (past a break, as stored).
+    pub records: Vec<AuditRecord>,
+    /// How many records the chain verified, or where and why it breaks.
+    pub checked: Result<u64, String>,
+}
+
+/// Reads the whole trail through the admin API and checks its hash chain from the anchor
+/// to the head; keeps the records at or after `since`.
+pub fn fetch(context: &ReviewContext, since: Option<i64>) -> anyhow::Result<Trail> {
     let mut records = Vec::new();
     let mut after = 0;
     let mut verifier: Option<ChainVerifier> = None;
@@ -50,7 +55,16 @@ pub fn run(
         (None, Some(v)) => v.finish(head.as_deref()),
         (None, None) => Ok(0),
     };
+    Ok(Trail { records, checked })
+}
 
+pub fn run(
+    context: &ReviewContext,
+    since: Option<i64>,
+    verify: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    let Trail { records, checked } = fetch(context, since)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if json {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use super::filter::Filter;
-use super::list;
+use super::list::{self, Listed};
 use super::mbox;
 use super::output::{self, Destination};
 use super::{ReviewContext, parse_id};
@@ -44,6 +44,21 @@ pub fn fetch_plain(
         .and_then(|mut r| Ok(r.read_to_end(&mut plain)?))
         .with_context(|| format!("cannot decrypt message {id} (is this the right identity?)"))?;
     Ok(plain)
+}
+
+/// Fetches one listed message (recorded as an export with `reason`), decrypts it and
+/// appends it to an mbox.
+pub fn append_mbox(
+    context: &ReviewContext,
+    m: &Listed,
+    out: &mut impl Write,
+    reason: &str,
+) -> anyhow::Result<()> {
+    let id: MessageId = m.id.parse().map_err(anyhow::Error::msg)?;
+    let plain = fetch_plain(context, id, "export", reason)?;
+    let date = mbox::separator_date(m.received_unix);
+    mbox::write_message(out, &m.mail_from, &date, &plain)?;
+    Ok(())
 }
 
 /// `export ID [-o FILE|-]`: streams one message.
@@ -114,14 +129,13 @@ pub fn bulk(
     );
     for m in &listed {
         let id: MessageId = m.id.parse().map_err(anyhow::Error::msg)?;
-        let plain = fetch_plain(context, id, "export", reason)?;
         match (&mut mbox_out, &target) {
             (Some((out, path)), _) => {
-                let date = mbox::separator_date(m.received_unix);
-                mbox::write_message(out, &m.mail_from, &date, &plain)
+                append_mbox(context, m, out, reason)
                     .with_context(|| format!("writing {}", path.display()))?;
             }
             (None, Target::Dir(dir)) => {
+                let plain = fetch_plain(context, id, "export", reason)?;
                 let path: PathBuf = dir.join(format!("{id}.eml"));
                 let mut file = output::create(&path, force)?;
                 file.write_all(&plain)

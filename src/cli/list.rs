@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::ReviewContext;
 use super::filter::Filter;
 use super::terminal::{sanitize, write_json};
+use crate::admin::http::percent_encode;
 use crate::admin::{MAX_PAGE, MessageItem, MessagePage};
 use crate::clock::format_time;
 use crate::summary::Summary;
@@ -67,29 +68,45 @@ pub fn fetch(
     limit: Option<usize>,
     filter: &Filter,
 ) -> anyhow::Result<Vec<Listed>> {
+    Ok(fetch_page(context, limit, filter, None, None)?.0)
+}
+
+/// One page of matching messages, newest first, starting after the cursor `before` (an
+/// id from the admin API), and the cursor of the next page. Only as many summaries are
+/// asked for as are still missing, so a page never overshoots and its cursor is exact.
+/// `scan` bounds how many summaries one page may decrypt when the filters on this side
+/// reject most of them; the page then ends early with a cursor to go on from.
+pub fn fetch_page(
+    context: &ReviewContext,
+    limit: Option<usize>,
+    filter: &Filter,
+    mut before: Option<String>,
+    scan: Option<usize>,
+) -> anyhow::Result<(Vec<Listed>, Option<String>)> {
     let mut listed = Vec::new();
-    let mut before: Option<String> = None;
+    let mut scanned = 0;
     loop {
         let want = limit.map_or(MAX_PAGE, |l| (l - listed.len()).min(MAX_PAGE));
-        if want == 0 {
+        if want == 0 || scan.is_some_and(|s| scanned >= s) {
             break;
         }
         let mut path = format!("/v1/messages?limit={want}{}", filter.query());
         if let Some(b) = &before {
-            path.push_str(&format!("&before={b}"));
+            path.push_str(&format!("&before={}", percent_encode(b)));
         }
         let page: MessagePage = context.client.get_json(&path)?;
+        scanned += page.messages.len();
         for m in decrypt_all(context, page.messages)? {
-            if filter.matches(&m) && limit.is_none_or(|l| listed.len() < l) {
+            if filter.matches(&m) {
                 listed.push(m);
             }
         }
-        match page.next_before {
-            Some(next) => before = Some(next),
-            None => break,
+        before = page.next_before;
+        if before.is_none() {
+            break;
         }
     }
-    Ok(listed)
+    Ok((listed, before))
 }
 
 /// Decrypts a page of summaries on every core, keeping their order. Each summary costs
@@ -129,7 +146,7 @@ fn decrypt_all(context: &ReviewContext, items: Vec<MessageItem>) -> anyhow::Resu
     })
 }
 
-fn decrypt(context: &ReviewContext, item: MessageItem) -> anyhow::Result<Listed> {
+pub fn decrypt(context: &ReviewContext, item: MessageItem) -> anyhow::Result<Listed> {
     let sealed = base64::engine::general_purpose::STANDARD
         .decode(&item.summary)
         .with_context(|| format!("message {}: summary is not base64", item.id))?;

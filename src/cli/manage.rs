@@ -28,12 +28,7 @@ pub fn delete(
     reason: Option<&str>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let ids = parse_ids(ids)?;
-    let body = json!({
-        "ids": ids.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "reason": reason,
-    });
-    let result: DeleteResult = context.client.send_json("POST", "/v1/delete", &body)?;
+    let result = delete_ids(context, &parse_ids(ids)?, reason)?;
     if json {
         print_json(&result)?;
     } else {
@@ -51,6 +46,35 @@ pub fn delete(
     Ok(())
 }
 
+/// Deletes messages through the admin API, which records the reason.
+pub fn delete_ids(
+    context: &ReviewContext,
+    ids: &[MessageId],
+    reason: Option<&str>,
+) -> anyhow::Result<DeleteResult> {
+    let body = json!({
+        "ids": ids.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "reason": reason,
+    });
+    Ok(context.client.send_json("POST", "/v1/delete", &body)?)
+}
+
+/// Places (`held`) or lifts a legal hold through the admin API, which records the reason.
+pub fn set_hold(
+    context: &ReviewContext,
+    id: MessageId,
+    held: bool,
+    reason: Option<&str>,
+) -> anyhow::Result<()> {
+    let mut path = format!("/v1/messages/{id}/hold");
+    if let Some(reason) = reason {
+        path.push_str(&format!("?reason={}", percent_encode(reason)));
+    }
+    let method = if held { "POST" } else { "DELETE" };
+    let _: serde_json::Value = context.client.send_json(method, &path, &json!({}))?;
+    Ok(())
+}
+
 pub fn hold(
     context: &ReviewContext,
     id: &str,
@@ -58,12 +82,7 @@ pub fn hold(
     reason: Option<&str>,
 ) -> anyhow::Result<()> {
     let id = parse_id(id)?;
-    let mut path = format!("/v1/messages/{id}/hold");
-    if let Some(reason) = reason {
-        path.push_str(&format!("?reason={}", percent_encode(reason)));
-    }
-    let method = if held { "POST" } else { "DELETE" };
-    let _: serde_json::Value = context.client.send_json(method, &path, &json!({}))?;
+    set_hold(context, id, held, reason)?;
     println!("{} {id}", if held { "held" } else { "released hold on" });
     Ok(())
 }

@@ -2,31 +2,32 @@
 //! scripts rely on. Each subcommand lives in its own file.
 
 mod args;
-mod audit;
+pub(crate) mod audit;
 mod check_config;
 mod check_dns;
+mod desk;
 pub(crate) mod exit_rule;
-mod export;
-mod filter;
+pub(crate) mod export;
+pub(crate) mod filter;
 mod keygen;
-mod list;
-mod manage;
-mod mbox;
+pub(crate) mod list;
+pub(crate) mod manage;
+pub(crate) mod mbox;
 mod output;
 mod rdap_bootstrap;
-mod release;
-mod render;
-mod report;
+pub(crate) mod release;
+pub(crate) mod render;
+pub(crate) mod report;
 mod serve;
-mod show;
-mod terminal;
-mod verified;
+pub(crate) mod show;
+pub(crate) mod terminal;
+pub(crate) mod verified;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-pub use args::{Args, Command, LogFormat};
+pub use args::{Args, Command, FilterArgs, LogFormat};
 
 use crate::admin::client::{AdminClient, ClientError, TlsFiles};
 use crate::clock::unix_now;
@@ -180,6 +181,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             )?;
             report::report(&ReviewContext::new(&args)?, &filter, *json, *csv)
         }
+        Command::Desk {
+            listen,
+            open,
+            page_size,
+            scan,
+        } => {
+            let limits = crate::desk::Limits {
+                page_size: usize::from(*page_size),
+                scan: usize::try_from(*scan).unwrap_or(usize::MAX),
+                ..crate::desk::Limits::default()
+            };
+            desk::run(ReviewContext::new(&args)?, *listen, *open, limits)
+        }
         Command::Stats { json } => report::stats(&ReviewContext::new(&args)?, *json),
         Command::Audit {
             since,
@@ -211,7 +225,8 @@ pub struct ReviewContext {
 }
 
 impl ReviewContext {
-    fn new(args: &Args) -> anyhow::Result<Self> {
+    /// The admin client, config and identity path the global flags name.
+    pub fn new(args: &Args) -> anyhow::Result<Self> {
         let explicit = args.config.is_some();
         let path = config_path(args);
         // The config is only needed for what the flags do not give; a missing default

@@ -17,8 +17,31 @@ use crate::config::{ReleaseConfig, ReleaseTls};
 use crate::smtp_client::{self, DeliveryError, Handover, StartTls};
 use crate::store::MessageId;
 
+/// What a release did: the recipients and the new message's Message-ID.
+#[derive(Debug, Clone)]
+pub struct Released {
+    pub to: String,
+    pub message_id: String,
+}
+
 pub fn run(context: &ReviewContext, id: &str, to: &[String], reason: &str) -> anyhow::Result<()> {
     let id = parse_id(id)?;
+    let released = release(context, id, to, reason)?;
+    println!(
+        "released {id} to {} as {}",
+        released.to, released.message_id
+    );
+    Ok(())
+}
+
+/// Decrypts message `id` here, submits it to the `[release]` relay for `to`, and records
+/// the release with `reason` in the audit trail.
+pub fn release(
+    context: &ReviewContext,
+    id: MessageId,
+    to: &[String],
+    reason: &str,
+) -> anyhow::Result<Released> {
     let release = context
         .config
         .as_ref()
@@ -88,8 +111,10 @@ pub fn run(context: &ReviewContext, id: &str, to: &[String], reason: &str) -> an
         .client
         .send_json("POST", "/v1/audit", &note)
         .context("released, but the audit record could not be written; report this")?;
-    println!("released {id} to {to_list} as {message_id}");
-    Ok(())
+    Ok(Released {
+        to: to_list,
+        message_id,
+    })
 }
 
 /// The `Resent-*` block prepended to a released message.

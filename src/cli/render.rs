@@ -53,6 +53,10 @@ pub struct Rendered {
     pub body: String,
     pub body_truncated: bool,
     pub attachments: Vec<Attachment>,
+    /// The HTML body as the sender wrote it, when there is one: hostile, never printed
+    /// as it is (the desk sanitises it and shows it in a sandboxed frame).
+    #[serde(skip)]
+    pub html: Option<String>,
 }
 
 /// Renders raw message bytes (trace fields included).
@@ -115,7 +119,13 @@ pub fn render(raw: &[u8]) -> Rendered {
             size: part.len(),
         })
         .collect();
+    let html = message
+        .html_part(0)
+        .filter(|part| part.is_text_html())
+        .and_then(|part| part.text_contents())
+        .map(|html| html.chars().take(MAX_BODY_CHARS).collect());
     Rendered {
+        html,
         headers,
         sender_claims,
         body_source: body_source.into(),

@@ -131,7 +131,7 @@ pub fn report(
 }
 
 /// The report as CSV, one row per sender domain and per sender address.
-fn write_csv(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
+pub fn write_csv(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
     writeln!(
         out,
         "kind,sender,messages,retired_addresses,first_seen,last_seen,looks_automated"

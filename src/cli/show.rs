@@ -13,28 +13,43 @@ use super::verified::{self, Verified};
 use super::{ReviewContext, parse_id};
 use crate::admin::MessageItem;
 use crate::clock::format_time;
+use crate::store::MessageId;
 use crate::summary::Summary;
 
-/// What `show --json` prints.
+/// One message as `show` and the desk present it (and `show --json` prints it).
 #[derive(Debug, Serialize)]
-struct Shown {
-    id: String,
-    received_at: String,
-    held: bool,
-    domains: Vec<String>,
-    mail_from: String,
-    rcpt_to: Vec<String>,
-    client_ip: String,
-    helo: String,
-    tls: Option<String>,
+pub struct Shown {
+    pub id: String,
+    pub received_at: String,
+    pub held: bool,
+    pub domains: Vec<String>,
+    pub mail_from: String,
+    pub rcpt_to: Vec<String>,
+    pub client_ip: String,
+    pub helo: String,
+    pub tls: Option<String>,
     /// What the gateway itself checked on arrival; `null` when it checked nothing.
-    gateway_auth: Option<Verified>,
+    pub gateway_auth: Option<Verified>,
     #[serde(flatten)]
-    message: Rendered,
+    pub message: Rendered,
 }
 
 pub fn run(context: &ReviewContext, id: &str, reason: &str, json: bool) -> anyhow::Result<()> {
-    let id = parse_id(id)?;
+    let shown = load(context, parse_id(id)?, reason)?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if json {
+        write_json(&mut out, &shown)?;
+    } else {
+        write_text(&mut out, &shown)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Fetches one message (the fetch recorded with `reason` as a `show`), decrypts its
+/// summary and content here, and renders it.
+pub fn load(context: &ReviewContext, id: MessageId, reason: &str) -> anyhow::Result<Shown> {
     let item: MessageItem = context.client.get_json(&format!("/v1/messages/{id}"))?;
     let sealed = base64::engine::general_purpose::STANDARD
         .decode(&item.summary)
@@ -50,7 +65,7 @@ pub fn run(context: &ReviewContext, id: &str, reason: &str, json: bool) -> anyho
     // The raw form tells a summary without domain fields from one with empty ones.
     let gateway_auth = verified::from_summary(summary.auth.as_ref(), &raw["auth"]);
     let plain = fetch_plain(context, id, "show", reason)?;
-    let shown = Shown {
+    Ok(Shown {
         id: id.to_string(),
         received_at: format_time(item.received_at),
         held: item.held,
@@ -62,16 +77,7 @@ pub fn run(context: &ReviewContext, id: &str, reason: &str, json: bool) -> anyho
         tls: summary.tls.map(|t| format!("{} {}", t.version, t.cipher)),
         gateway_auth,
         message: render(&plain),
-    };
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    if json {
-        write_json(&mut out, &shown)?;
-    } else {
-        write_text(&mut out, &shown)?;
-    }
-    out.flush()?;
-    Ok(())
+    })
 }
 
 fn write_text(out: &mut impl Write, s: &Shown) -> anyhow::Result<()> {

@@ -2,6 +2,8 @@
 //! client, and a runner for the real `reclaim` binary.
 #![allow(dead_code)]
 
+pub mod browser;
+pub mod desk;
 pub mod process;
 pub mod rdap;
 pub mod recorder;
@@ -88,6 +90,19 @@ impl TestGateway {
         Self::start_custom(Extra {
             server: extra_server,
             rest: Some(rest),
+            ..Extra::default()
+        })
+        .await
+    }
+
+    /// Starts a gateway whose `[release]` relay is `relay` (plain SMTP, from
+    /// quarantine@new.example).
+    pub async fn start_releasing_to(relay: SocketAddr) -> Self {
+        let tail = format!(
+            "[release]\nrelay = \"{relay}\"\ntls = \"none\"\nfrom = \"quarantine@new.example\"\n"
+        );
+        Self::start_custom(Extra {
+            tail: &tail,
             ..Extra::default()
         })
         .await

@@ -1,0 +1,88 @@
+//! What every desk page shares: the chrome around it (language, CSRF token, where the
+//! language switch returns to), rendering a template, and error pages.
+
+use askama::Template;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+
+use super::Desk;
+use super::guard;
+use super::i18n::{self, Texts};
+
+/// What the frame around every page needs.
+pub struct Chrome {
+    pub t: &'static Texts,
+    pub csrf: String,
+    pub page: &'static str,
+    /// Where the language switch returns to.
+    pub back: String,
+}
+
+impl Chrome {
+    pub fn new(desk: &Desk, headers: &HeaderMap, page: &'static str, back: String) -> Self {
+        let accept = headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok());
+        Self {
+            t: i18n::choose(guard::cookie(headers, i18n::LANG_COOKIE), accept),
+            csrf: desk.secrets.csrf.clone(),
+            page,
+            back,
+        }
+    }
+}
+
+/// A rendered template as an HTML answer.
+pub fn render(status: StatusCode, template: &impl Template) -> Response {
+    match template.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "desk template failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "template error\n").into_response()
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "desk/error.html")]
+struct ErrorPage {
+    c: Chrome,
+    message: String,
+}
+
+/// An error as a page: what the admin API or the decryption said, escaped.
+pub fn error(c: Chrome, status: StatusCode, message: String) -> Response {
+    render(status, &ErrorPage { c, message })
+}
+
+/// An error from CLI work as a page, with the status its exit code means.
+pub fn failed(c: Chrome, e: &anyhow::Error) -> Response {
+    use crate::cli::exit;
+    let status = match crate::cli::exit_code(e) {
+        exit::NOT_FOUND => StatusCode::NOT_FOUND,
+        exit::USAGE => StatusCode::BAD_REQUEST,
+        _ => StatusCode::BAD_GATEWAY,
+    };
+    error(c, status, format!("{e:#}"))
+}
+
+/// The text for a missing reason.
+pub fn c_reason(t: &Texts) -> String {
+    format!("{}: {}", t.reason, t.reason_hint)
+}
+
+/// The query pairs of a request.
+pub fn pairs(query: Option<&str>) -> Vec<(String, String)> {
+    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+/// The first value of `key`, or empty.
+pub fn value(pairs: &[(String, String)], key: &str) -> String {
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
+}

@@ -1,0 +1,133 @@
+//! The reviewer's desk for tests: one served in this process for a test gateway, and a
+//! plain HTTP/1.1 client that sets every header itself (Host, Cookie, Origin).
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+use reclaim::cli::{Args, ReviewContext};
+use reclaim::desk::{Bound, Limits};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+use super::TestGateway;
+
+/// A desk serving in this process.
+pub struct Desk {
+    pub addr: SocketAddr,
+    /// The one-time login URL.
+    pub url: String,
+    pub shutdown: CancellationToken,
+}
+
+impl Drop for Desk {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub async fn start_desk(gw: &TestGateway) -> Desk {
+    start_desk_with(gw, Limits::default()).await
+}
+
+pub async fn start_desk_with(gw: &TestGateway, limits: Limits) -> Desk {
+    let args = Args::parse_from([
+        "reclaim".to_owned(),
+        "-c".to_owned(),
+        gw.config_path.display().to_string(),
+        "-i".to_owned(),
+        gw.identity.display().to_string(),
+        "desk".to_owned(),
+    ]);
+    let context = ReviewContext::new(&args).expect("review context");
+    let bound = Bound::bind(context, "127.0.0.1:0".parse().expect("addr"), limits)
+        .await
+        .expect("desk binds");
+    let (addr, url) = (bound.addr, bound.url());
+    let shutdown = CancellationToken::new();
+    tokio::spawn(bound.serve(shutdown.clone()));
+    Desk {
+        addr,
+        url,
+        shutdown,
+    }
+}
+
+/// One HTTP/1.1 request over a fresh connection; returns status, head and body.
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    host: &str,
+    cookie: Option<&str>,
+    extra: &str,
+    body: &str,
+) -> (u16, String, Vec<u8>) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("desk");
+    let cookie = cookie
+        .map(|c| format!("Cookie: {c}\r\n"))
+        .unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{cookie}{extra}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut answer))
+        .await
+        .expect("answer in time")
+        .expect("read");
+    let split = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head");
+    let head = String::from_utf8_lossy(&answer[..split]).into_owned();
+    let status = head[9..12].parse().expect("status code");
+    (status, head, answer[split + 4..].to_vec())
+}
+
+/// A form POST with the session `cookie` and `extra` header lines.
+pub async fn post(
+    addr: SocketAddr,
+    path: &str,
+    host: &str,
+    cookie: &str,
+    extra: &str,
+    body: &str,
+) -> (u16, String, Vec<u8>) {
+    http(addr, "POST", path, host, Some(cookie), extra, body).await
+}
+
+/// A GET with nothing extra.
+pub async fn get(
+    addr: SocketAddr,
+    path: &str,
+    host: &str,
+    cookie: Option<&str>,
+) -> (u16, String, Vec<u8>) {
+    http(addr, "GET", path, host, cookie, "", "").await
+}
+
+pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|line| {
+        let (k, v) = line.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// Trades the desk's one-time URL for its session cookie (`name=value`).
+pub async fn session(desk: &Desk) -> String {
+    let host = desk.addr.to_string();
+    let login = desk
+        .url
+        .strip_prefix(&format!("http://{host}"))
+        .expect("a URL on the desk")
+        .to_owned();
+    let (status, head, _) = get(desk.addr, &login, &host, None).await;
+    assert_eq!(status, 303, "{head}");
+    header(&head, "set-cookie")
+        .and_then(|c| c.split(';').next())
+        .expect("a session cookie")
+        .to_owned()
+}

@@ -1,0 +1,381 @@
+//! The reviewer's desk over plain HTTP: without the secret, with a foreign Host, without the
+//! CSRF token or from another site it refuses; its pages follow the admin API's cursor; the
+//! real binary prints a one-time URL and listens on loopback only. The browser tests are in
+//! `desk_browser.rs`.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+use common::TestGateway;
+use common::desk::{get, header, http, post, session, start_desk, start_desk_with};
+use reclaim::cli::{Args, ReviewContext};
+use reclaim::desk::{Bound, DeskError, Limits};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desk_refuses_without_the_secret_or_with_a_foreign_host() {
+    let mut gw = TestGateway::start("").await;
+    let id = gw
+        .send(
+            "a@partner.example",
+            &["jan@old.example"],
+            b"Subject: hi\r\n\r\nhello\r\n",
+        )
+        .await;
+    for n in 1..=4 {
+        let body = format!("Subject: page test {n}\r\n\r\nx\r\n");
+        gw.send("p@pages.example", &["jan@old.example"], body.as_bytes())
+            .await;
+    }
+    let desk = start_desk_with(
+        &gw,
+        Limits {
+            page_size: 2,
+            ..Limits::default()
+        },
+    )
+    .await;
+    let host = desk.addr.to_string();
+    let login = desk
+        .url
+        .strip_prefix(&format!("http://{host}"))
+        .expect("url on the desk");
+    assert!(login.starts_with("/login?secret="), "{login}");
+
+    let (status, _, _) = get(desk.addr, "/inbox", &host, None).await;
+    assert_eq!(status, 403, "no cookie, no inbox");
+    let (status, _, _) = get(desk.addr, "/login?secret=guess", &host, None).await;
+    assert_eq!(status, 403, "a wrong secret");
+    let (status, _, _) = get(desk.addr, login, "rebound.example:80", None).await;
+    assert_eq!(
+        status, 421,
+        "a foreign Host is refused before the secret is looked at"
+    );
+    let (status, head, _) = get(desk.addr, login, &host, None).await;
+    assert_eq!(status, 303, "{head}");
+    assert_eq!(
+        header(&head, "location"),
+        Some("/inbox"),
+        "redirected without the secret"
+    );
+    let set_cookie = header(&head, "set-cookie").expect("a session cookie");
+    assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"));
+    let cookie = set_cookie.split(';').next().expect("name=value").to_owned();
+    let (status, _, _) = get(desk.addr, login, &host, None).await;
+    assert_eq!(status, 403, "the secret works once");
+
+    let (status, head, body) = get(desk.addr, "/inbox", &host, Some(&cookie)).await;
+    assert_eq!(status, 200, "{head}");
+    let csp = header(&head, "content-security-policy").expect("CSP");
+    assert!(
+        csp.contains("default-src 'none'") && !csp.contains("script-src"),
+        "{csp}"
+    );
+    assert_eq!(header(&head, "cache-control"), Some("no-store"));
+    assert_eq!(header(&head, "x-frame-options"), Some("DENY"));
+    let page = String::from_utf8(body).expect("utf8");
+    assert!(!page.contains(&id), "two per page, newest first");
+    assert_eq!(page.matches("name=\"id\"").count(), 2);
+    // The next pages follow the admin API's cursor, filters kept.
+    let mut next = page;
+    let mut seen = Vec::new();
+    while let Some(link) = next
+        .split("href=\"/inbox?")
+        .filter_map(|rest| rest.split('"').next())
+        .find(|q| q.contains("before="))
+        .map(|q| format!("/inbox?{}", q.replace("&amp;", "&")))
+    {
+        let (status, _, body) = get(desk.addr, &link, &host, Some(&cookie)).await;
+        assert_eq!(status, 200);
+        next = String::from_utf8(body).expect("utf8");
+        seen.push(next.matches("name=\"id\"").count());
+    }
+    assert_eq!(seen, [2, 1], "5 messages: 2, then 2, then 1");
+    assert!(next.contains(&id), "the oldest is on the last page");
+    let (status, _, body) = get(
+        desk.addr,
+        "/inbox?from=pages.example&subject=test+3",
+        &host,
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let page = String::from_utf8(body).expect("utf8");
+    assert!(page.contains("page test 3") && page.matches("name=\"id\"").count() == 1);
+    assert!(!page.contains("<script"), "the desk has no script");
+    let localhost = format!("localhost:{}", desk.addr.port());
+    let (status, _, _) = get(desk.addr, "/inbox", &localhost, Some(&cookie)).await;
+    assert_eq!(status, 200, "localhost:PORT is the desk too");
+    for foreign in ["evil.example", "127.0.0.1", "evil.example:80"] {
+        let (status, _, _) = get(desk.addr, "/inbox", foreign, Some(&cookie)).await;
+        assert_eq!(status, 421, "Host {foreign}");
+    }
+    let (status, _, body) = get(desk.addr, "/desk.css", &host, None).await;
+    assert_eq!(
+        status, 403,
+        "even the stylesheet needs the session: {body:?}"
+    );
+
+    // Changes need the CSRF token, and a form from another site is refused even with it.
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a CSRF token in the page")
+        .to_owned();
+    let hold = format!("/message/{id}/hold");
+    let (status, _, _) = post(desk.addr, &hold, &host, &cookie, "", "held=1&reason=x").await;
+    assert_eq!(status, 403, "no CSRF token");
+    let (status, _, _) = post(
+        desk.addr,
+        &hold,
+        &host,
+        &cookie,
+        "",
+        "held=1&reason=x&csrf=wrong",
+    )
+    .await;
+    assert_eq!(status, 403, "a wrong CSRF token");
+    let body = format!("held=1&reason=x&csrf={csrf}");
+    let (status, _, _) = post(
+        desk.addr,
+        &hold,
+        &host,
+        &cookie,
+        "Origin: http://evil.example\r\n",
+        &body,
+    )
+    .await;
+    assert_eq!(status, 403, "a foreign Origin");
+    let (status, _, _) = post(
+        desk.addr,
+        &hold,
+        &host,
+        &cookie,
+        "Sec-Fetch-Site: cross-site\r\n",
+        &body,
+    )
+    .await;
+    assert_eq!(status, 403, "a cross-site form");
+    let held = |list: Vec<serde_json::Value>| {
+        list.iter()
+            .find(|m| m["id"] == id.as_str())
+            .and_then(|m| m["held"].as_bool())
+            .expect("held")
+    };
+    assert!(!held(gw.list().await), "nothing was held");
+    let (status, _, _) = post(desk.addr, &hold, &host, &cookie, "", &body).await;
+    assert_eq!(status, 200, "with the token it works");
+    assert!(held(gw.list().await));
+
+    // The browser's language decides when the switch was not used.
+    let dutch = "Accept-Language: nl-NL,nl;q=0.9,en;q=0.5\r\n";
+    let (_, _, body) = http(desk.addr, "GET", "/inbox", &host, Some(&cookie), dutch, "").await;
+    assert!(String::from_utf8_lossy(&body).contains("<h1>Postvak</h1>"));
+
+    // A message's HTML frame carries its own policy: nothing loads, nothing runs.
+    let html = gw
+        .send(
+            "h@html.example",
+            &["jan@old.example"],
+            b"Subject: html\r\nContent-Type: text/html\r\n\r\n<p onclick=\"x()\">Hi</p><img src=\"http://t.example/p.gif\"><script>x()</script>\r\n",
+        )
+        .await;
+    let form = format!("csrf={csrf}&reason=frame+check");
+    let path = format!("/message/{html}");
+    let (status, _, body) = post(desk.addr, &path, &host, &cookie, "", &form).await;
+    assert_eq!(status, 200);
+    let page = String::from_utf8_lossy(&body).into_owned();
+    let frame = page
+        .split("src=\"/frame/")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .map(|token| format!("/frame/{token}"))
+        .expect("a frame in the message page");
+    assert!(
+        page.contains("<iframe sandbox src="),
+        "sandboxed without allowances"
+    );
+    let (status, head, body) = get(desk.addr, &frame, &host, Some(&cookie)).await;
+    assert_eq!(status, 200, "{head}");
+    let csp = header(&head, "content-security-policy").expect("frame CSP");
+    for part in [
+        "default-src 'none'",
+        "img-src data:",
+        "style-src 'unsafe-inline'",
+        "sandbox",
+    ] {
+        assert!(csp.contains(part), "{part} missing from {csp}");
+    }
+    assert!(!csp.contains("script-src"), "{csp}");
+    assert_eq!(header(&head, "x-frame-options"), Some("SAMEORIGIN"));
+    assert_eq!(header(&head, "cache-control"), Some("no-store"));
+    let body = String::from_utf8_lossy(&body).into_owned();
+    assert!(
+        body.contains("<p>Hi</p>") && !body.contains("<script") && !body.contains("t.example"),
+        "{body}"
+    );
+    let (status, _, _) = get(desk.addr, &frame, &host, None).await;
+    assert_eq!(status, 403, "the frame needs the session too");
+    let (status, _, _) = get(desk.addr, "/frame/0123456789abcdef", &host, Some(&cookie)).await;
+    assert_eq!(status, 404);
+
+    let not_loopback = Bound::bind(
+        ReviewContext::new(&Args::parse_from([
+            "reclaim",
+            "-c",
+            &gw.config_path.display().to_string(),
+            "desk",
+        ]))
+        .expect("context"),
+        "0.0.0.0:0".parse().expect("addr"),
+        Limits::default(),
+    )
+    .await;
+    assert!(matches!(not_loopback, Err(DeskError::NotLoopback(_))));
+    drop(desk);
+    gw.stop().await;
+}
+
+/// Slow (fills a store): `cargo test --release --test desk -- --ignored`. The inbox asks the
+/// admin API for one page at a time, so its first and next pages cost the same at 10,000
+/// messages as at 10; a filter that only works after decryption is bounded by
+/// `Limits::scan`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn desk_pages_stay_fast_at_ten_thousand_messages() {
+    const MESSAGES: usize = 10_000;
+    const SESSIONS: usize = 8;
+    let mut gw = TestGateway::start("").await;
+    let filled = std::time::Instant::now();
+    let mut sessions = Vec::new();
+    for s in 0..SESSIONS {
+        let addr = gw.addr;
+        sessions.push(tokio::spawn(async move {
+            let (mut client, _) = common::Client::connect(addr).await;
+            for n in (s..MESSAGES).step_by(SESSIONS) {
+                let body = format!(
+                    "From: s{s}@bulk{}.example\r\nSubject: message {n}\r\n\r\nbody {n}\r\n",
+                    n % 40
+                );
+                let reply = client
+                    .send_message(
+                        &format!("s{s}@bulk{}.example", n % 40),
+                        &["jan@old.example"],
+                        body.as_bytes(),
+                    )
+                    .await;
+                assert!(reply.starts_with("250"), "{reply}");
+            }
+        }));
+    }
+    for session in sessions {
+        session.await.expect("session");
+    }
+    eprintln!("stored {MESSAGES} messages in {:?}", filled.elapsed());
+    let desk = start_desk(&gw).await;
+    let host = desk.addr.to_string();
+    let cookie = session(&desk).await;
+    let mut timed = Vec::new();
+    let mut path = "/inbox".to_owned();
+    for page in ["first page", "second page"] {
+        let started = std::time::Instant::now();
+        let (status, _, body) = get(desk.addr, &path, &host, Some(&cookie)).await;
+        timed.push((page, started.elapsed()));
+        assert_eq!(status, 200);
+        let body = String::from_utf8(body).expect("utf8");
+        assert_eq!(body.matches("name=\"id\"").count(), 50);
+        path = body
+            .split("href=\"/inbox?")
+            .filter_map(|rest| rest.split('"').next())
+            .find(|q| q.contains("before="))
+            .map(|q| format!("/inbox?{}", q.replace("&amp;", "&")))
+            .expect("a next page");
+    }
+    let started = std::time::Instant::now();
+    let (status, _, body) = get(
+        desk.addr,
+        "/inbox?subject=message+9917",
+        &host,
+        Some(&cookie),
+    )
+    .await;
+    timed.push(("subject filter, a recent match", started.elapsed()));
+    assert_eq!(status, 200);
+    assert_eq!(
+        String::from_utf8_lossy(&body)
+            .matches("name=\"id\"")
+            .count(),
+        1
+    );
+    // Nothing among the newest Limits::scan summaries: the page says so and goes on.
+    let started = std::time::Instant::now();
+    let (status, _, body) = get(desk.addr, "/inbox?subject=message+17", &host, Some(&cookie)).await;
+    timed.push(("subject filter, no match in 5,000", started.elapsed()));
+    assert_eq!(status, 200);
+    let body = String::from_utf8_lossy(&body).into_owned();
+    assert_eq!(body.matches("name=\"id\"").count(), 0);
+    assert!(body.contains("id=\"next\""), "a link to look further");
+    for (what, took) in &timed {
+        eprintln!("{what}: {took:?}");
+        assert!(*took < Duration::from_secs(10), "{what} took {took:?}");
+    }
+    drop(desk);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reclaim_desk_prints_a_one_time_url_and_listens_on_loopback_only() {
+    let mut gw = TestGateway::start("").await;
+    gw.send(
+        "a@partner.example",
+        &["jan@old.example"],
+        b"Subject: hi\r\n\r\nhello\r\n",
+    )
+    .await;
+    let out = gw.cli(&["desk", "--listen", "0.0.0.0:0"]).await;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("loopback only"), "{stderr}");
+
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_reclaim"))
+        .arg("-c")
+        .arg(&gw.config_path)
+        .arg("-i")
+        .arg(&gw.identity)
+        .args(["desk", "--page-size", "10"])
+        .env_remove("RECLAIM_IDENTITY")
+        .env_remove("RECLAIM_CONFIG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start reclaim desk");
+    let stdout = child.stdout.take().expect("stdout");
+    let url = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::task::spawn_blocking(move || {
+            use std::io::BufRead;
+            std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .find_map(|line| line.trim().strip_prefix("http://").map(str::to_owned))
+        }),
+    )
+    .await
+    .expect("the URL in time")
+    .expect("reader")
+    .expect("a URL line");
+    let (host, path) = url.split_once('/').expect("host and path");
+    let addr: SocketAddr = host.parse().expect("an address");
+    assert!(addr.ip().is_loopback(), "{addr}");
+    let (status, head, _) = get(addr, &format!("/{path}"), host, None).await;
+    assert_eq!(status, 303, "{head}");
+    let (status, _, _) = get(addr, &format!("/{path}"), host, None).await;
+    assert_eq!(status, 403, "the printed secret works once");
+    let _ = child.kill();
+    let _ = child.wait();
+    gw.stop().await;
+}
