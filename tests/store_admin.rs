@@ -191,9 +191,19 @@ async fn reconciliation_reports_and_never_deletes() {
         "orphans are kept"
     );
     assert!(messages.join("notes.txt").exists());
-    assert!(store.get(kept.parse().expect("id")).expect("get").is_some());
     assert!(
-        store.get(lost.parse().expect("id")).expect("get").is_some(),
+        store
+            .get(kept.parse().expect("id"))
+            .await
+            .expect("get")
+            .is_some()
+    );
+    assert!(
+        store
+            .get(lost.parse().expect("id"))
+            .await
+            .expect("get")
+            .is_some(),
         "the index entry is kept"
     );
 }

@@ -1,18 +1,20 @@
 //! The durable quarantine: one sealed age file per message under `messages/`, and a redb
 //! index of plaintext metadata plus each message's sealed summary. The store only ever
-//! sees sealed bytes. What callers may ask of a store is [`QuarantineStore`]; [`Store`]
-//! implements it, and keeps to itself what only an embedded store has (blob paths,
-//! free-disk measurement).
+//! sees sealed bytes. What callers may ask of a store is [`QuarantineStore`] (sealed
+//! messages read back as streams, capacity included); [`Store`] implements it, and
+//! [`Backend`] is whichever store a gateway was launched on.
 //!
 //! Layout under the store path:
 //! - `messages/<id>.age`: the sealed message, a standard age file;
 //! - `tmp/`: messages being received (removed at start if left by a crash);
 //! - `index.redb`: the index, holds and the audit trail.
 
+mod any;
 pub mod audit;
 mod backend;
 mod blob;
 mod committer;
+mod embedded;
 mod id;
 mod index;
 mod outbox;
@@ -25,8 +27,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use any::{Backend, Staging};
 pub use audit::{AuditEntry, AuditPage};
-pub use backend::{QuarantineStore, StagedMessage};
+pub use backend::{Expiry, QuarantineStore, Sealed, StagedMessage};
 pub use blob::BlobWriter;
 pub use id::MessageId;
 pub use outbox::{
@@ -179,18 +182,6 @@ impl Store {
             },
             report,
         ))
-    }
-
-    /// How full the store is; shared with the sessions.
-    pub fn storage(&self) -> std::sync::Arc<StorageState> {
-        self.storage.clone()
-    }
-
-    /// Measures the free space where new messages are written. Blocking (one statvfs).
-    pub fn refresh_free_space(&self) -> Result<(), StoreError> {
-        self.storage
-            .refresh_free(&self.tmp_dir)
-            .map_err(|e| StoreError::io(&self.tmp_dir, e))
     }
 
     /// Where a message's sealed file lives.
