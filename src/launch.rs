@@ -117,10 +117,12 @@ pub async fn launch(config: &Config, shutdown: CancellationToken) -> Result<Runn
 
     let store_path = config.store.path.clone();
     let storage_limits = config.store.limits;
-    let (store, report) =
-        tokio::task::spawn_blocking(move || Store::open_with(&store_path, storage_limits))
-            .await
-            .map_err(|e| StoreError::Index(format!("store open task failed: {e}")))??;
+    let staging = config.store.staging;
+    let (store, report) = tokio::task::spawn_blocking(move || {
+        Store::open_tuned(&store_path, storage_limits, staging)
+    })
+    .await
+    .map_err(|e| StoreError::Index(format!("store open task failed: {e}")))??;
     log_reconciliation(&report);
     if let Some(addr) = config.metrics_listen {
         crate::telemetry::serve(addr, shutdown.clone())?;
@@ -331,13 +333,14 @@ fn log_reconciliation(report: &crate::store::Reconciliation) {
     tracing::info!(
         messages = report.messages,
         stale_temp_removed = report.stale_temp_removed,
+        stale_segments_removed = report.stale_segments_removed,
         "store opened"
     );
     for name in &report.orphan_blobs {
         tracing::warn!(file = %name, "ORPHAN sealed file in the store with no index entry; kept for manual review, not deleted");
     }
     for id in &report.missing_blobs {
-        tracing::error!(%id, "MISSING sealed file for an indexed message; the index entry is kept");
+        tracing::error!(%id, "MISSING sealed data (its file, or its segment range) for an indexed message; the index entry is kept");
     }
     if !report.is_clean() {
         tracing::warn!(

@@ -137,7 +137,14 @@ async fn admin_api_hands_out_sealed_data_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconciliation_reports_and_never_deletes() {
-    let mut gw = TestGateway::start("").await;
+    // Every message in a file of its own, as stores written before segments have them
+    // (segments have their own reconciliation test in tests/segments.rs).
+    let mut gw = TestGateway::start_custom(common::Extra {
+        store: "inline_max = \"0\"",
+        tls: true,
+        ..common::Extra::default()
+    })
+    .await;
     let (mut c, _) = Client::connect(gw.addr).await;
     let kept = queued_id(
         &c.send_message(

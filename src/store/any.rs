@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use super::backend::{Expiry, Sealed};
 use super::{
-    AuditEntry, AuditPage, BlobWriter, Entry, ListFilter, MessageId, MessageMeta, NoticeOutcome,
-    NoticePlan, OutboxItem, PurgeReport, QuarantineStore, StagedMessage, Stats, Store, StoreError,
+    AuditEntry, AuditPage, Entry, ListFilter, MessageId, MessageMeta, NoticeOutcome, NoticePlan,
+    OutboxItem, PurgeReport, QuarantineStore, Stage, StagedMessage, Stats, Store, StoreError,
 };
 use crate::capacity::StorageState;
 
@@ -20,7 +20,7 @@ pub enum Backend {
 
 /// A message being received into whichever backend runs.
 pub enum Staging {
-    Embedded(BlobWriter),
+    Embedded(Stage),
 }
 
 /// Runs the same expression on whichever store is behind `$backend`.

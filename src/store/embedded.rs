@@ -7,20 +7,21 @@ use std::sync::Arc;
 
 use super::backend::{Expiry, Sealed};
 use super::index::{self, Index};
+use super::segment::{SegmentRef, Segments};
 use super::{
-    AuditEntry, AuditPage, BlobWriter, Entry, ListFilter, MessageId, MessageMeta, NoticeOutcome,
-    NoticePlan, OutboxItem, PurgeReport, QuarantineStore, StagedMessage, Stats, Store, StoreError,
-    blob, outbox, sync_dir,
+    AuditEntry, AuditPage, Entry, ListFilter, MessageId, MessageMeta, NoticeOutcome, NoticePlan,
+    OutboxItem, PurgeReport, QuarantineStore, Stage, StagedMessage, Stats, Store, StoreError, blob,
+    compact, outbox, sync_dir,
 };
 use crate::capacity::StorageState;
 
-impl StagedMessage for BlobWriter {
+impl StagedMessage for Stage {
     fn id(&self) -> MessageId {
-        BlobWriter::id(self)
+        Stage::id(self)
     }
 
     async fn write(&mut self, sealed: &[u8]) -> Result<(), StoreError> {
-        BlobWriter::write(self, sealed).await
+        Stage::write(self, sealed).await
     }
 }
 
@@ -37,18 +38,29 @@ async fn blocking<T: Send + 'static>(
 struct Files {
     messages_dir: PathBuf,
     index: Arc<Index>,
+    segments: Arc<Segments>,
     storage: Arc<StorageState>,
 }
 
 impl Files {
-    /// Deletes sealed data first, then index entry, summary and hold, so a crash in between
-    /// leaves an entry whose data is gone (reported loudly at start and removed by the next
-    /// delete or purge), never sealed data nobody will delete.
+    /// Deletes sealed data first (a file unlinked, a segment range overwritten with
+    /// zeros), then index entry, summary and hold, so a crash in between leaves an entry
+    /// whose data is gone (reported loudly at start and removed by the next delete or
+    /// purge), never sealed data nobody will delete.
     fn delete(&self, ids: &[MessageId]) -> Result<Vec<bool>, StoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        for id in ids {
+        let _maintenance = self
+            .segments
+            .maintenance
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let refs = self.index.segment_refs(ids)?;
+        for (id, r) in ids.iter().zip(&refs) {
+            if r.is_some() {
+                continue;
+            }
             let path = blob::final_path(&self.messages_dir, *id);
             match std::fs::remove_file(&path) {
                 Ok(()) => {}
@@ -56,14 +68,25 @@ impl Files {
                 Err(e) => return Err(StoreError::io(&path, e)),
             }
         }
+        let in_segments: Vec<SegmentRef> = refs.iter().flatten().copied().collect();
+        self.segments.wipe(&in_segments)?;
         sync_dir(&self.messages_dir)?;
         let removed = self.index.remove_all(ids)?;
+        self.segments.forget(&in_segments);
         self.storage
             .removed(removed.iter().flatten().copied().sum::<u64>());
         if let Err(error) = self.storage.refresh_free(&self.messages_dir) {
             tracing::warn!(%error, "cannot measure the store's free disk space");
         }
         Ok(removed.iter().map(Option::is_some).collect())
+    }
+
+    /// Gives back the space of deleted messages: unlinks segments with nothing live, and
+    /// compacts those less than half live. A failure is logged; the space stays used.
+    fn reclaim_segments(&self) {
+        if let Err(error) = compact::reclaim(&self.index, &self.segments) {
+            tracing::warn!(%error, "reclaiming segment space failed; it is retried after the next delete");
+        }
     }
 }
 
@@ -72,6 +95,7 @@ impl Store {
         Files {
             messages_dir: self.messages_dir.clone(),
             index: self.index.clone(),
+            segments: self.segments.clone(),
             storage: self.storage.clone(),
         }
     }
@@ -87,33 +111,53 @@ impl Store {
 }
 
 impl QuarantineStore for Store {
-    type Staged = BlobWriter;
+    type Staged = Stage;
 
-    async fn create_blob(&self, id: MessageId) -> Result<BlobWriter, StoreError> {
-        BlobWriter::create(id, &self.tmp_dir, &self.messages_dir).await
+    async fn create_blob(&self, id: MessageId) -> Result<Stage, StoreError> {
+        Stage::create(
+            id,
+            &self.staging,
+            &self.staging_budget,
+            self.tmp_dir.clone(),
+            self.messages_dir.clone(),
+        )
+        .await
     }
 
     async fn commit(
         &self,
-        blob: BlobWriter,
+        staged: Stage,
         mut meta: MessageMeta,
         sealed_summary: Vec<u8>,
         notices: NoticePlan,
     ) -> Result<(MessageId, NoticeOutcome), StoreError> {
-        let id = blob.id();
-        meta.sealed_size = blob.persist().await?;
+        let id = staged.id();
+        let inline = match staged {
+            Stage::InFile(blob) => {
+                meta.sealed_size = blob.persist().await?;
+                None
+            }
+            Stage::InMemory(memory) => {
+                meta.sealed_size = memory.sealed().len() as u64;
+                Some(memory)
+            }
+        };
         let sealed_size = meta.sealed_size;
         let queued = self
             .committer
-            .commit(index::Commit {
-                entry: Entry {
-                    id,
-                    meta,
-                    sealed_summary,
-                    held: false,
+            .commit(
+                index::Commit {
+                    entry: Entry {
+                        id,
+                        meta,
+                        sealed_summary,
+                        held: false,
+                    },
+                    notices,
+                    segment: None,
                 },
-                notices,
-            })
+                inline,
+            )
             .await?;
         self.storage.added(sealed_size);
         Ok((id, queued))
@@ -198,6 +242,12 @@ impl QuarantineStore for Store {
         if self.get(id).await?.is_none() {
             return Ok(None);
         }
+        let refs = self
+            .on_index(move |index| index.segment_refs(&[id]))
+            .await?;
+        if let Some(r) = refs.into_iter().flatten().next() {
+            return segment_range(&self.segments, r).await.map(Some);
+        }
         let path = self.blob_path(id);
         let file = tokio::fs::File::open(&path)
             .await
@@ -237,7 +287,12 @@ impl QuarantineStore for Store {
     async fn delete(&self, ids: &[MessageId]) -> Result<Vec<bool>, StoreError> {
         let files = self.files();
         let ids = ids.to_vec();
-        blocking(move || files.delete(&ids)).await
+        blocking(move || {
+            let deleted = files.delete(&ids)?;
+            files.reclaim_segments();
+            Ok(deleted)
+        })
+        .await
     }
 
     async fn purge(&self, expired: Expiry) -> Result<PurgeReport, StoreError> {
@@ -259,6 +314,9 @@ impl QuarantineStore for Store {
             for batch in doomed.chunks(1000) {
                 files.delete(batch)?;
             }
+            if !doomed.is_empty() {
+                files.reclaim_segments();
+            }
             report.deleted = doomed.iter().map(ToString::to_string).collect();
             Ok(report)
         })
@@ -277,4 +335,20 @@ impl QuarantineStore for Store {
     async fn prune_audit(&self, cutoff: i64) -> Result<usize, StoreError> {
         self.on_index(move |index| index.audit_prune(cutoff)).await
     }
+}
+
+/// A segment range as a stream of its own: the standard age file of one message.
+async fn segment_range(segments: &Segments, r: SegmentRef) -> Result<Sealed, StoreError> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let path = segments.path(r.segment);
+    let mut file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|e| StoreError::io(&path, e))?;
+    file.seek(std::io::SeekFrom::Start(r.offset))
+        .await
+        .map_err(|e| StoreError::io(&path, e))?;
+    Ok(Sealed {
+        length: r.len,
+        reader: Box::new(file.take(r.len)),
+    })
 }
