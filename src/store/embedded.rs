@@ -242,11 +242,20 @@ impl QuarantineStore for Store {
         if self.get(id).await?.is_none() {
             return Ok(None);
         }
-        let refs = self
-            .on_index(move |index| index.segment_refs(&[id]))
-            .await?;
-        if let Some(r) = refs.into_iter().flatten().next() {
-            return segment_range(&self.segments, r).await.map(Some);
+        // A compaction may move the message between reading where it is and opening that
+        // file: the second look finds the copy.
+        for attempt in 0..2 {
+            let refs = self
+                .on_index(move |index| index.segment_refs(&[id]))
+                .await?;
+            let Some(r) = refs.into_iter().flatten().next() else {
+                break;
+            };
+            match segment_range(&self.segments, r).await {
+                Err(StoreError::Io { source, .. })
+                    if attempt == 0 && source.kind() == std::io::ErrorKind::NotFound => {}
+                result => return result.map(Some),
+            }
         }
         let path = self.blob_path(id);
         let file = tokio::fs::File::open(&path)
