@@ -23,8 +23,8 @@ pub struct StagingLimits {
 impl Default for StagingLimits {
     fn default() -> Self {
         Self {
-            inline_max: 256 * 1024,
-            memory: 16 * 1024 * 1024,
+            inline_max: 128 * 1024,
+            memory: 8 * 1024 * 1024,
             segment_size: 64 * 1024 * 1024,
         }
     }
