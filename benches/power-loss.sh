@@ -67,31 +67,52 @@ ts = [threading.Thread(target=client, args=(c,)) for c in range(8)]
 open(out, "w").write("".join(f"{q} {m}\n" for q, m in acked))
 print(len(acked), "acknowledged")
 P
-# Harness check: a file written without fsync must not survive the cut.
-printf 'canary' > $W/mnt/canary
-kill -9 $(cat $W/pid); sleep 0.5
-echo "lazyfs::clear-cache" > $FIFO; sleep 1
-$L/scripts/umount-lazyfs.sh -m $W/mnt >/dev/null 2>&1 || fusermount3 -u $W/mnt
-sleep 1; mount_it
-if [ -s $W/mnt/canary ]; then echo "harness: unsynced data survived; this run proves nothing"; exit 1; fi
-echo "harness: an unsynced file came back empty, as after a power cut"
-rm -f $W/admin.sock
-start
-$BIN --socket $W/admin.sock -i $W/reviewer.key list --json > $W/list.json
-kill -TERM $(cat $W/pid); wait 2>/dev/null || true
-python3 - $W <<'P'
+power_cut() {
+  # Harness check: a file written without fsync must not survive the cut.
+  printf 'canary' > $W/mnt/canary
+  kill -9 $(cat $W/pid); sleep 0.5
+  echo "lazyfs::clear-cache" > $FIFO; sleep 1
+  $L/scripts/umount-lazyfs.sh -m $W/mnt >/dev/null 2>&1 || fusermount3 -u $W/mnt
+  sleep 1; mount_it
+  if [ -s $W/mnt/canary ]; then echo "harness: unsynced data survived; this run proves nothing"; exit 1; fi
+  rm -f $W/mnt/canary
+  echo "harness: an unsynced file came back empty, as after a power cut"
+  rm -f $W/admin.sock
+  start
+}
+# Every acknowledged message not deleted is listed and decrypts (fetched from the admin
+# API, opened with the age tool); every deleted one is gone.
+check() { # ACKED_FILE DELETED_FILE
+  $BIN --socket $W/admin.sock -i $W/reviewer.key list --json > $W/list.json
+  python3 - $W "$1" "$2" <<'P'
 import json, sys, subprocess
-w = sys.argv[1]
+w, acked_file, deleted_file = sys.argv[1:4]
 listed = {m["id"] for m in json.load(open(f"{w}/list.json"))}
-acked = [l.split() for l in open(f"{w}/acked.txt")]
-missing = [q for q, _ in acked if q not in listed]
+acked = [l.split() for l in open(acked_file)]
+deleted = {l.strip() for l in open(deleted_file)}
+missing = [q for q, _ in acked if q not in deleted and q not in listed]
+resurrected = [q for q in deleted if q in listed]
 bad = []
 for q, marker in acked:
     if q in listed:
-        out = subprocess.run(["age", "-d", "-i", f"{w}/reviewer.key", f"{w}/backing/store/messages/{q}.age"], capture_output=True)
-        if out.returncode != 0 or marker.encode() not in out.stdout:
+        sealed = subprocess.run(["curl", "-fsS", "--unix-socket", f"{w}/admin.sock",
+            f"http://localhost/v1/messages/{q}/sealed?reason=power-loss"], capture_output=True)
+        out = subprocess.run(["age", "-d", "-i", f"{w}/reviewer.key"], input=sealed.stdout, capture_output=True)
+        if sealed.returncode != 0 or out.returncode != 0 or marker.encode() not in out.stdout:
             bad.append(q)
-print(f"acknowledged {len(acked)}, listed after power loss {len(listed)}, missing {len(missing)}, not decrypting {len(bad)}")
-sys.exit(1 if missing or bad else 0)
+print(f"acknowledged {len(acked)}, deleted {len(deleted)}, listed after power loss {len(listed)}, "
+      f"missing {len(missing)}, deleted but listed {len(resurrected)}, not decrypting {len(bad)}")
+sys.exit(1 if missing or bad or resurrected else 0)
 P
+}
+: > $W/none.txt
+power_cut
+check $W/acked.txt $W/none.txt
+# Then delete two messages in three (wipes, then compaction of the segment, a third live), cut
+# the power again at once, and check the same.
+awk 'NR % 3 != 0 {print $1}' $W/acked.txt > $W/deleted.txt
+$BIN --socket $W/admin.sock delete --reason "power-loss run" $(cat $W/deleted.txt) >/dev/null
+power_cut
+check $W/acked.txt $W/deleted.txt
+kill -TERM $(cat $W/pid); wait 2>/dev/null || true
 $L/scripts/umount-lazyfs.sh -m $W/mnt >/dev/null 2>&1 || true

@@ -4,6 +4,7 @@
 #   sudo benches/run.sh                 # full run, results in bench-results/
 #   REPS=5 benches/run.sh               # more repetitions
 #   ONLY=throughput|memory|list         # one part only
+#   BASELINE=/path/to/older/reclaim     # also measure an older build, alternating with this one
 #
 # Three servers get the same load: reclaim (release build, production settings: sealing to
 # an age recipient, fsync and group commit before 250, store on the normal disk), Postfix
@@ -20,6 +21,9 @@ REPS=${REPS:-3}
 ONLY=${ONLY:-all}
 OUT=${OUT:-$ROOT/bench-results}
 RECLAIM_PORT=${RECLAIM_PORT:-25251}
+BASELINE=${BASELINE:-}
+BASE_PORT=${BASE_PORT:-25254}
+LIST_MESSAGES=${LIST_MESSAGES:-100000}
 POSTFIX_PORT=${POSTFIX_PORT:-25252}
 SINK_PORT=${SINK_PORT:-25253}
 FROM=bench@sender.example
@@ -46,7 +50,7 @@ if [ "${#need[@]}" -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-for port in "$RECLAIM_PORT" "$POSTFIX_PORT" "$SINK_PORT"; do
+for port in "$RECLAIM_PORT" "$POSTFIX_PORT" "$SINK_PORT" "$BASE_PORT"; do
   if ss -ltnH "sport = :$port" | grep -q .; then
     echo "port $port is in use; set RECLAIM_PORT/POSTFIX_PORT/SINK_PORT" >&2
     exit 1
@@ -63,11 +67,13 @@ WORK=$(mktemp -d /var/tmp/reclaim-bench.XXXXXX)
 chmod 755 "$WORK"
 PF=$WORK/postfix
 RECLAIM_PID=
+BASE_PID=
 SINK_PID=
 POSTFIX_UP=
 cleanup() {
   set +e
   [ -n "$RECLAIM_PID" ] && kill "$RECLAIM_PID" 2>/dev/null && wait "$RECLAIM_PID" 2>/dev/null
+  [ -n "$BASE_PID" ] && kill "$BASE_PID" 2>/dev/null && wait "$BASE_PID" 2>/dev/null
   [ -n "$SINK_PID" ] && kill "$SINK_PID" 2>/dev/null && wait "$SINK_PID" 2>/dev/null
   [ -n "$POSTFIX_UP" ] && postfix -c "$PF/etc" stop >/dev/null 2>&1
   rm -rf "$WORK"
@@ -79,16 +85,17 @@ RAW=$OUT/raw.tsv
 {
   echo "# $(date -u +%FT%TZ) $(uname -srm), $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB"
   echo "# reclaim $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(postconf -d mail_version 2>/dev/null)"
+  [ -n "$BASELINE" ] && echo "# reclaim-before: $BASELINE ($("$BASELINE" --version 2>/dev/null || echo '?'))"
   echo "# load before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$OUT/machine.txt"
 
 # --- reclaim ----------------------------------------------------------------------------
 "$RECLAIM" keygen -o "$WORK/reviewer.key" >"$WORK/reviewer.pub"
-write_reclaim_config() { # STORE_DIR
-  cat >"$WORK/reclaim.toml" <<EOF
+write_reclaim_config() { # STORE_DIR [PORT [CONFIG]]
+  cat >"${3:-$WORK/reclaim.toml}" <<EOF
 [server]
 hostname = "mx.old.example"
-listen = ["127.0.0.1:$RECLAIM_PORT"]
+listen = ["127.0.0.1:${2:-$RECLAIM_PORT}"]
 max_connections = 1024
 # Every benchmark client comes from 127.0.0.1.
 max_connections_per_ip = 1000
@@ -123,6 +130,17 @@ stop_reclaim() {
   kill "$RECLAIM_PID"
   wait "$RECLAIM_PID" || true
   RECLAIM_PID=
+}
+start_baseline() { # STORE_DIR
+  write_reclaim_config "$1" "$BASE_PORT" "$WORK/baseline.toml"
+  "$BASELINE" serve -c "$WORK/baseline.toml" 2>>"$WORK/baseline.log" &
+  BASE_PID=$!
+  wait_port "$BASE_PORT"
+}
+stop_baseline() {
+  kill "$BASE_PID"
+  wait "$BASE_PID" || true
+  BASE_PID=
 }
 wait_port() {
   for _ in $(seq 1 300); do
@@ -201,40 +219,57 @@ measure() { # TOOL SERVER PORT SESSIONS SIZE MESSAGES REP
 
 throughput() {
   start_reclaim "$WORK/store-throughput"
+  [ -n "$BASELINE" ] && start_baseline "$WORK/store-baseline"
   start_postfix
   start_sink
   for rep in $(seq 1 "$REPS"); do
     for point in $POINTS; do
       IFS=: read -r s size n <<<"$point"
       for tool in smtp-source smtp_load; do
+        # The older build first on even repetitions, so neither always follows Postfix.
+        if [ -n "$BASELINE" ] && [ $((rep % 2)) = 0 ]; then
+          measure "$tool" reclaim-before "$BASE_PORT" "$s" "$size" "$n" "$rep"
+        fi
         measure "$tool" reclaim "$RECLAIM_PORT" "$s" "$size" "$n" "$rep"
+        if [ -n "$BASELINE" ] && [ $((rep % 2)) = 1 ]; then
+          measure "$tool" reclaim-before "$BASE_PORT" "$s" "$size" "$n" "$rep"
+        fi
         measure "$tool" postfix "$POSTFIX_PORT" "$s" "$size" "$n" "$rep"
         measure "$tool" smtp-sink "$SINK_PORT" "$s" "$size" "$n" "$rep"
       done
     done
   done
   stop_reclaim
+  [ -n "$BASELINE" ] && stop_baseline
+  return 0
+}
+
+memory_of() { # NAME PID PORT
+  local base line peak
+  base=$(awk '/VmHWM/{print $2}' "/proc/$2/status")
+  line=$("$LOAD" --addr "127.0.0.1:$3" --sessions 200 --messages 200 --size 10485760)
+  peak=$(awk '/VmHWM/{print $2}' "/proc/$2/status")
+  log "memory $1: $line; VmHWM before ${base} kB, after ${peak} kB"
+  echo -e "memory\t$1\t200\t10485760\t1\t$line\tvmhwm_before_kb=$base vmhwm_kb=$peak" >>"$RAW"
 }
 
 memory() {
   # 200 sessions, each one 10 MB message, all at once; peak RSS from the kernel.
   start_reclaim "$WORK/store-memory"
-  local base
-  base=$(awk '/VmHWM/{print $2}' "/proc/$RECLAIM_PID/status")
-  local line
-  line=$("$LOAD" --addr "127.0.0.1:$RECLAIM_PORT" --sessions 200 --messages 200 --size 10485760)
-  local peak
-  peak=$(awk '/VmHWM/{print $2}' "/proc/$RECLAIM_PID/status")
-  log "memory: $line; VmHWM before ${base} kB, after ${peak} kB"
-  echo -e "memory\treclaim\t200\t10485760\t1\t$line\tvmhwm_before_kb=$base vmhwm_kb=$peak" >>"$RAW"
+  memory_of reclaim "$RECLAIM_PID" "$RECLAIM_PORT"
   stop_reclaim
+  if [ -n "$BASELINE" ]; then
+    start_baseline "$WORK/store-memory-baseline"
+    memory_of reclaim-before "$BASE_PID" "$BASE_PORT"
+    stop_baseline
+  fi
 }
 
 list_at_scale() {
-  # Fill a fresh store with 10,000 messages, then time `reclaim list --json` (decrypts
-  # every summary with the reviewer's identity).
+  # Fill a fresh store with LIST_MESSAGES messages, then time `reclaim list --json`
+  # (decrypts every summary with the reviewer's identity).
   start_reclaim "$WORK/store-list"
-  "$LOAD" --addr "127.0.0.1:$RECLAIM_PORT" --sessions 32 --messages 10000 --size 2048 >/dev/null
+  "$LOAD" --addr "127.0.0.1:$RECLAIM_PORT" --sessions 32 --messages "$LIST_MESSAGES" --size 2048 >/dev/null
   for rep in $(seq 1 "$REPS"); do
     local start end secs count
     start=$(date +%s.%N)

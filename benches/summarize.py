@@ -49,16 +49,23 @@ for line in open(sys.argv[1]):
     if tool in ("smtp-source", "smtp_load"):
         rows[(tool, int(sessions), int(size), server)].append(record)
     else:
-        other.append((tool, record))
+        other.append((tool, {**record, "server": server}))
 
 points = sorted({(k[1], k[2]) for k in rows}, key=lambda p: (p[1], p[0]))
+# An older build measured in the same run (BASELINE=... benches/run.sh).
+before = any(key[3] == "reclaim-before" for key in rows)
 for tool in ("smtp-source", "smtp_load"):
     if not any(key[0] == tool for key in rows):
         continue
     print(f"\n### Throughput with {tool}, messages/second: median (min-max)\n")
     header = "| sessions x size | reclaim | Postfix | smtp-sink | reclaim/Postfix | reclaim/smtp-sink |"
+    if before:
+        header += " reclaim before | after/before |"
     if tool == "smtp_load":
-        header += " reclaim p50 / p99 ms | Postfix p50 / p99 ms | smtp-sink p50 / p99 ms |"
+        header += " reclaim p50 / p99 ms |"
+        if before:
+            header += " before p50 / p99 ms |"
+        header += " Postfix p50 / p99 ms | smtp-sink p50 / p99 ms |"
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
     for sessions, size in points:
@@ -71,8 +78,12 @@ for tool in ("smtp-source", "smtp_load"):
         ratio = lambda a, b: f"{a / b:.2f}" if a and b else "-"
         cells.append(ratio(medians["reclaim"], medians["postfix"]))
         cells.append(ratio(medians["reclaim"], medians["smtp-sink"]))
+        if before:
+            med, text = spread(num(r.get("msgs_per_s")) for r in rows[(tool, sessions, size, "reclaim-before")])
+            cells.append(text)
+            cells.append(ratio(medians["reclaim"], med))
         if tool == "smtp_load":
-            for server in ("reclaim", "postfix", "smtp-sink"):
+            for server in ("reclaim", "reclaim-before", "postfix", "smtp-sink") if before else ("reclaim", "postfix", "smtp-sink"):
                 recs = rows[(tool, sessions, size, server)]
                 cells.append(
                     f"{ms(num(r.get('p50_ms')) for r in recs)} / {ms(num(r.get('p99_ms')) for r in recs)}"
@@ -93,12 +104,14 @@ if lags:
         if values:
             print(f"| {sessions} x {size // 1024} KB | {statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f}) |")
 
-for tool, record in other:
-    if tool == "memory":
-        peak = num(record.get("vmhwm_kb"))
-        print(f"\n### Memory\n\n200 sessions x 10 MB at once: {record.get('messages')} stored, "
-              f"{record.get('failures')} failures, {record.get('seconds')} s; reclaim peak RSS (VmHWM) "
-              f"{peak / 1024:.0f} MiB (before the load: {num(record.get('vmhwm_before_kb')) / 1024:.0f} MiB)")
+memories = [(t, r) for t, r in other if t == "memory"]
+if memories:
+    print("\n### Memory\n")
+for tool, record in memories:
+    peak = num(record.get("vmhwm_kb"))
+    print(f"- {record['server']}: 200 sessions x 10 MB at once: {record.get('messages')} stored, "
+          f"{record.get('failures')} failures, {record.get('seconds')} s; peak RSS (VmHWM) "
+          f"{peak / 1024:.0f} MiB (before the load: {num(record.get('vmhwm_before_kb')) / 1024:.0f} MiB)")
 lists = [num(r.get("seconds")) for t, r in other if t == "list"]
 if lists:
     count = next(r.get("messages") for t, r in other if t == "list")

@@ -15,6 +15,7 @@ use edge::{MAX_AUTH_MEMORY_BUDGET, prefix, size_in, storage_limits};
 
 mod delivery;
 mod edge;
+mod layout;
 mod notify;
 mod paths;
 mod review;
@@ -151,6 +152,8 @@ pub struct StoreConfig {
     pub limits: StorageLimits,
     /// How often the store's free disk space is measured (also after each delete).
     pub free_check_interval: Duration,
+    /// Which messages go into segment files, and how they are staged.
+    pub staging: crate::store::StagingLimits,
 }
 
 /// `[seal]`: who can read the quarantine.
@@ -256,6 +259,9 @@ struct RawStore {
     max_size: Option<String>,
     min_free: Option<String>,
     free_check_interval: Option<String>,
+    inline_max: Option<String>,
+    staging_memory: Option<String>,
+    segment_size: Option<String>,
 }
 
 fn default_store_path() -> PathBuf {
@@ -272,6 +278,9 @@ impl Default for RawStore {
             max_size: None,
             min_free: None,
             free_check_interval: None,
+            inline_max: None,
+            staging_memory: None,
+            segment_size: None,
         }
     }
 }
@@ -571,6 +580,7 @@ impl RawConfig {
         let exit = exit_config(self.exit)?;
         let retention = retention(&self.store, &self.domain)?;
         let storage = storage_limits(&self.store)?;
+        let staging = layout::staging_limits(&self.store)?;
         let audit_retention = duration(
             "store.audit_retention",
             self.store.audit_retention,
@@ -599,6 +609,7 @@ impl RawConfig {
                 purge_interval,
                 limits: storage,
                 free_check_interval,
+                staging,
             },
             seal: SealConfig {
                 recipients,

@@ -13,7 +13,7 @@ use crate::seal::{SealError, SealWriter, Sealer};
 use crate::smtp::Envelope;
 use crate::smtp::trace::trace_fields;
 use crate::store::{
-    MessageId, MessageMeta, NoticeOutcome, NoticePlan, QuarantineStore, StagedMessage, Store,
+    Backend, MessageId, MessageMeta, NoticeOutcome, NoticePlan, QuarantineStore, StagedMessage,
     StoreError,
 };
 use crate::summary::Summary;
@@ -63,7 +63,7 @@ pub struct AuthCopyLimits {
 }
 
 /// The message being received, staged in a store of type `S`.
-pub struct Intake<S: QuarantineStore = Store> {
+pub struct Intake<S: QuarantineStore = Backend> {
     sealer: Sealer,
     writer: SealWriter<Spill>,
     spill: Spill,

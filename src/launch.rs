@@ -26,7 +26,7 @@ use crate::server;
 use crate::smtp::SessionConfig;
 use crate::smtp::connection::Gateway;
 use crate::smtp::tls::{self, TlsError, TlsReloader};
-use crate::store::{Store, StoreError};
+use crate::store::{Backend, QuarantineStore, Store, StoreError};
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -117,17 +117,19 @@ pub async fn launch(config: &Config, shutdown: CancellationToken) -> Result<Runn
 
     let store_path = config.store.path.clone();
     let storage_limits = config.store.limits;
-    let (store, report) =
-        tokio::task::spawn_blocking(move || Store::open_with(&store_path, storage_limits))
-            .await
-            .map_err(|e| StoreError::Index(format!("store open task failed: {e}")))??;
+    let staging = config.store.staging;
+    let (store, report) = tokio::task::spawn_blocking(move || {
+        Store::open_tuned(&store_path, storage_limits, staging)
+    })
+    .await
+    .map_err(|e| StoreError::Index(format!("store open task failed: {e}")))??;
     log_reconciliation(&report);
     if let Some(addr) = config.metrics_listen {
         crate::telemetry::serve(addr, shutdown.clone())?;
         tracing::info!(%addr, "metrics listening");
     }
     metrics::gauge!(crate::telemetry::STORE_MESSAGES).set(report.messages as f64);
-    let store = Arc::new(store);
+    let store = Arc::new(Backend::Embedded(store));
 
     let tls = match &config.tls {
         Some(t) => Some(Arc::new(TlsReloader::load(&t.cert, &t.key)?)),
@@ -297,7 +299,7 @@ const MIN_LISTEN_BACKLOG: usize = 4096;
 
 /// Measures the store's free disk space every `interval` until shutdown, so that the
 /// `min_free` floor also sees space taken or freed by others.
-async fn watch_free_space(store: Arc<Store>, interval: Duration, shutdown: CancellationToken) {
+async fn watch_free_space(store: Arc<Backend>, interval: Duration, shutdown: CancellationToken) {
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -305,11 +307,8 @@ async fn watch_free_space(store: Arc<Store>, interval: Duration, shutdown: Cance
             _ = ticks.tick() => {}
             _ = shutdown.cancelled() => return,
         }
-        let store = store.clone();
-        match tokio::task::spawn_blocking(move || store.refresh_free_space()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => tracing::warn!(%error, "cannot measure the store's free disk space"),
-            Err(error) => tracing::warn!(%error, "free space check task failed"),
+        if let Err(error) = store.refresh_capacity().await {
+            tracing::warn!(%error, "cannot measure the store's free disk space");
         }
     }
 }
@@ -334,13 +333,14 @@ fn log_reconciliation(report: &crate::store::Reconciliation) {
     tracing::info!(
         messages = report.messages,
         stale_temp_removed = report.stale_temp_removed,
+        stale_segments_removed = report.stale_segments_removed,
         "store opened"
     );
     for name in &report.orphan_blobs {
         tracing::warn!(file = %name, "ORPHAN sealed file in the store with no index entry; kept for manual review, not deleted");
     }
     for id in &report.missing_blobs {
-        tracing::error!(%id, "MISSING sealed file for an indexed message; the index entry is kept");
+        tracing::error!(%id, "MISSING sealed data (its file, or its segment range) for an indexed message; the index entry is kept");
     }
     if !report.is_clean() {
         tracing::warn!(

@@ -13,9 +13,10 @@
 //!   [`auth_copy`] keeps its plaintext copy for DKIM within a memory budget.
 //! - [`capacity`]: room left for new mail (store quota, free-disk floor) and the DKIM
 //!   memory budget.
-//! - [`store`]: the durable quarantine behind the [`store::QuarantineStore`] interface;
-//!   today the embedded store (sealed blob files plus a redb index, group commit), legal
-//!   holds, deletion, and the hash-chained audit trail.
+//! - [`store`]: the durable quarantine behind the async [`store::QuarantineStore`]
+//!   interface, and [`store::Backend`], the store chosen at launch that the rest of the
+//!   gateway holds; the embedded store (sealed blob files plus a redb index, group commit),
+//!   legal holds, deletion, and the hash-chained audit trail.
 //! - [`retention`]: how long messages and audit records are kept, and the purge task.
 //! - [`summary`]: the small per-message record reviewers see in listings (sealed at rest).
 //! - [`server`]: accept loop, connection limits, graceful shutdown; hands each connection

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::unix_now;
-use crate::store::{AuditEntry, MessageMeta, QuarantineStore, Store};
+use crate::store::{AuditEntry, Backend, MessageMeta, QuarantineStore};
 
 /// Retention of messages: a default and per-domain overrides.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +54,7 @@ impl RetentionPolicy {
 /// Purges expired messages and audit records at start and then every `interval`, until
 /// `shutdown`. Each run is recorded in the audit trail like any other deletion.
 pub async fn run_purger(
-    store: Arc<Store>,
+    store: Arc<Backend>,
     policy: RetentionPolicy,
     audit_retention: Duration,
     interval: Duration,
@@ -67,47 +67,46 @@ pub async fn run_purger(
             _ = ticker.tick() => {}
             _ = shutdown.cancelled() => return,
         }
-        let store = store.clone();
-        let policy = policy.clone();
-        // redb commits and unlinks block: keep them off the async workers.
-        let outcome = tokio::task::spawn_blocking(move || {
-            purge_once(&store, &policy, audit_retention, unix_now())
-        })
-        .await;
-        match outcome {
-            Ok(Ok((deleted, held, audit_pruned))) => {
+        match purge_once(&*store, &policy, audit_retention, unix_now()).await {
+            Ok((deleted, held, audit_pruned)) => {
                 if deleted + audit_pruned > 0 {
                     tracing::info!(deleted, held, audit_pruned, "retention purge");
                 }
             }
-            Ok(Err(error)) => tracing::error!(%error, "retention purge failed"),
-            Err(error) => tracing::error!(%error, "retention purge task failed"),
+            Err(error) => tracing::error!(%error, "retention purge failed"),
         }
     }
 }
 
 /// One purge: messages past retention (unless held), then audit records past theirs.
 /// Returns (messages deleted, expired but held, audit records pruned).
-pub fn purge_once(
-    store: &Store,
+pub async fn purge_once<S: QuarantineStore>(
+    store: &S,
     policy: &RetentionPolicy,
     audit_retention: Duration,
     now: i64,
 ) -> Result<(usize, usize, usize), crate::store::StoreError> {
-    let report = store.purge(|meta| policy.expired(meta, now))?;
+    let policy = policy.clone();
+    let report = store
+        .purge(Arc::new(move |meta: &MessageMeta| {
+            policy.expired(meta, now)
+        }))
+        .await?;
     if !report.deleted.is_empty() {
-        store.audit(AuditEntry {
-            time: now,
-            who: "reclaim (retention)".into(),
-            action: "purge".into(),
-            ids: report.deleted.clone(),
-            reason: Some("retention period ended".into()),
-            status: 200,
-            ..AuditEntry::default()
-        })?;
+        store
+            .audit(AuditEntry {
+                time: now,
+                who: "reclaim (retention)".into(),
+                action: "purge".into(),
+                ids: report.deleted.clone(),
+                reason: Some("retention period ended".into()),
+                status: 200,
+                ..AuditEntry::default()
+            })
+            .await?;
     }
     let keep = i64::try_from(audit_retention.as_secs()).unwrap_or(i64::MAX);
-    let pruned = store.prune_audit(now.saturating_sub(keep))?;
+    let pruned = store.prune_audit(now.saturating_sub(keep)).await?;
     Ok((report.deleted.len(), report.held, pruned))
 }
 

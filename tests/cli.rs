@@ -221,7 +221,8 @@ async fn ssh_identities_decrypt_and_age_reads_the_store() {
         assert_eq!(opened, b"for the ssh reviewer", "{kind}");
     }
 
-    // The standard age tool decrypts a blob straight from the gateway's store.
+    // The standard age tool decrypts a sealed message fetched from the admin API, as the
+    // README shows (the message lives in a segment file, so this is the way to get it).
     let mut gw = TestGateway::start("").await;
     let (mut c, _) = Client::connect(gw.addr).await;
     let id = queued_id(
@@ -232,7 +233,23 @@ async fn ssh_identities_decrypt_and_age_reads_the_store() {
         )
         .await,
     );
-    let blob = gw.store.join("messages").join(format!("{id}.age"));
+    assert!(!gw.store.join("messages").join(format!("{id}.age")).exists());
+    let blob = gw.dir.path().join(format!("{id}.age"));
+    let curl = std::process::Command::new("curl")
+        .args(["-fsS", "--unix-socket"])
+        .arg(&gw.socket)
+        .arg(format!(
+            "http://localhost/v1/messages/{id}/sealed?reason=read+with+age"
+        ))
+        .arg("-o")
+        .arg(&blob)
+        .output()
+        .expect("curl");
+    assert!(
+        curl.status.success(),
+        "{}",
+        String::from_utf8_lossy(&curl.stderr)
+    );
     let out = std::process::Command::new("age")
         .args([
             "-d",

@@ -92,6 +92,7 @@ fn notice_for(store: &Store, m: &Mail, received_at: i64) -> NoticePlan {
                 attempts: 0,
                 // Not due while the test runs: the gateway's worker leaves it alone.
                 next_attempt_at: received_at + 1000 * DAY,
+                lease: None,
             },
         }),
         suppressed: Vec::new(),

@@ -180,14 +180,14 @@ async fn a_silent_mx_pins_only_its_own_notice_and_shutdown_leaves_it_queued() {
 
     // The interrupted notice is still queued, with no attempt counted; the other is gone.
     let (store, _) = reclaim::store::Store::open(&dir.path().join("store")).expect("reopen");
-    let queued = store.outbox_due(i64::MAX, 10).expect("outbox");
+    let queued = store.outbox_due(i64::MAX, 10).await.expect("outbox");
     assert_eq!(queued.len(), 1, "{queued:?}");
     assert_eq!(queued[0].1.to, "someone@stuck.example");
     assert_eq!(
         queued[0].1.attempts, 0,
         "an interrupted attempt is not counted"
     );
-    let notices = store.stats().expect("stats").notices;
+    let notices = store.stats().await.expect("stats").notices;
     assert_eq!(notices.get("sent"), Some(&1), "{notices:?}");
     assert_eq!(notices.get("failed:temporary"), None, "{notices:?}");
     drop(store);
@@ -343,8 +343,8 @@ templates = "{}"
     // Stopping waits for the worker, which settles each attempt before it ends.
     gw.stop().await;
     let (store, _) = reclaim::store::Store::open(&gw.store).expect("reopen");
-    assert_eq!(store.outbox_len().expect("outbox"), 0);
-    let notices = store.stats().expect("stats").notices;
+    assert_eq!(store.outbox_len().await.expect("outbox"), 0);
+    let notices = store.stats().await.expect("stats").notices;
     assert_eq!(notices.get("sent"), Some(&(SENDERS as u64)));
     assert!(notices.keys().all(|k| !k.contains('@')), "{notices:?}");
 }

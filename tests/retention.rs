@@ -8,10 +8,6 @@ use common::{Extra, TestGateway};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
-fn blob(gw: &TestGateway, id: &str) -> std::path::PathBuf {
-    gw.store.join("messages").join(format!("{id}.age"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_purges_expired_messages_but_not_held_ones() {
     let mut gw = TestGateway::start_custom(Extra {
@@ -26,6 +22,11 @@ async fn retention_purges_expired_messages_but_not_held_ones() {
         .await;
     let expiring = gw.send("a@p.example", &["y@old.example"], body).await;
     let kept = gw.send("a@p.example", &["z@keep.example"], body).await;
+    let (held_sealed, expiring_sealed, kept_sealed) = (
+        gw.sealed_head(&held).await,
+        gw.sealed_head(&expiring).await,
+        gw.sealed_head(&kept).await,
+    );
     let listed = gw.list().await;
     assert_eq!(listed.len(), 3);
     assert!(
@@ -34,18 +35,18 @@ async fn retention_purges_expired_messages_but_not_held_ones() {
             .any(|m| m["id"] == held.as_str() && m["held"] == true)
     );
 
-    // A purge deletes the sealed file first and the index entry last: wait for the entry to
-    // leave the listing, which comes after the file is gone.
+    // A purge deletes the sealed data first and the index entry last: wait for the entry to
+    // leave the listing, which comes after the data is gone.
     let ids = listed_until(&gw, |ids| !ids.contains(&expiring), "never purged").await;
     assert!(ids.contains(&held) && ids.contains(&kept));
-    assert!(!blob(&gw, &expiring).exists());
-    assert!(blob(&gw, &held).exists());
+    assert!(!gw.holds_sealed(&expiring_sealed));
+    assert!(gw.holds_sealed(&held_sealed));
 
     gw.cli_ok(&["unhold", &held]).await;
     listed_until(&gw, |ids| !ids.contains(&held), "never purged after unhold").await;
-    assert!(!blob(&gw, &held).exists());
+    assert!(!gw.holds_sealed(&held_sealed));
     assert!(
-        blob(&gw, &kept).exists(),
+        gw.holds_sealed(&kept_sealed),
         "the per-domain retention applies"
     );
 
@@ -68,10 +69,15 @@ async fn delete_and_purge_by_hand() {
     let a = gw.send("a@p.example", &["x@old.example"], body).await;
     let b = gw.send("a@p.example", &["x@old.example"], body).await;
     let c = gw.send("a@p.example", &["x@old.example"], body).await;
+    let (a_sealed, b_sealed, c_sealed) = (
+        gw.sealed_head(&a).await,
+        gw.sealed_head(&b).await,
+        gw.sealed_head(&c).await,
+    );
 
     let out = gw.cli_ok(&["delete", &a, "--reason", "reviewed"]).await;
     assert!(out.contains(&format!("deleted {a}")));
-    assert!(!blob(&gw, &a).exists());
+    assert!(!gw.holds_sealed(&a_sealed));
     assert_eq!(gw.list().await.len(), 2);
     let again = gw.cli(&["delete", &a]).await;
     assert_eq!(again.status.code(), Some(4), "an unknown id is exit 4");
@@ -90,7 +96,7 @@ async fn delete_and_purge_by_hand() {
             .expect("JSON");
     assert_eq!(report["deleted"], serde_json::json!([c]));
     assert_eq!(report["held"], 1);
-    assert!(!blob(&gw, &c).exists() && blob(&gw, &b).exists());
+    assert!(!gw.holds_sealed(&c_sealed) && gw.holds_sealed(&b_sealed));
     let audit: serde_json::Value =
         serde_json::from_str(&gw.cli_ok(&["audit", "--json"]).await).expect("JSON");
     let purge = audit["records"]

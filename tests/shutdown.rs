@@ -48,6 +48,7 @@ async fn transaction_in_progress_finishes_then_421() {
     assert!(
         reopened
             .get(id.parse().expect("id"))
+            .await
             .expect("index")
             .is_some()
     );
@@ -75,6 +76,6 @@ async fn grace_period_ends_stalled_transactions() {
             .is_none()
     );
     let (store, report) = reclaim::store::Store::open(&gw.store).expect("reopen");
-    assert_eq!(store.count().expect("count"), 0);
+    assert_eq!(store.count().await.expect("count"), 0);
     assert!(report.is_clean());
 }

@@ -12,7 +12,7 @@ use super::peer::Peer;
 use super::routes::{Refusal, Route, refuse, route};
 use super::{DeleteResult, MessageItem, MessagePage};
 use crate::clock::unix_now;
-use crate::store::{AuditEntry, Entry, MessageId, QuarantineStore, Store};
+use crate::store::{AuditEntry, Backend, Entry, MessageId, MessageMeta, QuarantineStore, Sealed};
 
 /// How long a client has to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -20,12 +20,12 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// What a request is answered with.
 enum Reply {
     Json(String),
-    /// A sealed file, streamed.
-    File(std::path::PathBuf),
+    /// A sealed message, streamed.
+    Sealed(Sealed),
 }
 
 /// Serves one request on `stream` from `peer`.
-pub async fn serve<S>(mut stream: S, store: Arc<Store>, peer: Peer)
+pub async fn serve<S>(mut stream: S, store: Arc<Backend>, peer: Peer)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -42,14 +42,7 @@ where
         Ok(route) => route,
         Err(refusal) => return refused(&mut stream, &store, &peer, Some(&head), refusal).await,
     };
-    let answered = {
-        let store = store.clone();
-        let peer = peer.clone();
-        // redb commits and file deletions block: keep them off the async workers.
-        tokio::task::spawn_blocking(move || answer_and_record(&store, &peer, &route))
-            .await
-            .unwrap_or_else(|e| Err(internal(e)))
-    };
+    let answered = answer_and_record(&store, &peer, &route).await;
     match answered {
         Ok(Reply::Json(body)) => {
             let _ = stream
@@ -58,27 +51,27 @@ where
             let _ = stream.write_all(body.as_bytes()).await;
             let _ = stream.shutdown().await;
         }
-        Ok(Reply::File(path)) => match tokio::fs::File::open(&path).await {
-            Ok(mut file) => {
-                let length = file.metadata().await.map_or(0, |m| m.len());
-                let _ = stream
-                    .write_all(&response_head(200, "application/octet-stream", length))
-                    .await;
-                let _ = tokio::io::copy(&mut file, &mut stream).await;
-                let _ = stream.shutdown().await;
-            }
-            Err(e) => respond_error(&mut stream, internal(e)).await,
-        },
+        Ok(Reply::Sealed(mut sealed)) => {
+            let _ = stream
+                .write_all(&response_head(
+                    200,
+                    "application/octet-stream",
+                    sealed.length,
+                ))
+                .await;
+            let _ = tokio::io::copy(&mut sealed.reader, &mut stream).await;
+            let _ = stream.shutdown().await;
+        }
         Err(refusal) => respond_error(&mut stream, refusal).await,
     }
 }
 
 /// Answers, then records the request with the status it got. Data is handed out only once
 /// its audit record is durable; if recording fails, the request fails.
-fn answer_and_record(store: &Store, peer: &Peer, route: &Route) -> Result<Reply, Refusal> {
+async fn answer_and_record(store: &Backend, peer: &Peer, route: &Route) -> Result<Reply, Refusal> {
     // Ids the request named, plus those it turned out to touch (a purge names none).
     let mut touched = Vec::new();
-    let result = answer(store, route, &mut touched);
+    let result = answer(store, route, &mut touched).await;
     let (action, mut ids, reason) = route.audit_fields();
     ids.extend(touched);
     let detail = match route {
@@ -96,22 +89,30 @@ fn answer_and_record(store: &Store, peer: &Peer, route: &Route) -> Result<Reply,
             status: result.as_ref().map_or_else(|r| r.status, |_| 200),
             detail,
         })
+        .await
         .map_err(internal)?;
     result
 }
 
-fn answer(store: &Store, route: &Route, touched: &mut Vec<String>) -> Result<Reply, Refusal> {
+async fn answer(
+    store: &Backend,
+    route: &Route,
+    touched: &mut Vec<String>,
+) -> Result<Reply, Refusal> {
     match route {
         Route::Health => json(&serde_json::json!({
             "status": "ok",
-            "messages": store.count().map_err(internal)?,
+            "messages": store.count().await.map_err(internal)?,
         })),
         Route::List {
             limit,
             before,
             filter,
         } => {
-            let (entries, next) = store.list(*before, *limit, filter).map_err(internal)?;
+            let (entries, next) = store
+                .list(*before, *limit, filter)
+                .await
+                .map_err(internal)?;
             json(&MessagePage {
                 messages: entries.into_iter().map(item).collect(),
                 next_before: next.map(|id| id.to_string()),
@@ -120,19 +121,19 @@ fn answer(store: &Store, route: &Route, touched: &mut Vec<String>) -> Result<Rep
         Route::Message(id) => {
             let entry = store
                 .get(*id)
+                .await
                 .map_err(internal)?
                 .ok_or_else(|| not_found(*id))?;
             json(&item(entry))
         }
-        Route::Sealed { id, .. } => {
-            store
-                .get(*id)
-                .map_err(internal)?
-                .ok_or_else(|| not_found(*id))?;
-            Ok(Reply::File(store.blob_path(*id)))
-        }
+        Route::Sealed { id, .. } => store
+            .read_sealed(*id)
+            .await
+            .map_err(internal)?
+            .map(Reply::Sealed)
+            .ok_or_else(|| not_found(*id)),
         Route::Delete { ids, .. } => {
-            let found = store.delete(ids).map_err(internal)?;
+            let found = store.delete(ids).await.map_err(internal)?;
             let mut result = DeleteResult::default();
             for (id, existed) in ids.iter().zip(found) {
                 let list = if existed {
@@ -145,7 +146,11 @@ fn answer(store: &Store, route: &Route, touched: &mut Vec<String>) -> Result<Rep
             json(&result)
         }
         Route::Hold { id, held, .. } => {
-            if !store.set_hold(*id, *held, unix_now()).map_err(internal)? {
+            if !store
+                .set_hold(*id, *held, unix_now())
+                .await
+                .map_err(internal)?
+            {
                 return Err(not_found(*id));
             }
             json(&serde_json::json!({ "id": id.to_string(), "held": held }))
@@ -153,14 +158,17 @@ fn answer(store: &Store, route: &Route, touched: &mut Vec<String>) -> Result<Rep
         Route::Purge { older_than, .. } => {
             let cutoff = unix_now().saturating_sub(i64::try_from(*older_than).unwrap_or(i64::MAX));
             let report = store
-                .purge(|meta| meta.received_at <= cutoff)
+                .purge(Arc::new(move |meta: &MessageMeta| {
+                    meta.received_at <= cutoff
+                }))
+                .await
                 .map_err(internal)?;
             touched.extend(report.deleted.iter().cloned());
             json(&report)
         }
-        Route::Stats => json(&store.stats().map_err(internal)?),
+        Route::Stats => json(&store.stats().await.map_err(internal)?),
         Route::AuditList { after, limit } => {
-            json(&store.audit_page(*after, *limit).map_err(internal)?)
+            json(&store.audit_page(*after, *limit).await.map_err(internal)?)
         }
         Route::AuditNote { .. } => json(&serde_json::json!({ "recorded": true })),
     }
@@ -174,7 +182,7 @@ fn json(value: &impl serde::Serialize) -> Result<Reply, Refusal> {
 
 async fn refused<S>(
     stream: &mut S,
-    store: &Arc<Store>,
+    store: &Backend,
     peer: &Peer,
     head: Option<&RequestHead>,
     refusal: Refusal,
@@ -190,8 +198,7 @@ async fn refused<S>(
         detail: head.map(|h| format!("{} {}", h.method, h.path)),
         ..AuditEntry::default()
     };
-    let store = store.clone();
-    if let Ok(Err(error)) = tokio::task::spawn_blocking(move || store.audit(entry)).await {
+    if let Err(error) = store.audit(entry).await {
         tracing::error!(%error, "cannot record a refused admin request");
     }
     respond_error(stream, refusal).await;

@@ -11,7 +11,7 @@ use tokio_util::task::TaskTracker;
 
 use super::handler::serve;
 use super::peer::Peer;
-use crate::store::Store;
+use crate::store::Backend;
 
 /// Concurrent admin connections; the API is for a few reviewers, not for load.
 pub(super) const MAX_CLIENTS: usize = 32;
@@ -64,7 +64,7 @@ pub fn bind(path: &Path) -> Result<UnixListener, AdminError> {
 pub async fn run(
     listener: UnixListener,
     path: PathBuf,
-    store: Arc<Store>,
+    store: Arc<Backend>,
     shutdown: CancellationToken,
 ) {
     accept_loop(listener, shutdown, move |stream: UnixStream, _| {

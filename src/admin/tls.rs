@@ -17,7 +17,7 @@ use super::handler::serve;
 use super::peer::Peer;
 use super::server::accept_loop;
 use crate::config::AdminTcpConfig;
-use crate::store::Store;
+use crate::store::Backend;
 
 /// How long a client has to finish the handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -90,7 +90,7 @@ pub async fn bind(config: &AdminTcpConfig) -> Result<TcpListener, AdminTlsError>
 pub async fn run(
     listener: TcpListener,
     acceptor: TlsAcceptor,
-    store: Arc<Store>,
+    store: Arc<Backend>,
     shutdown: CancellationToken,
 ) {
     accept_loop(listener, shutdown, move |tcp, addr| {

@@ -144,6 +144,7 @@ impl<S: QuarantineStore> Planner<'_, S> {
                 created_at: now,
                 attempts: 0,
                 next_attempt_at: now,
+                lease: None,
             },
         }
     }

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::transport::{DeliveryError, Transport};
 use super::unix;
-use crate::store::{MessageId, OutboxItem, QuarantineStore, Store};
+use crate::store::{Backend, MessageId, OutboxItem, QuarantineStore};
 use crate::telemetry;
 
 /// Longest wait between passes, so a clock change or a missed wake-up costs little.
@@ -22,7 +22,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 
 /// Delivery settings.
 pub struct Worker {
-    pub store: Arc<Store>,
+    pub store: Arc<Backend>,
     pub transport: Transport,
     pub hostname: String,
     pub max_age: Duration,
@@ -86,17 +86,15 @@ impl Worker {
 
     /// Notices due now that are not being delivered, at most enough to fill the free slots.
     async fn due(&self, limit: usize, busy: &[MessageId]) -> Vec<(MessageId, OutboxItem)> {
-        let store = self.store.clone();
         let now = unix(SystemTime::now());
         // Busy ones may be among the first due; ask for enough to skip them.
         let ask = limit + busy.len();
-        let due = match tokio::task::spawn_blocking(move || store.outbox_due(now, ask)).await {
-            Ok(Ok(due)) => due,
-            Ok(Err(error)) => {
+        let due = match self.store.outbox_due(now, ask).await {
+            Ok(due) => due,
+            Err(error) => {
                 tracing::error!(%error, "reading the notice outbox failed");
                 return Vec::new();
             }
-            Err(_) => return Vec::new(),
         };
         due.into_iter()
             .filter(|(id, _)| !busy.contains(id))
@@ -105,14 +103,8 @@ impl Worker {
     }
 
     async fn next_wait(&self, busy: Vec<MessageId>) -> Duration {
-        let store = self.store.clone();
-        let next = tokio::task::spawn_blocking(move || store.outbox_next_due(&busy))
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .flatten();
-        let store = self.store.clone();
-        if let Ok(Ok(waiting)) = tokio::task::spawn_blocking(move || store.outbox_len()).await {
+        let next = self.store.outbox_next_due(&busy).await.ok().flatten();
+        if let Ok(waiting) = self.store.outbox_len().await {
             metrics::gauge!(telemetry::OUTBOX).set(waiting as f64);
         }
         match next {
@@ -139,11 +131,11 @@ impl Worker {
                 return;
             }
         };
-        let (next, counted) = self.after_attempt(id, item, outcome);
-        let store = self.store.clone();
-        if let Ok(Err(error)) =
-            tokio::task::spawn_blocking(move || store.outbox_settle(id, next.as_ref(), counted))
-                .await
+        let (next, counted) = self.after_attempt(id, item.clone(), outcome);
+        if let Err(error) = self
+            .store
+            .outbox_settle(id, &item, next.as_ref(), counted)
+            .await
         {
             tracing::error!(%error, %id, "updating the notice outbox failed");
         }

@@ -11,8 +11,11 @@ use super::outbox::{self, NoticeOutcome, NoticePlan};
 pub(super) struct Commit {
     pub entry: Entry,
     pub notices: NoticePlan,
+    /// Where its sealed bytes are, when in a segment (set by the committer).
+    pub segment: Option<SegmentRef>,
 }
-use super::tables::{AUDIT, AUDIT_STATE, HOLDS, META, SUMMARIES};
+use super::segment::SegmentRef;
+use super::tables::{AUDIT, AUDIT_STATE, HOLDS, META, SEGMENT_REFS, SUMMARIES};
 use super::{Entry, ListFilter, MessageId, MessageMeta, StoreError};
 
 pub(super) struct Index {
@@ -27,6 +30,8 @@ impl Index {
         txn.open_table(META).map_err(index_err)?;
         txn.open_table(SUMMARIES).map_err(index_err)?;
         txn.open_table(HOLDS).map_err(index_err)?;
+        // Added with segments; an index from before them gains it, empty, here.
+        txn.open_table(SEGMENT_REFS).map_err(index_err)?;
         txn.open_table(AUDIT).map_err(index_err)?;
         txn.open_table(AUDIT_STATE).map_err(index_err)?;
         txn.commit().map_err(index_err)?;
@@ -49,8 +54,14 @@ impl Index {
         {
             let mut meta = txn.open_table(META).map_err(index_err)?;
             let mut summaries = txn.open_table(SUMMARIES).map_err(index_err)?;
+            let mut segments = txn.open_table(SEGMENT_REFS).map_err(index_err)?;
             for (commit, outcome) in batch.iter().zip(&queued) {
                 let entry = &commit.entry;
+                if let Some(r) = commit.segment {
+                    segments
+                        .insert(entry.id.key(), (r.segment, r.offset, r.len))
+                        .map_err(index_err)?;
+                }
                 let stored = MessageMeta {
                     notice: Some(outcome.record(&commit.notices)),
                     ..entry.meta.clone()
@@ -127,7 +138,9 @@ impl Index {
             let mut meta = txn.open_table(META).map_err(index_err)?;
             let mut summaries = txn.open_table(SUMMARIES).map_err(index_err)?;
             let mut holds = txn.open_table(HOLDS).map_err(index_err)?;
+            let mut segments = txn.open_table(SEGMENT_REFS).map_err(index_err)?;
             for id in ids {
+                segments.remove(id.key()).map_err(index_err)?;
                 let removed = meta.remove(id.key()).map_err(index_err)?;
                 // An unreadable entry is still removed; it counts as no bytes.
                 found.push(removed.map(|old| {

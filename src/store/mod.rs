@@ -1,32 +1,42 @@
-//! The durable quarantine: one sealed age file per message under `messages/`, and a redb
-//! index of plaintext metadata plus each message's sealed summary. The store only ever
-//! sees sealed bytes. What callers may ask of a store is [`QuarantineStore`]; [`Store`]
-//! implements it, and keeps to itself what only an embedded store has (blob paths,
-//! free-disk measurement).
+//! The durable quarantine: each message sealed as a standard age file, small ones as byte
+//! ranges of segment files and large ones as files of their own, and a redb index of
+//! plaintext metadata plus each message's sealed summary. The store only ever sees sealed
+//! bytes. What callers may ask of a store is [`QuarantineStore`] (sealed
+//! messages read back as streams, capacity included); [`Store`] implements it, and
+//! [`Backend`] is whichever store a gateway was launched on.
 //!
 //! Layout under the store path:
-//! - `messages/<id>.age`: the sealed message, a standard age file;
-//! - `tmp/`: messages being received (removed at start if left by a crash);
-//! - `index.redb`: the index, holds and the audit trail.
+//! - `segments/<n>.seg`: sealed messages up to `[store] inline_max`, appended one after
+//!   another; the index says where each one starts and how long it is;
+//! - `messages/<id>.age`: a larger sealed message (or one stored before segments existed);
+//! - `tmp/`: large messages being received (removed at start if left by a crash);
+//! - `index.redb`: the index, segment locations, holds and the audit trail.
 
+mod any;
 pub mod audit;
 mod backend;
 mod blob;
 mod committer;
+mod compact;
+mod embedded;
 mod id;
 mod index;
+mod locations;
 mod outbox;
 mod ratelimit;
 mod reconcile;
 mod retain;
+mod segment;
+mod staging;
 mod tables;
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use any::{Backend, Staging};
 pub use audit::{AuditEntry, AuditPage};
-pub use backend::{QuarantineStore, StagedMessage};
+pub use backend::{Expiry, QuarantineStore, Sealed, StagedMessage};
 pub use blob::BlobWriter;
 pub use id::MessageId;
 pub use outbox::{
@@ -35,8 +45,10 @@ pub use outbox::{
 pub use ratelimit::{Limited, RateLimits};
 pub use reconcile::Reconciliation;
 pub use retain::{DayStats, DomainStats, PurgeReport, Stats};
+pub use segment::SegmentRef;
+pub use staging::{Stage, StagingLimits};
 
-use crate::capacity::{StorageLimits, StorageState};
+use crate::capacity::{MemoryBudget, StorageLimits, StorageState};
 use committer::Committer;
 use index::Index;
 
@@ -131,6 +143,10 @@ impl ListFilter {
 pub struct Store {
     messages_dir: PathBuf,
     tmp_dir: PathBuf,
+    segments: std::sync::Arc<segment::Segments>,
+    staging: StagingLimits,
+    /// What messages staged in memory use together.
+    staging_budget: std::sync::Arc<MemoryBudget>,
     index: std::sync::Arc<Index>,
     committer: Committer,
     pair_salt: Vec<u8>,
@@ -150,15 +166,32 @@ impl Store {
         root: &Path,
         limits: StorageLimits,
     ) -> Result<(Self, Reconciliation), StoreError> {
+        Self::open_tuned(root, limits, StagingLimits::default())
+    }
+
+    /// [`Self::open_with`], with how small messages are staged and stored.
+    pub fn open_tuned(
+        root: &Path,
+        limits: StorageLimits,
+        staging: StagingLimits,
+    ) -> Result<(Self, Reconciliation), StoreError> {
         let messages_dir = root.join("messages");
         let tmp_dir = root.join("tmp");
-        for dir in [root, &messages_dir, &tmp_dir] {
+        let segments_dir = root.join("segments");
+        for dir in [root, &messages_dir, &tmp_dir, &segments_dir] {
             create_private_dir(dir)?;
         }
         let index = std::sync::Arc::new(Index::open(&root.join("index.redb"))?);
-        let report = reconcile::reconcile(&index, &messages_dir, &tmp_dir)?;
+        let (segments, stale_segments) = segment::Segments::open(
+            &segments_dir,
+            staging.segment_size,
+            index.live_per_segment()?,
+        )?;
+        let segments = std::sync::Arc::new(segments);
+        let report =
+            reconcile::reconcile(&index, &messages_dir, &tmp_dir, &segments, stale_segments)?;
         let pair_salt = outbox::salt(index.db())?;
-        let committer = Committer::start(index.clone(), messages_dir.clone())?;
+        let committer = Committer::start(index.clone(), messages_dir.clone(), segments.clone())?;
         let used = index
             .scan()?
             .iter()
@@ -172,6 +205,9 @@ impl Store {
             Self {
                 messages_dir,
                 tmp_dir,
+                segments,
+                staging,
+                staging_budget: MemoryBudget::new(staging.memory),
                 index,
                 committer,
                 pair_salt,
@@ -181,19 +217,8 @@ impl Store {
         ))
     }
 
-    /// How full the store is; shared with the sessions.
-    pub fn storage(&self) -> std::sync::Arc<StorageState> {
-        self.storage.clone()
-    }
-
-    /// Measures the free space where new messages are written. Blocking (one statvfs).
-    pub fn refresh_free_space(&self) -> Result<(), StoreError> {
-        self.storage
-            .refresh_free(&self.tmp_dir)
-            .map_err(|e| StoreError::io(&self.tmp_dir, e))
-    }
-
-    /// Where a message's sealed file lives.
+    /// Where a message's sealed file lives, if it has one of its own (large messages, and
+    /// every message stored before segments existed); see [`QuarantineStore::read_sealed`].
     pub fn blob_path(&self, id: MessageId) -> PathBuf {
         blob::final_path(&self.messages_dir, id)
     }

@@ -107,6 +107,10 @@ pub struct OutboxItem {
     pub attempts: u32,
     /// Unix seconds of the next delivery attempt.
     pub next_attempt_at: i64,
+    /// On a shared store, the lease of the claim that handed this notice out: only that
+    /// claim may settle it. Never stored in the embedded outbox.
+    #[serde(skip)]
+    pub lease: Option<uuid::Uuid>,
 }
 
 /// A notice to queue with a message, unless a rate limit holds it back.

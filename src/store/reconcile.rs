@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use super::index::Index;
+use super::segment::Segments;
 use super::{MessageId, StoreError};
 
 /// What reconciliation found.
@@ -12,6 +13,9 @@ use super::{MessageId, StoreError};
 pub struct Reconciliation {
     /// Temp files of messages never acknowledged (a crash mid-transfer); removed.
     pub stale_temp_removed: usize,
+    /// Segment files holding no indexed message (only messages never acknowledged, or
+    /// deleted); removed.
+    pub stale_segments_removed: usize,
     /// Sealed files with no index entry (a crash between rename and index commit, or a
     /// file put there by hand). Kept.
     pub orphan_blobs: Vec<String>,
@@ -31,8 +35,13 @@ pub(super) fn reconcile(
     index: &Index,
     messages_dir: &Path,
     tmp_dir: &Path,
+    segments: &Segments,
+    stale_segments_removed: usize,
 ) -> Result<Reconciliation, StoreError> {
-    let mut report = Reconciliation::default();
+    let mut report = Reconciliation {
+        stale_segments_removed,
+        ..Reconciliation::default()
+    };
     for entry in std::fs::read_dir(tmp_dir).map_err(|e| StoreError::io(tmp_dir, e))? {
         let entry = entry.map_err(|e| StoreError::io(tmp_dir, e))?;
         let path = entry.path();
@@ -44,6 +53,11 @@ pub(super) fn reconcile(
 
     let indexed: BTreeSet<MessageId> = index.ids()?.into_iter().collect();
     let mut on_disk = BTreeSet::new();
+    for (key, r) in index.all_segment_refs()? {
+        if segments.holds(&r) {
+            on_disk.insert(MessageId::from_key(key));
+        }
+    }
     for entry in std::fs::read_dir(messages_dir).map_err(|e| StoreError::io(messages_dir, e))? {
         let entry = entry.map_err(|e| StoreError::io(messages_dir, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();

@@ -42,6 +42,25 @@ pub struct Stats {
     pub notices: BTreeMap<String, u64>,
 }
 
+impl Stats {
+    /// Counts one message.
+    pub fn add(&mut self, meta: &super::MessageMeta, held: bool) {
+        self.messages += 1;
+        self.bytes += meta.size;
+        self.sealed_bytes += meta.sealed_size;
+        self.held += u64::from(held);
+        for domain in &meta.domains {
+            let d = self.domains.entry(domain.clone()).or_default();
+            d.messages += 1;
+            d.bytes += meta.size;
+            d.held += u64::from(held);
+        }
+        let day = self.days.entry(utc_day(meta.received_at)).or_default();
+        day.messages += 1;
+        day.bytes += meta.size;
+    }
+}
+
 /// `YYYY-MM-DD` of a Unix time, in UTC.
 pub fn utc_day(unix: i64) -> String {
     match time::OffsetDateTime::from_unix_timestamp(unix) {

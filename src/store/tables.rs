@@ -7,6 +7,10 @@ use redb::TableDefinition;
 pub(super) const META: TableDefinition<u128, &[u8]> = TableDefinition::new("meta");
 /// Sealed summaries (envelope, subject, auth results), keyed by id.
 pub(super) const SUMMARIES: TableDefinition<u128, &[u8]> = TableDefinition::new("summaries");
+/// Where a message stored in a segment lives: id -> (segment, offset, length). Messages
+/// without a row have their own file, `messages/<id>.age`.
+pub(super) const SEGMENT_REFS: TableDefinition<u128, (u64, u64, u64)> =
+    TableDefinition::new("segment_refs");
 /// Messages under legal hold: id -> when the hold was placed (seconds since the epoch).
 pub(super) const HOLDS: TableDefinition<u128, i64> = TableDefinition::new("holds");
 /// Audit records by sequence number, each its canonical JSON bytes.

@@ -293,6 +293,35 @@ socket = {socket:?}
         serde_json::from_slice(&out.stdout).expect("list --json prints JSON")
     }
 
+    /// The first bytes of a message's sealed form, as the admin API hands it out: its age
+    /// header, unique to the message, to look for in [`Self::store_bytes`].
+    pub async fn sealed_head(&self, id: &str) -> Vec<u8> {
+        let mut curl = std::process::Command::new("curl");
+        curl.args(["-fsS", "--unix-socket"])
+            .arg(&self.socket)
+            .arg(format!(
+                "http://localhost/v1/messages/{id}/sealed?reason=test"
+            ));
+        let out = tokio::task::spawn_blocking(move || curl.output())
+            .await
+            .expect("curl task")
+            .expect("curl");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.stdout.starts_with(b"age-encryption.org/v1\n"));
+        out.stdout[..200.min(out.stdout.len())].to_vec()
+    }
+
+    /// Whether `sealed` (from [`Self::sealed_head`]) is still anywhere in the store's files.
+    pub fn holds_sealed(&self, sealed: &[u8]) -> bool {
+        self.store_bytes()
+            .windows(sealed.len())
+            .any(|w| w == sealed)
+    }
+
     /// Every byte of every file under the store folder, concatenated.
     pub fn store_bytes(&self) -> Vec<u8> {
         let mut all = Vec::new();

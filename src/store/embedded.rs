@@ -1,0 +1,363 @@
+//! The embedded store as a [`QuarantineStore`]: redb commits, fsyncs and unlinks block, so
+//! each operation runs in `spawn_blocking` on a handle cloned from the store.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::backend::{Expiry, Sealed};
+use super::index::{self, Index};
+use super::segment::{SegmentRef, Segments};
+use super::{
+    AuditEntry, AuditPage, Entry, ListFilter, MessageId, MessageMeta, NoticeOutcome, NoticePlan,
+    OutboxItem, PurgeReport, QuarantineStore, Stage, StagedMessage, Stats, Store, StoreError, blob,
+    compact, outbox, sync_dir,
+};
+use crate::capacity::StorageState;
+
+impl StagedMessage for Stage {
+    fn id(&self) -> MessageId {
+        Stage::id(self)
+    }
+
+    async fn write(&mut self, sealed: &[u8]) -> Result<(), StoreError> {
+        Stage::write(self, sealed).await
+    }
+}
+
+/// Runs blocking store work off the async workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| StoreError::Index(format!("store task failed: {e}")))?
+}
+
+/// What deleting needs, owned, so that it can move onto a blocking thread.
+struct Files {
+    messages_dir: PathBuf,
+    index: Arc<Index>,
+    segments: Arc<Segments>,
+    storage: Arc<StorageState>,
+}
+
+impl Files {
+    /// Deletes sealed data first (a file unlinked, a segment range overwritten with
+    /// zeros), then index entry, summary and hold, so a crash in between leaves an entry
+    /// whose data is gone (reported loudly at start and removed by the next delete or
+    /// purge), never sealed data nobody will delete.
+    fn delete(&self, ids: &[MessageId]) -> Result<Vec<bool>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let _maintenance = self
+            .segments
+            .maintenance
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let refs = self.index.segment_refs(ids)?;
+        for (id, r) in ids.iter().zip(&refs) {
+            if r.is_some() {
+                continue;
+            }
+            let path = blob::final_path(&self.messages_dir, *id);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StoreError::io(&path, e)),
+            }
+        }
+        let in_segments: Vec<SegmentRef> = refs.iter().flatten().copied().collect();
+        self.segments.wipe(&in_segments)?;
+        sync_dir(&self.messages_dir)?;
+        let removed = self.index.remove_all(ids)?;
+        self.segments.forget(&in_segments);
+        self.storage
+            .removed(removed.iter().flatten().copied().sum::<u64>());
+        if let Err(error) = self.storage.refresh_free(&self.messages_dir) {
+            tracing::warn!(%error, "cannot measure the store's free disk space");
+        }
+        Ok(removed.iter().map(Option::is_some).collect())
+    }
+
+    /// Gives back the space of deleted messages: unlinks segments with nothing live, and
+    /// compacts those less than half live. A failure is logged; the space stays used.
+    fn reclaim_segments(&self) {
+        if let Err(error) = compact::reclaim(&self.index, &self.segments) {
+            tracing::warn!(%error, "reclaiming segment space failed; it is retried after the next delete");
+        }
+    }
+}
+
+impl Store {
+    fn files(&self) -> Files {
+        Files {
+            messages_dir: self.messages_dir.clone(),
+            index: self.index.clone(),
+            segments: self.segments.clone(),
+            storage: self.storage.clone(),
+        }
+    }
+
+    /// Runs `work` on the index off the async workers.
+    async fn on_index<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Index) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let index = self.index.clone();
+        blocking(move || work(&index)).await
+    }
+}
+
+impl QuarantineStore for Store {
+    type Staged = Stage;
+
+    async fn create_blob(&self, id: MessageId) -> Result<Stage, StoreError> {
+        Stage::create(
+            id,
+            &self.staging,
+            &self.staging_budget,
+            self.tmp_dir.clone(),
+            self.messages_dir.clone(),
+        )
+        .await
+    }
+
+    async fn commit(
+        &self,
+        staged: Stage,
+        mut meta: MessageMeta,
+        sealed_summary: Vec<u8>,
+        notices: NoticePlan,
+    ) -> Result<(MessageId, NoticeOutcome), StoreError> {
+        let id = staged.id();
+        let inline = match staged {
+            Stage::InFile(blob) => {
+                meta.sealed_size = blob.persist().await?;
+                None
+            }
+            Stage::InMemory(memory) => {
+                meta.sealed_size = memory.sealed().len() as u64;
+                Some(memory)
+            }
+        };
+        let sealed_size = meta.sealed_size;
+        let queued = self
+            .committer
+            .commit(
+                index::Commit {
+                    entry: Entry {
+                        id,
+                        meta,
+                        sealed_summary,
+                        held: false,
+                    },
+                    notices,
+                    segment: None,
+                },
+                inline,
+            )
+            .await?;
+        self.storage.added(sealed_size);
+        Ok((id, queued))
+    }
+
+    fn pair_key(&self, sender: &str, retired_address: &str) -> [u8; 32] {
+        outbox::pair_key(&self.pair_salt, sender, retired_address)
+    }
+
+    fn sender_key(&self, sender: &str) -> [u8; 32] {
+        outbox::sender_key(&self.pair_salt, sender)
+    }
+
+    fn storage(&self) -> Arc<StorageState> {
+        self.storage.clone()
+    }
+
+    async fn refresh_capacity(&self) -> Result<(), StoreError> {
+        let storage = self.storage.clone();
+        let tmp_dir = self.tmp_dir.clone();
+        blocking(move || {
+            storage
+                .refresh_free(&tmp_dir)
+                .map_err(|e| StoreError::io(&tmp_dir, e))
+        })
+        .await
+    }
+
+    async fn outbox_due(
+        &self,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<(MessageId, OutboxItem)>, StoreError> {
+        self.on_index(move |index| outbox::due(index.db(), now, limit))
+            .await
+    }
+
+    async fn outbox_next_due(&self, skip: &[MessageId]) -> Result<Option<i64>, StoreError> {
+        let skip = skip.to_vec();
+        self.on_index(move |index| outbox::next_due(index.db(), &skip))
+            .await
+    }
+
+    async fn outbox_settle(
+        &self,
+        id: MessageId,
+        _claimed: &OutboxItem,
+        next: Option<&OutboxItem>,
+        outcome: &str,
+    ) -> Result<(), StoreError> {
+        // One gateway owns this outbox: there is no lease to check.
+        let next = next.cloned();
+        let outcome = outcome.to_owned();
+        self.on_index(move |index| outbox::settle(index.db(), id, next.as_ref(), &outcome))
+            .await
+    }
+
+    async fn outbox_len(&self) -> Result<u64, StoreError> {
+        self.on_index(|index| outbox::len(index.db())).await
+    }
+
+    async fn notice_counts(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        self.on_index(|index| outbox::counts(index.db())).await
+    }
+
+    async fn list(
+        &self,
+        before: Option<MessageId>,
+        limit: usize,
+        filter: &ListFilter,
+    ) -> Result<(Vec<Entry>, Option<MessageId>), StoreError> {
+        let filter = filter.clone();
+        self.on_index(move |index| index.list(before, limit, &filter))
+            .await
+    }
+
+    async fn get(&self, id: MessageId) -> Result<Option<Entry>, StoreError> {
+        self.on_index(move |index| index.get(id)).await
+    }
+
+    async fn read_sealed(&self, id: MessageId) -> Result<Option<Sealed>, StoreError> {
+        if self.get(id).await?.is_none() {
+            return Ok(None);
+        }
+        // A compaction may move the message between reading where it is and opening that
+        // file: the second look finds the copy.
+        for attempt in 0..2 {
+            let refs = self
+                .on_index(move |index| index.segment_refs(&[id]))
+                .await?;
+            let Some(r) = refs.into_iter().flatten().next() else {
+                break;
+            };
+            match segment_range(&self.segments, r).await {
+                Err(StoreError::Io { source, .. })
+                    if attempt == 0 && source.kind() == std::io::ErrorKind::NotFound => {}
+                result => return result.map(Some),
+            }
+        }
+        let path = self.blob_path(id);
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| StoreError::io(&path, e))?;
+        let length = file
+            .metadata()
+            .await
+            .map_err(|e| StoreError::io(&path, e))?
+            .len();
+        Ok(Some(Sealed {
+            length,
+            reader: Box::new(file),
+        }))
+    }
+
+    async fn count(&self) -> Result<u64, StoreError> {
+        self.on_index(|index| index.count()).await
+    }
+
+    async fn stats(&self) -> Result<Stats, StoreError> {
+        self.on_index(|index| {
+            let mut stats = Stats::default();
+            for (_, meta, held) in index.scan()? {
+                stats.add(&meta, held);
+            }
+            stats.notices = outbox::counts(index.db())?;
+            Ok(stats)
+        })
+        .await
+    }
+
+    async fn set_hold(&self, id: MessageId, held: bool, now: i64) -> Result<bool, StoreError> {
+        self.on_index(move |index| index.set_hold(id, held, now))
+            .await
+    }
+
+    async fn delete(&self, ids: &[MessageId]) -> Result<Vec<bool>, StoreError> {
+        let files = self.files();
+        let ids = ids.to_vec();
+        blocking(move || {
+            let deleted = files.delete(&ids)?;
+            files.reclaim_segments();
+            Ok(deleted)
+        })
+        .await
+    }
+
+    async fn purge(&self, expired: Expiry) -> Result<PurgeReport, StoreError> {
+        let files = self.files();
+        blocking(move || {
+            let mut report = PurgeReport::default();
+            let mut doomed = Vec::new();
+            for (id, meta, held) in files.index.scan()? {
+                if !expired(&meta) {
+                    continue;
+                }
+                if held {
+                    report.held += 1;
+                } else {
+                    doomed.push(id);
+                }
+            }
+            // Bounded batches keep each index transaction small.
+            for batch in doomed.chunks(1000) {
+                files.delete(batch)?;
+            }
+            if !doomed.is_empty() {
+                files.reclaim_segments();
+            }
+            report.deleted = doomed.iter().map(ToString::to_string).collect();
+            Ok(report)
+        })
+        .await
+    }
+
+    async fn audit(&self, entry: AuditEntry) -> Result<u64, StoreError> {
+        self.on_index(move |index| index.audit_append(entry)).await
+    }
+
+    async fn audit_page(&self, after: u64, limit: usize) -> Result<AuditPage, StoreError> {
+        self.on_index(move |index| index.audit_page(after, limit))
+            .await
+    }
+
+    async fn prune_audit(&self, cutoff: i64) -> Result<usize, StoreError> {
+        self.on_index(move |index| index.audit_prune(cutoff)).await
+    }
+}
+
+/// A segment range as a stream of its own: the standard age file of one message.
+async fn segment_range(segments: &Segments, r: SegmentRef) -> Result<Sealed, StoreError> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let path = segments.path(r.segment);
+    let mut file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|e| StoreError::io(&path, e))?;
+    file.seek(std::io::SeekFrom::Start(r.offset))
+        .await
+        .map_err(|e| StoreError::io(&path, e))?;
+    Ok(Sealed {
+        length: r.len,
+        reader: Box::new(file.take(r.len)),
+    })
+}
