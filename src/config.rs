@@ -13,6 +13,7 @@ use crate::seal::Recipients;
 use crate::units::{parse_duration, parse_size};
 use edge::{MAX_AUTH_MEMORY_BUDGET, prefix, size_in, storage_limits};
 
+mod database;
 mod delivery;
 mod edge;
 mod notify;
@@ -20,6 +21,7 @@ mod paths;
 mod review;
 mod watch;
 
+pub use database::{PostgresConfig, StoreBackend, UrlError, UrlSource};
 pub use delivery::DeliveryConfig;
 pub use notify::{AuthRequirement, NoticeLimits, NotifyConfig, RelayConfig, RelayTls};
 use notify::{RawNotify, domain_policy, notify_config};
@@ -151,6 +153,8 @@ pub struct StoreConfig {
     pub limits: StorageLimits,
     /// How often the store's free disk space is measured (also after each delete).
     pub free_check_interval: Duration,
+    /// Embedded (default) or PostgreSQL.
+    pub backend: StoreBackend,
 }
 
 /// `[seal]`: who can read the quarantine.
@@ -256,6 +260,14 @@ struct RawStore {
     max_size: Option<String>,
     min_free: Option<String>,
     free_check_interval: Option<String>,
+    backend: Option<String>,
+    url: Option<String>,
+    url_file: Option<PathBuf>,
+    url_env: Option<String>,
+    ca_file: Option<PathBuf>,
+    pool_size: Option<usize>,
+    db_timeout: Option<String>,
+    outbox_lease: Option<String>,
 }
 
 fn default_store_path() -> PathBuf {
@@ -272,6 +284,14 @@ impl Default for RawStore {
             max_size: None,
             min_free: None,
             free_check_interval: None,
+            backend: None,
+            url: None,
+            url_file: None,
+            url_env: None,
+            ca_file: None,
+            pool_size: None,
+            db_timeout: None,
+            outbox_lease: None,
         }
     }
 }
@@ -571,6 +591,7 @@ impl RawConfig {
         let exit = exit_config(self.exit)?;
         let retention = retention(&self.store, &self.domain)?;
         let storage = storage_limits(&self.store)?;
+        let backend = database::store_backend(&self.store)?;
         let audit_retention = duration(
             "store.audit_retention",
             self.store.audit_retention,
@@ -599,6 +620,7 @@ impl RawConfig {
                 purge_interval,
                 limits: storage,
                 free_check_interval,
+                backend,
             },
             seal: SealConfig {
                 recipients,

@@ -18,6 +18,7 @@ mod embedded;
 mod id;
 mod index;
 mod outbox;
+pub mod postgres;
 mod ratelimit;
 mod reconcile;
 mod retain;
@@ -54,6 +55,8 @@ pub enum StoreError {
     Index(String),
     #[error("the store is shutting down")]
     Closed,
+    #[error(transparent)]
+    Postgres(#[from] postgres::PgError),
     /// The group commit a message was part of failed; every message in the batch gets
     /// the same error.
     #[error("group commit: {0}")]

@@ -1,0 +1,150 @@
+//! `[store] backend`: the embedded store on this machine (the default), or one quarantine
+//! shared by several gateways on PostgreSQL, with how to reach it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{ConfigError, RawStore, duration, invalid};
+
+/// Most pooled PostgreSQL connections one gateway may hold.
+const MAX_POOL_SIZE: usize = 1024;
+
+/// Which store a gateway runs on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreBackend {
+    /// redb index plus sealed files under `[store] path`.
+    Embedded,
+    /// A PostgreSQL database shared by every node.
+    Postgres(PostgresConfig),
+}
+
+/// Where the connection string comes from. It may hold a password, so it is read when the
+/// store opens and never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub enum UrlSource {
+    Inline(String),
+    File(PathBuf),
+    Env(String),
+}
+
+impl std::fmt::Debug for UrlSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UrlSource::Inline(_) => f.write_str("Inline(..)"),
+            UrlSource::File(path) => write!(f, "File({})", path.display()),
+            UrlSource::Env(var) => write!(f, "Env({var})"),
+        }
+    }
+}
+
+/// Why a connection string could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum UrlError {
+    #[error("store.url_file {}: {source}", path.display())]
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("store.url_env: variable {0} is not set")]
+    Env(String),
+}
+
+impl UrlSource {
+    /// The connection string, without a final line end.
+    pub fn read(&self) -> Result<String, UrlError> {
+        let text = match self {
+            UrlSource::Inline(url) => url.clone(),
+            UrlSource::File(path) => {
+                std::fs::read_to_string(path).map_err(|source| UrlError::File {
+                    path: path.clone(),
+                    source,
+                })?
+            }
+            UrlSource::Env(var) => std::env::var(var).map_err(|_| UrlError::Env(var.clone()))?,
+        };
+        Ok(text.trim_end_matches(['\r', '\n']).to_owned())
+    }
+}
+
+/// `[store]` settings of the PostgreSQL backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresConfig {
+    pub url: UrlSource,
+    /// PEM roots the server's certificate must chain to (TLS with `sslmode=require`);
+    /// the public web roots when not given.
+    pub ca_file: Option<PathBuf>,
+    /// Most connections this gateway holds (`pool_size`, default 16).
+    pub pool_size: usize,
+    /// How long a connection, a pooled connection or one statement may take before the
+    /// message in hand is answered `451 4.3.0` (`db_timeout`, default 10s).
+    pub timeout: Duration,
+    /// How long a claimed notice stays with the node that claimed it before another node
+    /// may deliver it (`outbox_lease`, default 10m; longer than one delivery attempt).
+    pub outbox_lease: Duration,
+}
+
+pub(super) fn store_backend(store: &RawStore) -> Result<StoreBackend, ConfigError> {
+    let postgres_keys = store.url.is_some()
+        || store.url_file.is_some()
+        || store.url_env.is_some()
+        || store.ca_file.is_some()
+        || store.pool_size.is_some();
+    match store.backend.as_deref() {
+        None | Some("embedded") => {
+            if postgres_keys {
+                return Err(invalid(
+                    "store.backend",
+                    "url, url_file, url_env, ca_file and pool_size need backend = \"postgres\"",
+                ));
+            }
+            Ok(StoreBackend::Embedded)
+        }
+        Some("postgres") => {
+            let url = match (&store.url, &store.url_file, &store.url_env) {
+                (Some(url), None, None) => UrlSource::Inline(url.clone()),
+                (None, Some(path), None) => UrlSource::File(path.clone()),
+                (None, None, Some(var)) => UrlSource::Env(var.clone()),
+                _ => {
+                    return Err(invalid(
+                        "store.url",
+                        "give exactly one of url, url_file and url_env",
+                    ));
+                }
+            };
+            let pool_size = store.pool_size.unwrap_or(16);
+            if !(1..=MAX_POOL_SIZE).contains(&pool_size) {
+                return Err(invalid(
+                    "store.pool_size",
+                    format!("must be 1 to {MAX_POOL_SIZE}"),
+                ));
+            }
+            let timeout = duration(
+                "store.db_timeout",
+                store.db_timeout.clone(),
+                Duration::from_secs(10),
+            )?;
+            let outbox_lease = duration(
+                "store.outbox_lease",
+                store.outbox_lease.clone(),
+                Duration::from_secs(600),
+            )?;
+            if timeout.is_zero() || outbox_lease < Duration::from_secs(60) {
+                return Err(invalid(
+                    "store.outbox_lease",
+                    "db_timeout must be above zero and outbox_lease at least 1m",
+                ));
+            }
+            Ok(StoreBackend::Postgres(PostgresConfig {
+                url,
+                ca_file: store.ca_file.clone(),
+                pool_size,
+                timeout,
+                outbox_lease,
+            }))
+        }
+        Some(other) => Err(invalid(
+            "store.backend",
+            format!("{other:?} is not embedded or postgres"),
+        )),
+    }
+}
