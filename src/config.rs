@@ -592,6 +592,7 @@ impl RawConfig {
         let retention = retention(&self.store, &self.domain)?;
         let storage = storage_limits(&self.store)?;
         let backend = database::store_backend(&self.store)?;
+        database::check_lease(&backend, notify.delivery.attempt_timeout)?;
         let audit_retention = duration(
             "store.audit_retention",
             self.store.audit_retention,

@@ -79,8 +79,23 @@ pub struct PostgresConfig {
     /// message in hand is answered `451 4.3.0` (`db_timeout`, default 10s).
     pub timeout: Duration,
     /// How long a claimed notice stays with the node that claimed it before another node
-    /// may deliver it (`outbox_lease`, default 10m; longer than one delivery attempt).
+    /// may deliver it (`outbox_lease`, default 10m; must be longer than
+    /// `[notify] attempt_timeout`, so that a live node never loses a lease mid-attempt).
     pub outbox_lease: Duration,
+}
+
+/// Checks that a lease outlasts one delivery attempt.
+pub(super) fn check_lease(
+    backend: &StoreBackend,
+    attempt_timeout: Duration,
+) -> Result<(), ConfigError> {
+    match backend {
+        StoreBackend::Postgres(pg) if pg.outbox_lease <= attempt_timeout => Err(invalid(
+            "store.outbox_lease",
+            "must be longer than notify.attempt_timeout",
+        )),
+        _ => Ok(()),
+    }
 }
 
 pub(super) fn store_backend(store: &RawStore) -> Result<StoreBackend, ConfigError> {
@@ -128,11 +143,8 @@ pub(super) fn store_backend(store: &RawStore) -> Result<StoreBackend, ConfigErro
                 store.outbox_lease.clone(),
                 Duration::from_secs(600),
             )?;
-            if timeout.is_zero() || outbox_lease < Duration::from_secs(60) {
-                return Err(invalid(
-                    "store.outbox_lease",
-                    "db_timeout must be above zero and outbox_lease at least 1m",
-                ));
+            if timeout.is_zero() {
+                return Err(invalid("store.db_timeout", "must be above zero"));
             }
             Ok(StoreBackend::Postgres(PostgresConfig {
                 url,
