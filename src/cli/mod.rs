@@ -18,6 +18,7 @@ mod render;
 mod report;
 mod serve;
 mod show;
+mod store;
 mod terminal;
 mod verified;
 
@@ -25,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-pub use args::{Args, Command, LogFormat};
+pub use args::{Args, Command, LogFormat, StoreCommand};
 
 use crate::admin::client::{AdminClient, ClientError, TlsFiles};
 use crate::clock::unix_now;
@@ -90,6 +91,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     match &args.command {
         Command::Serve => serve::run(&config_path(&args)),
         Command::CheckConfig => check_config::run(&config_path(&args)),
+        Command::Store {
+            command: StoreCommand::Migrate { to, json },
+        } => store::migrate_to(&config_path(&args), to, *json),
         Command::CheckDns { domains, mx, json } => {
             check_dns::run(&config_path(&args), domains, mx.as_deref(), *json)
         }

@@ -120,6 +120,10 @@ impl QuarantineStore for Backend {
         each!(self, s => s.outbox_settle(id, claimed, next, outcome).await)
     }
 
+    async fn outbox_restore(&self, id: MessageId, item: &OutboxItem) -> Result<(), StoreError> {
+        each!(self, s => s.outbox_restore(id, item).await)
+    }
+
     async fn outbox_len(&self) -> Result<u64, StoreError> {
         each!(self, s => s.outbox_len().await)
     }

@@ -103,6 +103,14 @@ pub trait QuarantineStore: Send + Sync + 'static {
         outcome: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Puts a notice into the outbox as it was, attempts and all, outside any rate limit
+    /// (`store migrate`).
+    fn outbox_restore(
+        &self,
+        id: MessageId,
+        item: &OutboxItem,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Notices waiting.
     fn outbox_len(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
 

@@ -171,6 +171,12 @@ impl QuarantineStore for Store {
             .await
     }
 
+    async fn outbox_restore(&self, id: MessageId, item: &OutboxItem) -> Result<(), StoreError> {
+        let item = item.clone();
+        self.on_index(move |index| outbox::restore(index.db(), id, &item))
+            .await
+    }
+
     async fn outbox_len(&self) -> Result<u64, StoreError> {
         self.on_index(|index| outbox::len(index.db())).await
     }

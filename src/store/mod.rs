@@ -17,6 +17,7 @@ mod committer;
 mod embedded;
 mod id;
 mod index;
+pub mod migrate;
 mod outbox;
 pub mod postgres;
 mod ratelimit;

@@ -243,6 +243,21 @@ pub(super) fn settle(
     txn.commit().map_err(index_err)
 }
 
+/// Puts a notice into the outbox as it is.
+pub(super) fn restore(
+    db: &redb::Database,
+    id: MessageId,
+    item: &OutboxItem,
+) -> Result<(), StoreError> {
+    let json = serde_json::to_vec(item).map_err(|e| StoreError::Index(e.to_string()))?;
+    let txn = db.begin_write().map_err(index_err)?;
+    txn.open_table(OUTBOX)
+        .map_err(index_err)?
+        .insert(id.key(), json.as_slice())
+        .map_err(index_err)?;
+    txn.commit().map_err(index_err)
+}
+
 /// Number of notices waiting.
 pub(super) fn len(db: &redb::Database) -> Result<u64, StoreError> {
     let txn = db.begin_read().map_err(index_err)?;

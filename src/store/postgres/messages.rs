@@ -294,6 +294,10 @@ impl QuarantineStore for PgStore {
         Ok(())
     }
 
+    async fn outbox_restore(&self, id: MessageId, item: &OutboxItem) -> Result<(), StoreError> {
+        Ok(notices::restore(&*self.client().await?, id, item).await?)
+    }
+
     async fn outbox_len(&self) -> Result<u64, StoreError> {
         Ok(notices::len(&*self.client().await?).await?)
     }

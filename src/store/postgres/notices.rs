@@ -205,6 +205,22 @@ pub(super) async fn settle(
     Ok(changed == 1)
 }
 
+/// Puts a notice into the outbox as it is, unclaimed.
+pub(super) async fn restore(
+    client: &Client,
+    id: MessageId,
+    item: &OutboxItem,
+) -> Result<(), PgError> {
+    let json = serde_json::to_vec(item).map_err(|e| PgError::Data(e.to_string()))?;
+    client
+        .execute(
+            "INSERT INTO outbox (id, item, next_attempt_at) VALUES ($1, $2, $3)",
+            &[&id.uuid(), &json, &item.next_attempt_at],
+        )
+        .await?;
+    Ok(())
+}
+
 pub(super) async fn len(client: &Client) -> Result<u64, PgError> {
     let row = client.query_one("SELECT count(*) FROM outbox", &[]).await?;
     Ok(super::to_u64(row.get(0)))
