@@ -484,3 +484,92 @@ async fn store_migrate_copies_an_embedded_store_into_postgres_and_back() {
     check(&gw, &ids, &exports, &before).await;
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_mail_survives_losing_the_primary_to_a_synchronous_standby() {
+    if !postgres::available() {
+        return;
+    }
+    let primary = tokio::task::spawn_blocking(|| {
+        Postgres::start_with("synchronous_standby_names = '*'\nsynchronous_commit = on\n")
+    })
+    .await
+    .expect("primary");
+    let primary_port = primary.port;
+    let (primary, standby) = tokio::task::spawn_blocking(move || {
+        let standby = Postgres::standby_of(&primary);
+        (primary, standby)
+    })
+    .await
+    .expect("standby");
+    assert_eq!(primary_port, primary.port);
+    // The standby is in sync before any mail comes.
+    let started = Instant::now();
+    while primary
+        .psql("SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'")
+        .trim()
+        != "1"
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no synchronous standby"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let keys = tempfile::tempdir().expect("tempdir");
+    let (identity, recipient) = common::new_identity(keys.path(), "reviewer.key");
+    let rest = "[dns]\nresolver = \"off\"\n[[domain]]\nname = \"old.example\"\n";
+    let mut gw = node(&primary, "127.0.0.1:0", (&identity, &recipient), rest).await;
+    let mut acknowledged = Vec::new();
+    for i in 0..10 {
+        let body = format!("Subject: {i}\r\n\r\nbefore the failover {i}\r\n");
+        let id = gw
+            .send("p@partner.example", &["x@old.example"], body.as_bytes())
+            .await;
+        acknowledged.push((id, body));
+    }
+    gw.cli_ok(&["hold", &acknowledged[3].0, "--reason", "legal"])
+        .await;
+
+    // The primary is gone at once; the standby takes over; the gateway is pointed at it.
+    primary.stop_now();
+    standby.promote();
+    // The standby inherited the primary's settings: with no standby of its own, it must
+    // stop waiting for one, or every commit would wait for ever.
+    standby.psql("ALTER SYSTEM SET synchronous_standby_names = ''");
+    standby.psql("SELECT pg_reload_conf()");
+    gw.stop().await;
+    let text = std::fs::read_to_string(&gw.config_path).expect("config");
+    std::fs::write(
+        &gw.config_path,
+        text.replace(&primary.url(), &standby.url()),
+    )
+    .expect("config");
+    gw.restart().await;
+
+    let listed: BTreeSet<String> = listed_ids(&gw).await.into_iter().collect();
+    for (id, body) in &acknowledged {
+        assert!(listed.contains(id), "acknowledged message {id} lost");
+        let (_, original) = split_trace(&gw.export(id).await);
+        assert_eq!(original, body.as_bytes());
+    }
+    let audit: serde_json::Value =
+        serde_json::from_str(&gw.cli_ok(&["audit", "--json", "--verify"]).await).expect("JSON");
+    assert_eq!(audit["verified"], true);
+    assert!(
+        audit["records"]
+            .as_array()
+            .expect("records")
+            .iter()
+            .any(|r| r["action"] == "hold")
+    );
+    // And the promoted server takes new mail.
+    gw.send(
+        "p@partner.example",
+        &["x@old.example"],
+        b"Subject: after\r\n\r\nafter\r\n",
+    )
+    .await;
+    gw.stop().await;
+}

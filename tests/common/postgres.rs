@@ -76,6 +76,63 @@ impl Postgres {
         pg
     }
 
+    /// Creates and starts a streaming standby of `primary` (from `pg_basebackup -R`), on a
+    /// port of its own. With `synchronous_standby_names` set on the primary, a commit
+    /// there returns only once this standby has the commit record.
+    pub fn standby_of(primary: &Postgres) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let as_postgres = is_root();
+        if as_postgres {
+            chown_to_postgres(dir.path());
+        }
+        let standby = Self {
+            dir,
+            port: super::process::free_port(),
+            as_postgres,
+        };
+        let data = standby.data();
+        let primary_port = primary.port.to_string();
+        standby.run(
+            "pg_basebackup",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &primary_port,
+                "-U",
+                "postgres",
+                "-D",
+                path_str(&data),
+                "-R",
+                "--no-sync",
+            ],
+        );
+        let mut conf = std::fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))
+            .expect("postgresql.conf");
+        std::io::Write::write_all(
+            &mut conf,
+            format!(
+                "port = {}
+unix_socket_directories = '{}'
+",
+                standby.port,
+                path_str(&data)
+            )
+            .as_bytes(),
+        )
+        .expect("write postgresql.conf");
+        standby.start();
+        standby
+    }
+
+    /// Promotes a standby to primary and waits until it takes writes.
+    pub fn promote(&self) {
+        let data = self.data();
+        self.run("pg_ctl", &["-D", path_str(&data), "-w", "promote"]);
+    }
+
     /// Creates and starts a cluster with the default settings.
     pub fn start_new() -> Self {
         Self::start_with("")
