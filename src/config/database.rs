@@ -160,3 +160,65 @@ pub(super) fn store_backend(store: &RawStore) -> Result<StoreBackend, ConfigErro
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::Config;
+    use super::super::tests::{MINIMAL, error_of};
+    use super::*;
+
+    fn with_store(lines: &str) -> String {
+        format!("{MINIMAL}\n[store]\n{lines}\n")
+    }
+
+    #[test]
+    fn embedded_is_the_default_and_postgres_needs_one_url() {
+        let c = Config::parse(MINIMAL).expect("valid");
+        assert_eq!(c.store.backend, StoreBackend::Embedded);
+
+        let c = Config::parse(&with_store(
+            "backend = \"postgres\"\nurl_env = \"RECLAIM_DB\"",
+        ))
+        .expect("valid");
+        let StoreBackend::Postgres(pg) = c.store.backend else {
+            panic!("postgres expected");
+        };
+        assert_eq!(pg.url, UrlSource::Env("RECLAIM_DB".into()));
+        assert_eq!(pg.pool_size, 16);
+        assert_eq!(pg.outbox_lease, Duration::from_secs(600));
+
+        assert!(error_of(&with_store("backend = \"postgres\"")).contains("store.url"));
+        assert!(
+            error_of(&with_store(
+                "backend = \"postgres\"\nurl = \"host=a\"\nurl_env = \"X\""
+            ))
+            .contains("exactly one")
+        );
+        assert!(error_of(&with_store("url = \"host=a\"")).contains("store.backend"));
+        assert!(error_of(&with_store("backend = \"mysql\"")).contains("store.backend"));
+        assert!(
+            error_of(&with_store(
+                "backend = \"postgres\"\nurl = \"host=a\"\npool_size = 0"
+            ))
+            .contains("store.pool_size")
+        );
+    }
+
+    #[test]
+    fn a_lease_must_outlast_a_delivery_attempt() {
+        let text = with_store("backend = \"postgres\"\nurl = \"host=a\"\noutbox_lease = \"4m\"");
+        assert!(
+            error_of(&text).contains("store.outbox_lease"),
+            "default attempt_timeout is 5m"
+        );
+        let text = format!("{text}\n[notify]\nattempt_timeout = \"3m\"\n");
+        Config::parse(&text).expect("a 4m lease outlasts a 3m attempt");
+    }
+
+    #[test]
+    fn the_connection_string_never_prints() {
+        let source = UrlSource::Inline("host=a password=hunter2".into());
+        assert!(!format!("{source:?}").contains("hunter2"));
+        assert_eq!(source.read().expect("inline"), "host=a password=hunter2");
+    }
+}
