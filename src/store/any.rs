@@ -102,8 +102,9 @@ impl QuarantineStore for Backend {
         &self,
         now: i64,
         limit: usize,
+        skip: &[MessageId],
     ) -> Result<Vec<(MessageId, OutboxItem)>, StoreError> {
-        each!(self, s => s.outbox_due(now, limit).await)
+        each!(self, s => s.outbox_due(now, limit, skip).await)
     }
 
     async fn outbox_next_due(&self, skip: &[MessageId]) -> Result<Option<i64>, StoreError> {

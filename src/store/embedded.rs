@@ -146,8 +146,10 @@ impl QuarantineStore for Store {
         &self,
         now: i64,
         limit: usize,
+        skip: &[MessageId],
     ) -> Result<Vec<(MessageId, OutboxItem)>, StoreError> {
-        self.on_index(move |index| outbox::due(index.db(), now, limit))
+        let skip = skip.to_vec();
+        self.on_index(move |index| outbox::due(index.db(), now, limit, &skip))
             .await
     }
 

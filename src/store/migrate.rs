@@ -186,7 +186,7 @@ pub async fn migrate<A: QuarantineStore, B: QuarantineStore>(
     }
     // Every notice still queued, however far off its next attempt. (On a shared source
     // this claims them: the source is not to run again once migrated.)
-    for (id, item) in from.outbox_due(i64::MAX / 2, usize::MAX).await? {
+    for (id, item) in from.outbox_due(i64::MAX / 2, usize::MAX, &[]).await? {
         to.outbox_restore(id, &item).await?;
         report.notices += 1;
     }

@@ -10,7 +10,7 @@ use tokio::io::AsyncWriteExt;
 use tokio_postgres::{Client, Row};
 
 use super::staged::{CHUNK_SIZE, PgStaged};
-use super::{PgError, PgStore, STALE_STAGING_SECS, audit, lock, notices, to_i64, to_u64};
+use super::{PgError, PgStore, STALE_STAGING_SECS, audit, lock, notices, to_i64, to_u64, within};
 use crate::capacity::StorageState;
 use crate::clock::unix_now;
 use crate::store::backend::{Expiry, Sealed};
@@ -230,7 +230,7 @@ impl QuarantineStore for PgStore {
     type Staged = PgStaged;
 
     async fn create_blob(&self, id: MessageId) -> Result<PgStaged, StoreError> {
-        Ok(PgStaged::create(&self.pool, id, unix_now()).await?)
+        Ok(PgStaged::create(&self.pool, id, unix_now(), self.timeout).await?)
     }
 
     async fn commit(
@@ -240,9 +240,11 @@ impl QuarantineStore for PgStore {
         sealed_summary: Vec<u8>,
         notices: NoticePlan,
     ) -> Result<(MessageId, NoticeOutcome), StoreError> {
-        Ok(self
-            .commit_staged(staged, meta, sealed_summary, notices)
-            .await?)
+        Ok(within(
+            self.timeout,
+            self.commit_staged(staged, meta, sealed_summary, notices),
+        )
+        .await?)
     }
 
     fn pair_key(&self, sender: &str, retired_address: &str) -> [u8; 32] {
@@ -268,9 +270,10 @@ impl QuarantineStore for PgStore {
         &self,
         now: i64,
         limit: usize,
+        skip: &[MessageId],
     ) -> Result<Vec<(MessageId, OutboxItem)>, StoreError> {
         let lease = i64::try_from(self.outbox_lease.as_secs()).unwrap_or(i64::MAX);
-        Ok(notices::claim(&*self.client().await?, now, limit, lease).await?)
+        Ok(notices::claim(&*self.client().await?, now, limit, lease, skip).await?)
     }
 
     async fn outbox_next_due(&self, skip: &[MessageId]) -> Result<Option<i64>, StoreError> {

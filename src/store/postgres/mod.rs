@@ -53,6 +53,8 @@ pub enum PgError {
     Schema { found: usize, known: usize },
     #[error("stored data: {0}")]
     Data(String),
+    #[error("PostgreSQL did not answer within {0:?}")]
+    Timeout(Duration),
 }
 
 /// A quarantine store on PostgreSQL. Cheap to share: the pool is shared.
@@ -60,6 +62,8 @@ pub struct PgStore {
     pool: Pool,
     pair_salt: Vec<u8>,
     outbox_lease: Duration,
+    /// `db_timeout`: the deadline of each database step of the message path.
+    timeout: Duration,
     storage: Arc<StorageState>,
 }
 
@@ -107,6 +111,7 @@ impl PgStore {
             pool,
             pair_salt,
             outbox_lease: config.outbox_lease,
+            timeout: config.timeout,
             storage,
         })
     }
@@ -148,6 +153,19 @@ fn tls_connector(
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+/// Runs one database step of the message path under a deadline: a database that stops
+/// answering (a cut network, a lost synchronous standby) costs the message in hand a
+/// `451 4.3.0`, never the session. A commit cut off this way may still complete; the sender
+/// then retries and the message is stored twice, never lost.
+async fn within<T>(
+    limit: Duration,
+    step: impl std::future::Future<Output = Result<T, PgError>>,
+) -> Result<T, PgError> {
+    tokio::time::timeout(limit, step)
+        .await
+        .map_err(|_| PgError::Timeout(limit))?
 }
 
 /// A count or size from the database, which stores them as `bigint`.

@@ -123,21 +123,30 @@ pub(super) async fn queue_in(
     })
 }
 
-/// Claims up to `limit` notices due at `now` that no live lease holds, for `lease_secs`.
+/// Claims up to `limit` notices due at `now` that no live lease holds and that are not in
+/// `skip`, for `lease_secs`.
 pub(super) async fn claim(
     client: &Client,
     now: i64,
     limit: usize,
     lease_secs: i64,
+    skip: &[MessageId],
 ) -> Result<Vec<(MessageId, OutboxItem)>, PgError> {
+    let skip: Vec<uuid::Uuid> = skip.iter().map(|id| id.uuid()).collect();
     let rows = client
         .query(
             "UPDATE outbox SET lease = gen_random_uuid(), lease_until = $1 + $2 \
              WHERE id IN (SELECT id FROM outbox \
                  WHERE next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until <= $1) \
+                 AND NOT (id = ANY($4)) \
                  ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
              RETURNING id, item, lease",
-            &[&now, &lease_secs, &i64::try_from(limit).unwrap_or(i64::MAX)],
+            &[
+                &now,
+                &lease_secs,
+                &i64::try_from(limit).unwrap_or(i64::MAX),
+                &skip,
+            ],
         )
         .await?;
     let mut out = Vec::with_capacity(rows.len());

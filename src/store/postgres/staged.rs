@@ -3,9 +3,11 @@
 //! is ever in memory. The commit transaction writes the last chunk and flips the row
 //! visible; until then no listing sees it.
 
+use std::time::Duration;
+
 use deadpool_postgres::Pool;
 
-use super::PgError;
+use super::{PgError, within};
 use crate::store::{MessageId, StagedMessage, StoreError};
 
 /// Sealed bytes per stored chunk: large enough that a big message is few rows, small
@@ -17,6 +19,8 @@ pub(super) const CHUNK_SIZE: usize = 256 * 1024;
 pub struct PgStaged {
     pub(super) id: MessageId,
     pool: Pool,
+    /// The deadline of each insert.
+    timeout: Duration,
     /// Sealed bytes not yet stored (less than [`CHUNK_SIZE`] after each write).
     pub(super) pending: Vec<u8>,
     /// The sequence number of the next chunk.
@@ -28,17 +32,27 @@ pub struct PgStaged {
 
 impl PgStaged {
     /// Stages a new message: its row exists from now on, invisible.
-    pub(super) async fn create(pool: &Pool, id: MessageId, now: i64) -> Result<Self, PgError> {
-        pool.get()
-            .await?
-            .execute(
-                "INSERT INTO messages (id, staged_at) VALUES ($1, $2)",
-                &[&id.uuid(), &now],
-            )
-            .await?;
+    pub(super) async fn create(
+        pool: &Pool,
+        id: MessageId,
+        now: i64,
+        timeout: Duration,
+    ) -> Result<Self, PgError> {
+        within(timeout, async {
+            pool.get()
+                .await?
+                .execute(
+                    "INSERT INTO messages (id, staged_at) VALUES ($1, $2)",
+                    &[&id.uuid(), &now],
+                )
+                .await?;
+            Ok(())
+        })
+        .await?;
         Ok(Self {
             id,
             pool: pool.clone(),
+            timeout,
             pending: Vec::with_capacity(CHUNK_SIZE),
             next_seq: 0,
             written: 0,
@@ -76,7 +90,8 @@ impl StagedMessage for PgStaged {
     async fn write(&mut self, sealed: &[u8]) -> Result<(), StoreError> {
         self.pending.extend_from_slice(sealed);
         self.written += sealed.len() as u64;
-        Ok(self.flush_full_chunks().await?)
+        let timeout = self.timeout;
+        Ok(within(timeout, self.flush_full_chunks()).await?)
     }
 }
 
