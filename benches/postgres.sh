@@ -47,11 +47,11 @@ echo "# $(date -u +%FT%TZ) $(uname -srm), $(nproc) cores; reclaim $(git rev-pars
 
 mkdir "$WORK/pg" && chown postgres:postgres "$WORK/pg"
 runuser -u postgres -- "$PG_BIN/initdb" -D "$WORK/pg" -U postgres --auth=trust >/dev/null
-runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pg.log" -w \
+runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pg/server.log" -w \
   -o "-c listen_addresses=127.0.0.1 -c port=$PG_PORT -c unix_socket_directories=$WORK/pg -c max_connections=200" \
   start >/dev/null
 PSQL=$(command -v psql || echo /usr/bin/psql)
-psql() { "$PSQL" -h 127.0.0.1 -p "$PG_PORT" -U postgres -qAt -c "$1"; }
+psql() { PGOPTIONS="-c client_min_messages=warning" "$PSQL" -h 127.0.0.1 -p "$PG_PORT" -U postgres -qAt -c "$1"; }
 
 "$RECLAIM" keygen -o "$WORK/reviewer.key" >"$WORK/reviewer.pub"
 config() { # NAME LISTEN STORE_LINES
