@@ -96,6 +96,13 @@ impl StorageState {
         metrics::gauge!(telemetry::STORE_SEALED_BYTES).set(self.used() as f64);
     }
 
+    /// Records the quarantine's size as measured elsewhere (a shared database, where other
+    /// nodes add and delete too).
+    pub fn set_used(&self, bytes: u64) {
+        self.used.store(bytes, Ordering::Relaxed);
+        metrics::gauge!(telemetry::STORE_SEALED_BYTES).set(bytes as f64);
+    }
+
     /// Records a measured amount of free space.
     pub fn set_free(&self, bytes: u64) {
         self.free.store(bytes, Ordering::Relaxed);

@@ -13,6 +13,7 @@ use crate::seal::Recipients;
 use crate::units::{parse_duration, parse_size};
 use edge::{MAX_AUTH_MEMORY_BUDGET, prefix, size_in, storage_limits};
 
+mod database;
 mod delivery;
 mod edge;
 mod layout;
@@ -21,6 +22,7 @@ mod paths;
 mod review;
 mod watch;
 
+pub use database::{PostgresConfig, StoreBackend, UrlError, UrlSource};
 pub use delivery::DeliveryConfig;
 pub use notify::{AuthRequirement, NoticeLimits, NotifyConfig, RelayConfig, RelayTls};
 use notify::{RawNotify, domain_policy, notify_config};
@@ -154,6 +156,8 @@ pub struct StoreConfig {
     pub free_check_interval: Duration,
     /// Which messages go into segment files, and how they are staged.
     pub staging: crate::store::StagingLimits,
+    /// Embedded (default) or PostgreSQL.
+    pub backend: StoreBackend,
 }
 
 /// `[seal]`: who can read the quarantine.
@@ -262,6 +266,14 @@ struct RawStore {
     inline_max: Option<String>,
     staging_memory: Option<String>,
     segment_size: Option<String>,
+    backend: Option<String>,
+    url: Option<String>,
+    url_file: Option<PathBuf>,
+    url_env: Option<String>,
+    ca_file: Option<PathBuf>,
+    pool_size: Option<usize>,
+    db_timeout: Option<String>,
+    outbox_lease: Option<String>,
 }
 
 fn default_store_path() -> PathBuf {
@@ -281,6 +293,14 @@ impl Default for RawStore {
             inline_max: None,
             staging_memory: None,
             segment_size: None,
+            backend: None,
+            url: None,
+            url_file: None,
+            url_env: None,
+            ca_file: None,
+            pool_size: None,
+            db_timeout: None,
+            outbox_lease: None,
         }
     }
 }
@@ -581,6 +601,8 @@ impl RawConfig {
         let retention = retention(&self.store, &self.domain)?;
         let storage = storage_limits(&self.store)?;
         let staging = layout::staging_limits(&self.store)?;
+        let backend = database::store_backend(&self.store)?;
+        database::check_lease(&backend, notify.delivery.attempt_timeout)?;
         let audit_retention = duration(
             "store.audit_retention",
             self.store.audit_retention,
@@ -610,6 +632,7 @@ impl RawConfig {
                 limits: storage,
                 free_check_interval,
                 staging,
+                backend,
             },
             seal: SealConfig {
                 recipients,

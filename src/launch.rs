@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::admin;
 use crate::capacity::MemoryBudget;
 use crate::config::Config;
+use crate::config::StoreBackend;
 use crate::dns::Dns;
 use crate::domains::Mode;
 use crate::notice::Templates;
@@ -26,6 +27,7 @@ use crate::server;
 use crate::smtp::SessionConfig;
 use crate::smtp::connection::Gateway;
 use crate::smtp::tls::{self, TlsError, TlsReloader};
+use crate::store::postgres::{PgError, PgStore};
 use crate::store::{Backend, QuarantineStore, Store, StoreError};
 
 /// Why the gateway could not start.
@@ -35,6 +37,8 @@ pub enum LaunchError {
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("cannot open the store on PostgreSQL: {0}")]
+    Database(PgError),
     #[error(transparent)]
     Seal(#[from] SealError),
     #[error(transparent)]
@@ -115,21 +119,12 @@ pub async fn launch(config: &Config, shutdown: CancellationToken) -> Result<Runn
     }
     let sealer = Sealer::new(recipients)?;
 
-    let store_path = config.store.path.clone();
-    let storage_limits = config.store.limits;
-    let staging = config.store.staging;
-    let (store, report) = tokio::task::spawn_blocking(move || {
-        Store::open_tuned(&store_path, storage_limits, staging)
-    })
-    .await
-    .map_err(|e| StoreError::Index(format!("store open task failed: {e}")))??;
-    log_reconciliation(&report);
+    let store = Arc::new(open_store(config).await?);
     if let Some(addr) = config.metrics_listen {
         crate::telemetry::serve(addr, shutdown.clone())?;
         tracing::info!(%addr, "metrics listening");
     }
-    metrics::gauge!(crate::telemetry::STORE_MESSAGES).set(report.messages as f64);
-    let store = Arc::new(Backend::Embedded(store));
+    metrics::gauge!(crate::telemetry::STORE_MESSAGES).set(store.count().await? as f64);
 
     let tls = match &config.tls {
         Some(t) => Some(Arc::new(TlsReloader::load(&t.cert, &t.key)?)),
@@ -265,6 +260,32 @@ pub async fn launch(config: &Config, shutdown: CancellationToken) -> Result<Runn
         tls,
         task,
     })
+}
+
+/// Opens the store `[store] backend` names: the embedded one (reconciled against its
+/// files, which is reported), or the shared one on PostgreSQL (migrated to this version).
+pub async fn open_store(config: &Config) -> Result<Backend, LaunchError> {
+    match &config.store.backend {
+        StoreBackend::Embedded => {
+            let store_path = config.store.path.clone();
+            let storage_limits = config.store.limits;
+            let staging = config.store.staging;
+            let (store, report) = tokio::task::spawn_blocking(move || {
+                Store::open_tuned(&store_path, storage_limits, staging)
+            })
+            .await
+            .map_err(|e| StoreError::Index(format!("store open task failed: {e}")))??;
+            log_reconciliation(&report);
+            Ok(Backend::Embedded(store))
+        }
+        StoreBackend::Postgres(pg) => {
+            let store = PgStore::open(pg, config.store.limits)
+                .await
+                .map_err(LaunchError::Database)?;
+            tracing::info!("store opened on PostgreSQL");
+            Ok(Backend::Postgres(store))
+        }
+    }
 }
 
 /// The daily registration watch over every retired domain (it does nothing when `[rdap]`

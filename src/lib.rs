@@ -16,7 +16,9 @@
 //! - [`store`]: the durable quarantine behind the async [`store::QuarantineStore`]
 //!   interface, and [`store::Backend`], the store chosen at launch that the rest of the
 //!   gateway holds; the embedded store (sealed blob files plus a redb index, group commit),
-//!   legal holds, deletion, and the hash-chained audit trail.
+//!   the shared store on PostgreSQL for several nodes ([`store::postgres`]), legal holds,
+//!   deletion, the hash-chained audit trail, and copying a quarantine between stores
+//!   ([`store::migrate`]).
 //! - [`retention`]: how long messages and audit records are kept, and the purge task.
 //! - [`summary`]: the small per-message record reviewers see in listings (sealed at rest).
 //! - [`server`]: accept loop, connection limits, graceful shutdown; hands each connection

@@ -180,7 +180,7 @@ async fn a_silent_mx_pins_only_its_own_notice_and_shutdown_leaves_it_queued() {
 
     // The interrupted notice is still queued, with no attempt counted; the other is gone.
     let (store, _) = reclaim::store::Store::open(&dir.path().join("store")).expect("reopen");
-    let queued = store.outbox_due(i64::MAX, 10).await.expect("outbox");
+    let queued = store.outbox_due(i64::MAX, 10, &[]).await.expect("outbox");
     assert_eq!(queued.len(), 1, "{queued:?}");
     assert_eq!(queued[0].1.to, "someone@stuck.example");
     assert_eq!(

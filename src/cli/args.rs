@@ -20,6 +20,7 @@ const EXAMPLES: &str = "Examples:
   reclaim report --since 30d --csv > senders.csv
   reclaim audit --verify
   reclaim desk --open
+  reclaim store migrate -c embedded.toml --to postgres.toml
 
 Exit codes:
   0  success
@@ -113,6 +114,11 @@ pub enum Command {
     Serve,
     /// Validate the config as `serve` would (keys, certificate, templates), then exit.
     CheckConfig,
+    /// Work on the store itself, with no gateway running on it.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// Ask the running gateway over the admin socket whether it is up (for health checks).
     Health,
     /// Check the retired domains' DNS (MX, SPF, DMARC, wildcards, MTA-STS) and print fixes.
@@ -272,6 +278,21 @@ pub enum Command {
         /// Check the hash chain from its anchor to its head; exit 6 if it is broken.
         #[arg(long)]
         verify: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `reclaim store …`.
+#[derive(Subcommand, Debug)]
+pub enum StoreCommand {
+    /// Copy the whole quarantine of this config's store (messages, holds, queued notices,
+    /// audit trail) into the empty store TO names, checking every sealed message's hash and
+    /// both audit chains. Embedded to PostgreSQL or back; stop the gateways first.
+    Migrate {
+        /// The config whose `[store]` receives the copy.
+        #[arg(long, value_name = "CONFIG")]
+        to: PathBuf,
         #[arg(long)]
         json: bool,
     },

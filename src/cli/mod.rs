@@ -20,6 +20,7 @@ pub(crate) mod render;
 pub(crate) mod report;
 mod serve;
 pub(crate) mod show;
+mod store;
 pub(crate) mod terminal;
 pub(crate) mod verified;
 
@@ -27,7 +28,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-pub use args::{Args, Command, FilterArgs, LogFormat};
+pub use args::{Args, Command, FilterArgs, LogFormat, StoreCommand};
 
 use crate::admin::client::{AdminClient, ClientError, TlsFiles};
 use crate::clock::unix_now;
@@ -92,6 +93,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     match &args.command {
         Command::Serve => serve::run(&config_path(&args)),
         Command::CheckConfig => check_config::run(&config_path(&args)),
+        Command::Store {
+            command: StoreCommand::Migrate { to, json },
+        } => store::migrate_to(&config_path(&args), to, *json),
         Command::CheckDns { domains, mx, json } => {
             check_dns::run(&config_path(&args), domains, mx.as_deref(), *json)
         }

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Config, PasswordSource};
+use super::{Config, PasswordSource, StoreBackend, UrlSource};
 
 /// Joins every relative path in `config` onto `base` (the config file's folder).
 pub(super) fn anchor(config: &mut Config, base: &Path) {
@@ -23,6 +23,14 @@ pub(super) fn anchor(config: &mut Config, base: &Path) {
         fix(&mut tls.key);
     }
     fix(&mut config.store.path);
+    if let StoreBackend::Postgres(pg) = &mut config.store.backend {
+        if let UrlSource::File(path) = &mut pg.url {
+            fix(path);
+        }
+        if let Some(path) = &mut pg.ca_file {
+            fix(path);
+        }
+    }
     if let Some(path) = &mut config.seal.dev_identity {
         fix(path);
     }

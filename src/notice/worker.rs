@@ -87,19 +87,18 @@ impl Worker {
     /// Notices due now that are not being delivered, at most enough to fill the free slots.
     async fn due(&self, limit: usize, busy: &[MessageId]) -> Vec<(MessageId, OutboxItem)> {
         let now = unix(SystemTime::now());
-        // Busy ones may be among the first due; ask for enough to skip them.
-        let ask = limit + busy.len();
-        let due = match self.store.outbox_due(now, ask).await {
+        // Exactly as many as there are free slots: on a shared store each one is claimed.
+        match self
+            .store
+            .outbox_due(now, limit.saturating_sub(busy.len()), busy)
+            .await
+        {
             Ok(due) => due,
             Err(error) => {
                 tracing::error!(%error, "reading the notice outbox failed");
-                return Vec::new();
+                Vec::new()
             }
-        };
-        due.into_iter()
-            .filter(|(id, _)| !busy.contains(id))
-            .take(limit - busy.len())
-            .collect()
+        }
     }
 
     async fn next_wait(&self, busy: Vec<MessageId>) -> Duration {

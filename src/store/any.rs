@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::backend::{Expiry, Sealed};
+use super::postgres::{PgStaged, PgStore};
 use super::{
     AuditEntry, AuditPage, Entry, ListFilter, MessageId, MessageMeta, NoticeOutcome, NoticePlan,
     OutboxItem, PurgeReport, QuarantineStore, Stage, StagedMessage, Stats, Store, StoreError,
@@ -16,11 +17,14 @@ use crate::capacity::StorageState;
 pub enum Backend {
     /// redb index plus sealed files on this machine.
     Embedded(Store),
+    /// One quarantine shared by several nodes on PostgreSQL.
+    Postgres(PgStore),
 }
 
 /// A message being received into whichever backend runs.
 pub enum Staging {
     Embedded(Stage),
+    Postgres(PgStaged),
 }
 
 /// Runs the same expression on whichever store is behind `$backend`.
@@ -28,6 +32,7 @@ macro_rules! each {
     ($backend:expr, $store:ident => $body:expr) => {
         match $backend {
             Backend::Embedded($store) => $body,
+            Backend::Postgres($store) => $body,
         }
     };
 }
@@ -36,12 +41,14 @@ impl StagedMessage for Staging {
     fn id(&self) -> MessageId {
         match self {
             Staging::Embedded(blob) => blob.id(),
+            Staging::Postgres(staged) => staged.id(),
         }
     }
 
     async fn write(&mut self, sealed: &[u8]) -> Result<(), StoreError> {
         match self {
             Staging::Embedded(blob) => blob.write(sealed).await,
+            Staging::Postgres(staged) => staged.write(sealed).await,
         }
     }
 }
@@ -52,6 +59,7 @@ impl QuarantineStore for Backend {
     async fn create_blob(&self, id: MessageId) -> Result<Staging, StoreError> {
         match self {
             Backend::Embedded(store) => store.create_blob(id).await.map(Staging::Embedded),
+            Backend::Postgres(store) => store.create_blob(id).await.map(Staging::Postgres),
         }
     }
 
@@ -66,6 +74,11 @@ impl QuarantineStore for Backend {
             (Backend::Embedded(store), Staging::Embedded(blob)) => {
                 store.commit(blob, meta, sealed_summary, notices).await
             }
+            (Backend::Postgres(store), Staging::Postgres(staged)) => {
+                store.commit(staged, meta, sealed_summary, notices).await
+            }
+            // Both come from the same backend, which never changes while running.
+            _ => Err(StoreError::Closed),
         }
     }
 
@@ -89,8 +102,9 @@ impl QuarantineStore for Backend {
         &self,
         now: i64,
         limit: usize,
+        skip: &[MessageId],
     ) -> Result<Vec<(MessageId, OutboxItem)>, StoreError> {
-        each!(self, s => s.outbox_due(now, limit).await)
+        each!(self, s => s.outbox_due(now, limit, skip).await)
     }
 
     async fn outbox_next_due(&self, skip: &[MessageId]) -> Result<Option<i64>, StoreError> {
@@ -105,6 +119,10 @@ impl QuarantineStore for Backend {
         outcome: &str,
     ) -> Result<(), StoreError> {
         each!(self, s => s.outbox_settle(id, claimed, next, outcome).await)
+    }
+
+    async fn outbox_restore(&self, id: MessageId, item: &OutboxItem) -> Result<(), StoreError> {
+        each!(self, s => s.outbox_restore(id, item).await)
     }
 
     async fn outbox_len(&self) -> Result<u64, StoreError> {

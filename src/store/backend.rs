@@ -77,12 +77,14 @@ pub trait QuarantineStore: Send + Sync + 'static {
 
     // The notice worker.
 
-    /// Claims notices due now (unix seconds), at most `limit`. On a shared store each
-    /// claim carries a lease ([`OutboxItem::lease`]) that only its holder can settle.
+    /// Claims notices due now (unix seconds), at most `limit`, leaving out `skip` (those
+    /// being delivered now). On a shared store each claim carries a lease
+    /// ([`OutboxItem::lease`]) that only its holder can settle.
     fn outbox_due(
         &self,
         now: i64,
         limit: usize,
+        skip: &[MessageId],
     ) -> impl Future<Output = Result<Vec<(MessageId, OutboxItem)>, StoreError>> + Send;
 
     /// When the next notice falls due, leaving out `skip` (notices being delivered now).
@@ -101,6 +103,14 @@ pub trait QuarantineStore: Send + Sync + 'static {
         claimed: &OutboxItem,
         next: Option<&OutboxItem>,
         outcome: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Puts a notice into the outbox as it was, attempts and all, outside any rate limit
+    /// (`store migrate`).
+    fn outbox_restore(
+        &self,
+        id: MessageId,
+        item: &OutboxItem,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Notices waiting.

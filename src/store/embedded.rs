@@ -190,8 +190,10 @@ impl QuarantineStore for Store {
         &self,
         now: i64,
         limit: usize,
+        skip: &[MessageId],
     ) -> Result<Vec<(MessageId, OutboxItem)>, StoreError> {
-        self.on_index(move |index| outbox::due(index.db(), now, limit))
+        let skip = skip.to_vec();
+        self.on_index(move |index| outbox::due(index.db(), now, limit, &skip))
             .await
     }
 
@@ -212,6 +214,12 @@ impl QuarantineStore for Store {
         let next = next.cloned();
         let outcome = outcome.to_owned();
         self.on_index(move |index| outbox::settle(index.db(), id, next.as_ref(), &outcome))
+            .await
+    }
+
+    async fn outbox_restore(&self, id: MessageId, item: &OutboxItem) -> Result<(), StoreError> {
+        let item = item.clone();
+        self.on_index(move |index| outbox::restore(index.db(), id, &item))
             .await
     }
 

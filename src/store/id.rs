@@ -22,6 +22,15 @@ impl MessageId {
         Self(uuid::Uuid::from_u128(key))
     }
 
+    /// The UUID itself (PostgreSQL's `uuid` orders the same way as [`Self::key`]).
+    pub fn uuid(self) -> uuid::Uuid {
+        self.0
+    }
+
+    pub fn from_uuid(uuid: uuid::Uuid) -> Self {
+        Self(uuid)
+    }
+
     /// Milliseconds since the Unix epoch encoded in the id.
     pub fn unix_millis(self) -> Option<u64> {
         self.0.get_timestamp().map(|ts| {

@@ -63,7 +63,14 @@ impl Index {
                         .map_err(index_err)?;
                 }
                 let stored = MessageMeta {
-                    notice: Some(outcome.record(&commit.notices)),
+                    // A migration passes the record it copies.
+                    notice: Some(
+                        entry
+                            .meta
+                            .notice
+                            .clone()
+                            .unwrap_or_else(|| outcome.record(&commit.notices)),
+                    ),
                     ..entry.meta.clone()
                 };
                 let json =

@@ -22,7 +22,9 @@ mod embedded;
 mod id;
 mod index;
 mod locations;
+pub mod migrate;
 mod outbox;
+pub mod postgres;
 mod ratelimit;
 mod reconcile;
 mod retain;
@@ -65,6 +67,8 @@ pub enum StoreError {
     Index(String),
     #[error("the store is shutting down")]
     Closed,
+    #[error(transparent)]
+    Postgres(#[from] postgres::PgError),
     /// The group commit a message was part of failed; every message in the batch gets
     /// the same error.
     #[error("group commit: {0}")]
@@ -103,7 +107,8 @@ pub struct MessageMeta {
     /// The retired domains the message was addressed to.
     pub domains: Vec<String>,
     /// What became of the message's notice. Absent in entries written before reclaim
-    /// recorded it; set by the store when it commits, whatever the caller passed.
+    /// recorded it; set by the store when it commits, from the commit's outcome (a
+    /// migration passes the record it copies instead).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notice: Option<NoticeRecord>,
 }

@@ -207,11 +207,12 @@ pub(super) fn queue_in(
     })
 }
 
-/// Notices due at `now` (unix seconds), oldest first, at most `limit`.
+/// Notices due at `now` (unix seconds) other than `skip`, oldest first, at most `limit`.
 pub(super) fn due(
     db: &redb::Database,
     now: i64,
     limit: usize,
+    skip: &[MessageId],
 ) -> Result<Vec<(MessageId, OutboxItem)>, StoreError> {
     let txn = db.begin_read().map_err(index_err)?;
     let Ok(table) = txn.open_table(OUTBOX) else {
@@ -220,6 +221,9 @@ pub(super) fn due(
     let mut out = Vec::new();
     for row in table.iter().map_err(index_err)? {
         let (key, value) = row.map_err(index_err)?;
+        if skip.contains(&MessageId::from_key(key.value())) {
+            continue;
+        }
         let Ok(item) = serde_json::from_slice::<OutboxItem>(value.value()) else {
             tracing::error!(id = %MessageId::from_key(key.value()), "unreadable outbox entry left in place");
             continue;
@@ -275,6 +279,21 @@ pub(super) fn settle(
             }
         }
     }
+    txn.commit().map_err(index_err)
+}
+
+/// Puts a notice into the outbox as it is.
+pub(super) fn restore(
+    db: &redb::Database,
+    id: MessageId,
+    item: &OutboxItem,
+) -> Result<(), StoreError> {
+    let json = serde_json::to_vec(item).map_err(|e| StoreError::Index(e.to_string()))?;
+    let txn = db.begin_write().map_err(index_err)?;
+    txn.open_table(OUTBOX)
+        .map_err(index_err)?
+        .insert(id.key(), json.as_slice())
+        .map_err(index_err)?;
     txn.commit().map_err(index_err)
 }
 

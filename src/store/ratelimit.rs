@@ -12,8 +12,8 @@ pub(super) const NOTIFIED: TableDefinition<&[u8], i64> = TableDefinition::new("n
 /// last notices per sender key, and under [`GATEWAY`] for the whole gateway. Each holds at
 /// most its limit of entries, and the limits are bounded by the config.
 const WINDOWS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("notice_windows");
-const GATEWAY: &[u8] = b"gateway";
-const HOUR_SECS: i64 = 3600;
+pub(super) const GATEWAY: &[u8] = b"gateway";
+pub(super) const HOUR_SECS: i64 = 3600;
 
 /// The limits one notice is held to, from `[notify]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,16 +60,10 @@ pub(super) fn admit(
 ) -> Result<Result<(), Limited>, StoreError> {
     let limits = keys.limits;
     let mut notified = txn.open_table(NOTIFIED).map_err(index_err)?;
-    let mut all_recent = !keys.pairs.is_empty();
+    let mut last_notified = Vec::with_capacity(keys.pairs.len());
     for pair in keys.pairs {
-        let last = notified
-            .get(pair.as_slice())
-            .map_err(index_err)?
-            .map(|v| v.value());
-        all_recent &= last.is_some_and(|t| t > now - limits.pair_interval);
-    }
-    if all_recent {
-        return Ok(Err(Limited::PairInterval));
+        let last = notified.get(pair.as_slice()).map_err(index_err)?;
+        last_notified.push(last.map(|v| v.value()));
     }
     let mut windows = txn.open_table(WINDOWS).map_err(index_err)?;
     let read = |key: &[u8], span: i64| -> Result<Vec<i64>, StoreError> {
@@ -77,12 +71,9 @@ pub(super) fn admit(
         Ok(stored.map_or_else(Vec::new, |v| decode(v.value(), now - span)))
     };
     let sender = read(keys.sender, limits.sender_interval)?;
-    if sender.len() >= limits.sender_limit as usize {
-        return Ok(Err(Limited::SenderLimit));
-    }
     let gateway = read(GATEWAY, HOUR_SECS)?;
-    if gateway.len() >= limits.hourly_limit as usize {
-        return Ok(Err(Limited::HourlyLimit));
+    if let Err(limited) = judge(&last_notified, &sender, &gateway, limits, now) {
+        return Ok(Err(limited));
     }
     for pair in keys.pairs {
         notified.insert(pair.as_slice(), now).map_err(index_err)?;
@@ -98,6 +89,31 @@ pub(super) fn admit(
             .map_err(index_err)?;
     }
     Ok(Ok(()))
+}
+
+/// The rule itself, on what the memory holds: when each pair was last notified, and the
+/// send times still inside the sender's and the gateway's windows. Shared by every store.
+pub(super) fn judge(
+    last_notified: &[Option<i64>],
+    sender: &[i64],
+    gateway: &[i64],
+    limits: RateLimits,
+    now: i64,
+) -> Result<(), Limited> {
+    let all_recent = !last_notified.is_empty()
+        && last_notified
+            .iter()
+            .all(|last| last.is_some_and(|t| t > now - limits.pair_interval));
+    if all_recent {
+        return Err(Limited::PairInterval);
+    }
+    if sender.len() >= limits.sender_limit as usize {
+        return Err(Limited::SenderLimit);
+    }
+    if gateway.len() >= limits.hourly_limit as usize {
+        return Err(Limited::HourlyLimit);
+    }
+    Ok(())
 }
 
 /// The times after `cutoff` from a stored window.

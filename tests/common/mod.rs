@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod desk;
+pub mod postgres;
 pub mod process;
 pub mod rdap;
 pub mod recorder;
@@ -47,6 +48,11 @@ pub struct Extra<'a> {
     pub tail: &'a str,
     /// Replaces the default `[dns]` and `[[domain]]` sections ([`DEFAULT_REST`]).
     pub rest: Option<&'a str>,
+    /// Replaces the SMTP listen address (`127.0.0.1:0`).
+    pub listen: Option<&'a str>,
+    /// A reviewer identity file and its public key to use instead of a fresh one (nodes
+    /// that share one quarantine seal to the same reviewers).
+    pub reviewer: Option<(&'a Path, &'a str)>,
 }
 
 /// A running gateway and everything needed to review what it stored.
@@ -117,7 +123,10 @@ impl TestGateway {
             admin: extra_admin,
             tail,
             rest,
+            listen,
+            reviewer,
         } = extra;
+        let listen = listen.unwrap_or("127.0.0.1:0");
         let rest = rest.unwrap_or(DEFAULT_REST);
         // The default free-disk floor (1 GiB) would make tests depend on the host's disk.
         let floor = if extra_store.contains("min_free") {
@@ -126,7 +135,10 @@ impl TestGateway {
             "min_free = \"0\""
         };
         let dir = tempfile::tempdir().expect("tempdir");
-        let (identity, recipient) = new_identity(dir.path(), "reviewer.key");
+        let (identity, recipient) = match reviewer {
+            Some((path, key)) => (path.to_owned(), key.to_owned()),
+            None => new_identity(dir.path(), "reviewer.key"),
+        };
         let store = dir.path().join("store");
         let socket = dir.path().join("admin.sock");
         let certs = Path::new(env!("CARGO_MANIFEST_DIR")).join("certs");
@@ -143,7 +155,7 @@ impl TestGateway {
             r#"
 [server]
 hostname = "{HOSTNAME}"
-listen = ["127.0.0.1:0"]
+listen = ["{listen}"]
 {extra_server}
 
 {tls_section}
