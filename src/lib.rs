@@ -15,7 +15,8 @@
 //!   memory budget.
 //! - [`store`]: the durable quarantine behind the async [`store::QuarantineStore`]
 //!   interface, and [`store::Backend`], the store chosen at launch that the rest of the
-//!   gateway holds; the embedded store (sealed blob files plus a redb index, group commit),
+//!   gateway holds; the embedded store (small sealed messages appended to segment files,
+//!   large ones in files of their own, a redb index, group commit, compaction),
 //!   the shared store on PostgreSQL for several nodes ([`store::postgres`]), legal holds,
 //!   deletion, the hash-chained audit trail, and copying a quarantine between stores
 //!   ([`store::migrate`]).
