@@ -273,6 +273,7 @@ struct RawStore {
     ca_file: Option<PathBuf>,
     pool_size: Option<usize>,
     db_timeout: Option<String>,
+    query_timeout: Option<String>,
     outbox_lease: Option<String>,
 }
 
@@ -300,6 +301,7 @@ impl Default for RawStore {
             ca_file: None,
             pool_size: None,
             db_timeout: None,
+            query_timeout: None,
             outbox_lease: None,
         }
     }

@@ -573,3 +573,51 @@ async fn acknowledged_mail_survives_losing_the_primary_to_a_synchronous_standby(
     .await;
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_requests_end_at_the_query_timeout_when_the_database_hangs() {
+    if !postgres::available() {
+        return;
+    }
+    let pg = cluster().await;
+    let keys = tempfile::tempdir().expect("tempdir");
+    let (identity, recipient) = common::new_identity(keys.path(), "reviewer.key");
+    let rest = "[dns]\nresolver = \"off\"\n[[domain]]\nname = \"old.example\"\n";
+    let store = pg.store_lines() + "query_timeout = \"2s\"\n";
+    let mut gw = TestGateway::start_custom(Extra {
+        store: &store,
+        listen: Some("127.0.0.1:0"),
+        reviewer: Some((&identity, &recipient)),
+        rest: Some(rest),
+        ..Extra::default()
+    })
+    .await;
+    gw.send(
+        "p@partner.example",
+        &["x@old.example"],
+        b"Subject: 1\r\n\r\nx\r\n",
+    )
+    .await;
+
+    // Another session holds the messages table for longer than the test lasts: without a
+    // deadline the listing would wait for it and then succeed.
+    let mut holder = pg.hold_lock("messages", 600);
+    let out = gw.cli(&["list", "--json"]).await;
+    assert!(
+        !out.status.success(),
+        "a listing must fail at the query timeout, not wait for the lock"
+    );
+    // Ending the holder's server session lets go of the lock (killing psql alone would not
+    // until its backend noticed).
+    pg.psql(
+        "SELECT pg_terminate_backend(pid) FROM pg_locks \
+         WHERE relation = 'messages'::regclass AND mode = 'AccessExclusiveLock'",
+    );
+    holder.wait().expect("reap the lock holder");
+    assert_eq!(
+        gw.list().await.len(),
+        1,
+        "and works again once the lock is gone"
+    );
+    gw.stop().await;
+}

@@ -78,6 +78,9 @@ pub struct PostgresConfig {
     /// How long a connection, a pooled connection or one statement may take before the
     /// message in hand is answered `451 4.3.0` (`db_timeout`, default 10s).
     pub timeout: Duration,
+    /// How long any other database operation (review and admin API, notice worker, purge,
+    /// capacity) may take before it fails with an error (`query_timeout`, default 60s).
+    pub query_timeout: Duration,
     /// How long a claimed notice stays with the node that claimed it before another node
     /// may deliver it (`outbox_lease`, default 10m; must be longer than
     /// `[notify] attempt_timeout`, so that a live node never loses a lease mid-attempt).
@@ -146,11 +149,23 @@ pub(super) fn store_backend(store: &RawStore) -> Result<StoreBackend, ConfigErro
             if timeout.is_zero() {
                 return Err(invalid("store.db_timeout", "must be above zero"));
             }
+            let query_timeout = duration(
+                "store.query_timeout",
+                store.query_timeout.clone(),
+                Duration::from_secs(60),
+            )?;
+            if query_timeout.is_zero() || query_timeout > Duration::from_secs(3600) {
+                return Err(invalid(
+                    "store.query_timeout",
+                    "must be above zero and at most 1h",
+                ));
+            }
             Ok(StoreBackend::Postgres(PostgresConfig {
                 url,
                 ca_file: store.ca_file.clone(),
                 pool_size,
                 timeout,
+                query_timeout,
                 outbox_lease,
             }))
         }

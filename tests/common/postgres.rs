@@ -178,6 +178,32 @@ unix_socket_directories = '{}'
         );
     }
 
+    /// Holds an exclusive lock on `table` from another session for `seconds` (end it with
+    /// `pg_terminate_backend`). Returns once the lock is granted.
+    pub fn hold_lock(&self, table: &str, seconds: u32) -> std::process::Child {
+        let port = self.port.to_string();
+        let sql = format!(
+            "BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep({seconds}); COMMIT;"
+        );
+        let child = self
+            .command("psql")
+            .args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-c", &sql])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("psql");
+        let granted = format!(
+            "SELECT count(*) FROM pg_locks WHERE relation = '{table}'::regclass \
+             AND mode = 'AccessExclusiveLock' AND granted"
+        );
+        for _ in 0..200 {
+            if self.psql(&granted).trim() == "1" {
+                return child;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("the lock on {table} was never granted");
+    }
+
     /// Runs SQL through `psql` and returns its unaligned output.
     pub fn psql(&self, sql: &str) -> String {
         let port = self.port.to_string();

@@ -241,6 +241,19 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    /// Runs one operation off the message path under `query_timeout`.
+    async fn bounded<T>(
+        &self,
+        operation: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.query_timeout, operation).await {
+            Ok(result) => result,
+            Err(_) => Err(PgError::Timeout(self.query_timeout).into()),
+        }
+    }
+}
+
 impl QuarantineStore for PgStore {
     type Staged = PgStaged;
 
@@ -275,10 +288,13 @@ impl QuarantineStore for PgStore {
     }
 
     async fn refresh_capacity(&self) -> Result<(), StoreError> {
-        // Other nodes add and delete too: take the shared total from the database.
-        let used = sealed_bytes(&*self.client().await?).await?;
-        self.storage.set_used(used);
-        Ok(())
+        self.bounded(async {
+            // Other nodes add and delete too: take the shared total from the database.
+            let used = sealed_bytes(&*self.client().await?).await?;
+            self.storage.set_used(used);
+            Ok(())
+        })
+        .await
     }
 
     async fn outbox_due(
@@ -287,12 +303,16 @@ impl QuarantineStore for PgStore {
         limit: usize,
         skip: &[MessageId],
     ) -> Result<Vec<(MessageId, OutboxItem)>, StoreError> {
-        let lease = i64::try_from(self.outbox_lease.as_secs()).unwrap_or(i64::MAX);
-        Ok(notices::claim(&*self.client().await?, now, limit, lease, skip).await?)
+        self.bounded(async {
+            let lease = i64::try_from(self.outbox_lease.as_secs()).unwrap_or(i64::MAX);
+            Ok(notices::claim(&*self.client().await?, now, limit, lease, skip).await?)
+        })
+        .await
     }
 
     async fn outbox_next_due(&self, skip: &[MessageId]) -> Result<Option<i64>, StoreError> {
-        Ok(notices::next_due(&*self.client().await?, skip).await?)
+        self.bounded(async { Ok(notices::next_due(&*self.client().await?, skip).await?) })
+            .await
     }
 
     async fn outbox_settle(
@@ -302,26 +322,32 @@ impl QuarantineStore for PgStore {
         next: Option<&OutboxItem>,
         outcome: &str,
     ) -> Result<(), StoreError> {
-        let mut client = self.client().await.map_err(StoreError::from)?;
-        let txn = client.transaction().await.map_err(PgError::from)?;
-        if notices::settle(&txn, id, claimed, next, outcome).await? {
-            txn.commit().await.map_err(PgError::from)?;
-        } else {
-            tracing::info!(%id, "notice lease was lost to another node; this attempt changes nothing");
-        }
-        Ok(())
+        self.bounded(async {
+            let mut client = self.client().await.map_err(StoreError::from)?;
+            let txn = client.transaction().await.map_err(PgError::from)?;
+            if notices::settle(&txn, id, claimed, next, outcome).await? {
+                txn.commit().await.map_err(PgError::from)?;
+            } else {
+                tracing::info!(%id, "notice lease was lost to another node; this attempt changes nothing");
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn outbox_restore(&self, id: MessageId, item: &OutboxItem) -> Result<(), StoreError> {
-        Ok(notices::restore(&*self.client().await?, id, item).await?)
+        self.bounded(async { Ok(notices::restore(&*self.client().await?, id, item).await?) })
+            .await
     }
 
     async fn outbox_len(&self) -> Result<u64, StoreError> {
-        Ok(notices::len(&*self.client().await?).await?)
+        self.bounded(async { Ok(notices::len(&*self.client().await?).await?) })
+            .await
     }
 
     async fn notice_counts(&self) -> Result<BTreeMap<String, u64>, StoreError> {
-        Ok(notices::counts(&*self.client().await?).await?)
+        self.bounded(async { Ok(notices::counts(&*self.client().await?).await?) })
+            .await
     }
 
     async fn list(
@@ -330,127 +356,154 @@ impl QuarantineStore for PgStore {
         limit: usize,
         filter: &ListFilter,
     ) -> Result<(Vec<Entry>, Option<MessageId>), StoreError> {
-        let before = before.map(MessageId::uuid);
-        let rows = self
-            .client()
-            .await?
-            .query(
-                &format!(
-                    "SELECT {ENTRY} FROM messages WHERE visible \
-                     AND ($1::uuid IS NULL OR id < $1) \
-                     AND ($2::text IS NULL OR $2 = ANY(domains)) \
-                     AND ($3::bigint IS NULL OR received_at >= $3) \
-                     AND ($4::bigint IS NULL OR received_at < $4) \
-                     ORDER BY id DESC LIMIT $5"
-                ),
-                &[
-                    &before,
-                    &filter.domain,
-                    &filter.since,
-                    &filter.until,
-                    &i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1),
-                ],
-            )
-            .await
-            .map_err(PgError::from)?;
-        let mut entries: Vec<Entry> = rows.iter().map(entry).collect();
-        let next = if entries.len() > limit {
-            entries.truncate(limit);
-            entries.last().map(|e| e.id)
-        } else {
-            None
-        };
-        Ok((entries, next))
+        self.bounded(async {
+            let before = before.map(MessageId::uuid);
+            let rows = self
+                .client()
+                .await?
+                .query(
+                    &format!(
+                        "SELECT {ENTRY} FROM messages WHERE visible \
+                         AND ($1::uuid IS NULL OR id < $1) \
+                         AND ($2::text IS NULL OR $2 = ANY(domains)) \
+                         AND ($3::bigint IS NULL OR received_at >= $3) \
+                         AND ($4::bigint IS NULL OR received_at < $4) \
+                         ORDER BY id DESC LIMIT $5"
+                    ),
+                    &[
+                        &before,
+                        &filter.domain,
+                        &filter.since,
+                        &filter.until,
+                        &i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1),
+                    ],
+                )
+                .await
+                .map_err(PgError::from)?;
+            let mut entries: Vec<Entry> = rows.iter().map(entry).collect();
+            let next = if entries.len() > limit {
+                entries.truncate(limit);
+                entries.last().map(|e| e.id)
+            } else {
+                None
+            };
+            Ok((entries, next))
+        })
+        .await
     }
 
     async fn get(&self, id: MessageId) -> Result<Option<Entry>, StoreError> {
-        let row = self
-            .client()
-            .await?
-            .query_opt(
-                &format!("SELECT {ENTRY} FROM messages WHERE id = $1 AND visible"),
-                &[&id.uuid()],
-            )
-            .await
-            .map_err(PgError::from)?;
-        Ok(row.as_ref().map(entry))
+        self.bounded(async {
+            let row = self
+                .client()
+                .await?
+                .query_opt(
+                    &format!("SELECT {ENTRY} FROM messages WHERE id = $1 AND visible"),
+                    &[&id.uuid()],
+                )
+                .await
+                .map_err(PgError::from)?;
+            Ok(row.as_ref().map(entry))
+        })
+        .await
     }
 
     async fn read_sealed(&self, id: MessageId) -> Result<Option<Sealed>, StoreError> {
-        Ok(self.open_sealed(id).await?)
+        self.bounded(async { Ok(self.open_sealed(id).await?) })
+            .await
     }
 
     async fn count(&self) -> Result<u64, StoreError> {
-        let row = self
-            .client()
-            .await?
-            .query_one("SELECT count(*) FROM messages WHERE visible", &[])
-            .await
-            .map_err(PgError::from)?;
-        Ok(to_u64(row.get(0)))
+        self.bounded(async {
+            let row = self
+                .client()
+                .await?
+                .query_one("SELECT count(*) FROM messages WHERE visible", &[])
+                .await
+                .map_err(PgError::from)?;
+            Ok(to_u64(row.get(0)))
+        })
+        .await
     }
 
     async fn stats(&self) -> Result<Stats, StoreError> {
-        let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT received_at, size, sealed_size, domains, held_at IS NOT NULL AS held \
-                 FROM messages WHERE visible",
-                &[],
-            )
-            .await
-            .map_err(PgError::from)?;
-        let mut stats = Stats::default();
-        for row in &rows {
-            stats.add(&meta(row), row.get("held"));
-        }
-        stats.notices = notices::counts(&client).await?;
-        Ok(stats)
+        self.bounded(async {
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    "SELECT received_at, size, sealed_size, domains, held_at IS NOT NULL AS held \
+                     FROM messages WHERE visible",
+                    &[],
+                )
+                .await
+                .map_err(PgError::from)?;
+            let mut stats = Stats::default();
+            for row in &rows {
+                stats.add(&meta(row), row.get("held"));
+            }
+            stats.notices = notices::counts(&client).await?;
+            Ok(stats)
+        })
+        .await
     }
 
     async fn set_hold(&self, id: MessageId, held: bool, now: i64) -> Result<bool, StoreError> {
-        let held_at = held.then_some(now);
-        let changed = self
-            .client()
-            .await?
-            .execute(
-                "UPDATE messages SET held_at = $2 WHERE id = $1 AND visible",
-                &[&id.uuid(), &held_at],
-            )
-            .await
-            .map_err(PgError::from)?;
-        Ok(changed == 1)
+        self.bounded(async {
+            let held_at = held.then_some(now);
+            let changed = self
+                .client()
+                .await?
+                .execute(
+                    "UPDATE messages SET held_at = $2 WHERE id = $1 AND visible",
+                    &[&id.uuid(), &held_at],
+                )
+                .await
+                .map_err(PgError::from)?;
+            Ok(changed == 1)
+        })
+        .await
     }
 
     async fn delete(&self, ids: &[MessageId]) -> Result<Vec<bool>, StoreError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let uuids: Vec<uuid::Uuid> = ids.iter().map(|id| id.uuid()).collect();
-        let removed = delete_visible(&self.client().await?, &uuids).await?;
-        self.storage
-            .removed(removed.iter().map(|(_, bytes)| bytes).sum());
-        Ok(uuids
-            .iter()
-            .map(|id| removed.iter().any(|(gone, _)| gone == id))
-            .collect())
+        self.bounded(async {
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let uuids: Vec<uuid::Uuid> = ids.iter().map(|id| id.uuid()).collect();
+            let removed = delete_visible(&self.client().await?, &uuids).await?;
+            self.storage
+                .removed(removed.iter().map(|(_, bytes)| bytes).sum());
+            Ok(uuids
+                .iter()
+                .map(|id| removed.iter().any(|(gone, _)| gone == id))
+                .collect())
+        })
+        .await
     }
 
     async fn purge(&self, expired: Expiry) -> Result<PurgeReport, StoreError> {
-        Ok(self.purge_expired(expired).await?)
+        self.bounded(async { Ok(self.purge_expired(expired).await?) })
+            .await
     }
 
     async fn audit(&self, entry: AuditEntry) -> Result<u64, StoreError> {
-        let mut client = self.client().await?;
-        Ok(audit::append(&mut client, entry).await?)
+        self.bounded(async {
+            let mut client = self.client().await?;
+            Ok(audit::append(&mut client, entry).await?)
+        })
+        .await
     }
 
     async fn audit_page(&self, after: u64, limit: usize) -> Result<AuditPage, StoreError> {
-        Ok(audit::page(&*self.client().await?, after, limit).await?)
+        self.bounded(async { Ok(audit::page(&*self.client().await?, after, limit).await?) })
+            .await
     }
 
     async fn prune_audit(&self, cutoff: i64) -> Result<usize, StoreError> {
-        let mut client = self.client().await?;
-        Ok(audit::prune(&mut client, cutoff).await?)
+        self.bounded(async {
+            let mut client = self.client().await?;
+            Ok(audit::prune(&mut client, cutoff).await?)
+        })
+        .await
     }
 }

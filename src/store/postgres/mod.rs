@@ -64,6 +64,8 @@ pub struct PgStore {
     outbox_lease: Duration,
     /// `db_timeout`: the deadline of each database step of the message path.
     timeout: Duration,
+    /// `query_timeout`: the deadline of every other operation.
+    query_timeout: Duration,
     storage: Arc<StorageState>,
 }
 
@@ -112,6 +114,7 @@ impl PgStore {
             pair_salt,
             outbox_lease: config.outbox_lease,
             timeout: config.timeout,
+            query_timeout: config.query_timeout,
             storage,
         })
     }
