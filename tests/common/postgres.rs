@@ -185,7 +185,7 @@ unix_socket_directories = '{}'
         let sql = format!(
             "BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep({seconds}); COMMIT;"
         );
-        let child = self
+        let mut child = self
             .command("psql")
             .args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-c", &sql])
             .stdout(std::process::Stdio::null())
@@ -201,6 +201,8 @@ unix_socket_directories = '{}'
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("the lock on {table} was never granted");
     }
 
