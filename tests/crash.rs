@@ -3,7 +3,10 @@
 //! message that got a 250 must be listed and export byte-identical, nothing half-written
 //! may be listed, and every start must report what reconciliation found.
 //!
-//! Slow (about a minute), so ignored by default; `.ci/run` runs it with
+//! The same runs on the embedded store and on a PostgreSQL store (a throwaway cluster the
+//! test starts), where a kill can also fall between the database commit and the `250`.
+//!
+//! Slow (about a minute each), so ignored by default; `.ci/run` runs them with
 //! `cargo test --release --test crash -- --ignored`. `RECLAIM_CRASH_SEED` replays a run.
 
 mod common;
@@ -17,6 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::postgres::{self, Postgres};
 use common::process::free_port;
 use common::{dot_stuff, new_identity, split_trace};
 
@@ -60,7 +64,8 @@ struct Gateway {
 }
 
 impl Gateway {
-    fn new() -> Self {
+    /// A gateway whose `[store]` section also has `store_lines` (the backend).
+    fn new(store_lines: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let (identity, recipient) = new_identity(dir.path(), "reviewer.key");
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port())
@@ -76,6 +81,7 @@ max_connections_per_ip = 100
 [store]
 path = {store:?}
 min_free = "0"
+{store_lines}
 
 [seal]
 recipients = ["{recipient}"]
@@ -319,6 +325,45 @@ fn token_of(message: &[u8]) -> String {
 #[test]
 #[ignore = "slow: kills and restarts the real binary; run by .ci/run"]
 fn acknowledged_mail_survives_sigkill() {
+    survives_sigkill(None);
+}
+
+#[test]
+#[ignore = "slow: kills and restarts the real binary; run by .ci/run"]
+fn acknowledged_mail_survives_sigkill_on_postgres() {
+    if !postgres::available() {
+        return;
+    }
+    let pg = Postgres::start_new();
+    survives_sigkill(Some(&pg));
+}
+
+/// The embedded store's report at start `run`: nothing acknowledged missing, the killed
+/// half-written message's temp file removed. Returns how many temp files were removed.
+fn check_start(log: &Path, run: usize, ledger: &Mutex<Ledger>) -> u64 {
+    let report = start_report(log);
+    let acked_so_far = ledger.lock().expect("ledger").acked.len() as u64;
+    assert!(
+        report.messages >= acked_so_far,
+        "start {run}: the store has {} messages but {acked_so_far} were acknowledged",
+        report.messages
+    );
+    assert_eq!(
+        report.missing, 0,
+        "start {run}: an indexed message is missing"
+    );
+    if run > 0 {
+        assert!(
+            report.stale_temp_removed >= 1,
+            "start {run}: the half-written message killed in tmp/ was not reported removed"
+        );
+    }
+    report.stale_temp_removed
+}
+
+/// Kills and restarts a gateway on the embedded store, or on `pg`. The embedded store's
+/// start-up report (temp files, orphans) is checked too; PostgreSQL has no local files.
+fn survives_sigkill(pg: Option<&Postgres>) {
     let seed = std::env::var("RECLAIM_CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -330,31 +375,16 @@ fn acknowledged_mail_survives_sigkill() {
         });
     eprintln!("crash test seed: {seed} (RECLAIM_CRASH_SEED={seed} replays the kill times)");
     let mut rng = Rng(seed | 1);
-    let gateway = Gateway::new();
+    let gateway = Gateway::new(&pg.map(Postgres::store_lines).unwrap_or_default());
+    let embedded = pg.is_none();
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let mut stale_total = 0;
 
     for run in 0..KILLS {
         let (mut child, log) = gateway.start(run);
-        let report = start_report(&log);
-        let acked_so_far = ledger.lock().expect("ledger").acked.len() as u64;
-        assert!(
-            report.messages >= acked_so_far,
-            "start {run}: the store has {} messages but {acked_so_far} were acknowledged",
-            report.messages
-        );
-        assert_eq!(
-            report.missing, 0,
-            "start {run}: an indexed message is missing"
-        );
-        if run > 0 {
-            assert!(
-                report.stale_temp_removed >= 1,
-                "start {run}: the half-written message killed in tmp/ was not reported removed"
-            );
+        if embedded {
+            stale_total += check_start(&log, run, &ledger);
         }
-        stale_total += report.stale_temp_removed;
-
         let stop = Arc::new(AtomicBool::new(false));
         let clients: Vec<_> = (0..CLIENTS)
             .map(|id| {
@@ -379,15 +409,16 @@ fn acknowledged_mail_survives_sigkill() {
 
     // A last, clean start, then review everything.
     let (mut child, log) = gateway.start(KILLS);
-    let report = start_report(&log);
-    stale_total += report.stale_temp_removed;
+    let report = embedded.then(|| start_report(&log));
+    stale_total += report.as_ref().map_or(0, |r| r.stale_temp_removed);
     let ledger = ledger.lock().expect("ledger");
     eprintln!(
-        "{KILLS} kills: {} messages acknowledged, {} sent in full, {} stored; stale temp files removed: {stale_total}; orphans (sealed, never acknowledged, kept) at the last start: {}",
+        "{} store, {KILLS} kills: {} messages acknowledged, {} sent in full; stale temp files removed: {stale_total}; at the last start: {:?} stored, {:?} orphans (sealed, never acknowledged, kept)",
+        if embedded { "embedded" } else { "PostgreSQL" },
         ledger.acked.len(),
         ledger.sent.len(),
-        report.messages,
-        report.orphans
+        report.as_ref().map(|r| r.messages),
+        report.as_ref().map(|r| r.orphans)
     );
     assert!(
         ledger.acked.len() >= KILLS,
@@ -406,6 +437,14 @@ fn acknowledged_mail_survives_sigkill() {
         .iter()
         .map(|m| m["id"].as_str().expect("id").to_owned())
         .collect();
+    eprintln!(
+        "{} listed, {} of them never acknowledged (the kill came between the commit and the 250)",
+        listed_ids.len(),
+        listed_ids
+            .iter()
+            .filter(|id| !ledger.acked.contains_key(*id))
+            .count()
+    );
     for id in ledger.acked.keys() {
         assert!(
             listed_ids.contains(id),
@@ -442,14 +481,16 @@ fn acknowledged_mail_survives_sigkill() {
     // The last start found the data of every indexed message (own file or segment range)
     // and removed segment files nothing points into; the store has no sealed files besides
     // listed ones, apart from reported orphans.
-    assert_eq!(report.messages as usize, listed_ids.len());
-    let blobs = std::fs::read_dir(gateway.dir.path().join("store/messages"))
-        .expect("messages dir")
-        .count();
-    assert!(
-        blobs <= listed_ids.len() + report.orphans,
-        "sealed files on disk that are neither listed nor reported as orphans"
-    );
+    if let Some(report) = &report {
+        assert_eq!(report.messages as usize, listed_ids.len());
+        let blobs = std::fs::read_dir(gateway.dir.path().join("store/messages"))
+            .expect("messages dir")
+            .count();
+        assert!(
+            blobs <= listed_ids.len() + report.orphans,
+            "sealed files on disk that are neither listed nor reported as orphans"
+        );
+    }
     let mut rest = String::new();
     child.kill().expect("stop the gateway");
     child.wait().expect("reap");
