@@ -53,8 +53,9 @@ pub(super) fn reconcile(
 
     let indexed: BTreeSet<MessageId> = index.ids()?.into_iter().collect();
     let mut on_disk = BTreeSet::new();
+    let mut open = std::collections::BTreeMap::new();
     for (key, r) in index.all_segment_refs()? {
-        if segments.holds(&r) {
+        if segments.holds(&r, &mut open) {
             on_disk.insert(MessageId::from_key(key));
         }
     }

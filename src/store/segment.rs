@@ -107,13 +107,27 @@ impl Segments {
         self.dir.join(file_name(segment))
     }
 
-    /// Whether the file of `segment` exists and holds `r` whole.
-    pub(super) fn holds(&self, r: &SegmentRef) -> bool {
-        std::fs::metadata(self.path(r.segment)).is_ok_and(|m| {
+    /// Whether the file of `r`'s segment holds `r` whole and it still starts as an age file
+    /// (a range wiped by a delete that crashed before its index commit does not). `open`
+    /// keeps each segment's file open across calls.
+    pub(super) fn holds(&self, r: &SegmentRef, open: &mut BTreeMap<u64, Option<File>>) -> bool {
+        const AGE_HEADER: &[u8] = b"age-encryption.org/v1";
+        let Some(file) = open
+            .entry(r.segment)
+            .or_insert_with(|| File::open(self.path(r.segment)).ok())
+        else {
+            return false;
+        };
+        let whole = file.metadata().is_ok_and(|m| {
             r.offset
                 .checked_add(r.len)
                 .is_some_and(|end| end <= m.len())
-        })
+        });
+        let mut head = [0u8; AGE_HEADER.len()];
+        whole
+            && r.len >= head.len() as u64
+            && file.read_exact_at(&mut head, r.offset).is_ok()
+            && head == AGE_HEADER
     }
 
     fn live(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, u64>> {
@@ -377,6 +391,16 @@ mod tests {
         segments.added([a, b]);
         assert_eq!(read(&segments, &a), b"first message");
 
+        let mut open = BTreeMap::new();
+        let c = writer.append(b"age-encryption.org/v1\n...").expect("c");
+        writer.sync().expect("sync");
+        assert!(segments.holds(&c, &mut open), "a whole age file");
+        assert!(!segments.holds(&a, &mut open), "not an age file");
+        segments.wipe(&[c]).expect("wipe");
+        assert!(
+            !segments.holds(&c, &mut open),
+            "a wiped range counts as missing"
+        );
         segments.wipe(&[a]).expect("wipe");
         assert_eq!(read(&segments, &a), vec![0; a.len as usize]);
         segments.forget(&[a]);
