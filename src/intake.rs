@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use crate::auth_copy::{AuthCopy, Partial};
 use crate::capacity::MemoryBudget;
 use crate::domains::Recipient;
-use crate::seal::{SealError, SealWriter, Sealer};
+use crate::seal::{SealError, SealWriter, Sealer, SummarySealer};
 use crate::smtp::Envelope;
 use crate::smtp::trace::trace_fields;
 use crate::store::{
@@ -64,7 +64,8 @@ pub struct AuthCopyLimits {
 
 /// The message being received, staged in a store of type `S`.
 pub struct Intake<S: QuarantineStore = Backend> {
-    sealer: Sealer,
+    /// Seals the summary at the end, under this message's own file key.
+    summary_sealer: SummarySealer,
     writer: SealWriter<Spill>,
     spill: Spill,
     blob: S::Staged,
@@ -91,9 +92,9 @@ impl<S: QuarantineStore> Intake<S> {
         let received_at = SystemTime::now();
         let blob = store.create_blob(id).await?;
         let spill = Spill::default();
-        let writer = sealer.seal_to(spill.clone())?;
+        let (writer, summary_sealer) = sealer.seal_message(spill.clone())?;
         let mut intake = Self {
-            sealer: sealer.clone(),
+            summary_sealer,
             writer,
             spill,
             blob,
@@ -164,7 +165,7 @@ impl<S: QuarantineStore> Intake<S> {
         notices: NoticePlan,
     ) -> Result<(MessageId, NoticeOutcome), IntakeError> {
         let Self {
-            sealer,
+            summary_sealer,
             writer,
             spill,
             mut blob,
@@ -175,7 +176,7 @@ impl<S: QuarantineStore> Intake<S> {
         } = self;
         writer.finish()?;
         blob.write(&spill.take()).await?;
-        let sealed_summary = sealer.seal_bytes(&serde_json::to_vec(summary)?)?;
+        let sealed_summary = summary_sealer.seal(&serde_json::to_vec(summary)?);
         let meta = MessageMeta {
             received_at: received_at
                 .duration_since(SystemTime::UNIX_EPOCH)

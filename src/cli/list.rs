@@ -150,7 +150,7 @@ pub fn decrypt(context: &ReviewContext, item: MessageItem) -> anyhow::Result<Lis
     let sealed = base64::engine::general_purpose::STANDARD
         .decode(&item.summary)
         .with_context(|| format!("message {}: summary is not base64", item.id))?;
-    let plain = context.identities()?.open_bytes(&sealed).with_context(|| {
+    let plain = context.identities()?.open_summary(&sealed).with_context(|| {
         format!(
             "cannot decrypt the summary of message {} (is this the right identity?)",
             item.id

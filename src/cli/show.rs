@@ -56,7 +56,7 @@ pub fn load(context: &ReviewContext, id: MessageId, reason: &str) -> anyhow::Res
         .with_context(|| format!("message {id}: summary is not base64"))?;
     let raw: serde_json::Value = context
         .identities()?
-        .open_bytes(&sealed)
+        .open_summary(&sealed)
         .map_err(anyhow::Error::from)
         .and_then(|plain| Ok(serde_json::from_slice(&plain)?))
         .with_context(|| format!("cannot decrypt the summary of message {id}"))?;

@@ -162,6 +162,19 @@ impl Identities {
         Ok(decryptor.decrypt(self.inner.iter().map(|i| i.as_ref() as &dyn age::Identity))?)
     }
 
+    /// Unwraps a file key from age stanzas with the first identity that matches one.
+    pub(super) fn unwrap_file_key(
+        &self,
+        stanzas: &[age_core::format::Stanza],
+    ) -> Result<age_core::format::FileKey, SealError> {
+        for identity in &self.inner {
+            if let Some(unwrapped) = identity.unwrap_stanzas(stanzas) {
+                return Ok(unwrapped?);
+            }
+        }
+        Err(SealError::Decrypt(age::DecryptError::NoMatchingKeys))
+    }
+
     /// Opens a small sealed value in memory.
     pub fn open_bytes(&self, sealed: &[u8]) -> Result<Vec<u8>, SealError> {
         let mut out = Vec::new();

@@ -3,12 +3,14 @@
 
 pub mod identity;
 pub mod keygen;
+pub mod summary;
 
 use std::fmt;
 use std::io::{self, Write};
 use std::sync::Arc;
 
 pub use identity::Identities;
+pub use summary::SummarySealer;
 
 /// Why sealing or opening failed.
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +21,8 @@ pub enum SealError {
     Encrypt(#[from] age::EncryptError),
     #[error("cannot decrypt: {0}")]
     Decrypt(#[from] age::DecryptError),
+    #[error("summary cannot be opened: {0}")]
+    Summary(String),
     #[error("identity file {path}: {message}")]
     Identity { path: String, message: String },
 }
