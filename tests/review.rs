@@ -108,6 +108,79 @@ async fn list_filters_on_the_server_and_after_decryption() {
     gw.stop().await;
 }
 
+/// More messages than one admin API page (1,000): `list` fetches the next page while it
+/// decrypts the current one, and must still list every message once, newest first, stop
+/// exactly at `--limit`, and apply filters that only work after decryption on every page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_pages_through_more_than_one_api_page() {
+    const MESSAGES: usize = 2_300;
+    const SESSIONS: usize = 8;
+    let mut gw = TestGateway::start("").await;
+    let mut sessions = Vec::new();
+    for s in 0..SESSIONS {
+        let addr = gw.addr;
+        sessions.push(tokio::spawn(async move {
+            let (mut client, _) = common::Client::connect(addr).await;
+            for n in (s..MESSAGES).step_by(SESSIONS) {
+                let body = format!("Subject: message {n} tag{}\r\n\r\nbody\r\n", n % 7);
+                let reply = client
+                    .send_message("a@partner.example", &["jan@old.example"], body.as_bytes())
+                    .await;
+                assert!(reply.starts_with("250"), "{reply}");
+            }
+        }));
+    }
+    for session in sessions {
+        session.await.expect("session");
+    }
+    let list = |args: Vec<&'static str>| {
+        let gw = &gw;
+        async move {
+            let mut full = vec!["list", "--json"];
+            full.extend(args);
+            let out = gw.cli_ok(&full).await;
+            serde_json::from_str::<Vec<serde_json::Value>>(&out)
+                .expect("JSON")
+                .into_iter()
+                .map(|m| {
+                    (
+                        m["id"].as_str().expect("id").to_owned(),
+                        m["subject"].as_str().expect("subject").to_owned(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let all = list(vec![]).await;
+    assert_eq!(all.len(), MESSAGES);
+    let ids: std::collections::BTreeSet<_> = all.iter().map(|(id, _)| id.clone()).collect();
+    assert_eq!(ids.len(), MESSAGES, "no message listed twice");
+    assert!(
+        all.windows(2).all(|w| w[0].0 > w[1].0),
+        "newest first across pages"
+    );
+
+    let limited = list(vec!["--limit", "1500"]).await;
+    assert_eq!(limited, all[..1500]);
+
+    let tagged: Vec<_> = all
+        .iter()
+        .filter(|(_, subject)| subject.ends_with("tag3"))
+        .cloned()
+        .collect();
+    assert!(tagged.len() > 300);
+    assert_eq!(list(vec!["--subject", "TAG3"]).await, tagged);
+    assert_eq!(
+        list(vec!["--subject", "tag3", "--limit", "200"]).await,
+        tagged[..200]
+    );
+    assert_eq!(
+        list(vec!["--domain", "old.example", "--limit", "1001"]).await,
+        all[..1001]
+    );
+    gw.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mbox_export_reads_back_in_python() {
     let mut gw = TestGateway::start("").await;

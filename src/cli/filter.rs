@@ -41,6 +41,11 @@ impl Filter {
         &self.query
     }
 
+    /// Whether some filters can only be applied here, after decryption.
+    pub fn filters_here(&self) -> bool {
+        self.from.is_some() || self.to.is_some() || self.subject.is_some()
+    }
+
     /// Whether a decrypted listing matches the filters applied on this side.
     pub fn matches(&self, m: &Listed) -> bool {
         let has = |text: &str, needle: &str| text.to_lowercase().contains(needle);

@@ -76,6 +76,9 @@ pub fn fetch(
 /// asked for as are still missing, so a page never overshoots and its cursor is exact.
 /// `scan` bounds how many summaries one page may decrypt when the filters on this side
 /// reject most of them; the page then ends early with a cursor to go on from.
+///
+/// While one page is decrypted the next is already being fetched, whenever what to ask
+/// for next does not depend on how many of this page's messages match here.
 pub fn fetch_page(
     context: &ReviewContext,
     limit: Option<usize>,
@@ -85,26 +88,57 @@ pub fn fetch_page(
 ) -> anyhow::Result<(Vec<Listed>, Option<String>)> {
     let mut listed = Vec::new();
     let mut scanned = 0;
-    loop {
-        let want = limit.map_or(MAX_PAGE, |l| (l - listed.len()).min(MAX_PAGE));
+    let next_path = |listed: usize, scanned: usize, before: Option<&str>| {
+        let want = limit.map_or(MAX_PAGE, |l| (l - listed).min(MAX_PAGE));
         if want == 0 || scan.is_some_and(|s| scanned >= s) {
-            break;
+            return None;
         }
         let mut path = format!("/v1/messages?limit={want}{}", filter.query());
-        if let Some(b) = &before {
+        if let Some(b) = before {
             path.push_str(&format!("&before={}", percent_encode(b)));
         }
-        let page: MessagePage = context.client.get_json(&path)?;
+        Some(path)
+    };
+    let Some(first) = next_path(0, 0, before.as_deref()) else {
+        return Ok((listed, before));
+    };
+    let mut page: MessagePage = context.client.get_json(&first)?;
+    loop {
         scanned += page.messages.len();
-        for m in decrypt_all(context, page.messages)? {
-            if filter.matches(&m) {
-                listed.push(m);
-            }
-        }
-        before = page.next_before;
-        if before.is_none() {
-            break;
-        }
+        before = page.next_before.take();
+        // With no filter on this side every message of the page will be listed; with no
+        // limit, how many are listed does not matter.
+        let ahead = if filter.filters_here() {
+            limit.is_none().then_some(listed.len())
+        } else {
+            Some(listed.len() + page.messages.len())
+        };
+        let prefetch = match (ahead, before.as_deref()) {
+            (Some(n), Some(b)) => next_path(n, scanned, Some(b)),
+            _ => None,
+        };
+        let (decrypted, prefetched) = std::thread::scope(|scope| {
+            let fetching = prefetch
+                .as_deref()
+                .map(|path| scope.spawn(move || context.client.get_json::<MessagePage>(path)));
+            let decrypted = decrypt_all(context, page.messages);
+            let fetched = fetching.map(|f| {
+                f.join()
+                    .map_err(|_| anyhow::anyhow!("the page fetching thread panicked"))
+            });
+            (decrypted, fetched)
+        });
+        listed.extend(decrypted?.into_iter().filter(|m| filter.matches(m)));
+        page = match prefetched {
+            Some(fetched) => fetched??,
+            None => match before
+                .as_deref()
+                .and_then(|b| next_path(listed.len(), scanned, Some(b)))
+            {
+                Some(path) => context.client.get_json(&path)?,
+                None => break,
+            },
+        };
     }
     Ok((listed, before))
 }
@@ -150,12 +184,15 @@ pub fn decrypt(context: &ReviewContext, item: MessageItem) -> anyhow::Result<Lis
     let sealed = base64::engine::general_purpose::STANDARD
         .decode(&item.summary)
         .with_context(|| format!("message {}: summary is not base64", item.id))?;
-    let plain = context.identities()?.open_summary(&sealed).with_context(|| {
-        format!(
-            "cannot decrypt the summary of message {} (is this the right identity?)",
-            item.id
-        )
-    })?;
+    let plain = context
+        .identities()?
+        .open_summary(&sealed)
+        .with_context(|| {
+            format!(
+                "cannot decrypt the summary of message {} (is this the right identity?)",
+                item.id
+            )
+        })?;
     let summary: Summary = serde_json::from_slice(&plain)
         .with_context(|| format!("message {}: summary is not valid JSON", item.id))?;
     let looks_automated = summary.looks_automated();
