@@ -151,7 +151,7 @@ impl<S: QuarantineStore> Intake<S> {
         self.size += plaintext.len() as u64;
         let sealed = self.spill.take();
         if !sealed.is_empty() {
-            self.blob.write(&sealed).await?;
+            self.blob.write(sealed).await?;
         }
         Ok(())
     }
@@ -175,7 +175,7 @@ impl<S: QuarantineStore> Intake<S> {
             envelope,
         } = self;
         writer.finish()?;
-        blob.write(&spill.take()).await?;
+        blob.write(spill.take()).await?;
         let sealed_summary = summary_sealer.seal(&serde_json::to_vec(summary)?);
         let meta = MessageMeta {
             received_at: received_at

@@ -118,7 +118,7 @@ async fn store_all(store: &Store, sealer: &Sealer, now: i64, mails: &[Mail]) {
             .expect("seal summary");
         let mut blob = store.create_blob(MessageId::new()).await.expect("blob");
         let body = sealer.seal_bytes(b"Subject: x\r\n\r\nx\r\n").expect("seal");
-        blob.write(&body).await.expect("write");
+        blob.write(body).await.expect("write");
         let domain = m.to.rsplit_once('@').expect("address").1.to_owned();
         let received_at = now - m.days_ago * DAY;
         let meta = MessageMeta {

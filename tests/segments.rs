@@ -82,7 +82,7 @@ async fn a_store_from_before_segments_opens_and_keeps_everything() {
 /// Stores `body` as a message (the store takes any bytes; the gateway gives it age files).
 async fn put(store: &Store, body: &[u8]) -> MessageId {
     let mut staged = store.create_blob(MessageId::new()).await.expect("stage");
-    staged.write(body).await.expect("write");
+    staged.write(body.to_vec()).await.expect("write");
     let meta = MessageMeta {
         received_at: 1,
         size: body.len() as u64,

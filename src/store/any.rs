@@ -45,7 +45,7 @@ impl StagedMessage for Staging {
         }
     }
 
-    async fn write(&mut self, sealed: &[u8]) -> Result<(), StoreError> {
+    async fn write(&mut self, sealed: Vec<u8>) -> Result<(), StoreError> {
         match self {
             Staging::Embedded(blob) => blob.write(sealed).await,
             Staging::Postgres(staged) => staged.write(sealed).await,

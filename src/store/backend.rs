@@ -31,8 +31,9 @@ pub trait StagedMessage: Send {
     /// The id the message will be stored under.
     fn id(&self) -> MessageId;
 
-    /// Appends sealed bytes.
-    fn write(&mut self, sealed: &[u8]) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Appends sealed bytes. Owned, so that a store writing to a file can hand them to the
+    /// blocking pool as they are, without a copy held per session.
+    fn write(&mut self, sealed: Vec<u8>) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// A durable quarantine: messages with their sealed summaries, holds, the notice outbox

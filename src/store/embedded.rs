@@ -20,7 +20,7 @@ impl StagedMessage for Stage {
         Stage::id(self)
     }
 
-    async fn write(&mut self, sealed: &[u8]) -> Result<(), StoreError> {
+    async fn write(&mut self, sealed: Vec<u8>) -> Result<(), StoreError> {
         Stage::write(self, sealed).await
     }
 }

@@ -78,7 +78,7 @@ async fn copy_sealed<A: QuarantineStore>(
         }
         hash.update(&buf[..n]);
         size += n as u64;
-        staged.write(&buf[..n]).await?;
+        staged.write(buf[..n].to_vec()).await?;
     }
     Ok((hex(&hash.finalize()), size))
 }

@@ -76,21 +76,29 @@ impl Stage {
     }
 
     /// Appends sealed bytes; moves the message to a file when memory would not do.
-    pub async fn write(&mut self, sealed: &[u8]) -> Result<(), StoreError> {
+    pub async fn write(&mut self, sealed: Vec<u8>) -> Result<(), StoreError> {
         let memory = match self {
             Stage::InFile(blob) => return blob.write(sealed).await,
             Stage::InMemory(memory) => memory,
         };
         let wanted = memory.sealed.len() + sealed.len();
         if wanted <= memory.inline_max {
-            memory.sealed.reserve(sealed.len());
-            if memory.reservation.grow_to(memory.sealed.capacity()) {
-                memory.sealed.extend_from_slice(sealed);
+            // Grow by doubling, but never past inline_max, and only once the budget has
+            // agreed: the buffer itself must stay within what was reserved.
+            let capacity = memory.sealed.capacity();
+            let target = if wanted <= capacity {
+                capacity
+            } else {
+                wanted.max(capacity.saturating_mul(2).min(memory.inline_max))
+            };
+            if memory.reservation.grow_to(target) {
+                memory.sealed.reserve_exact(target - memory.sealed.len());
+                memory.sealed.extend_from_slice(&sealed);
                 return Ok(());
             }
         }
         let mut blob = BlobWriter::create(memory.id, &memory.tmp_dir, &memory.messages_dir).await?;
-        blob.write(&memory.sealed).await?;
+        blob.write(std::mem::take(&mut memory.sealed)).await?;
         blob.write(sealed).await?;
         *self = Stage::InFile(blob);
         Ok(())
@@ -127,17 +135,17 @@ mod tests {
             )
         };
         let mut a = stage(MessageId::new()).await.expect("a");
-        a.write(&[1; 80]).await.expect("write");
+        a.write(vec![1; 80]).await.expect("write");
         assert!(matches!(a, Stage::InMemory(_)));
         // Past inline_max: into a file, with what was already there.
-        a.write(&[2; 30]).await.expect("write");
+        a.write(vec![2; 30]).await.expect("write");
         let Stage::InFile(_) = &a else {
             panic!("a message past inline_max goes to a file");
         };
         let mut b = stage(MessageId::new()).await.expect("b");
-        b.write(&[3; 90]).await.expect("write");
+        b.write(vec![3; 90]).await.expect("write");
         let mut c = stage(MessageId::new()).await.expect("c");
-        c.write(&[4; 90]).await.expect("write");
+        c.write(vec![4; 90]).await.expect("write");
         assert!(matches!(b, Stage::InMemory(_)));
         assert!(
             matches!(c, Stage::InFile(_)),
@@ -146,5 +154,34 @@ mod tests {
         assert!(budget.in_use() <= limits.memory);
         drop(b);
         assert_eq!(budget.in_use(), 0, "dropping gives the memory back");
+    }
+
+    #[tokio::test]
+    async fn a_staged_message_never_holds_more_than_inline_max() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let limits = StagingLimits {
+            inline_max: 100,
+            memory: 1000,
+            segment_size: 1 << 20,
+        };
+        let budget = MemoryBudget::new(limits.memory);
+        let mut stage = Stage::create(
+            MessageId::new(),
+            &limits,
+            &budget,
+            dir.path().to_owned(),
+            dir.path().to_owned(),
+        )
+        .await
+        .expect("stage");
+        for _ in 0..10 {
+            stage.write(vec![7; 10]).await.expect("write");
+            let Stage::InMemory(memory) = &stage else {
+                panic!("100 bytes fit in memory");
+            };
+            assert!(memory.sealed.capacity() <= limits.inline_max);
+            assert!(budget.in_use() <= limits.inline_max);
+            assert!(budget.in_use() >= memory.sealed.capacity());
+        }
     }
 }

@@ -87,8 +87,8 @@ impl StagedMessage for PgStaged {
         self.id
     }
 
-    async fn write(&mut self, sealed: &[u8]) -> Result<(), StoreError> {
-        self.pending.extend_from_slice(sealed);
+    async fn write(&mut self, sealed: Vec<u8>) -> Result<(), StoreError> {
+        self.pending.extend_from_slice(&sealed);
         self.written += sealed.len() as u64;
         let timeout = self.timeout;
         Ok(within(timeout, self.flush_full_chunks()).await?)
