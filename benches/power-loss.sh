@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Power-loss run (manual, root): the store on LazyFS, 8 clients x 25 messages acknowledged,
+# Power-loss run (manual, root): the store on LazyFS, 8 clients x 25 messages acknowledged
+# (one in five of 300 KiB, stored as its own file; the others in segments),
 # kill -9, then LazyFS drops everything not yet fsynced (as a power cut does), remount,
 # restart, and every acknowledged message must be listed and decrypt (with `age`) to what was
 # sent. A canary file written without fsync must come back empty, or the run proves nothing.
@@ -54,7 +55,9 @@ def client(c):
     s.ehlo()
     for i in range(25):
         marker = f"power-{c}-{i}"
-        body = f"Subject: {marker}\r\n\r\n{marker}\r\n" + ("x" * 3000 + "\r\n")
+        # One in five is larger than [store] inline_max: a file of its own, not a segment.
+        filler = ("y" * 76 + "\r\n") * 4000 if i % 5 == 4 else "x" * 3000 + "\r\n"
+        body = f"Subject: {marker}\r\n\r\n{marker}\r\n" + filler
         code, resp = s.mail("a@partner.example")[0], None
         s.rcpt(f"u{c}@old.example")
         code, resp = s.data(body.encode())
