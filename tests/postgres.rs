@@ -619,5 +619,33 @@ async fn review_requests_end_at_the_query_timeout_when_the_database_hangs() {
         1,
         "and works again once the lock is gone"
     );
+
+    // A download reads the sealed message chunk by chunk after its row: each chunk's query
+    // ends at the timeout too, and the export fails instead of waiting for the lock.
+    let mut large = b"Subject: large\r\n\r\n".to_vec();
+    large.extend(
+        std::iter::repeat_n(b"0123456789abcdef0123456789abcdef\r\n".as_slice(), 30_000).flatten(),
+    );
+    let id = gw
+        .send("p@partner.example", &["x@old.example"], &large)
+        .await;
+    let mut holder = pg.hold_lock("sealed_chunks", 600);
+    let out = gw
+        .cli_within(
+            &["export", &id, "--reason", "timeout test"],
+            std::time::Duration::from_secs(60),
+        )
+        .await;
+    assert!(
+        !out.status.success(),
+        "an export must fail at the query timeout, not wait for the lock"
+    );
+    pg.psql(
+        "SELECT pg_terminate_backend(pid) FROM pg_locks \
+         WHERE relation = 'sealed_chunks'::regclass AND mode = 'AccessExclusiveLock'",
+    );
+    holder.wait().expect("reap the lock holder");
+    let exported = gw.export(&id).await;
+    assert!(exported.ends_with(&large), "and the download works again");
     gw.stop().await;
 }

@@ -209,20 +209,35 @@ impl PgStore {
         };
         let length = to_u64(row.get(0));
         let (reader, mut writer) = tokio::io::duplex(CHUNK_SIZE);
-        // Chunk by chunk: a large message never sits whole in memory.
+        let limit = self.query_timeout;
+        // Chunk by chunk: a large message never sits whole in memory. Each chunk's query,
+        // and each hand-over to a reader that may have stopped reading, ends at the query
+        // timeout, so that neither a hung database nor a stalled download keeps a pooled
+        // connection. The reader then meets the end early, short of `length`.
         tokio::spawn(async move {
             let mut seq: i32 = 0;
             loop {
-                let chunk = client
-                    .query_opt(
-                        "SELECT data FROM sealed_chunks WHERE id = $1 AND seq = $2",
-                        &[&id.uuid(), &seq],
-                    )
-                    .await;
+                let chunk = within(limit, async {
+                    Ok(client
+                        .query_opt(
+                            "SELECT data FROM sealed_chunks WHERE id = $1 AND seq = $2",
+                            &[&id.uuid(), &seq],
+                        )
+                        .await?)
+                })
+                .await;
                 match chunk {
                     Ok(Some(row)) => {
-                        if writer.write_all(row.get::<_, &[u8]>(0)).await.is_err() {
-                            return;
+                        let handed =
+                            tokio::time::timeout(limit, writer.write_all(row.get::<_, &[u8]>(0)))
+                                .await;
+                        match handed {
+                            Ok(Ok(())) => {}
+                            Ok(Err(_)) => return,
+                            Err(_) => {
+                                tracing::warn!(%id, "a sealed download stopped reading; ended at the query timeout");
+                                return;
+                            }
                         }
                     }
                     Ok(None) => return,
