@@ -234,6 +234,7 @@ pub async fn launch(config: &Config, shutdown: CancellationToken) -> Result<Runn
         store.clone(),
         config.store.retention.clone(),
         config.store.audit_retention,
+        crate::notice::rate_limits(&config.notify),
         config.store.purge_interval,
         shutdown.clone(),
     ));

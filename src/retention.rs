@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::unix_now;
-use crate::store::{AuditEntry, Backend, MessageMeta, QuarantineStore};
+use crate::store::{AuditEntry, Backend, MessageMeta, QuarantineStore, RateLimits};
 
 /// Retention of messages: a default and per-domain overrides.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +57,7 @@ pub async fn run_purger(
     store: Arc<Backend>,
     policy: RetentionPolicy,
     audit_retention: Duration,
+    rate_limits: RateLimits,
     interval: Duration,
     shutdown: CancellationToken,
 ) {
@@ -74,6 +75,13 @@ pub async fn run_purger(
                 }
             }
             Err(error) => tracing::error!(%error, "retention purge failed"),
+        }
+        // The notice rate limits' memory (salted hashes of senders and addresses) is kept
+        // only as long as a limit can still look at it.
+        match store.prune_rate_memory(unix_now(), rate_limits).await {
+            Ok(0) => {}
+            Ok(forgotten) => tracing::info!(forgotten, "notice rate-limit memory pruned"),
+            Err(error) => tracing::error!(%error, "pruning the notice rate-limit memory failed"),
         }
     }
 }

@@ -124,7 +124,6 @@ impl<S: QuarantineStore> Planner<'_, S> {
             hostname: self.hostname,
         });
         let now = unix(received_at);
-        let limits = notify.limits;
         QueuedNotice {
             id,
             pairs: recipients
@@ -132,12 +131,7 @@ impl<S: QuarantineStore> Planner<'_, S> {
                 .map(|(rcpt, _)| self.store.pair_key(&summary.mail_from, rcpt))
                 .collect(),
             sender: self.store.sender_key(&summary.mail_from),
-            limits: RateLimits {
-                pair_interval: notify.interval.as_secs() as i64,
-                sender_limit: limits.sender_limit,
-                sender_interval: limits.sender_interval.as_secs() as i64,
-                hourly_limit: limits.hourly_limit,
-            },
+            limits: rate_limits(notify),
             item: OutboxItem {
                 to: summary.mail_from.clone(),
                 message,
@@ -151,6 +145,16 @@ impl<S: QuarantineStore> Planner<'_, S> {
 }
 
 /// Logs and counts notices not sent for `reason` (the store keeps the total for `stats`).
+/// The rate limits every notice is held to, from `[notify]`.
+pub fn rate_limits(notify: &NotifyConfig) -> RateLimits {
+    RateLimits {
+        pair_interval: i64::try_from(notify.interval.as_secs()).unwrap_or(i64::MAX),
+        sender_limit: notify.limits.sender_limit,
+        sender_interval: i64::try_from(notify.limits.sender_interval.as_secs()).unwrap_or(i64::MAX),
+        hourly_limit: notify.limits.hourly_limit,
+    }
+}
+
 fn suppress(out: &mut NoticePlan, reason: Suppressed, n: u64) {
     if reason == Suppressed::NoTemplate {
         // A configuration problem, not the sender's doing.

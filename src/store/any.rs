@@ -9,7 +9,8 @@ use super::backend::{Expiry, Sealed};
 use super::postgres::{PgStaged, PgStore};
 use super::{
     AuditEntry, AuditPage, Entry, ListFilter, MessageId, MessageMeta, NoticeOutcome, NoticePlan,
-    OutboxItem, PurgeReport, QuarantineStore, Stage, StagedMessage, Stats, Store, StoreError,
+    OutboxItem, PurgeReport, QuarantineStore, RateLimits, Stage, StagedMessage, Stats, Store,
+    StoreError,
 };
 use crate::capacity::StorageState;
 
@@ -180,5 +181,9 @@ impl QuarantineStore for Backend {
 
     async fn prune_audit(&self, cutoff: i64) -> Result<usize, StoreError> {
         each!(self, s => s.prune_audit(cutoff).await)
+    }
+
+    async fn prune_rate_memory(&self, now: i64, limits: RateLimits) -> Result<usize, StoreError> {
+        each!(self, s => s.prune_rate_memory(now, limits).await)
     }
 }

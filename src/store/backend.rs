@@ -13,7 +13,7 @@ use crate::capacity::StorageState;
 
 use super::{
     AuditEntry, AuditPage, Entry, ListFilter, MessageId, MessageMeta, NoticeOutcome, NoticePlan,
-    OutboxItem, PurgeReport, Stats, StoreError,
+    OutboxItem, PurgeReport, RateLimits, Stats, StoreError,
 };
 
 /// A sealed message being read back: its length in bytes and its bytes, streamed.
@@ -185,4 +185,13 @@ pub trait QuarantineStore: Send + Sync + 'static {
 
     /// Removes audit records older than `cutoff`, keeping the chain verifiable.
     fn prune_audit(&self, cutoff: i64) -> impl Future<Output = Result<usize, StoreError>> + Send;
+
+    /// Forgets what the notice rate limits no longer look at under `limits` at `now`: pairs
+    /// last notified a whole `pair_interval` ago, and windows with no send left in them.
+    /// Returns how many entries went.
+    fn prune_rate_memory(
+        &self,
+        now: i64,
+        limits: RateLimits,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send;
 }

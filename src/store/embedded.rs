@@ -10,8 +10,8 @@ use super::index::{self, Index};
 use super::segment::{SegmentRef, Segments};
 use super::{
     AuditEntry, AuditPage, Entry, ListFilter, MessageId, MessageMeta, NoticeOutcome, NoticePlan,
-    OutboxItem, PurgeReport, QuarantineStore, Stage, StagedMessage, Stats, Store, StoreError, blob,
-    compact, outbox, sync_dir,
+    OutboxItem, PurgeReport, QuarantineStore, RateLimits, Stage, StagedMessage, Stats, Store,
+    StoreError, blob, compact, index_err, outbox, ratelimit, sync_dir,
 };
 use crate::capacity::StorageState;
 
@@ -351,6 +351,16 @@ impl QuarantineStore for Store {
 
     async fn prune_audit(&self, cutoff: i64) -> Result<usize, StoreError> {
         self.on_index(move |index| index.audit_prune(cutoff)).await
+    }
+
+    async fn prune_rate_memory(&self, now: i64, limits: RateLimits) -> Result<usize, StoreError> {
+        self.on_index(move |index| {
+            let txn = index.db().begin_write().map_err(index_err)?;
+            let removed = ratelimit::prune(&txn, now, limits)?;
+            txn.commit().map_err(index_err)?;
+            Ok(removed)
+        })
+        .await
     }
 }
 

@@ -116,6 +116,38 @@ pub(super) fn judge(
     Ok(())
 }
 
+/// Removes what [`admit`] would no longer look at under `limits` at `now`: pairs last
+/// notified a whole `pair_interval` ago, and windows with no send left inside them.
+pub(super) fn prune(
+    txn: &WriteTransaction,
+    now: i64,
+    limits: RateLimits,
+) -> Result<usize, StoreError> {
+    let mut removed = 0;
+    let mut notified = txn.open_table(NOTIFIED).map_err(index_err)?;
+    notified
+        .retain(|_, at| {
+            let keep = at > now - limits.pair_interval;
+            removed += usize::from(!keep);
+            keep
+        })
+        .map_err(index_err)?;
+    let mut windows = txn.open_table(WINDOWS).map_err(index_err)?;
+    windows
+        .retain(|key, times| {
+            let span = if key == GATEWAY {
+                HOUR_SECS
+            } else {
+                limits.sender_interval
+            };
+            let keep = !decode(times, now - span).is_empty();
+            removed += usize::from(!keep);
+            keep
+        })
+        .map_err(index_err)?;
+    Ok(removed)
+}
+
 /// The times after `cutoff` from a stored window.
 fn decode(bytes: &[u8], cutoff: i64) -> Vec<i64> {
     bytes
@@ -225,5 +257,42 @@ mod tests {
             let stored = table.get(key).expect("get").expect("present");
             assert_eq!(stored.value().len(), 8, "only the last send is remembered");
         }
+    }
+
+    #[test]
+    fn pruning_forgets_only_what_no_limit_looks_at() {
+        let (_dir, db) = db();
+        let (old_pair, new_pair) = ([1u8; 32], [2u8; 32]);
+        assert_eq!(try_one(&db, &[old_pair], 1, 1000), Ok(()));
+        let later = 1000 + LIMITS.pair_interval;
+        assert_eq!(try_one(&db, &[new_pair], 2, later), Ok(()));
+
+        let txn = db.begin_write().expect("txn");
+        // The old pair, sender 1's window and nothing else: sender 2 and the gateway
+        // window still hold the send at `later`.
+        assert_eq!(prune(&txn, later, LIMITS).expect("prune"), 2);
+        txn.commit().expect("commit");
+        let txn = db.begin_write().expect("txn");
+        assert_eq!(
+            prune(&txn, later, LIMITS).expect("prune"),
+            0,
+            "nothing twice"
+        );
+        txn.commit().expect("commit");
+
+        // What is left still decides: the new pair is recent, the old one may be told again.
+        assert_eq!(
+            try_one(&db, &[new_pair], 2, later + 1),
+            Err(Limited::PairInterval)
+        );
+        assert_eq!(try_one(&db, &[old_pair], 1, later + 1), Ok(()));
+
+        // An hour and a day on, every window is empty and goes; the pairs stay a week.
+        let txn = db.begin_write().expect("txn");
+        assert_eq!(
+            prune(&txn, later + 1 + LIMITS.sender_interval, LIMITS).expect("prune"),
+            3
+        );
+        txn.commit().expect("commit");
     }
 }

@@ -16,7 +16,7 @@ use crate::clock::unix_now;
 use crate::store::backend::{Expiry, Sealed};
 use crate::store::{
     AuditEntry, AuditPage, Entry, ListFilter, MessageId, MessageMeta, NoticeOutcome, NoticePlan,
-    OutboxItem, PurgeReport, QuarantineStore, Stats, StoreError, outbox,
+    OutboxItem, PurgeReport, QuarantineStore, RateLimits, Stats, StoreError, outbox,
 };
 
 /// Columns of an entry, in the order [`entry`] reads them.
@@ -518,6 +518,14 @@ impl QuarantineStore for PgStore {
         self.bounded(async {
             let mut client = self.client().await?;
             Ok(audit::prune(&mut client, cutoff).await?)
+        })
+        .await
+    }
+
+    async fn prune_rate_memory(&self, now: i64, limits: RateLimits) -> Result<usize, StoreError> {
+        self.bounded(async {
+            let mut client = self.client().await?;
+            Ok(notices::prune(&mut client, now, limits).await?)
         })
         .await
     }

@@ -11,7 +11,7 @@ use tokio_postgres::{Client, Transaction};
 
 use super::{PgError, lock};
 use crate::store::ratelimit::{GATEWAY, HOUR_SECS, judge};
-use crate::store::{MessageId, NoticeOutcome, NoticePlan, OutboxItem};
+use crate::store::{MessageId, NoticeOutcome, NoticePlan, OutboxItem, RateLimits};
 
 /// The per-store salt for pair keys, created on first use; the same on every node.
 pub(super) async fn salt(client: &Client) -> Result<Vec<u8>, PgError> {
@@ -41,6 +41,37 @@ async fn bump(txn: &Transaction<'_>, name: &str, by: u64) -> Result<(), PgError>
     )
     .await?;
     Ok(())
+}
+
+/// Forgets what the rate limits no longer look at (as the embedded store's
+/// `ratelimit::prune`), under the admission lock so that no admission is half-seen.
+pub(super) async fn prune(
+    client: &mut Client,
+    now: i64,
+    limits: RateLimits,
+) -> Result<usize, PgError> {
+    let txn = client.transaction().await?;
+    txn.execute("SELECT pg_advisory_xact_lock($1)", &[&lock::NOTICES])
+        .await?;
+    let pairs = txn
+        .execute(
+            "DELETE FROM notified WHERE at <= $1",
+            &[&(now - limits.pair_interval)],
+        )
+        .await?;
+    let windows = txn
+        .execute(
+            "DELETE FROM notice_windows WHERE NOT EXISTS (SELECT 1 FROM unnest(times) AS t \
+             WHERE t > CASE WHEN key = $1::bytea THEN $2::bigint ELSE $3::bigint END)",
+            &[
+                &GATEWAY,
+                &(now - HOUR_SECS),
+                &(now - limits.sender_interval),
+            ],
+        )
+        .await?;
+    txn.commit().await?;
+    Ok(usize::try_from(pairs + windows).unwrap_or(usize::MAX))
 }
 
 /// The send times inside a window.
