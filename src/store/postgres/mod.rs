@@ -7,6 +7,7 @@
 mod audit;
 mod messages;
 mod notices;
+mod quarantine;
 mod schema;
 mod staged;
 
