@@ -210,15 +210,21 @@ async fn ssh_identities_decrypt_and_age_reads_the_store() {
         let public = std::fs::read_to_string(key.with_extension("pub")).expect("pub");
         let recipients =
             reclaim::seal::Recipients::parse(&[public.trim().to_owned()]).expect("ssh recipient");
-        let sealed = reclaim::seal::Sealer::new(recipients)
-            .expect("sealer")
-            .seal_bytes(b"for the ssh reviewer")
-            .expect("seal");
-        let opened = reclaim::seal::Identities::load(&key)
-            .expect("ssh identity")
-            .open_bytes(&sealed)
-            .expect("open");
+        let sealer = reclaim::seal::Sealer::new(recipients).expect("sealer");
+        let sealed = sealer.seal_bytes(b"for the ssh reviewer").expect("seal");
+        let identity = reclaim::seal::Identities::load(&key).expect("ssh identity");
+        let opened = identity.open_bytes(&sealed).expect("open");
         assert_eq!(opened, b"for the ssh reviewer", "{kind}");
+        // A summary sealed under its message's key, as the gateway seals it, opens with
+        // the ssh key too.
+        let (writer, summary) = sealer.seal_message(Vec::new()).expect("seal message");
+        writer.finish().expect("finish");
+        let summary = summary.seal(b"{\"subject\":\"ssh\"}");
+        assert_eq!(
+            identity.open_summary(&summary).expect("open summary"),
+            b"{\"subject\":\"ssh\"}",
+            "{kind}"
+        );
     }
 
     // The standard age tool decrypts a sealed message fetched from the admin API, as the
