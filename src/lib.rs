@@ -8,7 +8,8 @@
 //!   disposition at RCPT time) and the tokio connection driver that carries out its actions.
 //! - [`quarantine`]: the message path's one owner: opens an intake for a message,
 //!   authenticates the sender, plans notices, commits, counts, wakes the notice worker.
-//! - [`seal`]: age encryption of messages and summaries, and identities for reviewers.
+//! - [`seal`]: age encryption of messages, summaries sealed under their message's file key,
+//!   and identities for reviewers.
 //! - [`intake`]: seals a message as it streams in and commits it to the store;
 //!   [`auth_copy`] keeps its plaintext copy for DKIM within a memory budget.
 //! - [`capacity`]: room left for new mail (store quota, free-disk floor) and the DKIM
