@@ -4,8 +4,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
-
 use crate::capacity::StorageLimits;
 use crate::domains::RetiredDomains;
 use crate::retention::RetentionPolicy;
@@ -19,17 +17,19 @@ mod edge;
 mod layout;
 mod notify;
 mod paths;
+mod raw;
 mod review;
 mod watch;
 
 pub use database::{PostgresConfig, StoreBackend, UrlError, UrlSource};
 pub use delivery::DeliveryConfig;
 pub use notify::{AuthRequirement, NoticeLimits, NotifyConfig, RelayConfig, RelayTls};
-use notify::{RawNotify, domain_policy, notify_config};
+use notify::{domain_policy, notify_config};
+use raw::{RawAdmin, RawConfig, RawDomain, RawStore};
 pub use review::{AdminTcpConfig, PasswordError, PasswordSource, ReleaseConfig, ReleaseTls};
-use review::{RawRelease, admin_tcp, release, retention};
+use review::{admin_tcp, release, retention};
 pub use watch::{ExitConfig, ParkedConfig, RdapConfig};
-use watch::{RawExit, RawParked, RawRdap, exit_config, parked_config, rdap_config};
+use watch::{exit_config, parked_config, rdap_config};
 
 /// Where the CLI looks for the config when `-c` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "config/reclaim.toml";
@@ -185,164 +185,6 @@ pub enum DnsResolver {
     Server(SocketAddr),
     /// Fixed answers, keyed `"name TYPE"` (lower-case name without trailing dot).
     Static(std::collections::BTreeMap<String, Vec<String>>),
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    server: RawServer,
-    tls: Option<RawTls>,
-    #[serde(default)]
-    store: RawStore,
-    #[serde(default)]
-    seal: RawSeal,
-    #[serde(default)]
-    admin: RawAdmin,
-    #[serde(default)]
-    dns: RawDns,
-    #[serde(default)]
-    domain: Vec<RawDomain>,
-    #[serde(default)]
-    relocated: std::collections::BTreeMap<String, String>,
-    #[serde(default)]
-    notify: RawNotify,
-    #[serde(default)]
-    metrics: RawMetrics,
-    release: Option<RawRelease>,
-    #[serde(default)]
-    rdap: RawRdap,
-    #[serde(default)]
-    parked: RawParked,
-    #[serde(default)]
-    exit: RawExit,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawMetrics {
-    listen: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawServer {
-    hostname: String,
-    listen: Vec<String>,
-    max_message_size: Option<String>,
-    max_recipients: Option<usize>,
-    max_connections: Option<usize>,
-    max_connections_per_ip: Option<usize>,
-    max_line_length: Option<usize>,
-    max_errors: Option<usize>,
-    max_received_headers: Option<usize>,
-    command_timeout: Option<String>,
-    data_timeout: Option<String>,
-    session_timeout: Option<String>,
-    client_prefix_v4: Option<u8>,
-    client_prefix_v6: Option<u8>,
-    auth_memory_budget: Option<String>,
-    tls_handshake_timeout: Option<String>,
-    shutdown_grace: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTls {
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawStore {
-    #[serde(default = "default_store_path")]
-    path: PathBuf,
-    retention: Option<String>,
-    audit_retention: Option<String>,
-    purge_interval: Option<String>,
-    max_size: Option<String>,
-    min_free: Option<String>,
-    free_check_interval: Option<String>,
-    inline_max: Option<String>,
-    staging_memory: Option<String>,
-    segment_size: Option<String>,
-    backend: Option<String>,
-    url: Option<String>,
-    url_file: Option<PathBuf>,
-    url_env: Option<String>,
-    ca_file: Option<PathBuf>,
-    pool_size: Option<usize>,
-    db_timeout: Option<String>,
-    query_timeout: Option<String>,
-    outbox_lease: Option<String>,
-}
-
-fn default_store_path() -> PathBuf {
-    PathBuf::from("data")
-}
-
-impl Default for RawStore {
-    fn default() -> Self {
-        Self {
-            path: default_store_path(),
-            retention: None,
-            audit_retention: None,
-            purge_interval: None,
-            max_size: None,
-            min_free: None,
-            free_check_interval: None,
-            inline_max: None,
-            staging_memory: None,
-            segment_size: None,
-            backend: None,
-            url: None,
-            url_file: None,
-            url_env: None,
-            ca_file: None,
-            pool_size: None,
-            db_timeout: None,
-            query_timeout: None,
-            outbox_lease: None,
-        }
-    }
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawSeal {
-    #[serde(default)]
-    recipients: Vec<String>,
-    dev_identity: Option<PathBuf>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawAdmin {
-    socket: Option<PathBuf>,
-    listen: Option<String>,
-    cert: Option<PathBuf>,
-    key: Option<PathBuf>,
-    client_ca: Option<PathBuf>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawDns {
-    resolver: Option<String>,
-    /// `"name TYPE" = ["value", …]` answers for `resolver = "static"` (tests, labs).
-    #[serde(default, rename = "static")]
-    table: std::collections::BTreeMap<String, Vec<String>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawDomain {
-    name: String,
-    mode: Option<String>,
-    new_domain: Option<String>,
-    contact: Option<String>,
-    language: Option<String>,
-    retention: Option<String>,
 }
 
 impl Config {
