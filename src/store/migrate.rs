@@ -54,16 +54,18 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Streams one sealed message from `from` into `staged`; returns its SHA-256 and size.
-async fn copy_sealed<A: QuarantineStore>(
-    from: &A,
+/// Reads one sealed message to its end, handing each piece to `each`; returns its SHA-256
+/// and size.
+async fn hash_through(
+    store: &impl QuarantineStore,
     id: MessageId,
-    staged: &mut impl StagedMessage,
+    side: &'static str,
+    mut each: impl AsyncFnMut(&[u8]) -> Result<(), MigrateError>,
 ) -> Result<(String, u64), MigrateError> {
-    let mut sealed = from
+    let mut sealed = store
         .read_sealed(id)
         .await?
-        .ok_or(MigrateError::Vanished { id, side: "source" })?;
+        .ok_or(MigrateError::Vanished { id, side })?;
     let mut hash = Sha256::new();
     let mut size = 0;
     let mut buf = vec![0u8; 64 * 1024];
@@ -74,34 +76,30 @@ async fn copy_sealed<A: QuarantineStore>(
             .await
             .map_err(|source| MigrateError::Read { id, source })?;
         if n == 0 {
-            break;
+            return Ok((hex(&hash.finalize()), size));
         }
         hash.update(&buf[..n]);
         size += n as u64;
-        staged.write(buf[..n].to_vec()).await?;
+        each(&buf[..n]).await?;
     }
-    Ok((hex(&hash.finalize()), size))
+}
+
+/// Streams one sealed message from `from` into `staged`; returns its SHA-256 and size.
+async fn copy_sealed<A: QuarantineStore>(
+    from: &A,
+    id: MessageId,
+    staged: &mut impl StagedMessage,
+) -> Result<(String, u64), MigrateError> {
+    hash_through(from, id, "source", async |piece: &[u8]| {
+        Ok(staged.write(piece.to_vec()).await?)
+    })
+    .await
 }
 
 /// The SHA-256 of a stored sealed message.
 async fn sealed_hash<S: QuarantineStore>(store: &S, id: MessageId) -> Result<String, MigrateError> {
-    let mut sealed = store.read_sealed(id).await?.ok_or(MigrateError::Vanished {
-        id,
-        side: "destination",
-    })?;
-    let mut hash = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = sealed
-            .reader
-            .read(&mut buf)
-            .await
-            .map_err(|source| MigrateError::Read { id, source })?;
-        if n == 0 {
-            return Ok(hex(&hash.finalize()));
-        }
-        hash.update(&buf[..n]);
-    }
+    let (hash, _) = hash_through(store, id, "destination", async |_: &[u8]| Ok(())).await?;
+    Ok(hash)
 }
 
 /// Reads a whole audit trail, verifying its chain; returns the entries in order.

@@ -105,8 +105,11 @@ impl Drop for PgStaged {
         };
         let pool = self.pool.clone();
         let id = self.id.uuid();
+        let timeout = self.timeout;
+        // Under the same deadline as the message path: a hung database must not collect
+        // one waiting task (and pooled connection) per abandoned message.
         runtime.spawn(async move {
-            let removed = async {
+            let removed = within(timeout, async {
                 pool.get()
                     .await?
                     .execute(
@@ -115,7 +118,7 @@ impl Drop for PgStaged {
                     )
                     .await
                     .map_err(PgError::from)
-            }
+            })
             .await;
             if let Err(error) = removed {
                 tracing::warn!(%error, "cannot remove an abandoned staged message now; the purge will");
