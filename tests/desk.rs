@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use common::TestGateway;
-use common::desk::{get, header, http, post, session, start_desk, start_desk_with};
+use common::desk::{get, granted, header, http, post, session, start_desk, start_desk_with};
 use reclaim::cli::{Args, ReviewContext};
 use reclaim::desk::{Bound, DeskError, Limits};
 
@@ -53,20 +53,31 @@ async fn desk_refuses_without_the_secret_or_with_a_foreign_host() {
         status, 421,
         "a foreign Host is refused before the secret is looked at"
     );
-    let (status, head, _) = get(desk.addr, login, &host, None).await;
-    assert_eq!(status, 303, "{head}");
-    assert_eq!(
-        header(&head, "location"),
-        Some("/inbox"),
-        "redirected without the secret"
+    let (status, head, body) = get(desk.addr, login, &host, None).await;
+    assert_eq!(status, 200, "{head}");
+    let s = granted(&head);
+    let cookie = s.cookie.clone();
+    let body = String::from_utf8_lossy(&body).into_owned();
+    assert!(
+        body.contains(&format!("url={}/inbox\"", s.root)) && !body.contains("secret"),
+        "moves on to the inbox, without the secret: {body}"
     );
-    let set_cookie = header(&head, "set-cookie").expect("a session cookie");
-    assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"));
-    let cookie = set_cookie.split(';').next().expect("name=value").to_owned();
     let (status, _, _) = get(desk.addr, login, &host, None).await;
     assert_eq!(status, 403, "the secret works once");
+    let (status, _, _) = get(desk.addr, "/inbox", &host, Some(&cookie)).await;
+    assert_eq!(status, 403, "the cookie alone is no session");
+    let (status, _, _) = get(desk.addr, &s.at("/inbox"), &host, None).await;
+    assert_eq!(status, 403, "nor is the capability alone");
+    let (status, _, _) = get(
+        desk.addr,
+        &format!("/d/{}/inbox", "0".repeat(64)),
+        &host,
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(status, 403, "nor the cookie with another capability");
 
-    let (status, head, body) = get(desk.addr, "/inbox", &host, Some(&cookie)).await;
+    let (status, head, body) = get(desk.addr, &s.at("/inbox"), &host, Some(&cookie)).await;
     assert_eq!(status, 200, "{head}");
     let csp = header(&head, "content-security-policy").expect("CSP");
     assert!(
@@ -81,11 +92,12 @@ async fn desk_refuses_without_the_secret_or_with_a_foreign_host() {
     // The next pages follow the admin API's cursor, filters kept.
     let mut next = page;
     let mut seen = Vec::new();
+    let next_link = format!("href=\"{}/inbox?", s.root);
     while let Some(link) = next
-        .split("href=\"/inbox?")
+        .split(next_link.as_str())
         .filter_map(|rest| rest.split('"').next())
         .find(|q| q.contains("before="))
-        .map(|q| format!("/inbox?{}", q.replace("&amp;", "&")))
+        .map(|q| s.at(&format!("/inbox?{}", q.replace("&amp;", "&"))))
     {
         let (status, _, body) = get(desk.addr, &link, &host, Some(&cookie)).await;
         assert_eq!(status, 200);
@@ -96,7 +108,7 @@ async fn desk_refuses_without_the_secret_or_with_a_foreign_host() {
     assert!(next.contains(&id), "the oldest is on the last page");
     let (status, _, body) = get(
         desk.addr,
-        "/inbox?from=pages.example&subject=test+3",
+        &s.at("/inbox?from=pages.example&subject=test+3"),
         &host,
         Some(&cookie),
     )
@@ -106,13 +118,13 @@ async fn desk_refuses_without_the_secret_or_with_a_foreign_host() {
     assert!(page.contains("page test 3") && page.matches("name=\"id\"").count() == 1);
     assert!(!page.contains("<script"), "the desk has no script");
     let localhost = format!("localhost:{}", desk.addr.port());
-    let (status, _, _) = get(desk.addr, "/inbox", &localhost, Some(&cookie)).await;
+    let (status, _, _) = get(desk.addr, &s.at("/inbox"), &localhost, Some(&cookie)).await;
     assert_eq!(status, 200, "localhost:PORT is the desk too");
     for foreign in ["evil.example", "127.0.0.1", "evil.example:80"] {
-        let (status, _, _) = get(desk.addr, "/inbox", foreign, Some(&cookie)).await;
+        let (status, _, _) = get(desk.addr, &s.at("/inbox"), foreign, Some(&cookie)).await;
         assert_eq!(status, 421, "Host {foreign}");
     }
-    let (status, _, body) = get(desk.addr, "/desk.css", &host, None).await;
+    let (status, _, body) = get(desk.addr, &s.at("/desk.css"), &host, None).await;
     assert_eq!(
         status, 403,
         "even the stylesheet needs the session: {body:?}"
@@ -125,7 +137,7 @@ async fn desk_refuses_without_the_secret_or_with_a_foreign_host() {
         .and_then(|rest| rest.split('"').next())
         .expect("a CSRF token in the page")
         .to_owned();
-    let hold = format!("/message/{id}/hold");
+    let hold = s.at(&format!("/message/{id}/hold"));
     let (status, _, _) = post(desk.addr, &hold, &host, &cookie, "", "held=1&reason=x").await;
     assert_eq!(status, 403, "no CSRF token");
     let (status, _, _) = post(
@@ -159,6 +171,22 @@ async fn desk_refuses_without_the_secret_or_with_a_foreign_host() {
     )
     .await;
     assert_eq!(status, 403, "a cross-site form");
+    for site in ["same-site", "cross-site"] {
+        let (status, _, _) = http(
+            desk.addr,
+            "GET",
+            &s.at("/inbox"),
+            &host,
+            Some(&cookie),
+            &format!("Sec-Fetch-Site: {site}\r\n"),
+            "",
+        )
+        .await;
+        assert_eq!(
+            status, 403,
+            "a {site} GET (another port on 127.0.0.1 is same-site)"
+        );
+    }
     let held = |list: Vec<serde_json::Value>| {
         list.iter()
             .find(|m| m["id"] == id.as_str())
@@ -172,7 +200,16 @@ async fn desk_refuses_without_the_secret_or_with_a_foreign_host() {
 
     // The browser's language decides when the switch was not used.
     let dutch = "Accept-Language: nl-NL,nl;q=0.9,en;q=0.5\r\n";
-    let (_, _, body) = http(desk.addr, "GET", "/inbox", &host, Some(&cookie), dutch, "").await;
+    let (_, _, body) = http(
+        desk.addr,
+        "GET",
+        &s.at("/inbox"),
+        &host,
+        Some(&cookie),
+        dutch,
+        "",
+    )
+    .await;
     assert!(String::from_utf8_lossy(&body).contains("<h1>Postvak</h1>"));
 
     // A message's HTML frame carries its own policy: nothing loads, nothing runs.
@@ -184,15 +221,15 @@ async fn desk_refuses_without_the_secret_or_with_a_foreign_host() {
         )
         .await;
     let form = format!("csrf={csrf}&reason=frame+check");
-    let path = format!("/message/{html}");
+    let path = s.at(&format!("/message/{html}"));
     let (status, _, body) = post(desk.addr, &path, &host, &cookie, "", &form).await;
     assert_eq!(status, 200);
     let page = String::from_utf8_lossy(&body).into_owned();
     let frame = page
-        .split("src=\"/frame/")
+        .split(&format!("src=\"{}/frame/", s.root))
         .nth(1)
         .and_then(|rest| rest.split('"').next())
-        .map(|token| format!("/frame/{token}"))
+        .map(|token| s.at(&format!("/frame/{token}")))
         .expect("a frame in the message page");
     assert!(
         page.contains("<iframe sandbox src="),
@@ -219,7 +256,13 @@ async fn desk_refuses_without_the_secret_or_with_a_foreign_host() {
     );
     let (status, _, _) = get(desk.addr, &frame, &host, None).await;
     assert_eq!(status, 403, "the frame needs the session too");
-    let (status, _, _) = get(desk.addr, "/frame/0123456789abcdef", &host, Some(&cookie)).await;
+    let (status, _, _) = get(
+        desk.addr,
+        &s.at("/frame/0123456789abcdef"),
+        &host,
+        Some(&cookie),
+    )
+    .await;
     assert_eq!(status, 404);
 
     let not_loopback = Bound::bind(
@@ -277,9 +320,11 @@ async fn desk_pages_stay_fast_at_ten_thousand_messages() {
     eprintln!("stored {MESSAGES} messages in {:?}", filled.elapsed());
     let desk = start_desk(&gw).await;
     let host = desk.addr.to_string();
-    let cookie = session(&desk).await;
+    let s = session(&desk).await;
+    let cookie = s.cookie.clone();
+    let next_link = format!("href=\"{}/inbox?", s.root);
     let mut timed = Vec::new();
-    let mut path = "/inbox".to_owned();
+    let mut path = s.at("/inbox");
     for page in ["first page", "second page"] {
         let started = std::time::Instant::now();
         let (status, _, body) = get(desk.addr, &path, &host, Some(&cookie)).await;
@@ -288,16 +333,16 @@ async fn desk_pages_stay_fast_at_ten_thousand_messages() {
         let body = String::from_utf8(body).expect("utf8");
         assert_eq!(body.matches("name=\"id\"").count(), 50);
         path = body
-            .split("href=\"/inbox?")
+            .split(next_link.as_str())
             .filter_map(|rest| rest.split('"').next())
             .find(|q| q.contains("before="))
-            .map(|q| format!("/inbox?{}", q.replace("&amp;", "&")))
+            .map(|q| s.at(&format!("/inbox?{}", q.replace("&amp;", "&"))))
             .expect("a next page");
     }
     let started = std::time::Instant::now();
     let (status, _, body) = get(
         desk.addr,
-        "/inbox?subject=message+9917",
+        &s.at("/inbox?subject=message+9917"),
         &host,
         Some(&cookie),
     )
@@ -312,7 +357,13 @@ async fn desk_pages_stay_fast_at_ten_thousand_messages() {
     );
     // Nothing among the newest Limits::scan summaries: the page says so and goes on.
     let started = std::time::Instant::now();
-    let (status, _, body) = get(desk.addr, "/inbox?subject=message+17", &host, Some(&cookie)).await;
+    let (status, _, body) = get(
+        desk.addr,
+        &s.at("/inbox?subject=message+17"),
+        &host,
+        Some(&cookie),
+    )
+    .await;
     timed.push(("subject filter, no match in 5,000", started.elapsed()));
     assert_eq!(status, 200);
     let body = String::from_utf8_lossy(&body).into_owned();
@@ -372,7 +423,7 @@ async fn reclaim_desk_prints_a_one_time_url_and_listens_on_loopback_only() {
     let addr: SocketAddr = host.parse().expect("an address");
     assert!(addr.ip().is_loopback(), "{addr}");
     let (status, head, _) = get(addr, &format!("/{path}"), host, None).await;
-    assert_eq!(status, 303, "{head}");
+    assert_eq!(status, 200, "{head}");
     let (status, _, _) = get(addr, &format!("/{path}"), host, None).await;
     assert_eq!(status, 403, "the printed secret works once");
     let _ = child.kill();

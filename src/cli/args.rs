@@ -264,6 +264,13 @@ pub enum Command {
         /// style filters before it offers the next page instead.
         #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
         scan: u32,
+        /// End the browser session after this long without a request (then a new one-time
+        /// URL is printed here).
+        #[arg(long, default_value = "30m", value_parser = session_duration)]
+        idle_timeout: std::time::Duration,
+        /// End the browser session this long after its login, however busy.
+        #[arg(long, default_value = "12h", value_parser = session_duration)]
+        session_lifetime: std::time::Duration,
     },
     /// Counts and bytes per domain and per day, and holds.
     Stats {
@@ -296,4 +303,17 @@ pub enum StoreCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// A desk session duration such as `30m` or `8h`: from one minute to a week.
+fn session_duration(text: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    let (min, max) = (
+        std::time::Duration::from_secs(60),
+        std::time::Duration::from_secs(7 * 24 * 3600),
+    );
+    if d < min || d > max {
+        return Err(format!("{text} is outside 1m..=7d"));
+    }
+    Ok(d)
 }

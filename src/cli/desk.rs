@@ -1,6 +1,6 @@
 //! `reclaim desk`: loads the reviewer's identity (asking its passphrase here, on the
-//! terminal), starts the desk on loopback, prints its one-time URL and serves until
-//! Ctrl-C.
+//! terminal), starts the desk on loopback, prints its one-time URL (and a new one each
+//! time a browser session ends) and serves until Ctrl-C.
 
 use std::net::{Ipv4Addr, SocketAddr};
 
@@ -9,7 +9,7 @@ use anyhow::Context;
 use super::ReviewContext;
 use super::filter::Filter;
 use super::list;
-use crate::desk::{Bound, Limits};
+use crate::desk::{Bound, Limits, LoginFile};
 
 pub fn run(
     context: ReviewContext,
@@ -36,19 +36,79 @@ pub fn run(
         println!("reclaim desk on {}", bound.addr);
         println!("open this URL in your browser (it works once; Ctrl-C stops the desk):");
         println!("  {url}");
-        if open {
-            // Best effort: without a desktop the URL above is the way in.
-            if let Err(e) = std::process::Command::new("xdg-open").arg(&url).spawn() {
-                eprintln!("could not run xdg-open ({e}); open the URL yourself");
+        println!("press Enter here to end the browser session and get a new URL");
+        // The file must outlive the browser's read of it: it goes once the URL in it was
+        // used, or when the desk stops.
+        let mut login_file = if open { open_in_browser(&url) } else { None };
+        let mut redemptions = bound.redemptions();
+        let mut urls = bound.urls();
+        let control = bound.control();
+        std::thread::spawn(move || {
+            // Blocking reads of the terminal; ends with stdin (none under a service).
+            for line in std::io::stdin().lines() {
+                if line.is_err() {
+                    break;
+                }
+                control.end_session();
             }
-        }
+        });
         let shutdown = tokio_util::sync::CancellationToken::new();
         let stop = shutdown.clone();
         tokio::spawn(async move {
             let _ = tokio::signal::ctrl_c().await;
             stop.cancel();
         });
-        bound.serve(shutdown).await?;
+        let serving = tokio::spawn(bound.serve(shutdown.clone()));
+        loop {
+            tokio::select! {
+                changed = urls.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    let url = urls.borrow_and_update().clone();
+                    println!("the browser session ended; a new one-time URL:");
+                    println!("  {url}");
+                }
+                changed = redemptions.changed(), if login_file.is_some() => {
+                    if changed.is_ok() {
+                        login_file = None;
+                    }
+                }
+                () = shutdown.cancelled() => break,
+            }
+        }
+        drop(login_file);
+        serving
+            .await
+            .map_err(|e| anyhow::anyhow!("the desk stopped: {e}"))??;
         Ok(())
     })
+}
+
+/// Hands the URL to the desktop's browser through a file only this user can read: an
+/// argument to `xdg-open` would be readable by every local user in /proc.
+fn open_in_browser(url: &str) -> Option<LoginFile> {
+    let file = match LoginFile::create(&LoginFile::default_parent(), url) {
+        Ok(file) => file,
+        Err(e) => {
+            eprintln!("could not write the login file ({e}); open the URL yourself");
+            return None;
+        }
+    };
+    // Best effort: without a desktop the URL above is the way in.
+    let opener = std::env::var_os("RECLAIM_DESK_OPENER").unwrap_or_else(|| "xdg-open".into());
+    match std::process::Command::new(&opener)
+        .arg(file.path())
+        .stdin(std::process::Stdio::null())
+        .spawn()
+    {
+        Ok(_) => Some(file),
+        Err(e) => {
+            eprintln!(
+                "could not run {} ({e}); open the URL yourself",
+                opener.to_string_lossy()
+            );
+            None
+        }
+    }
 }

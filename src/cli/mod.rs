@@ -190,10 +190,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             open,
             page_size,
             scan,
+            idle_timeout,
+            session_lifetime,
         } => {
             let limits = crate::desk::Limits {
                 page_size: usize::from(*page_size),
                 scan: usize::try_from(*scan).unwrap_or(usize::MAX),
+                sessions: crate::desk::Lifetimes {
+                    idle: *idle_timeout,
+                    absolute: *session_lifetime,
+                },
                 ..crate::desk::Limits::default()
             };
             desk::run(ReviewContext::new(&args)?, *listen, *open, limits)

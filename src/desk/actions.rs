@@ -67,7 +67,7 @@ pub async fn eml(
     Path(id): Path<String>,
     form: Form,
 ) -> Response {
-    let c = Chrome::new(&desk, &headers, "inbox", "/inbox".into());
+    let c = Chrome::new(&headers, "inbox", "/inbox".into());
     let (reason, id) = match reason_and_id(c.t, &form, &id) {
         Ok(parts) => parts,
         Err((status, text)) => return error(c, status, text),
@@ -84,7 +84,7 @@ pub async fn eml(
 
 /// Exports or deletes the messages ticked in the inbox.
 pub async fn selection(State(desk): State<Arc<Desk>>, headers: HeaderMap, form: Form) -> Response {
-    let c = Chrome::new(&desk, &headers, "inbox", "/inbox".into());
+    let c = Chrome::new(&headers, "inbox", "/inbox".into());
     let reason = form.get("reason").to_owned();
     if reason.is_empty() {
         let text = c_reason(c.t);
@@ -175,7 +175,7 @@ async fn act<T: Send + 'static>(
     work: impl FnOnce(&ReviewContext, MessageId, &str) -> anyhow::Result<T> + Send + 'static,
     outcome: impl FnOnce(&Texts, MessageId, T) -> (&'static str, String),
 ) -> Response {
-    let c = Chrome::new(&desk, headers, "inbox", "/inbox".into());
+    let c = Chrome::new(headers, "inbox", "/inbox".into());
     let (reason, id) = match reason_and_id(c.t, form, id) {
         Ok(parts) => parts,
         Err((status, text)) => return error(c, status, text),

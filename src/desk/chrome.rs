@@ -5,7 +5,6 @@ use askama::Template;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
-use super::Desk;
 use super::guard;
 use super::i18n::{self, Texts};
 
@@ -13,19 +12,23 @@ use super::i18n::{self, Texts};
 pub struct Chrome {
     pub t: &'static Texts,
     pub csrf: String,
+    /// Where every URL of this session starts (`/d/<capability>`).
+    pub root: String,
     pub page: &'static str,
     /// Where the language switch returns to.
     pub back: String,
 }
 
 impl Chrome {
-    pub fn new(desk: &Desk, headers: &HeaderMap, page: &'static str, back: String) -> Self {
+    pub fn new(headers: &HeaderMap, page: &'static str, back: String) -> Self {
         let accept = headers
             .get(header::ACCEPT_LANGUAGE)
             .and_then(|v| v.to_str().ok());
+        let view = guard::current_view();
         Self {
             t: i18n::choose(guard::cookie(headers, i18n::LANG_COOKIE), accept),
-            csrf: desk.secrets.csrf.clone(),
+            csrf: view.csrf,
+            root: view.root,
             page,
             back,
         }

@@ -64,7 +64,7 @@ impl Frames {
 
     /// Keeps `html` and returns the token its frame is fetched with.
     pub fn put(&self, html: String) -> String {
-        let token = super::guard::random_token();
+        let token = super::session::random_token();
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         while entries.len() >= self.capacity {
             entries.pop_front();
@@ -78,7 +78,7 @@ impl Frames {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         entries
             .iter()
-            .find(|(t, _)| super::guard::same(t, token))
+            .find(|(t, _)| super::session::same(t, token))
             .map(|(_, html)| html.clone())
     }
 }

@@ -10,8 +10,13 @@ mod chrome;
 mod guard;
 mod html;
 mod i18n;
+mod opener;
 mod pages;
 mod reports;
+mod session;
+
+pub use opener::LoginFile;
+pub use session::Lifetimes;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -56,6 +61,8 @@ pub struct Limits {
     pub form_bytes: usize,
     /// Requests doing CLI work (admin API, decryption, release) at once; more wait.
     pub workers: usize,
+    /// How long a reviewer's session lasts.
+    pub sessions: Lifetimes,
 }
 
 impl Default for Limits {
@@ -68,6 +75,7 @@ impl Default for Limits {
             frames: 32,
             form_bytes: 256 * 1024,
             workers: 4,
+            sessions: Lifetimes::default(),
         }
     }
 }
@@ -75,7 +83,8 @@ impl Default for Limits {
 /// What every handler shares.
 pub struct Desk {
     context: Arc<ReviewContext>,
-    secrets: guard::Secrets,
+    sessions: session::Sessions,
+    addr: SocketAddr,
     frames: html::Frames,
     limits: Limits,
     workers: tokio::sync::Semaphore,
@@ -111,7 +120,8 @@ impl Bound {
         })?;
         let desk = Arc::new(Desk {
             context: Arc::new(context),
-            secrets: guard::Secrets::new(addr),
+            sessions: session::Sessions::new(addr, limits.sessions),
+            addr,
             frames: html::Frames::new(limits.frames),
             workers: tokio::sync::Semaphore::new(limits.workers.max(1)),
             limits,
@@ -125,11 +135,42 @@ impl Bound {
 
     /// The URL to open: it carries the one-time secret.
     pub fn url(&self) -> String {
-        self.desk.secrets.login_url()
+        self.desk.sessions.login_url()
+    }
+
+    /// Each new one-time URL, made when a session ends, for the terminal to show.
+    pub fn urls(&self) -> tokio::sync::watch::Receiver<String> {
+        self.desk.sessions.login_urls()
+    }
+
+    /// Changes each time a one-time URL is used (so a login file can go).
+    pub fn redemptions(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.desk.sessions.redemptions()
+    }
+
+    /// A handle that can end the current session from outside (the terminal).
+    pub fn control(&self) -> Control {
+        Control(self.desk.clone())
     }
 
     /// Serves until `shutdown` is cancelled.
     pub async fn serve(self, shutdown: CancellationToken) -> Result<(), DeskError> {
+        // A session that runs out while no request comes still ends on time.
+        let sweeping = self.desk.clone();
+        let every = (self.desk.limits.sessions.idle / 4).clamp(
+            std::time::Duration::from_secs(1),
+            std::time::Duration::from_secs(30),
+        );
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => sweeping.sessions.sweep(tokio::time::Instant::now()),
+                    () = stop.cancelled() => break,
+                }
+            }
+        });
         let app = router(self.desk);
         axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown.cancelled_owned())
@@ -138,10 +179,20 @@ impl Bound {
     }
 }
 
+/// Ends the desk's session on the reviewer's word, for a new one-time URL.
+#[derive(Clone)]
+pub struct Control(Arc<Desk>);
+
+impl Control {
+    /// Ends the current session (if any) and makes a new one-time URL.
+    pub fn end_session(&self) {
+        self.0.sessions.end();
+    }
+}
+
 fn router(desk: Arc<Desk>) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/", get(pages::home))
-        .route("/login", get(pages::home))
         .route("/desk.css", get(pages::stylesheet))
         .route("/inbox", get(pages::inbox))
         .route("/message/{id}", get(pages::open_form).post(pages::message))
@@ -155,12 +206,12 @@ fn router(desk: Arc<Desk>) -> Router {
         .route("/message/{id}/release", post(actions::release))
         .route("/message/{id}/hold", post(actions::hold))
         .route("/message/{id}/delete", post(actions::delete))
-        .layer(DefaultBodyLimit::max(desk.limits.form_bytes))
-        .layer(axum::middleware::from_fn_with_state(
-            desk.clone(),
-            guard::check,
-        ))
-        .with_state(desk)
+        .layer(DefaultBodyLimit::max(desk.limits.form_bytes));
+    // The guard wraps the whole router, not each route, so that it runs before routing:
+    // it takes the session's capability off the path the routes then see.
+    Router::new()
+        .fallback_service(routes.with_state(desk.clone()))
+        .layer(axum::middleware::from_fn_with_state(desk, guard::check))
 }
 
 /// Runs CLI work (blocking admin client, decryption on every core, the release relay's

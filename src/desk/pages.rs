@@ -167,7 +167,7 @@ pub async fn inbox(
             .map(|q| format!("?{q}"))
             .unwrap_or_default()
     );
-    let c = Chrome::new(&desk, &headers, "inbox", back);
+    let c = Chrome::new(&headers, "inbox", back);
     let pairs = pairs(query.as_deref());
     let f = Filters::from_pairs(&pairs);
     let filter = match Filter::new(&f.args(), unix_now()) {
@@ -209,12 +209,8 @@ struct OpenPage {
 }
 
 /// Asks why before anything is decrypted.
-pub async fn open_form(
-    State(desk): State<Arc<Desk>>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    let c = Chrome::new(&desk, &headers, "inbox", format!("/message/{id}"));
+pub async fn open_form(headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let c = Chrome::new(&headers, "inbox", format!("/message/{id}"));
     match crate::cli::parse_id(&id) {
         Ok(id) => render(
             StatusCode::OK,
@@ -245,7 +241,7 @@ pub async fn message(
     Path(id): Path<String>,
     form: guard::Form,
 ) -> Response {
-    let c = Chrome::new(&desk, &headers, "inbox", format!("/message/{id}"));
+    let c = Chrome::new(&headers, "inbox", format!("/message/{id}"));
     let reason = form.get("reason").to_owned();
     if reason.is_empty() {
         let text = c_reason(c.t);

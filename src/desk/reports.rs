@@ -67,7 +67,7 @@ pub async fn report(
     } else {
         format!("?since={}", crate::admin::http::percent_encode(&since))
     };
-    let c = Chrome::new(&desk, &headers, "report", format!("/report{query}"));
+    let c = Chrome::new(&headers, "report", format!("/report{query}"));
     let (listed, built) = match report_data(&desk, &since).await {
         Ok(data) => data,
         Err(e) => return failed(c, &e),
@@ -110,14 +110,11 @@ pub async fn report_csv(
     let since = value(&pairs(query.as_deref()), "since");
     let built = match report_data(&desk, &since).await {
         Ok((_, built)) => built,
-        Err(e) => return failed(Chrome::new(&desk, &headers, "report", "/report".into()), &e),
+        Err(e) => return failed(Chrome::new(&headers, "report", "/report".into()), &e),
     };
     let mut csv = Vec::new();
     if let Err(e) = report::write_csv(&mut csv, &built) {
-        return failed(
-            Chrome::new(&desk, &headers, "report", "/report".into()),
-            &e.into(),
-        );
+        return failed(Chrome::new(&headers, "report", "/report".into()), &e.into());
     }
     (
         [
@@ -154,7 +151,7 @@ struct AuditPage {
 }
 
 pub async fn audit(State(desk): State<Arc<Desk>>, headers: HeaderMap) -> Response {
-    let c = Chrome::new(&desk, &headers, "audit", "/audit".into());
+    let c = Chrome::new(&headers, "audit", "/audit".into());
     let trail = match blocking(&desk, |context| audit::fetch(context, None)).await {
         Ok(trail) => trail,
         Err(e) => return failed(c, &e),

@@ -116,8 +116,41 @@ pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
-/// Trades the desk's one-time URL for its session cookie (`name=value`).
-pub async fn session(desk: &Desk) -> String {
+/// A desk session as a browser holds it: the cookie and the capability its URLs start with.
+pub struct Session {
+    /// `name=value`.
+    pub cookie: String,
+    /// `/d/<capability>`.
+    pub root: String,
+}
+
+impl Session {
+    /// `path` (one of the desk's own, such as `/inbox`) inside this session.
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.root)
+    }
+}
+
+/// Redeems a login answer: checks the cookie's scope and reads the session from it.
+pub fn granted(head: &str) -> Session {
+    let set_cookie = header(head, "set-cookie").expect("a session cookie");
+    assert!(
+        set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"),
+        "{set_cookie}"
+    );
+    let root = set_cookie
+        .split(';')
+        .find_map(|part| part.trim().strip_prefix("Path="))
+        .expect("the cookie is scoped to a path")
+        .trim_end_matches('/')
+        .to_owned();
+    assert!(root.starts_with("/d/") && root.len() > 40, "{root}");
+    let cookie = set_cookie.split(';').next().expect("name=value").to_owned();
+    Session { cookie, root }
+}
+
+/// Trades the desk's one-time URL for its session.
+pub async fn session(desk: &Desk) -> Session {
     let host = desk.addr.to_string();
     let login = desk
         .url
@@ -125,9 +158,6 @@ pub async fn session(desk: &Desk) -> String {
         .expect("a URL on the desk")
         .to_owned();
     let (status, head, _) = get(desk.addr, &login, &host, None).await;
-    assert_eq!(status, 303, "{head}");
-    header(&head, "set-cookie")
-        .and_then(|c| c.split(';').next())
-        .expect("a session cookie")
-        .to_owned()
+    assert_eq!(status, 200, "{head}");
+    granted(&head)
 }
