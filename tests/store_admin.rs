@@ -214,3 +214,40 @@ async fn reconciliation_reports_and_never_deletes() {
         "the index entry is kept"
     );
 }
+
+/// A request head of `len` bytes, final blank line included, asking for the health check.
+fn head_of(len: usize) -> Vec<u8> {
+    let start = b"GET /v1/health HTTP/1.1\r\nX-Pad: ";
+    let end = b"\r\n\r\n";
+    let mut head = start.to_vec();
+    head.resize(len - end.len(), b'a');
+    head.extend_from_slice(end);
+    head
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_api_head_limit_is_exact_and_content_length_unambiguous() {
+    let mut gw = TestGateway::start("").await;
+    let socket = gw.socket.clone();
+    tokio::task::spawn_blocking(move || {
+        let limit = reclaim::admin::http::MAX_HEAD;
+        assert_eq!(http(&socket, &head_of(limit)).0, 200, "a head of exactly the limit");
+        assert_eq!(http(&socket, &head_of(limit + 1)).0, 431, "one byte over");
+        assert_eq!(http(&socket, &head_of(limit + 800)).0, 431, "about 9 KB");
+        for ambiguous in [
+            &b"GET /v1/health HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n"[..],
+            b"POST /v1/delete HTTP/1.1\r\nContent-Length: 2\r\ncontent-length: 7\r\n\r\n{}",
+            b"POST /v1/delete HTTP/1.1\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n{}",
+        ] {
+            assert_eq!(
+                http(&socket, ambiguous).0,
+                400,
+                "{}",
+                String::from_utf8_lossy(ambiguous)
+            );
+        }
+    })
+    .await
+    .expect("admin checks");
+    gw.stop().await;
+}

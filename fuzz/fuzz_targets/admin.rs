@@ -5,16 +5,16 @@
 
 use libfuzzer_sys::fuzz_target;
 use reclaim::admin::MAX_PAGE;
-use reclaim::admin::http::{MAX_HEAD, head_end, parse_head, response_head};
+use reclaim::admin::http::{HeadScan, MAX_HEAD, parse_head, response_head, scan_head};
 use reclaim::admin::routes::{Route, route};
 
 fuzz_target!(|data: &[u8]| {
-    // The server reads at most MAX_HEAD bytes and parses up to the blank line.
-    let window = &data[..data.len().min(MAX_HEAD)];
-    let head = match head_end(window) {
-        Some(end) => &window[..end],
-        None => window,
+    // The server parses a head only when it ends within MAX_HEAD bytes.
+    let head = match scan_head(data, MAX_HEAD) {
+        HeadScan::Complete(end) => &data[..end],
+        HeadScan::Incomplete | HeadScan::TooLarge => return,
     };
+    assert!(head.len() <= MAX_HEAD);
     let body = &data[head.len()..];
     match parse_head(head) {
         Ok(parsed) => {

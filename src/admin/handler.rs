@@ -7,7 +7,9 @@ use std::time::Duration;
 use base64::Engine;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::http::{MAX_BODY, MAX_HEAD, RequestHead, head_end, parse_head, response_head};
+use super::http::{
+    HeadScan, MAX_BODY, MAX_HEAD, RequestHead, parse_head, response_head, scan_head,
+};
 use super::peer::Peer;
 use super::routes::{Refusal, Route, refuse, route};
 use super::{DeleteResult, MessageItem, MessagePage};
@@ -219,11 +221,12 @@ where
             return Err(refuse(400, "connection closed mid-request"));
         }
         buf.extend_from_slice(&chunk[..n]);
-        if let Some(end) = head_end(&buf) {
-            break end;
-        }
-        if buf.len() > MAX_HEAD {
-            return Err(refuse(431, "request head too large"));
+        match scan_head(&buf, MAX_HEAD) {
+            HeadScan::Complete(end) => break end,
+            HeadScan::Incomplete => {}
+            HeadScan::TooLarge => {
+                return Err(refuse(431, format!("request head over {MAX_HEAD} bytes")));
+            }
         }
     };
     let head = parse_head(&buf[..end]).map_err(|bad| refuse(400, bad.0))?;

@@ -4,7 +4,8 @@
 
 use std::fmt::Write;
 
-/// Largest request head accepted.
+/// Largest request head accepted, in bytes, counting its final blank line (`\r\n\r\n`):
+/// a head of exactly this many bytes is read, one byte more is refused with 431.
 pub const MAX_HEAD: usize = 8 * 1024;
 /// Largest request body accepted: requests carry ids and a reason, never mail.
 pub const MAX_BODY: usize = 256 * 1024;
@@ -40,11 +41,41 @@ pub fn head_end(buf: &[u8]) -> Option<usize> {
     buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
 }
 
+/// What the bytes read so far say about the request head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadScan {
+    /// The head is complete: its length, final blank line included (at most the limit).
+    Complete(usize),
+    /// No end yet, and the head may still end within the limit: read on.
+    Incomplete,
+    /// The head cannot end within `max` bytes (answered with 431).
+    TooLarge,
+}
+
+/// Looks for the end of the head within the first `max` bytes of `buf` only, so that a
+/// head longer than `max` is refused however the reads happened to split it.
+pub fn scan_head(buf: &[u8], max: usize) -> HeadScan {
+    match head_end(&buf[..buf.len().min(max)]) {
+        Some(end) => HeadScan::Complete(end),
+        // The end, if it ever comes, lies past `max`.
+        None if buf.len() >= max => HeadScan::TooLarge,
+        None => HeadScan::Incomplete,
+    }
+}
+
 /// Parses a complete request head.
 pub fn parse_head(head: &[u8]) -> Result<RequestHead, BadRequest> {
     let text =
         std::str::from_utf8(head).map_err(|_| BadRequest("request head is not UTF-8".into()))?;
-    let mut lines = text.lines();
+    // Lines end in CRLF only: a bare CR or LF is refused rather than guessed at, so that no
+    // other reader of the same bytes (a proxy, a capture tool) sees other fields than this one.
+    let text = text
+        .strip_suffix("\r\n\r\n")
+        .ok_or_else(|| BadRequest("request head does not end with an empty line".into()))?;
+    if text.split("\r\n").any(|line| line.contains(['\r', '\n'])) {
+        return Err(BadRequest("bare CR or LF in the request head".into()));
+    }
+    let mut lines = text.split("\r\n");
     let line = lines.next().unwrap_or_default();
     let mut parts = line.split(' ');
     let (Some(method), Some(target), Some(version), None) =
@@ -70,25 +101,53 @@ pub fn parse_head(head: &[u8]) -> Result<RequestHead, BadRequest> {
             Ok((percent_decode(k)?, percent_decode(v)?))
         })
         .collect::<Result<_, BadRequest>>()?;
-    let mut content_length = 0;
+    let (mut content_length, mut chunked) = (None, false);
     for header in lines {
-        if let Some((name, value)) = header.split_once(':') {
-            if name.eq_ignore_ascii_case("content-length") {
-                content_length = value
-                    .trim()
-                    .parse::<usize>()
-                    .map_err(|_| BadRequest("bad Content-Length".into()))?;
-            } else if name.eq_ignore_ascii_case("transfer-encoding") {
-                return Err(BadRequest("send a Content-Length, not chunks".into()));
-            }
+        let (name, value) = header
+            .split_once(':')
+            .ok_or_else(|| BadRequest("header line without a colon".into()))?;
+        // A name with spaces ("Content-Length : 5") or an obsolete folded line is refused,
+        // not skipped: another reader could take it for the field it resembles.
+        if name.is_empty() || !name.bytes().all(is_token_byte) {
+            return Err(BadRequest("malformed header name".into()));
         }
+        if name.eq_ignore_ascii_case("content-length") {
+            // Two lengths, even equal ones, mean two readers could frame the body
+            // differently (RFC 9112 section 6.3): refused, as is anything but digits.
+            if content_length.is_some() {
+                return Err(BadRequest("more than one Content-Length".into()));
+            }
+            let value = value.trim_matches([' ', '\t']);
+            if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(BadRequest("bad Content-Length".into()));
+            }
+            content_length = Some(
+                value
+                    .parse::<usize>()
+                    .map_err(|_| BadRequest("bad Content-Length".into()))?,
+            );
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = true;
+        }
+    }
+    if chunked {
+        return Err(BadRequest(if content_length.is_some() {
+            "Content-Length and Transfer-Encoding together".into()
+        } else {
+            "send a Content-Length, not chunks".into()
+        }));
     }
     Ok(RequestHead {
         method: method.to_owned(),
         path: path.to_owned(),
         query,
-        content_length,
+        content_length: content_length.unwrap_or(0),
     })
+}
+
+/// A byte of an HTTP token (RFC 9110 section 5.6.2), the syntax of a field name.
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// Decodes `%XX` escapes and `+` (a space in query strings); the result must be UTF-8.
@@ -199,6 +258,73 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn content_length_is_unambiguous() {
+        for bad in [
+            &b"GET / HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n"[..],
+            b"POST / HTTP/1.1\r\nContent-Length: 2\r\ncontent-LENGTH: 7\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n",
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: +2\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: 2, 2\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length:\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length : 2\r\n\r\n",
+            b"POST / HTTP/1.1\r\nX: a\r\n Content-Length: 2\r\n\r\n",
+            b"POST / HTTP/1.1\r\nno colon\r\n\r\n",
+            b"POST / HTTP/1.1\r\nX: a\nContent-Length: 2\r\n\r\n",
+            b"POST / HTTP/1.1\r\nX: a\rContent-Length: 2\r\n\r\n",
+            b"GET / HTTP/1.1\r\n",
+        ] {
+            assert!(
+                parse_head(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let head = parse_head(b"POST / HTTP/1.1\r\ncontent-length:\t7 \r\n\r\n").expect("valid");
+        assert_eq!(head.content_length, 7);
+        let head = parse_head(b"GET / HTTP/1.1\r\nX-Empty:\r\n\r\n").expect("valid");
+        assert_eq!(head.content_length, 0);
+    }
+
+    #[test]
+    fn head_limit_is_exact_however_reads_split_it() {
+        let head = |len: usize| {
+            let mut head = b"GET / HTTP/1.1\r\nX: ".to_vec();
+            head.resize(len - 4, b'a');
+            head.extend_from_slice(b"\r\n\r\n");
+            head
+        };
+        let max = 64;
+        let exact = head(max);
+        let over = head(max + 1);
+        // Every way the bytes could arrive: grow the buffer one read at a time, each read
+        // of any size up to well past the limit, as the server does.
+        for read in 1..=max + 16 {
+            let scan = |bytes: &[u8]| {
+                let mut buf = Vec::new();
+                for piece in bytes.chunks(read) {
+                    buf.extend_from_slice(piece);
+                    match scan_head(&buf, max) {
+                        HeadScan::Incomplete => {}
+                        done => return done,
+                    }
+                }
+                HeadScan::Incomplete
+            };
+            assert_eq!(scan(&exact), HeadScan::Complete(max), "reads of {read}");
+            assert_eq!(scan(&over), HeadScan::TooLarge, "reads of {read}");
+            // A body read together with the head does not count against it.
+            let mut with_body = exact.clone();
+            with_body.extend_from_slice(&[b'b'; 100]);
+            assert_eq!(scan(&with_body), HeadScan::Complete(max), "reads of {read}");
+        }
+        assert!(parse_head(&exact).is_ok());
+        assert_eq!(scan_head(b"GET / HTTP/1.1\r\n", max), HeadScan::Incomplete);
     }
 
     #[test]
