@@ -430,3 +430,71 @@ async fn reclaim_desk_prints_a_one_time_url_and_listens_on_loopback_only() {
     let _ = child.wait();
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desk_pages_neutralise_bidi_and_control_characters_as_the_cli_does() {
+    let mut gw = TestGateway::start("").await;
+    // A sender, a From, a subject and an attachment name that each show as something
+    // else when a right-to-left override (or an isolate) is left in.
+    let (mut c, _) = common::Client::connect(gw.addr).await;
+    assert!(c.cmd("EHLO client.example").await.starts_with("250"));
+    let reply = c
+        .cmd("MAIL FROM:<\"inv\u{202e}fdp.exe\"@evil.example> SMTPUTF8")
+        .await;
+    assert!(reply.starts_with("250"), "{reply}");
+    assert!(c.cmd("RCPT TO:<jan@old.example>").await.starts_with("250"));
+    assert!(c.cmd("DATA").await.starts_with("354"));
+    c.send(
+        "From: =?utf-8?b?QmFuayDigK5saWFtLmV4ZQ==?= <bank@evil.example>\r\n\
+Subject: =?utf-8?b?cGF5IOKBp25vdyDigK5mZHAuZXhl?=\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\n\
+see attached\r\n--B\r\nContent-Type: application/octet-stream\r\n\
+Content-Disposition: attachment; filename*=utf-8''invoice%E2%80%AEfdp.exe\r\n\r\nAAAA\r\n--B--\r\n.\r\n"
+            .as_bytes(),
+    )
+    .await;
+    let reply = c.reply().await;
+    assert!(reply.starts_with("250"), "{reply}");
+    let id = common::queued_id(&reply);
+
+    let desk = start_desk(&gw).await;
+    let host = desk.addr.to_string();
+    let s = session(&desk).await;
+    let (status, _, inbox) = get(desk.addr, &s.at("/inbox"), &host, Some(&s.cookie)).await;
+    assert_eq!(status, 200);
+    let inbox = String::from_utf8(inbox).expect("utf8");
+    let csrf = inbox
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a CSRF token")
+        .to_owned();
+    let form = format!("csrf={csrf}&reason=bidi+check");
+    let (status, _, message) = post(
+        desk.addr,
+        &s.at(&format!("/message/{id}")),
+        &host,
+        &s.cookie,
+        "",
+        &form,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let message = String::from_utf8(message).expect("utf8");
+    for (page, text) in [("inbox", &inbox), ("message", &message)] {
+        let bad: Vec<char> = text
+            .chars()
+            .filter(|&c| {
+                matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+                    || (c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+            })
+            .collect();
+        assert!(bad.is_empty(), "{page} shows {bad:?}");
+    }
+    assert!(inbox.contains("Bank ?liam.exe"), "the From: {inbox}");
+    assert!(inbox.contains("pay ?now ?fdp.exe"), "the subject");
+    assert!(message.contains("inv?fdp.exe"), "the envelope sender");
+    assert!(message.contains("invoice?fdp.exe"), "the attachment name");
+    drop(desk);
+    gw.stop().await;
+}

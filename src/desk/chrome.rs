@@ -7,6 +7,7 @@ use axum::response::{Html, IntoResponse, Response};
 
 use super::guard;
 use super::i18n::{self, Texts};
+use crate::cli::terminal::sanitize_page;
 
 /// What the frame around every page needs.
 pub struct Chrome {
@@ -35,10 +36,12 @@ impl Chrome {
     }
 }
 
-/// A rendered template as an HTML answer.
+/// A rendered template as an HTML answer. Everything a page shows came from a sender, so
+/// the whole page loses the characters that could show it as something else (bidi
+/// overrides, controls), as the CLI's output does; the templates themselves use none.
 pub fn render(status: StatusCode, template: &impl Template) -> Response {
     match template.render() {
-        Ok(html) => (status, Html(html)).into_response(),
+        Ok(html) => (status, Html(sanitize_page(&html))).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "desk template failed");
             (StatusCode::INTERNAL_SERVER_ERROR, "template error\n").into_response()

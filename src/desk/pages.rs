@@ -310,6 +310,8 @@ pub async fn frame(State(desk): State<Arc<Desk>>, Path(token): Path<String>) -> 
     let Some(body) = desk.frames.get(&token) else {
         return (StatusCode::NOT_FOUND, "gone; open the message again\n").into_response();
     };
+    // The sanitiser keeps text as it is; bidi overrides in it are neutralised as on pages.
+    let body = crate::cli::terminal::sanitize_page(&body);
     let document = format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"></head><body>{body}</body></html>"
     );
