@@ -26,7 +26,10 @@ pub use delivery::DeliveryConfig;
 pub use notify::{AuthRequirement, NoticeLimits, NotifyConfig, RelayConfig, RelayTls};
 use notify::{domain_policy, notify_config};
 use raw::{RawAdmin, RawConfig, RawDomain, RawStore};
-pub use review::{AdminTcpConfig, PasswordError, PasswordSource, ReleaseConfig, ReleaseTls};
+pub use review::{
+    AdminTcpConfig, AdminTcpLimits, MAX_ADMIN_CONNECTIONS_PER_IP, PasswordError, PasswordSource,
+    ReleaseConfig, ReleaseTls,
+};
 use review::{admin_tcp, release, retention};
 pub use watch::{ExitConfig, ParkedConfig, RdapConfig};
 use watch::{exit_config, parked_config, rdap_config};

@@ -152,7 +152,11 @@ pub async fn launch(config: &Config, shutdown: CancellationToken) -> Result<Runn
     }
     let admin_listener = admin::server::bind(&config.admin.socket)?;
     let admin_tcp = match &config.admin.tcp {
-        Some(tcp) => Some((admin::tls::bind(tcp).await?, admin::tls::acceptor(tcp)?)),
+        Some(tcp) => Some((
+            admin::tls::bind(tcp).await?,
+            admin::tls::acceptor(tcp)?,
+            tcp.limits,
+        )),
         None => None,
     };
 
@@ -218,14 +222,15 @@ pub async fn launch(config: &Config, shutdown: CancellationToken) -> Result<Runn
     ));
     let admin_addr = admin_tcp
         .as_ref()
-        .and_then(|(listener, _)| listener.local_addr().ok());
+        .and_then(|(listener, _, _)| listener.local_addr().ok());
     if let Some(addr) = admin_addr {
         tracing::info!(%addr, "admin API listening (mutual TLS)");
     }
-    let admin_tcp_task = admin_tcp.map(|(listener, acceptor)| {
+    let admin_tcp_task = admin_tcp.map(|(listener, acceptor, limits)| {
         tokio::spawn(admin::tls::run(
             listener,
             acceptor,
+            limits,
             store.clone(),
             shutdown.clone(),
         ))

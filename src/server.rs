@@ -80,7 +80,7 @@ impl Drop for Admitted {
 /// The network a client address is counted in: the address with only its first `v4` (or
 /// `v6`) bits kept. An IPv4-mapped IPv6 address (`::ffff:192.0.2.1`, as a dual-stack
 /// listener reports IPv4 clients) counts as the IPv4 address it carries.
-fn client_network(ip: IpAddr, v4: u8, v6: u8) -> IpAddr {
+pub(crate) fn client_network(ip: IpAddr, v4: u8, v6: u8) -> IpAddr {
     match ip.to_canonical() {
         IpAddr::V4(a) => {
             let mask = u32::MAX

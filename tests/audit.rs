@@ -4,6 +4,7 @@
 mod common;
 
 use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -154,6 +155,16 @@ fn tls_request(
     ca: &Path,
     client: Option<(&Path, &Path)>,
 ) -> Result<String, String> {
+    let tcp = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    tls_request_on(tcp, ca, client)
+}
+
+/// [`tls_request`] on a connection already open.
+fn tls_request_on(
+    tcp: std::net::TcpStream,
+    ca: &Path,
+    client: Option<(&Path, &Path)>,
+) -> Result<String, String> {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
     let mut roots = rustls::RootCertStore::empty();
@@ -180,7 +191,6 @@ fn tls_request(
     };
     let name = rustls_pki_types::ServerName::try_from("127.0.0.1").expect("name");
     let conn = rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
-    let tcp = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
     tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .expect("timeout");
     let mut tls = rustls::StreamOwned::new(conn, tcp);
@@ -283,4 +293,184 @@ async fn mtls_admin_listener_refuses_clients_without_a_good_certificate() {
         "{audit}"
     );
     gw.stop().await;
+}
+
+/// A gateway with the mutual-TLS admin listener and `limits` added to its `[admin]`; alice
+/// holds a client certificate in `certs`.
+struct MtlsGateway {
+    gw: TestGateway,
+    addr: SocketAddr,
+    certs: tempfile::TempDir,
+}
+
+impl MtlsGateway {
+    async fn start(limits: &str) -> Self {
+        let certs = tempfile::tempdir().expect("tempdir");
+        let dir = certs.path();
+        let pki = Pki::new("reclaim admin CA");
+        std::fs::write(dir.join("ca.pem"), pki.ca.pem()).expect("ca");
+        pki.issue(
+            dir,
+            "server",
+            "reclaim admin",
+            vec!["127.0.0.1".into()],
+            false,
+        );
+        pki.issue(dir, "alice", "alice reviewer", vec![], true);
+        let admin = format!(
+            "listen = \"127.0.0.1:0\"\ncert = {:?}\nkey = {:?}\nclient_ca = {:?}\n{limits}",
+            dir.join("server-cert.pem"),
+            dir.join("server-key.pem"),
+            dir.join("ca.pem")
+        );
+        let gw = TestGateway::start_custom(Extra {
+            admin: &admin,
+            ..Extra::default()
+        })
+        .await;
+        let addr = gw
+            .running
+            .as_ref()
+            .and_then(|r| r.admin_addr)
+            .expect("admin TCP address");
+        Self { gw, addr, certs }
+    }
+
+    /// Alice asks for the health check on a connection from `from`.
+    async fn alice_from(&self, from: IpAddr) -> Result<String, String> {
+        let tcp = connect_from(from, self.addr).await;
+        let dir = self.certs.path().to_owned();
+        tokio::task::spawn_blocking(move || {
+            tls_request_on(
+                tcp,
+                &dir.join("ca.pem"),
+                Some((&dir.join("alice-cert.pem"), &dir.join("alice-key.pem"))),
+            )
+        })
+        .await
+        .expect("tls task")
+    }
+}
+
+const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+/// Another address of the loopback network: another client network for a `/32` count.
+const LOOPBACK_2: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+
+/// A TCP connection to `addr` from the local address `from`, as a blocking socket.
+async fn connect_from(from: IpAddr, addr: SocketAddr) -> std::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.bind(SocketAddr::new(from, 0)).expect("bind source");
+    let tcp = socket
+        .connect(addr)
+        .await
+        .expect("connect")
+        .into_std()
+        .expect("std");
+    tcp.set_nonblocking(false).expect("blocking");
+    tcp
+}
+
+/// `n` connections from `from` that never start a handshake.
+async fn idle_connections(from: IpAddr, addr: SocketAddr, n: usize) -> Vec<std::net::TcpStream> {
+    let mut idle = Vec::with_capacity(n);
+    for _ in 0..n {
+        idle.push(connect_from(from, addr).await);
+    }
+    idle
+}
+
+/// Waits until the server closes `tcp` (end of stream or a reset); false when it is still
+/// open after `limit`, which fails the test rather than proving anything.
+fn closed_by_server(tcp: &mut std::net::TcpStream, limit: std::time::Duration) -> bool {
+    tcp.set_read_timeout(Some(limit)).expect("timeout");
+    let mut byte = [0u8; 1];
+    match tcp.read(&mut byte) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+/// Refused at the handshake: an error, or the stream closed without an answer.
+fn refused(answer: &Result<String, String>) -> bool {
+    answer.as_ref().is_err() || answer.as_ref().is_ok_and(|r| r.is_empty())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mtls_idle_sockets_from_one_network_leave_slots_for_reviewers() {
+    // Defaults only: 40 idle sockets from one address, more than the API's 32 slots.
+    let mut m = MtlsGateway::start("").await;
+    let idle = idle_connections(LOOPBACK, m.addr, 40).await;
+    let answer = m.alice_from(LOOPBACK_2).await;
+    assert!(
+        answer.as_ref().is_ok_and(|a| a.starts_with("HTTP/1.1 200")),
+        "a reviewer from another network gets in: {answer:?}"
+    );
+    drop(idle);
+    m.gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mtls_per_network_limit_closes_extra_connections_at_once() {
+    // A deadline far beyond the test: every close seen here is the per-network limit's.
+    let mut m =
+        MtlsGateway::start("max_connections_per_ip = 4\ntls_handshake_timeout = \"5m\"\n").await;
+    let idle = idle_connections(LOOPBACK, m.addr, 10).await;
+    let idle = tokio::task::spawn_blocking(move || {
+        let mut idle = idle;
+        for (i, tcp) in idle.iter_mut().enumerate().skip(4) {
+            assert!(
+                closed_by_server(tcp, std::time::Duration::from_secs(30)),
+                "connection {i} is over the limit and closed at once"
+            );
+        }
+        idle
+    })
+    .await
+    .expect("idle task");
+    let same_network = m.alice_from(LOOPBACK).await;
+    assert!(
+        refused(&same_network),
+        "the network's four places are taken: {same_network:?}"
+    );
+    let other = m.alice_from(LOOPBACK_2).await;
+    assert!(
+        other.as_ref().is_ok_and(|a| a.starts_with("HTTP/1.1 200")),
+        "{other:?}"
+    );
+    drop(idle);
+    m.gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mtls_handshake_deadline_gives_every_slot_back() {
+    let mut m = MtlsGateway::start("tls_handshake_timeout = \"1s\"\n").await;
+    // Four sockets start a handshake and stall inside the ClientHello's record; the rest of
+    // this network's share, and far more than the API's slots, send nothing at all.
+    let mut stalled = idle_connections(LOOPBACK, m.addr, 4).await;
+    for tcp in &mut stalled {
+        tcp.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+            .expect("partial hello");
+    }
+    let idle = idle_connections(LOOPBACK, m.addr, 36).await;
+    tokio::task::spawn_blocking(move || {
+        for (i, mut tcp) in stalled.into_iter().chain(idle).enumerate() {
+            assert!(
+                closed_by_server(&mut tcp, std::time::Duration::from_secs(30)),
+                "connection {i} closed by the deadline or the limit"
+            );
+        }
+    })
+    .await
+    .expect("idle task");
+    // The same network as the idle sockets: nothing of theirs holds a slot any more.
+    let answer = m.alice_from(LOOPBACK).await;
+    assert!(
+        answer.as_ref().is_ok_and(|a| a.starts_with("HTTP/1.1 200")),
+        "{answer:?}"
+    );
+    m.gw.stop().await;
 }

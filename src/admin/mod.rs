@@ -19,6 +19,7 @@
 pub mod client;
 mod handler;
 pub mod http;
+mod networks;
 pub mod peer;
 pub mod routes;
 pub mod server;

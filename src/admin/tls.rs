@@ -1,26 +1,34 @@
 //! The optional TCP admin listener: mutual TLS only. Client certificates must chain to the
 //! configured admin CA; anything else is refused during the handshake. The audit trail
-//! names the client by its certificate subject.
+//! names the client by its certificate subject. A connection must finish its handshake
+//! within `[admin] tls_handshake_timeout`, and one client network holds at most
+//! `max_connections_per_ip` connections, so that sockets that never authenticate cannot
+//! hold the API's slots and lock reviewers out.
 
+use std::io::IoSlice;
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::task::{Context, Poll};
 
 use rustls::ServerConfig;
 use rustls::server::WebPkiClientVerifier;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use super::handler::serve;
+use super::networks::{NetworkPermit, Networks};
 use super::peer::Peer;
-use super::server::accept_loop;
-use crate::config::AdminTcpConfig;
+use super::server::{Listener, MAX_CLIENTS, accept_loop};
+use crate::config::{AdminTcpConfig, AdminTcpLimits, MAX_ADMIN_CONNECTIONS_PER_IP};
 use crate::store::Backend;
 
-/// How long a client has to finish the handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+// One network must never be able to hold every slot, whatever the config says.
+const _: () = assert!(MAX_ADMIN_CONNECTIONS_PER_IP < MAX_CLIENTS);
 
 /// Why the admin TLS listener could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -90,14 +98,23 @@ pub async fn bind(config: &AdminTcpConfig) -> Result<TcpListener, AdminTlsError>
 pub async fn run(
     listener: TcpListener,
     acceptor: TlsAcceptor,
+    limits: AdminTcpLimits,
     store: Arc<Backend>,
     shutdown: CancellationToken,
 ) {
-    accept_loop(listener, shutdown, move |tcp, addr| {
+    let listener = PerNetwork {
+        listener,
+        networks: Networks::new(limits),
+    };
+    accept_loop(listener, shutdown, move |tcp: Counted, addr| {
         let acceptor = acceptor.clone();
         let store = store.clone();
         async move {
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+            // The deadline covers the whole handshake, client certificate included: until
+            // it is done the peer is nobody, and must not keep a slot any longer.
+            let handshake =
+                tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await;
+            match handshake {
                 Ok(Ok(tls)) => {
                     let subject = tls
                         .get_ref()
@@ -120,4 +137,82 @@ pub async fn run(
         }
     })
     .await;
+}
+
+/// The TCP listener behind the per-network count: a connection whose network already holds
+/// its share is closed here, before the accept loop gives it one of the API's slots.
+struct PerNetwork {
+    listener: TcpListener,
+    networks: Arc<Networks>,
+}
+
+impl Listener for PerNetwork {
+    type Stream = Counted;
+    type Addr = SocketAddr;
+
+    async fn accept(&self) -> std::io::Result<(Counted, SocketAddr)> {
+        loop {
+            let (tcp, addr) = self.listener.accept().await?;
+            match self.networks.try_enter(addr.ip()) {
+                Some(permit) => {
+                    let stream = Counted {
+                        _permit: permit,
+                        tcp,
+                    };
+                    return Ok((stream, addr));
+                }
+                // Debug only: these closes come as fast as a client can connect, and the
+                // log must not grow at that rate.
+                None => tracing::debug!(%addr, "admin connection over its network's share closed"),
+            }
+        }
+    }
+}
+
+/// A connection holding its network's place. The permit is declared before the socket so
+/// that it is given back before the socket closes: a client that sees the close and
+/// connects again at once finds its network's count already lowered.
+struct Counted {
+    _permit: NetworkPermit,
+    tcp: TcpStream,
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().tcp).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().tcp).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tcp.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
+    }
 }

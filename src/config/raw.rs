@@ -145,6 +145,10 @@ pub(super) struct RawAdmin {
     pub(super) cert: Option<PathBuf>,
     pub(super) key: Option<PathBuf>,
     pub(super) client_ca: Option<PathBuf>,
+    pub(super) tls_handshake_timeout: Option<String>,
+    pub(super) max_connections_per_ip: Option<usize>,
+    pub(super) client_prefix_v4: Option<u8>,
+    pub(super) client_prefix_v6: Option<u8>,
 }
 
 #[derive(Deserialize, Default)]

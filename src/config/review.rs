@@ -7,11 +7,11 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::delivery::deadlines;
-use super::{ConfigError, RawAdmin, RawDomain, RawStore, duration, invalid};
+use super::{ConfigError, RawAdmin, RawDomain, RawStore, duration, invalid, prefix};
 use crate::retention::RetentionPolicy;
 use crate::smtp_client::Deadlines;
 
-/// `[admin] listen`, `cert`, `key`, `client_ca`.
+/// `[admin] listen`, `cert`, `key`, `client_ca`, and the listener's bounds.
 #[derive(Debug, Clone)]
 pub struct AdminTcpConfig {
     pub listen: SocketAddr,
@@ -19,6 +19,39 @@ pub struct AdminTcpConfig {
     pub key: PathBuf,
     /// Only client certificates issued by this CA are let in.
     pub client_ca: PathBuf,
+    pub limits: AdminTcpLimits,
+}
+
+/// The most `[admin] max_connections_per_ip` may be: fewer than the admin API's 32 slots,
+/// so that no single network can ever hold them all.
+pub const MAX_ADMIN_CONNECTIONS_PER_IP: usize = 31;
+/// The longest `[admin] tls_handshake_timeout`: a handshake takes a few round trips.
+const MAX_ADMIN_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How the mutual-TLS admin listener keeps sockets that never authenticate from
+/// locking reviewers out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdminTcpLimits {
+    /// `tls_handshake_timeout`: a connection without a finished handshake by then is closed
+    /// and gives its slot back.
+    pub handshake_timeout: Duration,
+    /// `max_connections_per_ip`: connections one client network may hold; more are closed
+    /// at once, before they take a slot.
+    pub per_network: usize,
+    /// `client_prefix_v4`, `client_prefix_v6`: how addresses are grouped into networks.
+    pub prefix_v4: u8,
+    pub prefix_v6: u8,
+}
+
+impl Default for AdminTcpLimits {
+    fn default() -> Self {
+        Self {
+            handshake_timeout: Duration::from_secs(10),
+            per_network: 8,
+            prefix_v4: 32,
+            prefix_v6: 64,
+        }
+    }
 }
 
 /// `[release] tls`: how the CLI protects the connection to the submission server.
@@ -124,10 +157,17 @@ pub(super) fn retention(
 
 pub(super) fn admin_tcp(raw: &RawAdmin) -> Result<Option<AdminTcpConfig>, ConfigError> {
     let Some(listen) = &raw.listen else {
-        if raw.cert.is_some() || raw.key.is_some() || raw.client_ca.is_some() {
+        if raw.cert.is_some()
+            || raw.key.is_some()
+            || raw.client_ca.is_some()
+            || raw.tls_handshake_timeout.is_some()
+            || raw.max_connections_per_ip.is_some()
+            || raw.client_prefix_v4.is_some()
+            || raw.client_prefix_v6.is_some()
+        {
             return Err(invalid(
                 "admin.listen",
-                "cert, key and client_ca only make sense with listen",
+                "cert, key, client_ca and the TCP listener's limits only make sense with listen",
             ));
         }
         return Ok(None);
@@ -148,7 +188,45 @@ pub(super) fn admin_tcp(raw: &RawAdmin) -> Result<Option<AdminTcpConfig>, Config
         cert: need("admin.cert", &raw.cert)?,
         key: need("admin.key", &raw.key)?,
         client_ca: need("admin.client_ca", &raw.client_ca)?,
+        limits: admin_tcp_limits(raw)?,
     }))
+}
+
+fn admin_tcp_limits(raw: &RawAdmin) -> Result<AdminTcpLimits, ConfigError> {
+    let defaults = AdminTcpLimits::default();
+    let handshake_timeout = duration(
+        "admin.tls_handshake_timeout",
+        raw.tls_handshake_timeout.clone(),
+        defaults.handshake_timeout,
+    )?;
+    if handshake_timeout > MAX_ADMIN_HANDSHAKE_TIMEOUT {
+        return Err(invalid("admin.tls_handshake_timeout", "must be at most 5m"));
+    }
+    let per_network = raw.max_connections_per_ip.unwrap_or(defaults.per_network);
+    if !(1..=MAX_ADMIN_CONNECTIONS_PER_IP).contains(&per_network) {
+        return Err(invalid(
+            "admin.max_connections_per_ip",
+            format!(
+                "must be from 1 to {MAX_ADMIN_CONNECTIONS_PER_IP} (fewer than the API's 32 slots)"
+            ),
+        ));
+    }
+    Ok(AdminTcpLimits {
+        handshake_timeout,
+        per_network,
+        prefix_v4: prefix(
+            "admin.client_prefix_v4",
+            raw.client_prefix_v4,
+            defaults.prefix_v4,
+            16..=32,
+        )?,
+        prefix_v6: prefix(
+            "admin.client_prefix_v6",
+            raw.client_prefix_v6,
+            defaults.prefix_v6,
+            32..=128,
+        )?,
+    })
 }
 
 pub(super) fn release(raw: RawRelease) -> Result<ReleaseConfig, ConfigError> {
@@ -265,7 +343,62 @@ mod tests {
         assert!(error_of(&bad).contains("release.tls"));
         let bad = format!("{MINIMAL}\n[admin]\nlisten = \"127.0.0.1:8443\"\n");
         assert!(error_of(&bad).contains("admin.cert"));
+        let bad = format!("{MINIMAL}\n[admin]\nmax_connections_per_ip = 4\n");
+        assert!(error_of(&bad).contains("admin.listen"));
         let bad = format!("{MINIMAL}\n[store]\nretention = \"forever\"\n");
         assert!(error_of(&bad).contains("store.retention"));
+    }
+
+    #[test]
+    fn admin_listener_limits_are_validated() {
+        let tcp = format!(
+            "{MINIMAL}\n[admin]\nlisten = \"127.0.0.1:8443\"\ncert = \"c\"\nkey = \"k\"\nclient_ca = \"ca\"\n"
+        );
+        let limits = |text: &str| {
+            Config::parse(text)
+                .expect("valid")
+                .admin
+                .tcp
+                .expect("TCP listener")
+                .limits
+        };
+        assert_eq!(limits(&tcp), AdminTcpLimits::default());
+        let set = format!(
+            "{tcp}tls_handshake_timeout = \"3s\"\nmax_connections_per_ip = 2\nclient_prefix_v4 = 24\nclient_prefix_v6 = 48\n"
+        );
+        assert_eq!(
+            limits(&set),
+            AdminTcpLimits {
+                handshake_timeout: Duration::from_secs(3),
+                per_network: 2,
+                prefix_v4: 24,
+                prefix_v6: 48,
+            }
+        );
+        for (bad, key) in [
+            (
+                "tls_handshake_timeout = \"0s\"",
+                "admin.tls_handshake_timeout",
+            ),
+            (
+                "tls_handshake_timeout = \"10m\"",
+                "admin.tls_handshake_timeout",
+            ),
+            (
+                "tls_handshake_timeout = \"soon\"",
+                "admin.tls_handshake_timeout",
+            ),
+            ("max_connections_per_ip = 0", "admin.max_connections_per_ip"),
+            (
+                "max_connections_per_ip = 32",
+                "admin.max_connections_per_ip",
+            ),
+            ("client_prefix_v4 = 33", "admin.client_prefix_v4"),
+            ("client_prefix_v4 = 8", "admin.client_prefix_v4"),
+            ("client_prefix_v6 = 129", "admin.client_prefix_v6"),
+        ] {
+            let text = format!("{tcp}{bad}\n");
+            assert!(error_of(&text).contains(key), "{bad}: {}", error_of(&text));
+        }
     }
 }
