@@ -79,11 +79,13 @@ fn notice_for(store: &Store, m: &Mail, received_at: i64) -> NoticePlan {
             id: MessageId::new(),
             pairs: vec![store.pair_key(m.from, m.to)],
             sender: store.sender_key(m.from),
+            organisation: store.organisation_key(m.from),
             limits: RateLimits {
                 pair_interval: 0,
                 sender_limit: 1000,
                 sender_interval: DAY,
                 hourly_limit: 10_000,
+                domain_limit: 10_000,
             },
             item: OutboxItem {
                 to: m.from.to_owned(),

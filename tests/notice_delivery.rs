@@ -327,6 +327,8 @@ require = "none"
 relay = "{}"
 relay_tls = "none"
 templates = "{}"
+# All twenty senders are at partner.example: let one organisation have the whole hour.
+per_domain_hourly_limit = 100
 "#,
         relay.addr,
         concat!(env!("CARGO_MANIFEST_DIR"), "/config/notices"),

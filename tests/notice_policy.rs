@@ -226,3 +226,47 @@ async fn the_hourly_limit_holds_every_sender() {
     assert_eq!(count(&stats, "suppressed:hourly_limit"), 1, "{stats}");
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotating_addresses_at_one_domain_leave_the_hour_to_others() {
+    let key = AttackerKey::new();
+    let relay = Recorder::start(0).await;
+    // The defaults (hourly_limit 100, a tenth of it per organisation); `none` lets the
+    // flood through authentication, as a domain with its own SPF record would be.
+    let mut gw =
+        TestGateway::start_sections("", &sections(relay.addr, &key.record, "require = \"none\""))
+            .await;
+    let (mut c, _) = Client::connect(gw.addr).await;
+    for i in 0..100 {
+        let from = format!("r{i}@h{}.bulk.example", i % 7);
+        queued_id(
+            &c.send_message(&from, &[&format!("x{i}@old.example")], PARTNER_MESSAGE)
+                .await,
+        );
+    }
+    queued_id(
+        &c.send_message(
+            "partner@partner.example",
+            &["jan@old.example"],
+            PARTNER_MESSAGE,
+        )
+        .await,
+    );
+    let stats = stats(&gw).await;
+    assert_eq!(count(&stats, "queued"), 11, "{stats}");
+    assert_eq!(count(&stats, "suppressed:domain_limit"), 90, "{stats}");
+    let got = relay.wait_for(11, Duration::from_secs(30)).await;
+    assert!(
+        got.iter().any(|n| n.rcpt_to == ["partner@partner.example"]),
+        "the partner is told"
+    );
+    let listed = gw.list().await;
+    let held = listed
+        .iter()
+        .filter(|m| {
+            m["notice"] == serde_json::json!({"outcome": "held_back", "reason": "domain_limit"})
+        })
+        .count();
+    assert_eq!(held, 90);
+    gw.stop().await;
+}

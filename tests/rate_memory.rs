@@ -21,6 +21,7 @@ const LIMITS: RateLimits = RateLimits {
     sender_limit: 3,
     sender_interval: DAY,
     hourly_limit: 100,
+    domain_limit: 10,
 };
 
 /// Stores one message from `from` to `to` at `now` whose notice is held to [`LIMITS`].
@@ -30,6 +31,8 @@ async fn store_one<S: QuarantineStore>(store: &S, from: &str, to: &str, now: i64
             id: MessageId::new(),
             pairs: vec![store.pair_key(from, to)],
             sender: store.sender_key(from),
+            organisation: store
+                .organisation_key(reclaim::notice::policy::sender_organisation(from).as_str()),
             limits: LIMITS,
             item: OutboxItem {
                 to: from.to_owned(),
@@ -77,10 +80,15 @@ async fn prune_keeps_what_limits_still_need<S: QuarantineStore>(store: &S) {
     assert_eq!(store_one(store, b.0, b.1, now).await.queued, 1);
     assert_eq!(pruned(store, now).await, 0, "everything is still looked at");
 
-    // A day on: both senders' windows and the gateway's hour are empty and go; the pairs
-    // stay their week, and still hold a second notice back.
+    // An hour on: the gateway's window and partner.example's share of it are empty and go.
+    let hour_on = now + 3600 + margin;
+    assert_eq!(pruned(store, hour_on).await, 2);
+    assert_eq!(pruned(store, hour_on).await, 0);
+
+    // A day on: both senders' windows go too; the pairs stay their week, and still hold a
+    // second notice back.
     let day_on = now + LIMITS.sender_interval + margin;
-    assert_eq!(pruned(store, day_on).await, 3);
+    assert_eq!(pruned(store, day_on).await, 2);
     assert_eq!(pruned(store, day_on).await, 0);
     let again = store_one(store, a.0, a.1, now).await;
     assert_eq!(again.limited, Some("pair_interval"));

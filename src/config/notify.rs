@@ -62,16 +62,27 @@ pub struct NoticeLimits {
     pub sender_interval: Duration,
     /// At most this many notices from the whole gateway in any hour.
     pub hourly_limit: u32,
+    /// At most this many of those go to one sender organisation (the registrable domain of
+    /// the envelope sender), so that one domain rotating its addresses cannot spend the
+    /// whole hour and starve everybody else. At most `hourly_limit`.
+    pub per_domain_hourly_limit: u32,
 }
 
 impl Default for NoticeLimits {
     fn default() -> Self {
+        let hourly_limit = 100;
         Self {
             sender_limit: 5,
             sender_interval: Duration::from_secs(86400),
-            hourly_limit: 100,
+            hourly_limit,
+            per_domain_hourly_limit: default_domain_limit(hourly_limit),
         }
     }
+}
+
+/// The default share of the hour one organisation may use: a tenth, at least one notice.
+pub fn default_domain_limit(hourly_limit: u32) -> u32 {
+    (hourly_limit / 10).max(1)
 }
 
 /// Upper bounds for the limits: each window is remembered as one timestamp per notice.
@@ -127,6 +138,7 @@ pub(super) struct RawNotify {
     sender_limit: Option<u32>,
     sender_interval: Option<String>,
     hourly_limit: Option<u32>,
+    per_domain_hourly_limit: Option<u32>,
 }
 
 pub(super) fn domain_policy(d: &RawDomain) -> Result<crate::domains::DomainPolicy, ConfigError> {
@@ -226,6 +238,23 @@ fn limits(raw: &RawNotify) -> Result<NoticeLimits, ConfigError> {
         Some(n) if (1..=max).contains(&n) => Ok(n),
         Some(n) => Err(invalid(key, format!("{n} is not between 1 and {max}"))),
     };
+    let hourly_limit = bounded(
+        "notify.hourly_limit",
+        raw.hourly_limit,
+        defaults.hourly_limit,
+        MAX_HOURLY_LIMIT,
+    )?;
+    // The budget is a share of the hour: a larger one would mean nothing.
+    let per_domain_hourly_limit = match raw.per_domain_hourly_limit {
+        None => default_domain_limit(hourly_limit),
+        Some(n) if (1..=hourly_limit).contains(&n) => n,
+        Some(n) => {
+            return Err(invalid(
+                "notify.per_domain_hourly_limit",
+                format!("{n} is not between 1 and hourly_limit ({hourly_limit})"),
+            ));
+        }
+    };
     Ok(NoticeLimits {
         sender_limit: bounded(
             "notify.sender_limit",
@@ -238,12 +267,8 @@ fn limits(raw: &RawNotify) -> Result<NoticeLimits, ConfigError> {
             raw.sender_interval.clone(),
             defaults.sender_interval,
         )?,
-        hourly_limit: bounded(
-            "notify.hourly_limit",
-            raw.hourly_limit,
-            defaults.hourly_limit,
-            MAX_HOURLY_LIMIT,
-        )?,
+        hourly_limit,
+        per_domain_hourly_limit,
     })
 }
 
@@ -396,7 +421,15 @@ mod tests {
                 sender_limit: 2,
                 sender_interval: Duration::from_secs(3600),
                 hourly_limit: 7,
+                per_domain_hourly_limit: 1,
             }
+        );
+        let budget = |lines: &str| limits(lines).expect("valid").per_domain_hourly_limit;
+        assert_eq!(budget(""), 10, "a tenth of the default hourly_limit");
+        assert_eq!(budget("hourly_limit = 1000"), 100);
+        assert_eq!(
+            budget("hourly_limit = 40\nper_domain_hourly_limit = 40"),
+            40
         );
         for (bad, key) in [
             ("sender_limit = 0", "notify.sender_limit"),
@@ -404,6 +437,18 @@ mod tests {
             ("hourly_limit = 0", "notify.hourly_limit"),
             ("hourly_limit = 10001", "notify.hourly_limit"),
             ("sender_interval = \"0s\"", "notify.sender_interval"),
+            (
+                "per_domain_hourly_limit = 0",
+                "notify.per_domain_hourly_limit",
+            ),
+            (
+                "per_domain_hourly_limit = 101",
+                "notify.per_domain_hourly_limit",
+            ),
+            (
+                "hourly_limit = 5\nper_domain_hourly_limit = 6",
+                "hourly_limit (5)",
+            ),
         ] {
             let err = limits(bad).expect_err("refused").to_string();
             assert!(err.contains(key), "{bad}: {err}");

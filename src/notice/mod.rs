@@ -131,6 +131,9 @@ impl<S: QuarantineStore> Planner<'_, S> {
                 .map(|(rcpt, _)| self.store.pair_key(&summary.mail_from, rcpt))
                 .collect(),
             sender: self.store.sender_key(&summary.mail_from),
+            organisation: self
+                .store
+                .organisation_key(&policy::sender_organisation(&summary.mail_from)),
             limits: rate_limits(notify),
             item: OutboxItem {
                 to: summary.mail_from.clone(),
@@ -152,6 +155,7 @@ pub fn rate_limits(notify: &NotifyConfig) -> RateLimits {
         sender_limit: notify.limits.sender_limit,
         sender_interval: i64::try_from(notify.limits.sender_interval.as_secs()).unwrap_or(i64::MAX),
         hourly_limit: notify.limits.hourly_limit,
+        domain_limit: notify.limits.per_domain_hourly_limit,
     }
 }
 

@@ -113,6 +113,18 @@ pub fn organisational_domain(domain: &str) -> Option<String> {
     psl::domain_str(&domain).map(str::to_owned)
 }
 
+/// The organisation a notice to `sender` counts against for its share of the hourly limit:
+/// the registrable domain of the address's domain (`a.b.example.co.uk` -> `example.co.uk`),
+/// so that rotating local parts or subdomains does not make a sender somebody else. An IP
+/// literal, or a name that is itself a public suffix, stands for itself.
+pub fn sender_organisation(sender: &str) -> String {
+    let domain = canonical(sender.rsplit_once('@').map_or(sender, |(_, d)| d));
+    if domain.starts_with('[') || domain.parse::<std::net::IpAddr>().is_ok() {
+        return domain;
+    }
+    psl::domain_str(&domain).map_or(domain.clone(), str::to_owned)
+}
+
 /// Relaxed alignment as DMARC defines it: both names have the same organisational domain.
 /// A public suffix (`co.uk`) is aligned with nothing.
 pub fn aligned(a: &str, b: &str) -> bool {
@@ -180,6 +192,25 @@ mod tests {
             Some("council.co.uk")
         );
         assert_eq!(organisational_domain("uk"), None);
+    }
+
+    #[test]
+    fn senders_count_against_their_registrable_domain() {
+        for (sender, organisation) in [
+            ("r1@bulk.example", "bulk.example"),
+            ("r2@MAIL.Bulk.Example.", "bulk.example"),
+            ("x@a.b.example.co.uk", "example.co.uk"),
+            ("y@other.co.uk", "other.co.uk"),
+            ("z@co.uk", "co.uk"),
+            ("root@localhost", "localhost"),
+            ("a@[192.0.2.1]", "[192.0.2.1]"),
+            ("b@[IPv6:2001:DB8::1]", "[ipv6:2001:db8::1]"),
+            ("c@192.0.2.7", "192.0.2.7"),
+            ("\"a@b\"@x.partner.example", "partner.example"),
+            ("postmaster", "postmaster"),
+        ] {
+            assert_eq!(sender_organisation(sender), organisation, "{sender}");
+        }
     }
 
     #[test]

@@ -91,6 +91,10 @@ impl QuarantineStore for Backend {
         each!(self, s => s.sender_key(sender))
     }
 
+    fn organisation_key(&self, organisation: &str) -> [u8; 32] {
+        each!(self, s => s.organisation_key(organisation))
+    }
+
     fn storage(&self) -> Arc<StorageState> {
         each!(self, s => s.storage())
     }

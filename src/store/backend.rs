@@ -68,6 +68,9 @@ pub trait QuarantineStore: Send + Sync + 'static {
     /// The key of an envelope sender for the per-sender notice limit.
     fn sender_key(&self, sender: &str) -> [u8; 32];
 
+    /// The key of a sender organisation for its share of the hourly notice limit.
+    fn organisation_key(&self, organisation: &str) -> [u8; 32];
+
     // Capacity.
 
     /// How full the store is; shared with the sessions, which refuse new mail at the limit.

@@ -171,6 +171,10 @@ impl QuarantineStore for Store {
         outbox::sender_key(&self.pair_salt, sender)
     }
 
+    fn organisation_key(&self, organisation: &str) -> [u8; 32] {
+        outbox::organisation_key(&self.pair_salt, organisation)
+    }
+
     fn storage(&self) -> Arc<StorageState> {
         self.storage.clone()
     }

@@ -121,6 +121,9 @@ pub struct QueuedNotice {
     pub pairs: Vec<[u8; 32]>,
     /// The sender's key for the per-sender limit; see [`sender_key`].
     pub sender: [u8; 32],
+    /// The sender organisation's key for its share of the hourly limit; see
+    /// [`organisation_key`].
+    pub organisation: [u8; 32],
     pub limits: RateLimits,
     pub item: OutboxItem,
 }
@@ -170,6 +173,16 @@ pub fn sender_key(salt: &[u8], sender: &str) -> [u8; 32] {
     hash.finalize().into()
 }
 
+/// The key of a sender organisation (the registrable domain a notice's recipient is at,
+/// as `notice::policy::sender_organisation` names it) for its share of the hourly limit.
+pub fn organisation_key(salt: &[u8], organisation: &str) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    hash.update(salt);
+    hash.update(b"organisation\0");
+    hash.update(organisation.to_lowercase().as_bytes());
+    hash.finalize().into()
+}
+
 /// Queues a message's notice inside its transaction, unless a rate limit holds it back,
 /// and counts every notice not sent by reason.
 pub(super) fn queue_in(
@@ -186,6 +199,7 @@ pub(super) fn queue_in(
     let keys = Keys {
         pairs: &notice.pairs,
         sender: &notice.sender,
+        organisation: &notice.organisation,
         limits: notice.limits,
     };
     if let Err(limited) = ratelimit::admit(txn, &keys, now)? {

@@ -1,6 +1,7 @@
 //! Notice rate limits, decided inside the transaction that stores the message: per
-//! (sender, retired address) interval, per sender, and gateway-wide per hour. Everything is
-//! keyed by salted hashes, so the memory names nobody.
+//! (sender, retired address) interval, per sender, gateway-wide per hour, and per sender
+//! organisation within that hour. Everything is keyed by salted hashes, so the memory
+//! names nobody.
 
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
@@ -9,11 +10,35 @@ use super::{StoreError, index_err};
 /// When each (sender, retired address) pair was last notified (unix seconds).
 pub(super) const NOTIFIED: TableDefinition<&[u8], i64> = TableDefinition::new("notified");
 /// Sliding windows: the send times (unix seconds, little-endian i64s, oldest first) of the
-/// last notices per sender key, and under [`GATEWAY`] for the whole gateway. Each holds at
-/// most its limit of entries, and the limits are bounded by the config.
+/// last notices per sender key, per [`organisation_window`] key, and under [`GATEWAY`] for
+/// the whole gateway. Each holds at most its limit of entries, and the limits are bounded
+/// by the config. Send times are wall-clock seconds kept in the store, so a restart
+/// neither empties a window nor stretches it: the hour is the last 3600 seconds.
 const WINDOWS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("notice_windows");
 pub(super) const GATEWAY: &[u8] = b"gateway";
 pub(super) const HOUR_SECS: i64 = 3600;
+/// First byte of an organisation's window key. Sender keys are 32-byte hashes too: the
+/// prefix keeps the two apart, and tells pruning that this window spans an hour.
+pub(super) const ORGANISATION_PREFIX: u8 = b'o';
+/// Length of an organisation's window key: the prefix and the hash.
+pub(super) const ORGANISATION_KEY_LEN: usize = 33;
+
+/// The window key of an organisation key (see `outbox::organisation_key`).
+pub(super) fn organisation_window(organisation: &[u8; 32]) -> [u8; ORGANISATION_KEY_LEN] {
+    let mut key = [ORGANISATION_PREFIX; ORGANISATION_KEY_LEN];
+    key[1..].copy_from_slice(organisation);
+    key
+}
+
+/// How far back the window under `key` looks: an hour for the gateway and organisations.
+fn span(key: &[u8], limits: RateLimits) -> i64 {
+    let organisation = key.len() == ORGANISATION_KEY_LEN && key[0] == ORGANISATION_PREFIX;
+    if key == GATEWAY || organisation {
+        HOUR_SECS
+    } else {
+        limits.sender_interval
+    }
+}
 
 /// The limits one notice is held to, from `[notify]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +49,8 @@ pub struct RateLimits {
     /// Seconds of the per-sender window.
     pub sender_interval: i64,
     pub hourly_limit: u32,
+    /// Of the hourly limit, at most this many per sender organisation.
+    pub domain_limit: u32,
 }
 
 /// Which limit held a notice back; the `suppressed:` reason in `stats` and metrics.
@@ -32,6 +59,8 @@ pub enum Limited {
     PairInterval,
     SenderLimit,
     HourlyLimit,
+    /// The sender's organisation has had its share of the hour.
+    DomainLimit,
 }
 
 impl Limited {
@@ -40,6 +69,7 @@ impl Limited {
             Limited::PairInterval => "pair_interval",
             Limited::SenderLimit => "sender_limit",
             Limited::HourlyLimit => "hourly_limit",
+            Limited::DomainLimit => "domain_limit",
         }
     }
 }
@@ -48,6 +78,7 @@ impl Limited {
 pub(super) struct Keys<'a> {
     pub pairs: &'a [[u8; 32]],
     pub sender: &'a [u8; 32],
+    pub organisation: &'a [u8; 32],
     pub limits: RateLimits,
 }
 
@@ -72,7 +103,14 @@ pub(super) fn admit(
     };
     let sender = read(keys.sender, limits.sender_interval)?;
     let gateway = read(GATEWAY, HOUR_SECS)?;
-    if let Err(limited) = judge(&last_notified, &sender, &gateway, limits, now) {
+    let organisation_key = organisation_window(keys.organisation);
+    let organisation = read(&organisation_key, HOUR_SECS)?;
+    let windows_now = Windows {
+        sender: &sender,
+        gateway: &gateway,
+        organisation: &organisation,
+    };
+    if let Err(limited) = judge(&last_notified, windows_now, limits, now) {
         return Ok(Err(limited));
     }
     for pair in keys.pairs {
@@ -81,6 +119,7 @@ pub(super) fn admit(
     for (key, mut times, limit) in [
         (keys.sender.as_slice(), sender, limits.sender_limit),
         (GATEWAY, gateway, limits.hourly_limit),
+        (&organisation_key, organisation, limits.domain_limit),
     ] {
         times.push(now);
         let keep = times.len().saturating_sub(limit as usize);
@@ -91,12 +130,20 @@ pub(super) fn admit(
     Ok(Ok(()))
 }
 
+/// The send times still inside the windows one notice is held to.
+#[derive(Clone, Copy)]
+pub(super) struct Windows<'a> {
+    pub sender: &'a [i64],
+    pub gateway: &'a [i64],
+    pub organisation: &'a [i64],
+}
+
 /// The rule itself, on what the memory holds: when each pair was last notified, and the
-/// send times still inside the sender's and the gateway's windows. Shared by every store.
+/// send times still inside the sender's, the gateway's and the organisation's windows.
+/// Shared by every store.
 pub(super) fn judge(
     last_notified: &[Option<i64>],
-    sender: &[i64],
-    gateway: &[i64],
+    windows: Windows<'_>,
     limits: RateLimits,
     now: i64,
 ) -> Result<(), Limited> {
@@ -107,11 +154,15 @@ pub(super) fn judge(
     if all_recent {
         return Err(Limited::PairInterval);
     }
-    if sender.len() >= limits.sender_limit as usize {
+    if windows.sender.len() >= limits.sender_limit as usize {
         return Err(Limited::SenderLimit);
     }
-    if gateway.len() >= limits.hourly_limit as usize {
+    if windows.gateway.len() >= limits.hourly_limit as usize {
         return Err(Limited::HourlyLimit);
+    }
+    // Checked last: a full gateway is reported as such, whoever caused it.
+    if windows.organisation.len() >= limits.domain_limit as usize {
+        return Err(Limited::DomainLimit);
     }
     Ok(())
 }
@@ -135,12 +186,7 @@ pub(super) fn prune(
     let mut windows = txn.open_table(WINDOWS).map_err(index_err)?;
     windows
         .retain(|key, times| {
-            let span = if key == GATEWAY {
-                HOUR_SECS
-            } else {
-                limits.sender_interval
-            };
-            let keep = !decode(times, now - span).is_empty();
+            let keep = !decode(times, now - span(key, limits)).is_empty();
             removed += usize::from(!keep);
             keep
         })
@@ -170,6 +216,7 @@ mod tests {
         sender_limit: 3,
         sender_interval: 86400,
         hourly_limit: 5,
+        domain_limit: 4,
     };
 
     fn db() -> (tempfile::TempDir, redb::Database) {
@@ -178,11 +225,23 @@ mod tests {
         (dir, db)
     }
 
-    /// Tries one notice in its own transaction, as the committer would.
+    /// Tries one notice in its own transaction, as the committer would, from a sender that
+    /// is an organisation of its own.
     fn try_one(
         db: &redb::Database,
         pairs: &[[u8; 32]],
         sender: u8,
+        now: i64,
+    ) -> Result<(), Limited> {
+        try_from(db, pairs, sender, sender, now)
+    }
+
+    /// Tries one notice from `sender` at `organisation`.
+    fn try_from(
+        db: &redb::Database,
+        pairs: &[[u8; 32]],
+        sender: u8,
+        organisation: u8,
         now: i64,
     ) -> Result<(), Limited> {
         let txn = db.begin_write().expect("txn");
@@ -191,6 +250,7 @@ mod tests {
             &Keys {
                 pairs,
                 sender: &[sender; 32],
+                organisation: &[organisation; 32],
                 limits: LIMITS,
             },
             now,
@@ -245,6 +305,28 @@ mod tests {
     }
 
     #[test]
+    fn one_organisation_gets_its_share_of_the_hour_and_no_more() {
+        let (_dir, db) = db();
+        for sender in 0..4u8 {
+            assert_eq!(try_from(&db, &[[sender; 32]], sender, 1, 100), Ok(()));
+        }
+        // A fresh address at the same organisation: its own sender limit is untouched.
+        assert_eq!(
+            try_from(&db, &[[10; 32]], 10, 1, 200),
+            Err(Limited::DomainLimit)
+        );
+        // Another organisation still gets the rest of the hour.
+        assert_eq!(try_from(&db, &[[11; 32]], 11, 2, 200), Ok(()));
+        assert_eq!(
+            try_from(&db, &[[12; 32]], 12, 3, 200),
+            Err(Limited::HourlyLimit),
+            "a full gateway says so, whoever filled it"
+        );
+        // The budget is an hour's: the first four leave it together.
+        assert_eq!(try_from(&db, &[[10; 32]], 10, 1, 100 + HOUR_SECS), Ok(()));
+    }
+
+    #[test]
     fn windows_forget_what_has_left_them() {
         use redb::ReadableDatabase;
         let (_dir, db) = db();
@@ -253,7 +335,7 @@ mod tests {
         }
         let txn = db.begin_read().expect("read");
         let table = txn.open_table(WINDOWS).expect("table");
-        for key in [GATEWAY, &[1u8; 32]] {
+        for key in [GATEWAY, &[1u8; 32], &organisation_window(&[1; 32])] {
             let stored = table.get(key).expect("get").expect("present");
             assert_eq!(stored.value().len(), 8, "only the last send is remembered");
         }
@@ -268,9 +350,9 @@ mod tests {
         assert_eq!(try_one(&db, &[new_pair], 2, later), Ok(()));
 
         let txn = db.begin_write().expect("txn");
-        // The old pair, sender 1's window and nothing else: sender 2 and the gateway
-        // window still hold the send at `later`.
-        assert_eq!(prune(&txn, later, LIMITS).expect("prune"), 2);
+        // The old pair, sender 1's window and its organisation's, and nothing else: sender
+        // 2, its organisation and the gateway window still hold the send at `later`.
+        assert_eq!(prune(&txn, later, LIMITS).expect("prune"), 3);
         txn.commit().expect("commit");
         let txn = db.begin_write().expect("txn");
         assert_eq!(
@@ -287,11 +369,20 @@ mod tests {
         );
         assert_eq!(try_one(&db, &[old_pair], 1, later + 1), Ok(()));
 
-        // An hour and a day on, every window is empty and goes; the pairs stay a week.
+        // An hour on, the gateway's and the organisations' windows go; the senders' stay
+        // their day.
+        let txn = db.begin_write().expect("txn");
+        assert_eq!(
+            prune(&txn, later + 1 + HOUR_SECS, LIMITS).expect("prune"),
+            3
+        );
+        txn.commit().expect("commit");
+
+        // A day on, the senders' windows are empty and go too; the pairs stay a week.
         let txn = db.begin_write().expect("txn");
         assert_eq!(
             prune(&txn, later + 1 + LIMITS.sender_interval, LIMITS).expect("prune"),
-            3
+            2
         );
         txn.commit().expect("commit");
     }

@@ -10,7 +10,10 @@ use std::collections::BTreeMap;
 use tokio_postgres::{Client, Transaction};
 
 use super::{PgError, lock};
-use crate::store::ratelimit::{GATEWAY, HOUR_SECS, judge};
+use crate::store::ratelimit::{
+    GATEWAY, HOUR_SECS, ORGANISATION_KEY_LEN, ORGANISATION_PREFIX, Windows, judge,
+    organisation_window,
+};
 use crate::store::{MessageId, NoticeOutcome, NoticePlan, OutboxItem, RateLimits};
 
 /// The per-store salt for pair keys, created on first use; the same on every node.
@@ -59,14 +62,20 @@ pub(super) async fn prune(
             &[&(now - limits.pair_interval)],
         )
         .await?;
+    // The gateway's and the organisations' windows span an hour, the senders' their
+    // interval; organisation keys are told apart by length and first byte.
     let windows = txn
         .execute(
             "DELETE FROM notice_windows WHERE NOT EXISTS (SELECT 1 FROM unnest(times) AS t \
-             WHERE t > CASE WHEN key = $1::bytea THEN $2::bigint ELSE $3::bigint END)",
+             WHERE t > CASE WHEN key = $1::bytea \
+                 OR (length(key) = $4 AND get_byte(key, 0) = $5) \
+             THEN $2::bigint ELSE $3::bigint END)",
             &[
                 &GATEWAY,
                 &(now - HOUR_SECS),
                 &(now - limits.sender_interval),
+                &(ORGANISATION_KEY_LEN as i32),
+                &i32::from(ORGANISATION_PREFIX),
             ],
         )
         .await?;
@@ -113,7 +122,14 @@ pub(super) async fn queue_in(
     }
     let sender = window(txn, &notice.sender, now - limits.sender_interval).await?;
     let gateway = window(txn, GATEWAY, now - HOUR_SECS).await?;
-    if let Err(limited) = judge(&last_notified, &sender, &gateway, limits, now) {
+    let organisation_key = organisation_window(&notice.organisation);
+    let organisation = window(txn, &organisation_key, now - HOUR_SECS).await?;
+    let windows = Windows {
+        sender: &sender,
+        gateway: &gateway,
+        organisation: &organisation,
+    };
+    if let Err(limited) = judge(&last_notified, windows, limits, now) {
         bump(txn, &format!("suppressed:{}", limited.as_str()), 1).await?;
         return Ok(NoticeOutcome {
             queued: 0,
@@ -131,6 +147,7 @@ pub(super) async fn queue_in(
     for (key, mut times, limit) in [
         (notice.sender.as_slice(), sender, limits.sender_limit),
         (GATEWAY, gateway, limits.hourly_limit),
+        (&organisation_key, organisation, limits.domain_limit),
     ] {
         times.push(now);
         let keep = times.len().saturating_sub(limit as usize);
