@@ -33,10 +33,12 @@ pub fn run(
     runtime.block_on(async move {
         let bound = Bound::bind(context, listen, limits).await?;
         let url = bound.url();
-        println!("reclaim desk on {}", bound.addr);
-        println!("open this URL in your browser (it works once; Ctrl-C stops the desk):");
-        println!("  {url}");
-        println!("press Enter here to end the browser session and get a new URL");
+        say(&format!(
+            "reclaim desk on {}\n\
+             open this URL in your browser (it works once; Ctrl-C stops the desk):\n  {url}\n\
+             press Enter here to end the browser session and get a new URL",
+            bound.addr
+        ));
         // The file must outlive the browser's read of it: it goes once the URL in it was
         // used, or when the desk stops.
         let mut login_file = if open { open_in_browser(&url) } else { None };
@@ -66,8 +68,7 @@ pub fn run(
                         break;
                     }
                     let url = urls.borrow_and_update().clone();
-                    println!("the browser session ended; a new one-time URL:");
-                    println!("  {url}");
+                    say(&format!("the browser session ended; a new one-time URL:\n  {url}"));
                 }
                 changed = redemptions.changed(), if login_file.is_some() => {
                     if changed.is_ok() {
@@ -83,6 +84,14 @@ pub fn run(
             .map_err(|e| anyhow::anyhow!("the desk stopped: {e}"))??;
         Ok(())
     })
+}
+
+/// Tells the terminal. A terminal that went away (closed, or a pipe whose reader quit)
+/// does not stop the desk, whose browser session may still be in use.
+fn say(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}").and_then(|()| out.flush());
 }
 
 /// Hands the URL to the desktop's browser through a file only this user can read: an

@@ -18,6 +18,8 @@ pub struct Desk {
     pub addr: SocketAddr,
     /// The one-time login URL.
     pub url: String,
+    /// Each new login URL, made when a session ends.
+    pub urls: tokio::sync::watch::Receiver<String>,
     pub shutdown: CancellationToken,
 }
 
@@ -44,12 +46,13 @@ pub async fn start_desk_with(gw: &TestGateway, limits: Limits) -> Desk {
     let bound = Bound::bind(context, "127.0.0.1:0".parse().expect("addr"), limits)
         .await
         .expect("desk binds");
-    let (addr, url) = (bound.addr, bound.url());
+    let (addr, url, urls) = (bound.addr, bound.url(), bound.urls());
     let shutdown = CancellationToken::new();
     tokio::spawn(bound.serve(shutdown.clone()));
     Desk {
         addr,
         url,
+        urls,
         shutdown,
     }
 }
