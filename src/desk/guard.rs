@@ -203,10 +203,11 @@ fn within_session(root: &str, headers: &mut HeaderMap) {
     let Some(location) = headers.get(header::LOCATION).and_then(|v| v.to_str().ok()) else {
         return;
     };
-    if location.starts_with('/') && !location.starts_with("//") {
-        if let Ok(value) = HeaderValue::from_str(&format!("{root}{location}")) {
-            headers.insert(header::LOCATION, value);
-        }
+    if location.starts_with('/')
+        && !location.starts_with("//")
+        && let Ok(value) = HeaderValue::from_str(&format!("{root}{location}"))
+    {
+        headers.insert(header::LOCATION, value);
     }
 }
 
