@@ -1,5 +1,6 @@
 //! SMTP: the pure session ([`session`]), its parts, and the tokio driver ([`connection`]).
 
+mod command;
 pub mod connection;
 pub mod data;
 pub mod headers;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use smtp_proto::{Error as ParseError, Request};
 
+use super::command;
 use super::data::DataDecoder;
 use super::headers::HeaderScanner;
 use super::reply::Reply;
@@ -311,11 +312,15 @@ impl Session {
             self.close();
             return;
         }
+        let text = match command::text(line) {
+            Ok(text) => text,
+            Err(error) => return self.fail(command::refusal(line, error)),
+        };
         if is_rcpt_to_postmaster(line) {
             return self.rcpt("postmaster".to_owned());
         }
         match Request::parse(&mut line.iter()) {
-            Ok(request) => self.request(request.into_owned()),
+            Ok(request) => self.request(request.into_owned(), text),
             Err(error) => self.parse_error(error),
         }
     }
@@ -341,12 +346,16 @@ impl Session {
         self.fail(reply);
     }
 
-    fn request(&mut self, request: Request<String>) {
+    /// Carries out a parsed command; `text` is its line as sent, already checked.
+    fn request(&mut self, request: Request<String>, text: &str) {
         match request {
             Request::Ehlo { host } => self.hello(host, true),
             Request::Helo { host } => self.hello(host, false),
-            Request::Mail { from } => self.mail(from),
-            Request::Rcpt { to } => self.rcpt(to.address),
+            Request::Mail { from } => self.mail(from, text),
+            Request::Rcpt { to } => match command::as_sent(&to.address, text) {
+                Some(address) => self.rcpt(address),
+                None => self.fail(Reply::bad_recipient()),
+            },
             Request::Data => self.data(),
             Request::Bdat {
                 chunk_size,
@@ -409,7 +418,10 @@ impl Session {
         self.reply(Reply::multiline(250, lines));
     }
 
-    fn mail(&mut self, from: smtp_proto::MailFrom<String>) {
+    fn mail(&mut self, from: smtp_proto::MailFrom<String>, text: &str) {
+        let Some(address) = command::as_sent(&from.address, text) else {
+            return self.fail(Reply::new(501, "5.1.7", "Bad sender address syntax"));
+        };
         if self.helo.is_none() {
             return self.fail(Reply::new(503, "5.5.1", "Send EHLO or HELO first"));
         }
@@ -426,7 +438,7 @@ impl Session {
             return self.reply(no_room(shortage));
         }
         self.transaction = Some(Transaction {
-            mail_from: from.address,
+            mail_from: address,
             recipients: Vec::new(),
             smtputf8: from.flags & smtp_proto::MAIL_SMTPUTF8 != 0,
             body: None,

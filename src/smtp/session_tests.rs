@@ -522,3 +522,6 @@ fn room_is_checked_again_when_the_body_starts() {
         assert!(!wire.starts_with("250"), "{body_command:?}: {wire}");
     }
 }
+
+#[path = "session_envelope_tests.rs"]
+mod envelope;
