@@ -3,7 +3,7 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -386,7 +386,11 @@ fn dev_recipient(path: &Path, recipients: &mut Recipients) -> Result<(), LaunchE
     };
     if !path.exists() {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(io_err)?;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)
+                .map_err(io_err)?;
         }
         let created = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
         let identity = crate::seal::keygen::generate(&created);

@@ -1,6 +1,8 @@
 //! Serves the admin API on a Unix domain socket (never on the SMTP listener) and names each
 //! client by its uid (`SO_PEERCRED`) for the audit trail.
 
+use std::fs::Permissions;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,8 +34,12 @@ pub enum AdminError {
 
 /// Binds the admin socket with mode 0600. A stale socket file left by a crash is replaced;
 /// a live one (another server answering) is an error.
+///
+/// `bind(2)` creates the socket file with the process umask, so a socket bound in place
+/// would be open to everyone until a chmod (under umask 000 another user connects in
+/// that window). It is bound instead in a fresh 0700 folder beside the path, set to 0600
+/// there and renamed into place: at the path it only ever exists with its final mode.
 pub fn bind(path: &Path) -> Result<UnixListener, AdminError> {
-    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
     let bind_err = |source| AdminError::Bind {
         path: path.to_owned(),
         source,
@@ -52,12 +58,61 @@ pub fn bind(path: &Path) -> Result<UnixListener, AdminError> {
         }
         std::fs::remove_file(path).map_err(bind_err)?;
     }
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(bind_err)?;
-    }
-    let listener = UnixListener::bind(path).map_err(bind_err)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(bind_err)?;
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(parent)
+        .map_err(bind_err)?;
+    let private = PrivateDir::create(parent).map_err(bind_err)?;
+    // `.rXXXXXX/s` is as long as the usual name (`admin.sock`): a path that fits
+    // `sun_path` (108 bytes) fits here too.
+    let staged = private.path.join("s");
+    let listener = UnixListener::bind(&staged).map_err(bind_err)?;
+    std::fs::set_permissions(&staged, Permissions::from_mode(SOCKET_MODE)).map_err(bind_err)?;
+    std::fs::rename(&staged, path).map_err(bind_err)?;
     Ok(listener)
+}
+
+/// Mode of the admin socket: connecting needs write permission on it, so only its owner
+/// (and root) can use the API.
+const SOCKET_MODE: u32 = 0o600;
+
+/// A folder only its owner can enter, removed (with what is left in it) when dropped.
+struct PrivateDir {
+    path: PathBuf,
+}
+
+impl PrivateDir {
+    /// Creates `.rXXXXXX` in `parent` with mode 0700. `mkdir` fails on a name that
+    /// exists, so nothing planted there in advance is ever used.
+    fn create(parent: &Path) -> std::io::Result<Self> {
+        let mut last = None;
+        for _ in 0..8 {
+            let tag = uuid::Uuid::new_v4().simple().to_string();
+            let path = parent.join(format!(".r{}", &tag[..6]));
+            match std::fs::DirBuilder::new().mode(0o700).create(&path) {
+                Ok(()) => {
+                    // The mode given to mkdir is cut by the umask, never widened by it;
+                    // set it exactly in case the umask took the owner's bits.
+                    std::fs::set_permissions(&path, Permissions::from_mode(0o700))?;
+                    return Ok(Self { path });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| std::io::Error::other("no free temporary name")))
+    }
+}
+
+impl Drop for PrivateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
 }
 
 /// Serves requests until `shutdown` is cancelled, then removes the socket file.

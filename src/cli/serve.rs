@@ -9,7 +9,14 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::launch::launch;
 
+/// The umask the gateway runs under. Every file and socket it makes names its mode, but a
+/// library that creates one without (or a future one) must not fall back to whatever the
+/// operator's shell had (umask 000 makes them world-writable). Set before any thread
+/// exists, since the umask is one per process.
+const SERVE_UMASK: u32 = 0o077;
+
 pub fn run(config_path: &Path) -> anyhow::Result<()> {
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(SERVE_UMASK));
     let config = Config::load(config_path)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

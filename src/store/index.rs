@@ -24,7 +24,11 @@ pub(super) struct Index {
 
 impl Index {
     pub(super) fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = Database::create(path).map_err(index_err)?;
+        let file = super::open_private(path)?;
+        let backend = redb::backends::FileBackend::new(file).map_err(index_err)?;
+        let db = redb::Builder::new()
+            .create_with_backend(backend)
+            .map_err(index_err)?;
         // Create the tables so that readers never meet a missing table.
         let txn = db.begin_write().map_err(index_err)?;
         txn.open_table(META).map_err(index_err)?;

@@ -235,13 +235,41 @@ fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
     use std::os::unix::fs::DirBuilderExt;
     match std::fs::DirBuilder::new()
         .recursive(true)
-        .mode(0o700)
+        .mode(PRIVATE_DIR)
         .create(dir)
     {
         Ok(()) => Ok(()),
         Err(e) => Err(StoreError::io(dir, e)),
     }
 }
+
+/// Opens (creating if needed) a file of the store for reading and writing with mode 0600,
+/// whatever the umask: the index holds audit reasons and queued notices in plaintext. A
+/// file left wider by an older release, or made by hand, is narrowed to 0600.
+fn open_private(path: &Path) -> Result<std::fs::File, StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let io = |e| StoreError::io(path, e);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(PRIVATE_FILE)
+        .open(path)
+        .map_err(io)?;
+    // On the open file, not the path: a name swapped in between is never changed.
+    let mode = file.metadata().map_err(io)?.permissions().mode();
+    if mode & 0o7777 != PRIVATE_FILE {
+        file.set_permissions(std::fs::Permissions::from_mode(PRIVATE_FILE))
+            .map_err(io)?;
+    }
+    Ok(file)
+}
+
+/// Mode of every file in the store.
+const PRIVATE_FILE: u32 = 0o600;
+/// Mode of every folder in the store.
+const PRIVATE_DIR: u32 = 0o700;
 
 /// fsyncs a directory so that entries created or renamed in it survive a crash.
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
