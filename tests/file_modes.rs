@@ -242,3 +242,57 @@ async fn a_stale_socket_is_replaced_and_a_live_one_refused() {
     drop(live);
     assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exports_are_private_under_umask_000() {
+    open_umask();
+    let mut gw = TestGateway::start("").await;
+    gw.send(
+        "a@p.example",
+        &["b@old.example"],
+        b"Subject: e\r\n\r\nplain\r\n",
+    )
+    .await;
+    let out = gw.dir.path().join("out");
+    let (dir, mbox) = (out.join("eml"), out.join("all.mbox"));
+    for target in [
+        ["--dir", dir.to_str().expect("utf8")],
+        ["--mbox", mbox.to_str().expect("utf8")],
+    ] {
+        let mut args = vec![
+            "-c".to_owned(),
+            gw.config_path.display().to_string(),
+            "-i".to_owned(),
+            gw.identity.display().to_string(),
+            "export".to_owned(),
+            "--reason".to_owned(),
+            "case 7".to_owned(),
+        ];
+        args.extend(target.iter().map(|s| s.to_string()));
+        let done = tokio::task::spawn_blocking(move || {
+            Command::new("sh")
+                .arg("-c")
+                .arg("umask 000; exec \"$@\"")
+                .arg("sh")
+                .arg(env!("CARGO_BIN_EXE_reclaim"))
+                .args(&args)
+                .output()
+                .expect("run reclaim")
+        })
+        .await
+        .expect("task");
+        assert!(
+            done.status.success(),
+            "{}",
+            String::from_utf8_lossy(&done.stderr)
+        );
+    }
+    // `out` too: export made it, with its `eml` folder.
+    let found = modes(&out);
+    assert_eq!(found.len(), 4, "{found:?}");
+    for (path, is_dir, mode) in found {
+        let want = if is_dir { 0o700 } else { 0o600 };
+        assert_eq!(mode, want, "{} is {mode:o}", path.display());
+    }
+    gw.stop().await;
+}
