@@ -21,7 +21,7 @@ mod raw;
 mod review;
 mod watch;
 
-pub use database::{PostgresConfig, StoreBackend, UrlError, UrlSource};
+pub use database::StoreBackend;
 pub use delivery::DeliveryConfig;
 pub use notify::{AuthRequirement, NoticeLimits, NotifyConfig, RelayConfig, RelayTls};
 use notify::{domain_policy, notify_config};

@@ -8,11 +8,11 @@ use std::time::{Duration, SystemTime};
 
 use common::postgres;
 use reclaim::capacity::StorageLimits;
-use reclaim::config::{Config, PostgresConfig, UrlSource};
+use reclaim::config::Config;
 use reclaim::domains::Recipient;
 use reclaim::notice::{Planner, Templates};
 use reclaim::retention::RetentionPolicy;
-use reclaim::store::postgres::PgStore;
+use reclaim::store::postgres::{PgStore, PostgresConfig, UrlSource};
 use reclaim::store::{
     MessageId, MessageMeta, NoticeOutcome, QuarantineStore, StagedMessage, Store,
 };

@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use common::postgres;
 use reclaim::capacity::StorageLimits;
-use reclaim::config::{PostgresConfig, UrlSource};
-use reclaim::store::postgres::PgStore;
+use reclaim::store::postgres::{PgStore, PostgresConfig, UrlSource};
 use reclaim::store::{
     MessageId, MessageMeta, NoticeOutcome, NoticePlan, OutboxItem, QuarantineStore, QueuedNotice,
     RateLimits, StagedMessage, Store,

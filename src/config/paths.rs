@@ -4,7 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Config, PasswordSource, StoreBackend, UrlSource};
+use super::{Config, PasswordSource, StoreBackend};
+use crate::store::postgres::UrlSource;
 
 /// Joins every relative path in `config` onto `base` (the config file's folder).
 pub(super) fn anchor(config: &mut Config, base: &Path) {

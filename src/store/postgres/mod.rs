@@ -5,6 +5,7 @@
 //! node at a time. PostgreSQL only ever holds sealed bytes and plaintext metadata.
 
 mod audit;
+mod config;
 mod messages;
 mod notices;
 mod quarantine;
@@ -19,8 +20,7 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
 use crate::capacity::{StorageLimits, StorageState};
-use crate::config::PostgresConfig;
-
+pub use config::{PostgresConfig, UrlError, UrlSource};
 pub use staged::PgStaged;
 
 /// Advisory lock keys, one per job that must run on one node at a time.
