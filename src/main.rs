@@ -12,7 +12,9 @@ fn main() -> ExitCode {
     init_logging(&args);
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
+        // `reclaim list | head`: the reader has all it wanted. Only a pipe closed on
+        // standard output counts; one to the admin API is a failure like any other.
+        Err(error) if cli::stdout::closed(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("reclaim: {error:#}");
             ExitCode::from(cli::exit_code(&error))
@@ -40,12 +42,4 @@ fn init_logging(args: &Args) {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
     }
-}
-
-fn is_broken_pipe(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-    })
 }

@@ -13,12 +13,15 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// How long the CLI waits for the server to answer.
-const IO_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the CLI waits for the server to take a request or answer, unless a command
+/// sets its own ([`AdminClient::with_timeout`]).
+pub const IO_TIMEOUT: Duration = Duration::from_secs(60);
 /// Largest response head the client reads.
 const MAX_RESPONSE_HEAD: usize = 16 * 1024;
 
-/// Why a request to the server failed.
+/// Why a request to the server failed. Every failure to exchange a request and its whole
+/// answer is one of these, never a bare I/O error: the CLI tells a broken pipe on its own
+/// standard output (a clean end) from one on the way to the server (a failure) by that.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error(
@@ -28,6 +31,24 @@ pub enum ClientError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("the reclaim server at {endpoint} did not take the request")]
+    Send {
+        endpoint: String,
+        source: std::io::Error,
+    },
+    #[error("the reclaim server at {endpoint} closed the connection without an answer")]
+    NoAnswer { endpoint: String },
+    #[error("the reclaim server at {endpoint} did not answer within {}", humantime::format_duration(*.after))]
+    Timeout { endpoint: String, after: Duration },
+    #[error("reading the answer of the reclaim server at {endpoint}")]
+    Receive {
+        endpoint: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "the reclaim server at {endpoint} closed the connection {missing} byte(s) before the end of its answer"
+    )]
+    Truncated { endpoint: String, missing: u64 },
     #[error("talking to the reclaim server: {0}")]
     Io(#[from] std::io::Error),
     #[error("{message}")]
@@ -36,6 +57,27 @@ pub enum ClientError {
     Protocol(String),
     #[error("admin TLS setup: {0}")]
     Tls(String),
+}
+
+impl ClientError {
+    /// Whether the server could not be reached, or did not take the request or answer it
+    /// (exit 3), rather than answered with a refusal.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            ClientError::Connect { .. }
+                | ClientError::Send { .. }
+                | ClientError::NoAnswer { .. }
+                | ClientError::Timeout { .. }
+                | ClientError::Receive { .. }
+                | ClientError::Truncated { .. }
+        )
+    }
+
+    /// The client error an I/O error from a body reader carries, if any.
+    pub fn inside(error: &std::io::Error) -> Option<&ClientError> {
+        error.get_ref().and_then(|inner| inner.downcast_ref())
+    }
 }
 
 trait Stream: Read + Write + Send {}
@@ -50,9 +92,21 @@ enum Endpoint {
     },
 }
 
+impl Endpoint {
+    /// How errors name the server.
+    fn name(&self) -> String {
+        match self {
+            Endpoint::Unix(path) => path.display().to_string(),
+            Endpoint::Tls { addr, .. } => format!("https://{addr}"),
+        }
+    }
+}
+
 /// The admin API at a Unix socket path or a mutual-TLS address.
 pub struct AdminClient {
     endpoint: Endpoint,
+    /// For each write of the request and each read of the answer.
+    timeout: Duration,
 }
 
 /// PEM files for `--admin https://…`.
@@ -66,7 +120,15 @@ impl AdminClient {
     pub fn new(socket: &Path) -> Self {
         Self {
             endpoint: Endpoint::Unix(socket.to_owned()),
+            timeout: IO_TIMEOUT,
         }
+    }
+
+    /// The same client, waiting at most `timeout` for each write and read (`health` fails
+    /// fast instead of hanging a container health check).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     /// A client for `https://HOST:PORT` that proves itself with a client certificate and
@@ -107,6 +169,7 @@ impl AdminClient {
                 name,
                 config: Arc::new(config),
             },
+            timeout: IO_TIMEOUT,
         })
     }
 
@@ -138,8 +201,8 @@ impl AdminClient {
                     path: path.clone(),
                     source,
                 })?;
-                stream.set_read_timeout(Some(IO_TIMEOUT))?;
-                stream.set_write_timeout(Some(IO_TIMEOUT))?;
+                stream.set_read_timeout(Some(self.timeout))?;
+                stream.set_write_timeout(Some(self.timeout))?;
                 Ok(Box::new(stream))
             }
             Endpoint::Tls { addr, name, config } => {
@@ -147,8 +210,8 @@ impl AdminClient {
                     path: PathBuf::from(addr),
                     source,
                 })?;
-                tcp.set_read_timeout(Some(IO_TIMEOUT))?;
-                tcp.set_write_timeout(Some(IO_TIMEOUT))?;
+                tcp.set_read_timeout(Some(self.timeout))?;
+                tcp.set_write_timeout(Some(self.timeout))?;
                 let conn = rustls::ClientConnection::new(config.clone(), name.clone())
                     .map_err(|e| ClientError::Tls(e.to_string()))?;
                 Ok(Box::new(rustls::StreamOwned::new(conn, tcp)))
@@ -173,15 +236,38 @@ impl AdminClient {
             head.push_str("Content-Type: application/json\r\n");
         }
         head.push_str("\r\n");
-        stream.write_all(head.as_bytes())?;
-        stream.write_all(body)?;
-        stream.flush()?;
+        let endpoint = self.endpoint.name();
+        let sent = stream
+            .write_all(head.as_bytes())
+            .and_then(|()| stream.write_all(body))
+            .and_then(|()| stream.flush());
+        if let Err(source) = sent {
+            return Err(self.failed(source, |source| ClientError::Send {
+                endpoint: endpoint.clone(),
+                source,
+            }));
+        }
         let mut reader = BufReader::new(stream);
-        let (status, length) = read_head(&mut reader)?;
-        let mut body = reader.take(length);
+        let (status, length) = match read_head(&mut reader) {
+            Ok(head) => head,
+            Err(HeadError::Io(source)) => {
+                return Err(self.failed(source, |source| ClientError::Receive {
+                    endpoint: endpoint.clone(),
+                    source,
+                }));
+            }
+            Err(HeadError::Closed) => return Err(ClientError::NoAnswer { endpoint }),
+            Err(HeadError::Bad(message)) => return Err(ClientError::Protocol(message)),
+        };
+        let mut body = Body {
+            inner: reader.take(length),
+            missing: length,
+            endpoint,
+            timeout: self.timeout,
+        };
         if status != 200 {
             let mut text = Vec::new();
-            body.read_to_end(&mut text)?;
+            body.read_to_end(&mut text).map_err(unwrap_io)?;
             let message = serde_json::from_slice::<serde_json::Value>(&text)
                 .ok()
                 .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
@@ -190,11 +276,94 @@ impl AdminClient {
         }
         Ok(body)
     }
+
+    /// A timeout as such, any other I/O error as `other` makes it.
+    fn failed(
+        &self,
+        source: std::io::Error,
+        other: impl FnOnce(std::io::Error) -> ClientError,
+    ) -> ClientError {
+        if timed_out(&source) {
+            ClientError::Timeout {
+                endpoint: self.endpoint.name(),
+                after: self.timeout,
+            }
+        } else {
+            other(source)
+        }
+    }
+}
+
+/// Socket timeouts show as `WouldBlock` (`EAGAIN`) on a blocking socket.
+fn timed_out(error: &std::io::Error) -> bool {
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
+}
+
+/// The body of an answer: exactly its Content-Length, or an error. Its I/O errors carry a
+/// [`ClientError`] (see [`ClientError::inside`]), so that what the server failed to send is
+/// never taken for something the caller's own output did.
+struct Body<R> {
+    inner: std::io::Take<R>,
+    missing: u64,
+    endpoint: String,
+    timeout: Duration,
+}
+
+impl<R: Read> Read for Body<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let wrap = |kind, error: ClientError| std::io::Error::new(kind, error);
+        match self.inner.read(buf) {
+            Ok(0) if self.missing > 0 && !buf.is_empty() => Err(wrap(
+                std::io::ErrorKind::UnexpectedEof,
+                ClientError::Truncated {
+                    endpoint: self.endpoint.clone(),
+                    missing: self.missing,
+                },
+            )),
+            Ok(n) => {
+                self.missing -= n as u64;
+                Ok(n)
+            }
+            Err(e) if timed_out(&e) => Err(wrap(
+                e.kind(),
+                ClientError::Timeout {
+                    endpoint: self.endpoint.clone(),
+                    after: self.timeout,
+                },
+            )),
+            Err(e) => Err(wrap(
+                e.kind(),
+                ClientError::Receive {
+                    endpoint: self.endpoint.clone(),
+                    source: e,
+                },
+            )),
+        }
+    }
+}
+
+/// The client error inside an I/O error from [`Body`].
+fn unwrap_io(error: std::io::Error) -> ClientError {
+    if ClientError::inside(&error).is_none() {
+        return ClientError::Io(error);
+    }
+    let kind = error.kind();
+    match error
+        .into_inner()
+        .map(|inner| inner.downcast::<ClientError>())
+    {
+        Some(Ok(client)) => *client,
+        Some(Err(other)) => ClientError::Io(std::io::Error::new(kind, other)),
+        None => ClientError::Io(kind.into()),
+    }
 }
 
 fn decode<T: DeserializeOwned>(mut reader: impl Read) -> Result<T, ClientError> {
     let mut body = Vec::new();
-    reader.read_to_end(&mut body)?;
+    reader.read_to_end(&mut body).map_err(unwrap_io)?;
     serde_json::from_slice(&body).map_err(|e| ClientError::Protocol(e.to_string()))
 }
 
@@ -211,16 +380,27 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ClientError> 
     Ok(certs)
 }
 
-fn read_head(reader: &mut impl BufRead) -> Result<(u16, u64), ClientError> {
+/// Why no response head was read.
+enum HeadError {
+    Io(std::io::Error),
+    /// The connection ended before a whole head.
+    Closed,
+    Bad(String),
+}
+
+fn read_head(reader: &mut impl BufRead) -> Result<(u16, u64), HeadError> {
     let mut status = None;
     let mut length = None;
     let mut total = 0;
     loop {
         let mut line = String::new();
-        let n = reader.read_line(&mut line)?;
+        let n = reader.read_line(&mut line).map_err(HeadError::Io)?;
         total += n;
-        if n == 0 || total > MAX_RESPONSE_HEAD {
-            return Err(ClientError::Protocol("incomplete response head".into()));
+        if n == 0 {
+            return Err(HeadError::Closed);
+        }
+        if total > MAX_RESPONSE_HEAD {
+            return Err(HeadError::Bad("response head too long".into()));
         }
         let line = line.trim_end();
         if line.is_empty() {
@@ -232,7 +412,7 @@ fn read_head(reader: &mut impl BufRead) -> Result<(u16, u64), ClientError> {
                 .and_then(|rest| rest.get(..3))
                 .and_then(|code| code.parse::<u16>().ok());
             if status.is_none() {
-                return Err(ClientError::Protocol(format!("bad status line {line:?}")));
+                return Err(HeadError::Bad(format!("bad status line {line:?}")));
             }
         } else if let Some((name, value)) = line.split_once(':')
             && name.eq_ignore_ascii_case("content-length")
@@ -242,7 +422,7 @@ fn read_head(reader: &mut impl BufRead) -> Result<(u16, u64), ClientError> {
     }
     match (status, length) {
         (Some(s), Some(l)) => Ok((s, l)),
-        _ => Err(ClientError::Protocol(
+        _ => Err(HeadError::Bad(
             "response without status or Content-Length".into(),
         )),
     }

@@ -27,7 +27,7 @@ Exit codes:
   1  any other failure
   2  bad usage, a request the server refused as malformed, or an output export will not
      write (a terminal without -o -, an existing file without --force, a symbolic link)
-  3  the admin API could not be reached
+  3  the admin API could not be reached, did not take the request, or did not answer
   4  no such message (for delete: at least one id named no message)
   5  a message could not be decrypted with the given identity
   6  the audit chain does not verify
@@ -119,8 +119,13 @@ pub enum Command {
         #[command(subcommand)]
         command: StoreCommand,
     },
-    /// Ask the running gateway over the admin socket whether it is up (for health checks).
-    Health,
+    /// Ask the running gateway over the admin socket whether it is up (for health checks):
+    /// exits 0 only when it answers, 3 when it cannot be reached or does not answer.
+    Health {
+        /// Fail when the gateway has not taken the request or answered within this long.
+        #[arg(long, default_value = "5s", value_parser = health_timeout)]
+        timeout: std::time::Duration,
+    },
     /// Check the retired domains' DNS (MX, SPF, DMARC, wildcards, MTA-STS) and print fixes.
     CheckDns {
         /// Domains to check (default: every configured retired domain).
@@ -306,6 +311,18 @@ pub enum StoreCommand {
 }
 
 /// A desk session duration such as `30m` or `8h`: from one minute to a week.
+fn health_timeout(text: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    let (min, max) = (
+        std::time::Duration::from_millis(100),
+        std::time::Duration::from_secs(3600),
+    );
+    if d < min || d > max {
+        return Err(format!("{text} is outside 100ms..=1h"));
+    }
+    Ok(d)
+}
+
 fn session_duration(text: &str) -> Result<std::time::Duration, String> {
     let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
     let (min, max) = (

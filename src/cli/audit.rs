@@ -65,8 +65,7 @@ pub fn run(
     json: bool,
 ) -> anyhow::Result<()> {
     let Trail { records, checked } = fetch(context, since)?;
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    let mut out = super::stdout::lock();
     if json {
         let value = serde_json::json!({
             "records": records,

@@ -47,8 +47,7 @@ pub fn run(context: &ReviewContext, json: bool, now: i64) -> anyhow::Result<()> 
         })
         .collect();
     let result = exit::evaluate(&facts, &settings, &config.exit, now);
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    let mut out = super::stdout::lock();
     if json {
         write_json(&mut out, &result)?;
         out.flush()?;

@@ -87,8 +87,7 @@ pub fn one(
             file.commit()?;
         }
         None => {
-            let stdout = std::io::stdout();
-            let mut out = stdout.lock();
+            let mut out = super::stdout::lock();
             std::io::copy(&mut plaintext, &mut out)
                 .with_context(|| format!("decrypting message {id}"))?;
             out.flush()?;

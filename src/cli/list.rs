@@ -51,8 +51,7 @@ pub fn run(
     filter: &Filter,
 ) -> anyhow::Result<()> {
     let listed = fetch(context, limit, filter)?;
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    let mut out = super::stdout::lock();
     if json {
         write_json(&mut out, &listed)?;
     } else {

@@ -1,6 +1,8 @@
 //! `reclaim delete`, `hold`, `unhold` and `purge`: changes to the quarantine, each
 //! recorded by the server in the audit trail.
 
+use std::io::Write;
+
 use serde_json::json;
 
 use super::terminal::write_json;
@@ -16,8 +18,7 @@ fn parse_ids(ids: &[String]) -> anyhow::Result<Vec<MessageId>> {
 }
 
 fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    let mut out = super::stdout::lock();
     write_json(&mut out, value)?;
     Ok(())
 }
@@ -83,7 +84,13 @@ pub fn hold(
 ) -> anyhow::Result<()> {
     let id = parse_id(id)?;
     set_hold(context, id, held, reason)?;
-    println!("{} {id}", if held { "held" } else { "released hold on" });
+    let mut out = super::stdout::lock();
+    writeln!(
+        out,
+        "{} {id}",
+        if held { "held" } else { "released hold on" }
+    )?;
+    out.flush()?;
     Ok(())
 }
 

@@ -20,10 +20,12 @@ pub(crate) mod render;
 pub(crate) mod report;
 mod serve;
 pub(crate) mod show;
+pub mod stdout;
 mod store;
 pub(crate) mod terminal;
 pub(crate) mod verified;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -64,9 +66,15 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
         if let Some(exit) = cause.downcast_ref::<Exit>() {
             return exit.code;
         }
-        if let Some(client) = cause.downcast_ref::<ClientError>() {
+        // A body reader's I/O error carries the client error inside.
+        let client = cause.downcast_ref::<ClientError>().or_else(|| {
+            cause
+                .downcast_ref::<std::io::Error>()
+                .and_then(ClientError::inside)
+        });
+        if let Some(client) = client {
             return match client {
-                ClientError::Connect { .. } => exit::UNREACHABLE,
+                client if client.is_unreachable() => exit::UNREACHABLE,
                 ClientError::Status { status: 404, .. } => exit::NOT_FOUND,
                 ClientError::Status { status, .. } if (400..500).contains(status) => exit::USAGE,
                 _ => exit::FAILURE,
@@ -102,13 +110,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Command::RdapBootstrap { url, output } => {
             rdap_bootstrap::run(&config_path(&args), url.as_deref(), output.as_deref())
         }
-        Command::Health => {
+        Command::Health { timeout } => {
             let socket = match &args.socket {
                 Some(socket) => socket.clone(),
                 None => Config::load(&config_path(&args))?.admin.socket,
             };
-            let health: serde_json::Value = AdminClient::new(&socket).get_json("/v1/health")?;
-            println!("{health}");
+            let health: serde_json::Value = AdminClient::new(&socket)
+                .with_timeout(*timeout)
+                .get_json("/v1/health")?;
+            let mut out = stdout::lock();
+            writeln!(out, "{health}")?;
+            out.flush()?;
             Ok(())
         }
         Command::Keygen { output } => keygen::run(output),

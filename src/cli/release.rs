@@ -4,6 +4,8 @@
 //! only gets the audit record. Every step of the submission is bounded by the `[release]`
 //! deadlines, so a relay that stalls ends the command with an error instead of hanging it.
 
+use std::io::Write;
+
 use anyhow::Context;
 use lettre::address::{Address, Envelope};
 use lettre::transport::smtp::authentication::Credentials;
@@ -27,10 +29,13 @@ pub struct Released {
 pub fn run(context: &ReviewContext, id: &str, to: &[String], reason: &str) -> anyhow::Result<()> {
     let id = parse_id(id)?;
     let released = release(context, id, to, reason)?;
-    println!(
+    let mut out = super::stdout::lock();
+    writeln!(
+        out,
         "released {id} to {} as {}",
         released.to, released.message_id
-    );
+    )?;
+    out.flush()?;
     Ok(())
 }
 

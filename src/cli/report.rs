@@ -91,8 +91,7 @@ pub fn report(
     csv: bool,
 ) -> anyhow::Result<()> {
     let report = build(&list::fetch(context, None, filter)?);
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    let mut out = super::stdout::lock();
     if json {
         write_json(&mut out, &report)?;
     } else if csv {
@@ -174,8 +173,7 @@ fn csv_field(text: &str) -> String {
 
 pub fn stats(context: &ReviewContext, json: bool) -> anyhow::Result<()> {
     let stats: Stats = context.client.get_json("/v1/stats")?;
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    let mut out = super::stdout::lock();
     if json {
         let value = serde_json::to_value(&stats)?;
         write_json(&mut out, &value)?;

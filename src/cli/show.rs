@@ -36,8 +36,7 @@ pub struct Shown {
 
 pub fn run(context: &ReviewContext, id: &str, reason: &str, json: bool) -> anyhow::Result<()> {
     let shown = load(context, parse_id(id)?, reason)?;
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    let mut out = super::stdout::lock();
     if json {
         write_json(&mut out, &shown)?;
     } else {
