@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use super::filter::Filter;
-use super::list::{self, Listed};
+use super::list;
+use super::listed::Listed;
 use super::mbox;
 use super::output::{self, Destination};
 use super::{ReviewContext, parse_id};

@@ -3,7 +3,7 @@
 use anyhow::Context;
 
 use super::args::FilterArgs;
-use super::list::Listed;
+use super::listed::Listed;
 use crate::admin::http::percent_encode;
 
 /// A filter ready to use: the server's part as query text, the rest checked here.

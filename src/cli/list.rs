@@ -4,45 +4,14 @@ use std::io::Write;
 
 use anyhow::Context;
 use base64::Engine;
-use serde::Serialize;
 
 use super::ReviewContext;
 use super::filter::Filter;
+use super::listed::Listed;
 use super::terminal::{sanitize, write_json};
 use crate::admin::http::percent_encode;
 use crate::admin::{MAX_PAGE, MessageItem, MessagePage};
-use crate::clock::format_time;
 use crate::summary::Summary;
-
-/// One message as `list --json` prints it.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Listed {
-    pub id: String,
-    pub received_at: String,
-    #[serde(skip)]
-    pub received_unix: i64,
-    pub held: bool,
-    pub size: u64,
-    pub domains: Vec<String>,
-    pub mail_from: String,
-    pub rcpt_to: Vec<String>,
-    pub subject: Option<String>,
-    pub from: Option<String>,
-    pub date: Option<String>,
-    pub message_id: Option<String>,
-    pub client_ip: String,
-    pub helo: String,
-    pub tls: bool,
-    pub tls_version: Option<String>,
-    pub tls_cipher: Option<String>,
-    /// SPF, DKIM and DMARC results at receive time (absent when DNS was off).
-    pub auth: Option<crate::summary::AuthResults>,
-    /// Null sender, Auto-Submitted, List-Id or Precedence bulk/list/junk.
-    pub looks_automated: bool,
-    /// What became of its notice, as the gateway recorded it when storing the message.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub notice: Option<crate::store::NoticeRecord>,
-}
 
 pub fn run(
     context: &ReviewContext,
@@ -194,29 +163,7 @@ pub fn decrypt(context: &ReviewContext, item: MessageItem) -> anyhow::Result<Lis
         })?;
     let summary: Summary = serde_json::from_slice(&plain)
         .with_context(|| format!("message {}: summary is not valid JSON", item.id))?;
-    let looks_automated = summary.looks_automated();
-    Ok(Listed {
-        id: item.id,
-        received_at: format_time(item.received_at),
-        received_unix: item.received_at,
-        held: item.held,
-        notice: item.notice,
-        looks_automated,
-        size: item.size,
-        domains: item.domains,
-        mail_from: summary.mail_from,
-        rcpt_to: summary.rcpt_to,
-        subject: summary.subject,
-        from: summary.from,
-        date: summary.date,
-        message_id: summary.message_id,
-        client_ip: summary.client_ip,
-        helo: summary.helo,
-        tls: summary.tls.is_some(),
-        tls_version: summary.tls.as_ref().map(|t| t.version.clone()),
-        tls_cipher: summary.tls.map(|t| t.cipher),
-        auth: summary.auth,
-    })
+    Ok(Listed::new(item, summary))
 }
 
 fn write_table(out: &mut impl Write, listed: &[Listed]) -> anyhow::Result<()> {

@@ -11,6 +11,7 @@ pub(crate) mod export;
 pub(crate) mod filter;
 mod keygen;
 pub(crate) mod list;
+pub(crate) mod listed;
 pub(crate) mod manage;
 pub(crate) mod mbox;
 mod output;

@@ -8,7 +8,8 @@ use serde::Serialize;
 
 use super::ReviewContext;
 use super::filter::Filter;
-use super::list::{self, Listed};
+use super::list;
+use super::listed::Listed;
 use super::terminal::{sanitize, write_json};
 use crate::clock::format_time;
 use crate::store::Stats;

@@ -13,7 +13,8 @@ use super::guard::{self, FRAME_CSP};
 use super::i18n::Texts;
 use super::{Desk, blocking};
 use crate::cli::filter::Filter;
-use crate::cli::list::{self, Listed};
+use crate::cli::list;
+use crate::cli::listed::Listed;
 use crate::cli::{FilterArgs, show};
 use crate::clock::unix_now;
 

@@ -11,7 +11,8 @@ use axum::response::{IntoResponse, Response};
 use super::chrome::{Chrome, failed, pairs, render, value};
 use super::{Desk, blocking, chart};
 use crate::cli::filter::Filter;
-use crate::cli::list::{self, Listed};
+use crate::cli::list;
+use crate::cli::listed::Listed;
 use crate::cli::{FilterArgs, audit, report};
 use crate::clock::{format_time, unix_now};
 
