@@ -1,5 +1,6 @@
 //! `reclaim check-config`: validates a config as `serve` would, without starting anything.
 
+use std::io::Write as _;
 use std::path::Path;
 
 use crate::config::Config;
@@ -7,7 +8,8 @@ use crate::config::Config;
 pub fn run(config_path: &Path) -> anyhow::Result<()> {
     let config = Config::load(config_path)?;
     let report = crate::launch::check(&config)?;
-    println!(
+    writeln!(
+        super::stdout::lock(),
         "{}: OK ({} retired domain(s), {} recipient key(s){}, STARTTLS {})",
         config_path.display(),
         report.domains,
@@ -18,6 +20,6 @@ pub fn run(config_path: &Path) -> anyhow::Result<()> {
             ""
         },
         if report.tls { "on" } else { "off" },
-    );
+    )?;
     Ok(())
 }

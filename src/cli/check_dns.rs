@@ -1,5 +1,6 @@
 //! `reclaim check-dns`: checks a retired domain's DNS and prints what to fix.
 
+use std::io::Write as _;
 use std::path::Path;
 
 use anyhow::Context;
@@ -68,7 +69,7 @@ pub fn run(
         crate::clock::unix_now(),
     ));
     if json {
-        println!("{}", serde_json::to_string_pretty(&findings)?);
+        super::terminal::write_json(&mut super::stdout::lock(), &findings)?;
     } else {
         let mut table = comfy_table::Table::new();
         table.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
@@ -87,7 +88,7 @@ pub fn run(
                 sanitize(f.fix.as_deref().unwrap_or("")),
             ]);
         }
-        println!("{table}");
+        writeln!(super::stdout::lock(), "{table}")?;
     }
     let failed = findings.iter().filter(|f| f.status == Status::Fail).count();
     if failed > 0 {

@@ -27,6 +27,6 @@ pub fn run(output: &Path) -> anyhow::Result<()> {
         "identity written to {}; keep it off the gateway",
         output.display()
     );
-    println!("{}", identity.recipient);
+    writeln!(super::stdout::lock(), "{}", identity.recipient)?;
     Ok(())
 }

@@ -34,7 +34,7 @@ pub fn delete(
         print_json(&result)?;
     } else {
         for id in &result.deleted {
-            println!("deleted {id}");
+            writeln!(super::stdout::lock(), "deleted {id}")?;
         }
     }
     if !result.missing.is_empty() {
@@ -109,11 +109,12 @@ pub fn purge(
     if json {
         print_json(&report)?;
     } else {
-        println!(
+        writeln!(
+            super::stdout::lock(),
             "deleted {} message(s); {} older but held",
             report.deleted.len(),
             report.held
-        );
+        )?;
     }
     Ok(())
 }

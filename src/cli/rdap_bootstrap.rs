@@ -43,16 +43,18 @@ pub fn run(config_path: &Path, url: Option<&str>, output: Option<&Path>) -> anyh
         .block_on(bootstrap::fetch(&client, &url))
         .with_context(|| format!("fetching {url}; {} is unchanged", target.display()))?;
     write_atomically(&target, &fetched).with_context(|| format!("writing {}", target.display()))?;
-    println!(
+    writeln!(
+        super::stdout::lock(),
         "{}: {} top-level domain(s), published {}",
         target.display(),
         fetched.labels,
         fetched.publication.as_deref().unwrap_or("(no date given)")
-    );
+    )?;
     if output.is_some_and(|o| config.rdap.bootstrap.as_deref() != Some(o)) {
-        println!(
+        writeln!(
+            super::stdout::lock(),
             "note: lookups read [rdap] bootstrap, which does not name this file; set it there to use it"
-        );
+        )?;
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! `reclaim store migrate`: copies one store's whole quarantine into another, empty one,
 //! and says what it copied.
 
+use std::io::Write as _;
 use std::path::Path;
 
 use anyhow::Context;
@@ -26,9 +27,10 @@ pub fn migrate_to(from_config: &Path, to_config: &Path, json: bool) -> anyhow::R
         anyhow::Ok(migrate(&source, &destination, "reclaim (store migrate)").await?)
     })?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        super::terminal::write_json(&mut super::stdout::lock(), &report)?;
     } else {
-        println!(
+        writeln!(
+            super::stdout::lock(),
             "copied {} messages ({} sealed bytes, every one's SHA-256 checked), {} holds, {} queued notices, {} audit records (both chains verified) from {} to {}",
             report.messages,
             report.sealed_bytes,
@@ -37,7 +39,7 @@ pub fn migrate_to(from_config: &Path, to_config: &Path, json: bool) -> anyhow::R
             report.audit_records,
             from_config.display(),
             to_config.display()
-        );
+        )?;
     }
     Ok(())
 }
