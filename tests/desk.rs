@@ -399,33 +399,54 @@ async fn reclaim_desk_prints_a_one_time_url_and_listens_on_loopback_only() {
         .args(["desk", "--page-size", "10"])
         .env_remove("RECLAIM_IDENTITY")
         .env_remove("RECLAIM_CONFIG")
-        .stdin(std::process::Stdio::null())
+        .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start reclaim desk");
     let stdout = child.stdout.take().expect("stdout");
-    let url = tokio::time::timeout(
-        Duration::from_secs(30),
-        tokio::task::spawn_blocking(move || {
-            use std::io::BufRead;
-            std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .find_map(|line| line.trim().strip_prefix("http://").map(str::to_owned))
-        }),
-    )
-    .await
-    .expect("the URL in time")
-    .expect("reader")
-    .expect("a URL line");
+    let (sender, urls) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(url) = line.trim().strip_prefix("http://") {
+                let _ = sender.send(url.to_owned());
+            }
+        }
+    });
+    let next_url = || {
+        urls.recv_timeout(Duration::from_secs(30))
+            .expect("a URL line")
+    };
+    let url = next_url();
     let (host, path) = url.split_once('/').expect("host and path");
     let addr: SocketAddr = host.parse().expect("an address");
     assert!(addr.ip().is_loopback(), "{addr}");
     let (status, head, _) = get(addr, &format!("/{path}"), host, None).await;
     assert_eq!(status, 200, "{head}");
+    let s = granted(&head);
     let (status, _, _) = get(addr, &format!("/{path}"), host, None).await;
     assert_eq!(status, 403, "the printed secret works once");
+    let (status, _, _) = get(addr, &s.at("/inbox"), host, Some(&s.cookie)).await;
+    assert_eq!(status, 200, "the session works");
+
+    // Enter on the desk's terminal ends the session and prints a new one-time URL.
+    use std::io::Write as _;
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin
+        .write_all(b"\n")
+        .and_then(|()| stdin.flush())
+        .expect("Enter");
+    let renewed = next_url();
+    assert_ne!(renewed, url, "a new secret");
+    let (status, _, _) = get(addr, &s.at("/inbox"), host, Some(&s.cookie)).await;
+    assert_eq!(status, 403, "the old session has ended");
+    let (_, path) = renewed.split_once('/').expect("host and path");
+    let (status, head, _) = get(addr, &format!("/{path}"), host, None).await;
+    assert_eq!(status, 200, "the new URL logs in: {head}");
     let _ = child.kill();
     let _ = child.wait();
     gw.stop().await;
