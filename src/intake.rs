@@ -13,8 +13,7 @@ use crate::seal::{SealError, SealWriter, Sealer, SummarySealer};
 use crate::smtp::Envelope;
 use crate::smtp::trace::trace_fields;
 use crate::store::{
-    Backend, MessageId, MessageMeta, NoticeOutcome, NoticePlan, QuarantineStore, StagedMessage,
-    StoreError,
+    MessageId, MessageMeta, NoticeOutcome, NoticePlan, QuarantineStore, StagedMessage, StoreError,
 };
 use crate::summary::Summary;
 
@@ -63,7 +62,7 @@ pub struct AuthCopyLimits {
 }
 
 /// The message being received, staged in a store of type `S`.
-pub struct Intake<S: QuarantineStore = Backend> {
+pub struct Intake<S: QuarantineStore> {
     /// Seals the summary at the end, under this message's own file key.
     summary_sealer: SummarySealer,
     writer: SealWriter<Spill>,

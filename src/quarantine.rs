@@ -18,13 +18,13 @@ use crate::notice::{self, Templates};
 use crate::retention::RetentionPolicy;
 use crate::seal::Sealer;
 use crate::smtp::{Envelope, StoreOutcome};
-use crate::store::{Backend, QuarantineStore};
+use crate::store::QuarantineStore;
 use crate::summary::Summary;
 use crate::telemetry;
 
 /// Everything a message needs between its first byte and its durable commit, shared by all
 /// connections. Generic over the store behind it.
-pub struct Quarantine<S: QuarantineStore = Backend> {
+pub struct Quarantine<S: QuarantineStore> {
     pub store: Arc<S>,
     pub sealer: Sealer,
     /// This gateway's name, for trace fields and notices.

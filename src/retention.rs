@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::unix_now;
-use crate::store::{AuditEntry, Backend, MessageMeta, QuarantineStore, RateLimits};
+use crate::store::{AuditEntry, MessageMeta, QuarantineStore, RateLimits};
 
 /// Retention of messages: a default and per-domain overrides.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,8 +53,8 @@ impl RetentionPolicy {
 
 /// Purges expired messages and audit records at start and then every `interval`, until
 /// `shutdown`. Each run is recorded in the audit trail like any other deletion.
-pub async fn run_purger(
-    store: Arc<Backend>,
+pub async fn run_purger<S: QuarantineStore>(
+    store: Arc<S>,
     policy: RetentionPolicy,
     audit_retention: Duration,
     rate_limits: RateLimits,

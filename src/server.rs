@@ -15,6 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::smtp::Reply;
 use crate::smtp::connection::{self, Gateway, REFUSAL_WRITE_TIMEOUT, Shutdown};
+use crate::store::QuarantineStore;
 use crate::telemetry;
 
 /// Which connection limit turned a client away.
@@ -130,7 +131,11 @@ impl Admission {
 /// Serves SMTP on `listeners` until `shutdown` is cancelled, then lets transactions in
 /// progress finish for up to the grace period, closes the rest with `421 4.3.0`, and
 /// returns once every connection task has ended.
-pub async fn run(listeners: Vec<TcpListener>, gateway: Arc<Gateway>, shutdown: CancellationToken) {
+pub async fn run<S: QuarantineStore>(
+    listeners: Vec<TcpListener>,
+    gateway: Arc<Gateway<S>>,
+    shutdown: CancellationToken,
+) {
     let admission = Arc::new(Admission::new(&gateway.session.limits));
     let signals = Shutdown {
         graceful: shutdown.clone(),
@@ -158,9 +163,9 @@ pub async fn run(listeners: Vec<TcpListener>, gateway: Arc<Gateway>, shutdown: C
     }
 }
 
-async fn accept_loop(
+async fn accept_loop<S: QuarantineStore>(
     listener: TcpListener,
-    gateway: Arc<Gateway>,
+    gateway: Arc<Gateway<S>>,
     admission: Arc<Admission>,
     signals: Shutdown,
     tracker: TaskTracker,

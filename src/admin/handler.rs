@@ -14,7 +14,7 @@ use super::peer::Peer;
 use super::routes::{Refusal, Route, refuse, route};
 use super::{DeleteResult, MessageItem, MessagePage};
 use crate::clock::unix_now;
-use crate::store::{AuditEntry, Backend, Entry, MessageId, MessageMeta, QuarantineStore, Sealed};
+use crate::store::{AuditEntry, Entry, MessageId, MessageMeta, QuarantineStore, Sealed};
 
 /// How long a client has to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -27,24 +27,24 @@ enum Reply {
 }
 
 /// Serves one request on `stream` from `peer`.
-pub async fn serve<S>(mut stream: S, store: Arc<Backend>, peer: Peer)
+pub async fn serve<S>(mut stream: S, store: Arc<impl QuarantineStore>, peer: Peer)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let request = tokio::time::timeout(REQUEST_TIMEOUT, read_request(&mut stream)).await;
     let (head, body) = match request {
         Ok(Ok(request)) => request,
-        Ok(Err(refusal)) => return refused(&mut stream, &store, &peer, None, refusal).await,
+        Ok(Err(refusal)) => return refused(&mut stream, &*store, &peer, None, refusal).await,
         Err(_) => {
             let refusal = refuse(408, "request timed out");
-            return refused(&mut stream, &store, &peer, None, refusal).await;
+            return refused(&mut stream, &*store, &peer, None, refusal).await;
         }
     };
     let route = match route(&head, &body) {
         Ok(route) => route,
-        Err(refusal) => return refused(&mut stream, &store, &peer, Some(&head), refusal).await,
+        Err(refusal) => return refused(&mut stream, &*store, &peer, Some(&head), refusal).await,
     };
-    let answered = answer_and_record(&store, &peer, &route).await;
+    let answered = answer_and_record(&*store, &peer, &route).await;
     match answered {
         Ok(Reply::Json(body)) => {
             let _ = stream
@@ -70,7 +70,11 @@ where
 
 /// Answers, then records the request with the status it got. Data is handed out only once
 /// its audit record is durable; if recording fails, the request fails.
-async fn answer_and_record(store: &Backend, peer: &Peer, route: &Route) -> Result<Reply, Refusal> {
+async fn answer_and_record(
+    store: &impl QuarantineStore,
+    peer: &Peer,
+    route: &Route,
+) -> Result<Reply, Refusal> {
     // Ids the request named, plus those it turned out to touch (a purge names none).
     let mut touched = Vec::new();
     let result = answer(store, route, &mut touched).await;
@@ -97,7 +101,7 @@ async fn answer_and_record(store: &Backend, peer: &Peer, route: &Route) -> Resul
 }
 
 async fn answer(
-    store: &Backend,
+    store: &impl QuarantineStore,
     route: &Route,
     touched: &mut Vec<String>,
 ) -> Result<Reply, Refusal> {
@@ -184,7 +188,7 @@ fn json(value: &impl serde::Serialize) -> Result<Reply, Refusal> {
 
 async fn refused<S>(
     stream: &mut S,
-    store: &Backend,
+    store: &impl QuarantineStore,
     peer: &Peer,
     head: Option<&RequestHead>,
     refusal: Refusal,

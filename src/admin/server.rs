@@ -13,7 +13,7 @@ use tokio_util::task::TaskTracker;
 
 use super::handler::serve;
 use super::peer::Peer;
-use crate::store::Backend;
+use crate::store::QuarantineStore;
 
 /// Concurrent admin connections; the API is for a few reviewers, not for load.
 pub(super) const MAX_CLIENTS: usize = 32;
@@ -116,10 +116,10 @@ impl Drop for PrivateDir {
 }
 
 /// Serves requests until `shutdown` is cancelled, then removes the socket file.
-pub async fn run(
+pub async fn run<S: QuarantineStore>(
     listener: UnixListener,
     path: PathBuf,
-    store: Arc<Backend>,
+    store: Arc<S>,
     shutdown: CancellationToken,
 ) {
     accept_loop(listener, shutdown, move |stream: UnixStream, _| {

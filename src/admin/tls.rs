@@ -25,7 +25,7 @@ use super::networks::{NetworkPermit, Networks};
 use super::peer::Peer;
 use super::server::{Listener, MAX_CLIENTS, accept_loop};
 use crate::config::{AdminTcpConfig, AdminTcpLimits, MAX_ADMIN_CONNECTIONS_PER_IP};
-use crate::store::Backend;
+use crate::store::QuarantineStore;
 
 // One network must never be able to hold every slot, whatever the config says.
 const _: () = assert!(MAX_ADMIN_CONNECTIONS_PER_IP < MAX_CLIENTS);
@@ -95,11 +95,11 @@ pub async fn bind(config: &AdminTcpConfig) -> Result<TcpListener, AdminTlsError>
 }
 
 /// Serves mutual-TLS admin requests until `shutdown`.
-pub async fn run(
+pub async fn run<S: QuarantineStore>(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     limits: AdminTcpLimits,
-    store: Arc<Backend>,
+    store: Arc<S>,
     shutdown: CancellationToken,
 ) {
     let listener = PerNetwork {

@@ -15,16 +15,14 @@ use std::time::SystemTime;
 use crate::config::NotifyConfig;
 use crate::domains::{Disposition, Mode, Recipient, RetiredDomains};
 use crate::retention::RetentionPolicy;
-use crate::store::{
-    MessageId, NoticePlan, OutboxItem, QuarantineStore, QueuedNotice, RateLimits, Store,
-};
+use crate::store::{MessageId, NoticePlan, OutboxItem, QuarantineStore, QueuedNotice, RateLimits};
 use crate::summary::Summary;
 
 pub use policy::{Suppressed, eligibility};
 pub use template::Templates;
 
 /// What planning notices needs to know besides the message.
-pub struct Planner<'a, S: QuarantineStore = Store> {
+pub struct Planner<'a, S: QuarantineStore> {
     pub notify: &'a NotifyConfig,
     pub domains: &'a RetiredDomains,
     pub templates: &'a Templates,
@@ -181,6 +179,7 @@ pub fn unix(at: SystemTime) -> i64 {
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::store::Store;
     use crate::summary::AuthResults;
 
     const CONFIG: &str = r#"

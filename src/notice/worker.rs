@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::transport::{DeliveryError, Transport};
 use super::unix;
-use crate::store::{Backend, MessageId, OutboxItem, QuarantineStore};
+use crate::store::{MessageId, OutboxItem, QuarantineStore};
 use crate::telemetry;
 
 /// Longest wait between passes, so a clock change or a missed wake-up costs little.
@@ -21,8 +21,8 @@ const MAX_IDLE: Duration = Duration::from_secs(60);
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 
 /// Delivery settings.
-pub struct Worker {
-    pub store: Arc<Backend>,
+pub struct Worker<S: QuarantineStore> {
+    pub store: Arc<S>,
     pub transport: Transport,
     pub hostname: String,
     pub max_age: Duration,
@@ -33,7 +33,7 @@ pub struct Worker {
     pub shutdown_grace: Duration,
 }
 
-impl Worker {
+impl<S: QuarantineStore> Worker<S> {
     /// Runs until `shutdown`, then returns within `shutdown_grace` (plus the moment an
     /// interrupted attempt needs to let go).
     pub async fn run(self, shutdown: CancellationToken) {

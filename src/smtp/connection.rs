@@ -15,16 +15,18 @@ use super::session::{Action, Session, SessionConfig, StoreOutcome};
 use super::tls::{TlsReloader, describe};
 use crate::intake::Intake;
 use crate::quarantine::Quarantine;
+use crate::store::QuarantineStore;
 use crate::telemetry;
 
 /// Bytes read from the socket at a time; also bounds one sealed chunk in memory.
 const READ_BUFFER: usize = 64 * 1024;
 
-/// Everything a connection needs, shared by all of them.
-pub struct Gateway {
+/// Everything a connection needs, shared by all of them, with the store of type `S` behind
+/// its quarantine.
+pub struct Gateway<S: QuarantineStore> {
     pub session: Arc<SessionConfig>,
     /// Where messages go once the session hands them over.
-    pub quarantine: Arc<Quarantine>,
+    pub quarantine: Arc<Quarantine<S>>,
     pub tls: Option<Arc<TlsReloader>>,
     pub tls_handshake_timeout: Duration,
     /// How long sessions in a transaction may go on after shutdown starts.
@@ -47,21 +49,21 @@ enum Outcome {
 }
 
 /// The message being received, as far as the driver is concerned.
-enum Current {
+enum Current<S: QuarantineStore> {
     /// No message body is being received.
     Idle,
     /// Boxed: the sealing state is large and the driver holds this across awaits.
-    Open(Box<Intake>),
+    Open(Box<Intake<S>>),
     /// Opening or writing failed: the rest of the body is read and dropped, and its end is
     /// answered `451`.
     Failed,
 }
 
 /// Serves one client connection to the end.
-pub async fn handle(
+pub async fn handle<S: QuarantineStore>(
     mut stream: TcpStream,
     peer: SocketAddr,
-    gateway: Arc<Gateway>,
+    gateway: Arc<Gateway<S>>,
     shutdown: Shutdown,
 ) {
     let deadline = Instant::now() + gateway.session.limits.session_timeout;
@@ -94,10 +96,10 @@ pub async fn handle(
     let _ = tls_stream.shutdown().await;
 }
 
-async fn write_all<S: AsyncWrite + Unpin>(
-    stream: &mut S,
+async fn write_all<T: AsyncWrite + Unpin>(
+    stream: &mut T,
     bytes: &[u8],
-    gateway: &Gateway,
+    gateway: &Gateway<impl QuarantineStore>,
 ) -> std::io::Result<()> {
     // A client that never reads must not pin the connection forever.
     timeout(gateway.session.limits.command_timeout, async {
@@ -109,10 +111,10 @@ async fn write_all<S: AsyncWrite + Unpin>(
 }
 
 /// Runs the session over `stream` until it closes or asks for STARTTLS.
-async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
-    stream: &mut S,
+async fn drive<T: AsyncRead + AsyncWrite + Unpin, S: QuarantineStore>(
+    stream: &mut T,
     session: &mut Session,
-    gateway: &Gateway,
+    gateway: &Gateway<S>,
     shutdown: &Shutdown,
     deadline: Instant,
 ) -> Outcome {
