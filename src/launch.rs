@@ -27,8 +27,8 @@ use crate::server;
 use crate::smtp::SessionConfig;
 use crate::smtp::connection::Gateway;
 use crate::smtp::tls::{self, TlsError, TlsReloader};
-use crate::store::postgres::{PgError, PgStore};
-use crate::store::{Backend, QuarantineStore, Store, StoreError};
+use crate::store::postgres::{PgError, PgStore, PostgresConfig};
+use crate::store::{QuarantineStore, Store, StoreError};
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -108,7 +108,8 @@ pub fn check(config: &Config) -> Result<CheckReport, LaunchError> {
     })
 }
 
-/// Starts everything; cancelling `shutdown` stops it (see [`server::run`]).
+/// Starts everything on the store `[store] backend` names; cancelling `shutdown` stops it
+/// (see [`server::run`]).
 pub async fn launch(config: &Config, shutdown: CancellationToken) -> Result<Running, LaunchError> {
     config.require_recipients()?;
     let mut recipients = config.seal.recipients.clone();
@@ -119,7 +120,26 @@ pub async fn launch(config: &Config, shutdown: CancellationToken) -> Result<Runn
     }
     let sealer = Sealer::new(recipients)?;
 
-    let store = Arc::new(open_store(config).await?);
+    // The one place that names both stores: the rest of the gateway is generic over the
+    // one it is handed.
+    match &config.store.backend {
+        StoreBackend::Embedded => {
+            start(config, open_embedded(config).await?, sealer, shutdown).await
+        }
+        StoreBackend::Postgres(pg) => {
+            start(config, open_postgres(config, pg).await?, sealer, shutdown).await
+        }
+    }
+}
+
+/// Starts SMTP, the notice worker, the purger, the watches and the admin API on `store`.
+async fn start<S: QuarantineStore>(
+    config: &Config,
+    store: S,
+    sealer: Sealer,
+    shutdown: CancellationToken,
+) -> Result<Running, LaunchError> {
+    let store = Arc::new(store);
     if let Some(addr) = config.metrics_listen {
         crate::telemetry::serve(addr, shutdown.clone())?;
         tracing::info!(%addr, "metrics listening");
@@ -268,30 +288,29 @@ pub async fn launch(config: &Config, shutdown: CancellationToken) -> Result<Runn
     })
 }
 
-/// Opens the store `[store] backend` names: the embedded one (reconciled against its
-/// files, which is reported), or the shared one on PostgreSQL (migrated to this version).
-pub async fn open_store(config: &Config) -> Result<Backend, LaunchError> {
-    match &config.store.backend {
-        StoreBackend::Embedded => {
-            let store_path = config.store.path.clone();
-            let storage_limits = config.store.limits;
-            let staging = config.store.staging;
-            let (store, report) = tokio::task::spawn_blocking(move || {
-                Store::open_tuned(&store_path, storage_limits, staging)
-            })
-            .await
-            .map_err(|e| StoreError::Index(format!("store open task failed: {e}")))??;
-            log_reconciliation(&report);
-            Ok(Backend::Embedded(store))
-        }
-        StoreBackend::Postgres(pg) => {
-            let store = PgStore::open(pg, config.store.limits)
-                .await
-                .map_err(LaunchError::Database)?;
-            tracing::info!("store opened on PostgreSQL");
-            Ok(Backend::Postgres(store))
-        }
-    }
+/// Opens the embedded store at `[store] path`, reconciled against its files (which is
+/// reported).
+pub async fn open_embedded(config: &Config) -> Result<Store, LaunchError> {
+    let store_path = config.store.path.clone();
+    let storage_limits = config.store.limits;
+    let staging = config.store.staging;
+    let (store, report) = tokio::task::spawn_blocking(move || {
+        Store::open_tuned(&store_path, storage_limits, staging)
+    })
+    .await
+    .map_err(|e| StoreError::Index(format!("store open task failed: {e}")))??;
+    log_reconciliation(&report);
+    Ok(store)
+}
+
+/// Opens the shared store on PostgreSQL that `pg` (from `config`'s `[store]`) names,
+/// migrated to this version.
+pub async fn open_postgres(config: &Config, pg: &PostgresConfig) -> Result<PgStore, LaunchError> {
+    let store = PgStore::open(pg, config.store.limits)
+        .await
+        .map_err(LaunchError::Database)?;
+    tracing::info!("store opened on PostgreSQL");
+    Ok(store)
 }
 
 /// The daily registration watch over every retired domain (it does nothing when `[rdap]`
@@ -326,7 +345,11 @@ const MIN_LISTEN_BACKLOG: usize = 4096;
 
 /// Measures the store's free disk space every `interval` until shutdown, so that the
 /// `min_free` floor also sees space taken or freed by others.
-async fn watch_free_space(store: Arc<Backend>, interval: Duration, shutdown: CancellationToken) {
+async fn watch_free_space<S: QuarantineStore>(
+    store: Arc<S>,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -15,8 +15,8 @@
 //! - [`capacity`]: room left for new mail (store quota, free-disk floor) and the DKIM
 //!   memory budget.
 //! - [`store`]: the durable quarantine behind the async [`store::QuarantineStore`]
-//!   interface, and [`store::Backend`], the store chosen at launch that the rest of the
-//!   gateway holds; the embedded store (small sealed messages appended to segment files,
+//!   interface, the only one the rest of the gateway holds a store by (generic over it,
+//!   the store chosen once at [`launch`]); the embedded store (small sealed messages appended to segment files,
 //!   large ones in files of their own, a redb index, group commit, compaction),
 //!   the shared store on PostgreSQL for several nodes ([`store::postgres`]), legal holds,
 //!   deletion, the hash-chained audit trail, and copying a quarantine between stores

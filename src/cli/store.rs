@@ -6,9 +6,10 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::config::Config;
-use crate::launch::open_store;
-use crate::store::migrate::migrate;
+use crate::config::{Config, StoreBackend};
+use crate::launch::{LaunchError, open_embedded, open_postgres};
+use crate::store::QuarantineStore;
+use crate::store::migrate::{MigrationReport, migrate};
 
 pub fn migrate_to(from_config: &Path, to_config: &Path, json: bool) -> anyhow::Result<()> {
     let from = Config::load(from_config)?;
@@ -17,14 +18,21 @@ pub fn migrate_to(from_config: &Path, to_config: &Path, json: bool) -> anyhow::R
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let paths = (from_config, to_config);
     let report = runtime.block_on(async {
-        let source = open_store(&from)
-            .await
-            .with_context(|| format!("opening the store of {}", from_config.display()))?;
-        let destination = open_store(&to)
-            .await
-            .with_context(|| format!("opening the store of {}", to_config.display()))?;
-        anyhow::Ok(migrate(&source, &destination, "reclaim (store migrate)").await?)
+        use StoreBackend::{Embedded, Postgres};
+        match (&from.store.backend, &to.store.backend) {
+            (Embedded, Embedded) => copy(open_embedded(&from), open_embedded(&to), paths).await,
+            (Embedded, Postgres(b)) => {
+                copy(open_embedded(&from), open_postgres(&to, b), paths).await
+            }
+            (Postgres(a), Embedded) => {
+                copy(open_postgres(&from, a), open_embedded(&to), paths).await
+            }
+            (Postgres(a), Postgres(b)) => {
+                copy(open_postgres(&from, a), open_postgres(&to, b), paths).await
+            }
+        }
     })?;
     if json {
         super::terminal::write_json(&mut super::stdout::lock(), &report)?;
@@ -42,4 +50,20 @@ pub fn migrate_to(from_config: &Path, to_config: &Path, json: bool) -> anyhow::R
         )?;
     }
     Ok(())
+}
+
+/// Opens the source, then the destination (each named by its config file's path in an
+/// error), and copies the one into the other.
+async fn copy<A: QuarantineStore, B: QuarantineStore>(
+    source: impl Future<Output = Result<A, LaunchError>>,
+    destination: impl Future<Output = Result<B, LaunchError>>,
+    (from_config, to_config): (&Path, &Path),
+) -> anyhow::Result<MigrationReport> {
+    let source = source
+        .await
+        .with_context(|| format!("opening the store of {}", from_config.display()))?;
+    let destination = destination
+        .await
+        .with_context(|| format!("opening the store of {}", to_config.display()))?;
+    Ok(migrate(&source, &destination, "reclaim (store migrate)").await?)
 }

@@ -1,7 +1,10 @@
-//! The store's interface: every operation the gateway's message path, the notice worker,
-//! the purger and the admin API need from a quarantine store, so that another backend can
-//! take the embedded one's place. Every operation is async; the embedded store runs its
-//! blocking redb and file work in `spawn_blocking` itself.
+//! The store's one interface: every operation the gateway's message path, the notice
+//! worker, the purger and the admin API need from a quarantine store. The embedded store
+//! and the one on PostgreSQL implement it; everything that holds a store is generic over
+//! it, and only launching (and `store migrate`) names a store type. Dispatch is static:
+//! the operations return `impl Future`, so the trait is not object-safe, and it need not
+//! be. Every operation is async; the embedded store runs its blocking redb and file work
+//! in `spawn_blocking` itself.
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -1,9 +1,9 @@
 //! The durable quarantine: each message sealed as a standard age file, small ones as byte
 //! ranges of segment files and large ones as files of their own, and a redb index of
 //! plaintext metadata plus each message's sealed summary. The store only ever sees sealed
-//! bytes. What callers may ask of a store is [`QuarantineStore`] (sealed
-//! messages read back as streams, capacity included); [`Store`] implements it, and
-//! [`Backend`] is whichever store a gateway was launched on.
+//! bytes. What callers may ask of a store is [`QuarantineStore`] (sealed messages read
+//! back as streams, capacity included), the one interface the rest of the gateway holds a
+//! store by: [`Store`] implements it, and so does [`postgres::PgStore`].
 //!
 //! Layout under the store path:
 //! - `segments/<n>.seg`: sealed messages up to `[store] inline_max`, appended one after
@@ -12,7 +12,6 @@
 //! - `tmp/`: large messages being received (removed at start if left by a crash);
 //! - `index.redb`: the index, segment locations, holds and the audit trail.
 
-mod any;
 pub mod audit;
 mod backend;
 mod blob;
@@ -36,7 +35,6 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use any::{Backend, Staging};
 pub use audit::{AuditEntry, AuditPage};
 pub use backend::{Expiry, QuarantineStore, Sealed, StagedMessage};
 pub use blob::BlobWriter;
