@@ -11,6 +11,7 @@ use crate::seal::Recipients;
 use crate::units::{parse_duration, parse_size};
 use edge::{MAX_AUTH_MEMORY_BUDGET, prefix, size_in, storage_limits};
 
+mod access;
 mod database;
 mod delivery;
 mod edge;
@@ -178,6 +179,9 @@ pub struct AdminConfig {
     pub socket: PathBuf,
     /// The optional TCP listener, mutual TLS only.
     pub tcp: Option<AdminTcpConfig>,
+    /// `[[principal]]`: who may do what; empty lets every client that reaches the API act as
+    /// an admin.
+    pub access: crate::admin::access::AccessPolicy,
 }
 
 /// `[dns] resolver`: which DNS resolver features that need DNS may use.
@@ -438,6 +442,7 @@ impl RawConfig {
             .clone()
             .unwrap_or_else(|| self.store.path.join("admin.sock"));
         let admin_tcp = admin_tcp(&self.admin)?;
+        let access = access::access_policy(self.principal)?;
         if let Some(tcp) = &admin_tcp {
             internal_listener("admin.listen", tcp.listen, &server.listen)?;
         }
@@ -488,6 +493,7 @@ impl RawConfig {
             admin: AdminConfig {
                 socket: admin_socket,
                 tcp: admin_tcp,
+                access,
             },
             dns,
             domains,

@@ -234,10 +234,20 @@ async fn start<S: QuarantineStore>(
     }
     tracing::info!(socket = %config.admin.socket.display(), "admin API listening");
 
+    let access = Arc::new(config.admin.access.clone());
+    if access.enforced() {
+        tracing::info!(
+            principals = access.principals.len(),
+            "admin API roles enforced"
+        );
+    } else {
+        tracing::warn!("no [[principal]] configured: every admin API client is an admin");
+    }
     let admin_task = tokio::spawn(admin::server::run(
         admin_listener,
         config.admin.socket.clone(),
         store.clone(),
+        access.clone(),
         shutdown.clone(),
     ));
     let admin_addr = admin_tcp
@@ -252,6 +262,7 @@ async fn start<S: QuarantineStore>(
             acceptor,
             limits,
             store.clone(),
+            access.clone(),
             shutdown.clone(),
         ))
     });

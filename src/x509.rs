@@ -75,10 +75,20 @@ pub fn subject(der: &[u8]) -> Option<String> {
             [0x55, 0x04, 0x0b] => "OU".to_owned(),
             other => other.iter().map(|b| format!("{b:02x}")).collect(),
         };
-        let value: String = String::from_utf8_lossy(value)
-            .chars()
-            .map(|c| if c.is_control() { '?' } else { c })
-            .collect();
+        // Separators inside a value are escaped (RFC 4514), so that a common name of
+        // "alice,O=Example" can never read as two attributes.
+        let mut escaped = String::new();
+        for c in String::from_utf8_lossy(value).chars() {
+            match c {
+                c if c.is_control() => escaped.push('?'),
+                ',' | '+' | '=' | '\\' | ';' => {
+                    escaped.push('\\');
+                    escaped.push(c);
+                }
+                c => escaped.push(c),
+            }
+        }
+        let value = escaped;
         parts.push(format!("{name}={value}"));
     }
     Some(parts.join(","))
@@ -123,6 +133,16 @@ mod tests {
         assert!(not_after(cert.der()).is_some());
         assert_eq!(subject(b""), None);
         assert_eq!(subject(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]), None);
+        let mut forged = rcgen::CertificateParams::new(vec!["b.example".into()]).expect("params");
+        forged.distinguished_name = rcgen::DistinguishedName::new();
+        forged
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "alice reviewer,O=Old Org");
+        let forged = forged.self_signed(&key).expect("cert");
+        assert_eq!(
+            subject(forged.der()).as_deref(),
+            Some("CN=alice reviewer\\,O\\=Old Org")
+        );
         for cut in 0..cert.der().len() {
             let _ = subject(&cert.der()[..cut]);
             let _ = not_after(&cert.der()[..cut]);

@@ -8,6 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 
+use common::pki::Pki;
 use common::{Extra, TestGateway};
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
@@ -108,45 +109,6 @@ async fn audit_chain_verifies_and_breaks_when_a_record_is_altered() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("audit chain broken"));
     gw.stop().await;
-}
-
-struct Pki {
-    ca: rcgen::Certificate,
-    params: rcgen::CertificateParams,
-    ca_key: rcgen::KeyPair,
-}
-
-impl Pki {
-    fn new(name: &str) -> Self {
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params.distinguished_name = rcgen::DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, name);
-        let ca_key = rcgen::KeyPair::generate().expect("key");
-        let ca = params.self_signed(&ca_key).expect("ca");
-        Self { ca, params, ca_key }
-    }
-
-    /// Writes NAME-cert.pem and NAME-key.pem signed by this CA.
-    fn issue(&self, dir: &Path, name: &str, cn: &str, sans: Vec<String>, client: bool) {
-        let mut params = rcgen::CertificateParams::new(sans).expect("params");
-        params.distinguished_name = rcgen::DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, cn);
-        params.extended_key_usages = vec![if client {
-            rcgen::ExtendedKeyUsagePurpose::ClientAuth
-        } else {
-            rcgen::ExtendedKeyUsagePurpose::ServerAuth
-        }];
-        let key = rcgen::KeyPair::generate().expect("key");
-        let issuer = rcgen::Issuer::from_params(&self.params, &self.ca_key);
-        let cert = params.signed_by(&key, &issuer).expect("sign");
-        std::fs::write(dir.join(format!("{name}-cert.pem")), cert.pem()).expect("cert");
-        std::fs::write(dir.join(format!("{name}-key.pem")), key.serialize_pem()).expect("key");
-    }
 }
 
 /// Sends a request over TLS with an optional client certificate; returns what came back.

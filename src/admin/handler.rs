@@ -7,6 +7,7 @@ use std::time::Duration;
 use base64::Engine;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use super::access::{AccessPolicy, Denied};
 use super::http::{
     HeadScan, MAX_BODY, MAX_HEAD, RequestHead, parse_head, response_head, scan_head,
 };
@@ -27,8 +28,12 @@ enum Reply {
 }
 
 /// Serves one request on `stream` from `peer`.
-pub async fn serve<S>(mut stream: S, store: Arc<impl QuarantineStore>, peer: Peer)
-where
+pub async fn serve<S>(
+    mut stream: S,
+    store: Arc<impl QuarantineStore>,
+    access: &AccessPolicy,
+    peer: Peer,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let request = tokio::time::timeout(REQUEST_TIMEOUT, read_request(&mut stream)).await;
@@ -44,7 +49,7 @@ where
         Ok(route) => route,
         Err(refusal) => return refused(&mut stream, &*store, &peer, Some(&head), refusal).await,
     };
-    let answered = answer_and_record(&*store, &peer, &route).await;
+    let answered = answer_and_record(&*store, access, &peer, &route).await;
     match answered {
         Ok(Reply::Json(body)) => {
             let _ = stream
@@ -70,17 +75,24 @@ where
 
 /// Answers, then records the request with the status it got. Data is handed out only once
 /// its audit record is durable; if recording fails, the request fails.
+/// A request its principal's roles do not allow is refused (403) and recorded like any
+/// other, with why in the record's detail.
 async fn answer_and_record(
     store: &impl QuarantineStore,
+    access: &AccessPolicy,
     peer: &Peer,
     route: &Route,
 ) -> Result<Reply, Refusal> {
     // Ids the request named, plus those it turned out to touch (a purge names none).
     let mut touched = Vec::new();
-    let result = answer(store, route, &mut touched).await;
+    let (result, denied) = match access.check(peer, route) {
+        Ok(()) => (answer(store, route, &mut touched).await, None),
+        Err(Denied(why)) => (Err(refuse(403, why.clone())), Some(why)),
+    };
     let (action, mut ids, reason) = route.audit_fields();
     ids.extend(touched);
     let detail = match route {
+        _ if denied.is_some() => denied,
         Route::AuditNote { detail, .. } => detail.clone(),
         _ => None,
     };

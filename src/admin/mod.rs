@@ -16,6 +16,7 @@
 //! - `GET /v1/audit?after=SEQ&limit=N`: audit records with the chain's anchor and head
 //! - `POST /v1/audit {"action":"release","ids":[…],"reason":…,"detail":…}`: a release
 
+pub mod access;
 pub mod client;
 mod handler;
 pub mod http;

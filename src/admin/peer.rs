@@ -8,6 +8,18 @@ use std::path::Path;
 pub struct Peer {
     pub who: String,
     pub uid: Option<u32>,
+    /// The client certificate, on the mutual-TLS listener.
+    pub certificate: Option<Certificate>,
+}
+
+/// A client certificate as access rules name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Certificate {
+    /// `CN=…,O=…`, as [`crate::x509::subject`] writes it; `None` when it cannot be read,
+    /// so that no subject rule matches it.
+    pub subject: Option<String>,
+    /// SHA-256 of the DER encoding, lower-case hex.
+    pub sha256: String,
 }
 
 impl Peer {
@@ -23,7 +35,36 @@ impl Peer {
         Self {
             who,
             uid: Some(uid),
+            certificate: None,
         }
+    }
+
+    /// A peer that showed the client certificate `der`.
+    pub fn certificate(der: &[u8]) -> Self {
+        use sha2::Digest;
+        let subject = crate::x509::subject(der);
+        let sha256 = sha2::Sha256::digest(der)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Self {
+            who: match &subject {
+                Some(subject) => format!("cert {subject}"),
+                None => "cert unnamed client certificate".into(),
+            },
+            uid: None,
+            certificate: Some(Certificate { subject, sha256 }),
+        }
+    }
+
+    /// The certificate's subject, when the peer showed one.
+    pub fn certificate_subject(&self) -> Option<&str> {
+        self.certificate.as_ref().and_then(|c| c.subject.as_deref())
+    }
+
+    /// The certificate's SHA-256, when the peer showed one.
+    pub fn certificate_sha256(&self) -> Option<&str> {
+        self.certificate.as_ref().map(|c| c.sha256.as_str())
     }
 
     /// A peer whose credentials could not be read.
@@ -31,6 +72,7 @@ impl Peer {
         Self {
             who: "unknown peer".into(),
             uid: None,
+            certificate: None,
         }
     }
 }

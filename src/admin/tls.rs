@@ -20,6 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
+use super::access::AccessPolicy;
 use super::handler::serve;
 use super::networks::{NetworkPermit, Networks};
 use super::peer::Peer;
@@ -100,6 +101,7 @@ pub async fn run<S: QuarantineStore>(
     acceptor: TlsAcceptor,
     limits: AdminTcpLimits,
     store: Arc<S>,
+    access: Arc<AccessPolicy>,
     shutdown: CancellationToken,
 ) {
     let listener = PerNetwork {
@@ -109,6 +111,7 @@ pub async fn run<S: QuarantineStore>(
     accept_loop(listener, shutdown, move |tcp: Counted, addr| {
         let acceptor = acceptor.clone();
         let store = store.clone();
+        let access = access.clone();
         async move {
             // The deadline covers the whole handshake, client certificate included: until
             // it is done the peer is nobody, and must not keep a slot any longer.
@@ -116,18 +119,12 @@ pub async fn run<S: QuarantineStore>(
                 tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await;
             match handshake {
                 Ok(Ok(tls)) => {
-                    let subject = tls
-                        .get_ref()
-                        .1
-                        .peer_certificates()
-                        .and_then(|c| c.first())
-                        .and_then(|c| crate::x509::subject(c.as_ref()))
-                        .unwrap_or_else(|| "unnamed client certificate".into());
-                    let peer = Peer {
-                        who: format!("cert {subject}"),
-                        uid: None,
+                    // The verifier requires a client certificate, so there is one.
+                    let peer = match tls.get_ref().1.peer_certificates().and_then(|c| c.first()) {
+                        Some(cert) => Peer::certificate(cert.as_ref()),
+                        None => Peer::unknown(),
                     };
-                    serve(tls, store, peer).await;
+                    serve(tls, store, &access, peer).await;
                 }
                 Ok(Err(error)) => {
                     tracing::warn!(%addr, %error, "admin TLS handshake refused");

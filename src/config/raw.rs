@@ -37,6 +37,8 @@ pub(super) struct RawConfig {
     pub(super) parked: RawParked,
     #[serde(default)]
     pub(super) exit: RawExit,
+    #[serde(default)]
+    pub(super) principal: Vec<super::access::RawPrincipal>,
 }
 
 #[derive(Deserialize, Default)]

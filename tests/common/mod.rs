@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod desk;
+pub mod pki;
 pub mod postgres;
 pub mod process;
 pub mod rdap;
