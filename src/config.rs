@@ -12,6 +12,7 @@ use crate::units::{parse_duration, parse_size};
 use edge::{MAX_AUTH_MEMORY_BUDGET, prefix, size_in, storage_limits};
 
 mod access;
+mod audit;
 mod database;
 mod delivery;
 mod edge;
@@ -182,6 +183,8 @@ pub struct AdminConfig {
     /// `[[principal]]`: who may do what; empty lets every client that reaches the API act as
     /// an admin.
     pub access: crate::admin::access::AccessPolicy,
+    /// `[audit]`: where the audit chain's head is witnessed.
+    pub witness: crate::witness::WitnessConfig,
 }
 
 /// `[dns] resolver`: which DNS resolver features that need DNS may use.
@@ -443,6 +446,7 @@ impl RawConfig {
             .unwrap_or_else(|| self.store.path.join("admin.sock"));
         let admin_tcp = admin_tcp(&self.admin)?;
         let access = access::access_policy(self.principal)?;
+        let witness = audit::witness_config(self.audit, &server.hostname)?;
         if let Some(tcp) = &admin_tcp {
             internal_listener("admin.listen", tcp.listen, &server.listen)?;
         }
@@ -494,6 +498,7 @@ impl RawConfig {
                 socket: admin_socket,
                 tcp: admin_tcp,
                 access,
+                witness,
             },
             dns,
             domains,

@@ -234,10 +234,13 @@ async fn start<S: QuarantineStore>(
     }
     tracing::info!(socket = %config.admin.socket.display(), "admin API listening");
 
-    let access = Arc::new(config.admin.access.clone());
-    if access.enforced() {
+    let oversight = Arc::new(admin::Oversight {
+        access: config.admin.access.clone(),
+        witness: config.admin.witness.clone(),
+    });
+    if oversight.access.enforced() {
         tracing::info!(
-            principals = access.principals.len(),
+            principals = oversight.access.principals.len(),
             "admin API roles enforced"
         );
     } else {
@@ -247,7 +250,7 @@ async fn start<S: QuarantineStore>(
         admin_listener,
         config.admin.socket.clone(),
         store.clone(),
-        access.clone(),
+        oversight.clone(),
         shutdown.clone(),
     ));
     let admin_addr = admin_tcp
@@ -262,7 +265,7 @@ async fn start<S: QuarantineStore>(
             acceptor,
             limits,
             store.clone(),
-            access.clone(),
+            oversight.clone(),
             shutdown.clone(),
         ))
     });
@@ -270,6 +273,7 @@ async fn start<S: QuarantineStore>(
         store.clone(),
         config.store.retention.clone(),
         config.store.audit_retention,
+        config.admin.witness.clone(),
         crate::notice::rate_limits(&config.notify),
         config.store.purge_interval,
         shutdown.clone(),

@@ -26,7 +26,10 @@
 //! - [`server`]: accept loop, connection limits, graceful shutdown; hands each connection
 //!   to [`smtp::connection`].
 //! - [`admin`]: the internal HTTP+JSON API on a Unix socket (optionally mutual TLS on TCP),
-//!   every request audited, and its client.
+//!   every request audited, and its client; [`admin::access`] holds the roles of each
+//!   principal.
+//! - [`witness`]: the audit chain's head exported after every append, and the check of a
+//!   chain against what was witnessed.
 //! - [`notice`]: who gets a notice, what it says, and its delivery worker.
 //! - [`smtp_client`]: the outgoing SMTP client of notices and `release`, every step under
 //!   a deadline (connect, each reply, the whole attempt).
@@ -72,4 +75,5 @@ pub mod store;
 pub mod summary;
 pub mod telemetry;
 pub mod units;
+pub mod witness;
 pub mod x509;

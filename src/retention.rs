@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::unix_now;
+use crate::witness::{WitnessConfig, WitnessError};
 use crate::store::{AuditEntry, MessageMeta, QuarantineStore, RateLimits};
 
 /// Retention of messages: a default and per-domain overrides.
@@ -57,6 +58,7 @@ pub async fn run_purger<S: QuarantineStore>(
     store: Arc<S>,
     policy: RetentionPolicy,
     audit_retention: Duration,
+    witness: WitnessConfig,
     rate_limits: RateLimits,
     interval: Duration,
     shutdown: CancellationToken,
@@ -68,7 +70,7 @@ pub async fn run_purger<S: QuarantineStore>(
             _ = ticker.tick() => {}
             _ = shutdown.cancelled() => return,
         }
-        match purge_once(&*store, &policy, audit_retention, unix_now()).await {
+        match purge_once(&*store, &policy, audit_retention, &witness, unix_now()).await {
             Ok((deleted, held, audit_pruned)) => {
                 if deleted + audit_pruned > 0 {
                     tracing::info!(deleted, held, audit_pruned, "retention purge");
@@ -92,8 +94,9 @@ pub async fn purge_once<S: QuarantineStore>(
     store: &S,
     policy: &RetentionPolicy,
     audit_retention: Duration,
+    witness: &WitnessConfig,
     now: i64,
-) -> Result<(usize, usize, usize), crate::store::StoreError> {
+) -> Result<(usize, usize, usize), WitnessError> {
     let policy = policy.clone();
     let report = store
         .purge(Arc::new(move |meta: &MessageMeta| {
@@ -101,17 +104,16 @@ pub async fn purge_once<S: QuarantineStore>(
         }))
         .await?;
     if !report.deleted.is_empty() {
-        store
-            .audit(AuditEntry {
-                time: now,
-                who: "reclaim (retention)".into(),
-                action: "purge".into(),
-                ids: report.deleted.clone(),
-                reason: Some("retention period ended".into()),
-                status: 200,
-                ..AuditEntry::default()
-            })
-            .await?;
+        let entry = AuditEntry {
+            time: now,
+            who: "reclaim (retention)".into(),
+            action: "purge".into(),
+            ids: report.deleted.clone(),
+            reason: Some("retention period ended".into()),
+            status: 200,
+            ..AuditEntry::default()
+        };
+        crate::witness::record(store, witness, entry).await?;
     }
     let keep = i64::try_from(audit_retention.as_secs()).unwrap_or(i64::MAX);
     let pruned = store.prune_audit(now.saturating_sub(keep)).await?;

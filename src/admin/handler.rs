@@ -7,7 +7,8 @@ use std::time::Duration;
 use base64::Engine;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::access::{AccessPolicy, Denied};
+use super::Oversight;
+use super::access::Denied;
 use super::http::{
     HeadScan, MAX_BODY, MAX_HEAD, RequestHead, parse_head, response_head, scan_head,
 };
@@ -15,6 +16,7 @@ use super::peer::Peer;
 use super::routes::{Refusal, Route, refuse, route};
 use super::{DeleteResult, MessageItem, MessagePage};
 use crate::clock::unix_now;
+use crate::witness;
 use crate::store::{AuditEntry, Entry, MessageId, MessageMeta, QuarantineStore, Sealed};
 
 /// How long a client has to send its request.
@@ -31,7 +33,7 @@ enum Reply {
 pub async fn serve<S>(
     mut stream: S,
     store: Arc<impl QuarantineStore>,
-    access: &AccessPolicy,
+    oversight: &Oversight,
     peer: Peer,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -39,17 +41,17 @@ pub async fn serve<S>(
     let request = tokio::time::timeout(REQUEST_TIMEOUT, read_request(&mut stream)).await;
     let (head, body) = match request {
         Ok(Ok(request)) => request,
-        Ok(Err(refusal)) => return refused(&mut stream, &*store, &peer, None, refusal).await,
+        Ok(Err(refusal)) => return refused(&mut stream, &*store, oversight, &peer, None, refusal).await,
         Err(_) => {
             let refusal = refuse(408, "request timed out");
-            return refused(&mut stream, &*store, &peer, None, refusal).await;
+            return refused(&mut stream, &*store, oversight, &peer, None, refusal).await;
         }
     };
     let route = match route(&head, &body) {
         Ok(route) => route,
-        Err(refusal) => return refused(&mut stream, &*store, &peer, Some(&head), refusal).await,
+        Err(refusal) => return refused(&mut stream, &*store, oversight, &peer, Some(&head), refusal).await,
     };
-    let answered = answer_and_record(&*store, access, &peer, &route).await;
+    let answered = answer_and_record(&*store, oversight, &peer, &route).await;
     match answered {
         Ok(Reply::Json(body)) => {
             let _ = stream
@@ -79,13 +81,13 @@ pub async fn serve<S>(
 /// other, with why in the record's detail.
 async fn answer_and_record(
     store: &impl QuarantineStore,
-    access: &AccessPolicy,
+    oversight: &Oversight,
     peer: &Peer,
     route: &Route,
 ) -> Result<Reply, Refusal> {
     // Ids the request named, plus those it turned out to touch (a purge names none).
     let mut touched = Vec::new();
-    let (result, denied) = match access.check(peer, route) {
+    let (result, denied) = match oversight.access.check(peer, route) {
         Ok(()) => (answer(store, route, &mut touched).await, None),
         Err(Denied(why)) => (Err(refuse(403, why.clone())), Some(why)),
     };
@@ -96,17 +98,17 @@ async fn answer_and_record(
         Route::AuditNote { detail, .. } => detail.clone(),
         _ => None,
     };
-    store
-        .audit(AuditEntry {
-            time: unix_now(),
-            who: peer.who.clone(),
-            uid: peer.uid,
-            action: action.to_owned(),
-            ids,
-            reason,
-            status: result.as_ref().map_or_else(|r| r.status, |_| 200),
-            detail,
-        })
+    let entry = AuditEntry {
+        time: unix_now(),
+        who: peer.who.clone(),
+        uid: peer.uid,
+        action: action.to_owned(),
+        ids,
+        reason,
+        status: result.as_ref().map_or_else(|r| r.status, |_| 200),
+        detail,
+    };
+    witness::record(store, &oversight.witness, entry)
         .await
         .map_err(internal)?;
     result
@@ -201,6 +203,7 @@ fn json(value: &impl serde::Serialize) -> Result<Reply, Refusal> {
 async fn refused<S>(
     stream: &mut S,
     store: &impl QuarantineStore,
+    oversight: &Oversight,
     peer: &Peer,
     head: Option<&RequestHead>,
     refusal: Refusal,
@@ -216,7 +219,7 @@ async fn refused<S>(
         detail: head.map(|h| format!("{} {}", h.method, h.path)),
         ..AuditEntry::default()
     };
-    if let Err(error) = store.audit(entry).await {
+    if let Err(error) = witness::record(store, &oversight.witness, entry).await {
         tracing::error!(%error, "cannot record a refused admin request");
     }
     respond_error(stream, refusal).await;

@@ -28,6 +28,14 @@ pub mod tls;
 
 use serde::{Deserialize, Serialize};
 
+/// What the admin API enforces on every request and where it reports each one: the same
+/// for all of its listeners.
+#[derive(Debug, Clone, Default)]
+pub struct Oversight {
+    pub access: access::AccessPolicy,
+    pub witness: crate::witness::WitnessConfig,
+}
+
 /// One message as the API lists it. `summary` is the base64 of an age file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageItem {

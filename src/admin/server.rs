@@ -11,7 +11,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::access::AccessPolicy;
+use super::Oversight;
 use super::handler::serve;
 use super::peer::Peer;
 use crate::store::QuarantineStore;
@@ -121,18 +121,18 @@ pub async fn run<S: QuarantineStore>(
     listener: UnixListener,
     path: PathBuf,
     store: Arc<S>,
-    access: Arc<AccessPolicy>,
+    oversight: Arc<Oversight>,
     shutdown: CancellationToken,
 ) {
     accept_loop(listener, shutdown, move |stream: UnixStream, _| {
         let store = store.clone();
-        let access = access.clone();
+        let oversight = oversight.clone();
         async move {
             let peer = match stream.peer_cred() {
                 Ok(cred) => Peer::local(cred.uid(), std::path::Path::new(PASSWD)),
                 Err(_) => Peer::unknown(),
             };
-            serve(stream, store, &access, peer).await;
+            serve(stream, store, &oversight, peer).await;
         }
     })
     .await;

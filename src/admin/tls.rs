@@ -20,7 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use super::access::AccessPolicy;
+use super::Oversight;
 use super::handler::serve;
 use super::networks::{NetworkPermit, Networks};
 use super::peer::Peer;
@@ -101,7 +101,7 @@ pub async fn run<S: QuarantineStore>(
     acceptor: TlsAcceptor,
     limits: AdminTcpLimits,
     store: Arc<S>,
-    access: Arc<AccessPolicy>,
+    oversight: Arc<Oversight>,
     shutdown: CancellationToken,
 ) {
     let listener = PerNetwork {
@@ -111,7 +111,7 @@ pub async fn run<S: QuarantineStore>(
     accept_loop(listener, shutdown, move |tcp: Counted, addr| {
         let acceptor = acceptor.clone();
         let store = store.clone();
-        let access = access.clone();
+        let oversight = oversight.clone();
         async move {
             // The deadline covers the whole handshake, client certificate included: until
             // it is done the peer is nobody, and must not keep a slot any longer.
@@ -124,7 +124,7 @@ pub async fn run<S: QuarantineStore>(
                         Some(cert) => Peer::certificate(cert.as_ref()),
                         None => Peer::unknown(),
                     };
-                    serve(tls, store, &access, peer).await;
+                    serve(tls, store, &oversight, peer).await;
                 }
                 Ok(Err(error)) => {
                     tracing::warn!(%addr, %error, "admin TLS handshake refused");

@@ -39,6 +39,8 @@ pub(super) struct RawConfig {
     pub(super) exit: RawExit,
     #[serde(default)]
     pub(super) principal: Vec<super::access::RawPrincipal>,
+    #[serde(default)]
+    pub(super) audit: super::audit::RawAudit,
 }
 
 #[derive(Deserialize, Default)]
