@@ -280,7 +280,7 @@ pub async fn open_store(config: &Config) -> Result<Backend, LaunchError> {
                 Store::open_tuned(&store_path, storage_limits, staging)
             })
             .await
-            .map_err(|e| StoreError::Index(format!("store open task failed: {e}")))??;
+            .map_err(|e| StoreError::task("store open", e))??;
             log_reconciliation(&report);
             Ok(Backend::Embedded(store))
         }
