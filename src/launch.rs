@@ -57,9 +57,9 @@ pub enum LaunchError {
     #[error(transparent)]
     Telemetry(#[from] crate::telemetry::TelemetryError),
     #[error("DNS: {0}")]
-    Dns(String),
+    Dns(#[from] crate::dns::DnsError),
     #[error("RDAP: {0}")]
-    Rdap(String),
+    Rdap(#[from] crate::rdap::RdapError),
     #[error("dev identity {path}: {source}")]
     DevIdentity {
         path: String,
@@ -98,7 +98,7 @@ pub fn check(config: &Config) -> Result<CheckReport, LaunchError> {
     }
     load_templates(config)?;
     if let crate::config::DnsResolver::Static(table) = &config.dns {
-        crate::dns::StaticTable::new(table.clone()).map_err(|e| LaunchError::Dns(e.to_string()))?;
+        crate::dns::StaticTable::new(table.clone()).map_err(LaunchError::Dns)?;
     }
     Ok(CheckReport {
         domains: config.domains.modes().count(),
@@ -160,7 +160,7 @@ pub async fn launch(config: &Config, shutdown: CancellationToken) -> Result<Runn
         None => None,
     };
 
-    let dns = Dns::from_config(&config.dns).map_err(|e| LaunchError::Dns(e.to_string()))?;
+    let dns = Dns::from_config(&config.dns).map_err(LaunchError::Dns)?;
     let templates = load_templates(config)?;
     let notices_queued = Arc::new(tokio::sync::Notify::new());
     let notify = Arc::new(config.notify.clone());
@@ -298,8 +298,7 @@ pub async fn open_store(config: &Config) -> Result<Backend, LaunchError> {
 /// plans no lookup).
 fn registration_watch(config: &Config) -> Result<crate::rdap::watch::Watch, LaunchError> {
     Ok(crate::rdap::watch::Watch {
-        client: crate::rdap::Client::from_config(&config.rdap)
-            .map_err(|e| LaunchError::Rdap(e.to_string()))?,
+        client: crate::rdap::Client::from_config(&config.rdap).map_err(LaunchError::Rdap)?,
         config: config.rdap.clone(),
         dns: config.dns.clone(),
         domains: config.domains.names().map(str::to_owned).collect(),
