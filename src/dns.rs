@@ -14,6 +14,7 @@ use mail_auth::common::parse::TxtRecordParser;
 use mail_auth::hickory_resolver::config::{
     ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts,
 };
+use mail_auth::hickory_resolver::net::NetError;
 use mail_auth::{DnssecStatus, MX, MessageAuthenticator, RecordSet, ResolverCache, Txt};
 
 use crate::config::DnsResolver;
@@ -25,8 +26,15 @@ pub enum DnsError {
     Off,
     #[error("no such record: {0}")]
     NotFound(String),
+    /// The resolver's answer, or its silence: what hickory says went wrong.
     #[error("DNS lookup failed: {0}")]
-    Lookup(String),
+    Lookup(#[source] NetError),
+    /// The resolver could not be set up (the system configuration, or the server given).
+    #[error("DNS lookup failed: {0}")]
+    Resolver(#[source] NetError),
+    /// A key or type of a fixed table (`[dns] static`) is not one reclaim can serve.
+    #[error("DNS lookup failed: {0}")]
+    Table(String),
 }
 
 /// The configured resolver.
@@ -39,12 +47,10 @@ pub enum Dns {
 
 impl Dns {
     pub fn from_config(resolver: &DnsResolver) -> Result<Self, DnsError> {
-        let lookup =
-            |e: mail_auth::hickory_resolver::net::NetError| DnsError::Lookup(e.to_string());
         Ok(match resolver {
             DnsResolver::Off => Dns::Off,
             DnsResolver::System => Dns::Live(Arc::new(
-                MessageAuthenticator::new_system_conf().map_err(lookup)?,
+                MessageAuthenticator::new_system_conf().map_err(DnsError::Resolver)?,
             )),
             DnsResolver::Server(addr) => {
                 let mut udp = ConnectionConfig::udp();
@@ -54,7 +60,8 @@ impl Dns {
                 let server = NameServerConfig::new(addr.ip(), true, vec![udp, tcp]);
                 let config = ResolverConfig::from_parts(None, vec![], vec![server]);
                 Dns::Live(Arc::new(
-                    MessageAuthenticator::new(config, ResolverOpts::default()).map_err(lookup)?,
+                    MessageAuthenticator::new(config, ResolverOpts::default())
+                        .map_err(DnsError::Resolver)?,
                 ))
             }
             DnsResolver::Static(table) => Dns::Static(Arc::new(StaticTable::new(table.clone())?)),
@@ -90,7 +97,7 @@ impl Dns {
                     })
                     .collect(),
                 Err(e) if e.is_no_records_found() => Vec::new(),
-                Err(e) => return Err(DnsError::Lookup(e.to_string())),
+                Err(e) => return Err(DnsError::Lookup(e)),
             },
         };
         records.sort();
@@ -120,7 +127,7 @@ impl Dns {
                     })
                     .collect()),
                 Err(e) if e.is_no_records_found() => Ok(Vec::new()),
-                Err(e) => Err(DnsError::Lookup(e.to_string())),
+                Err(e) => Err(DnsError::Lookup(e)),
             },
         }
     }
@@ -146,7 +153,7 @@ impl Dns {
             Dns::Live(auth) => match auth.resolver().mx_lookup(format!("{domain}.")).await {
                 Ok(lookup) => Ok(!lookup.answers().is_empty()),
                 Err(e) if e.is_no_records_found() => Ok(false),
-                Err(e) => Err(DnsError::Lookup(e.to_string())),
+                Err(e) => Err(DnsError::Lookup(e)),
             },
         }
     }
@@ -167,7 +174,7 @@ impl Dns {
                         _ => None,
                     })),
                     Err(e) if e.is_no_records_found() => Ok(None),
-                    Err(e) => Err(DnsError::Lookup(e.to_string())),
+                    Err(e) => Err(DnsError::Lookup(e)),
                 }
             }
         }
@@ -194,7 +201,7 @@ impl Dns {
                 .lookup_ip(format!("{host}."))
                 .await
                 .map(|l| l.iter().collect())
-                .map_err(|e| DnsError::Lookup(e.to_string())),
+                .map_err(DnsError::Lookup),
         }
     }
 }
@@ -298,7 +305,7 @@ impl StaticTable {
         let mut ipv6 = HashMap::new();
         for (key, values) in &records {
             let Some((name, kind)) = key.rsplit_once(' ') else {
-                return Err(DnsError::Lookup(format!(
+                return Err(DnsError::Table(format!(
                     "static DNS key {key:?} is not \"name TYPE\""
                 )));
             };
@@ -341,7 +348,7 @@ impl StaticTable {
                 // Only `check-dns` reads CNAMEs (through `values`); mail-auth needs none.
                 "CNAME" => {}
                 other => {
-                    return Err(DnsError::Lookup(format!(
+                    return Err(DnsError::Table(format!(
                         "static DNS type {other:?} is not TXT, MX, A, AAAA or CNAME"
                     )));
                 }
@@ -351,7 +358,7 @@ impl StaticTable {
             ResolverConfig::from_parts(None, vec![], vec![]),
             ResolverOpts::default(),
         )
-        .map_err(|e| DnsError::Lookup(e.to_string()))?;
+        .map_err(DnsError::Resolver)?;
         Ok(Self {
             records,
             txt: MapCache {
@@ -385,5 +392,39 @@ impl StaticTable {
     fn values(&self, name: &str, kind: &str) -> &[String] {
         let key = format!("{} {kind}", name.trim_end_matches('.').to_ascii_lowercase());
         self.records.get(&key).map(Vec::as_slice).unwrap_or(&[])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_failed_lookup_keeps_the_resolver_error() {
+        // No name servers: the lookup fails at once and nothing leaves the machine.
+        let nowhere = MessageAuthenticator::new(
+            ResolverConfig::from_parts(None, vec![], vec![]),
+            ResolverOpts::default(),
+        )
+        .expect("resolver");
+        let dns = Dns::Live(Arc::new(nowhere));
+        let error = dns
+            .host_ips("host.example")
+            .await
+            .expect_err("no name servers");
+        assert!(matches!(error, DnsError::Lookup(_)), "{error:?}");
+        assert!(error.to_string().starts_with("DNS lookup failed: "));
+        assert!(error.source().expect("a source").is::<NetError>());
+    }
+
+    #[test]
+    fn a_bad_static_table_is_told_apart_from_a_failed_lookup() {
+        let table = BTreeMap::from([("old.example SRV".to_owned(), vec!["x".to_owned()])]);
+        assert!(matches!(
+            StaticTable::new(table),
+            Err(DnsError::Table(message)) if message.contains("\"SRV\"")
+        ));
     }
 }

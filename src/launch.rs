@@ -57,9 +57,9 @@ pub enum LaunchError {
     #[error(transparent)]
     Telemetry(#[from] crate::telemetry::TelemetryError),
     #[error("DNS: {0}")]
-    Dns(String),
+    Dns(#[from] crate::dns::DnsError),
     #[error("RDAP: {0}")]
-    Rdap(String),
+    Rdap(#[from] crate::rdap::RdapError),
     #[error("dev identity {path}: {source}")]
     DevIdentity {
         path: String,
@@ -98,7 +98,7 @@ pub fn check(config: &Config) -> Result<CheckReport, LaunchError> {
     }
     load_templates(config)?;
     if let crate::config::DnsResolver::Static(table) = &config.dns {
-        crate::dns::StaticTable::new(table.clone()).map_err(|e| LaunchError::Dns(e.to_string()))?;
+        crate::dns::StaticTable::new(table.clone()).map_err(LaunchError::Dns)?;
     }
     Ok(CheckReport {
         domains: config.domains.modes().count(),
@@ -180,7 +180,7 @@ async fn start<S: QuarantineStore>(
         None => None,
     };
 
-    let dns = Dns::from_config(&config.dns).map_err(|e| LaunchError::Dns(e.to_string()))?;
+    let dns = Dns::from_config(&config.dns).map_err(LaunchError::Dns)?;
     let templates = load_templates(config)?;
     let notices_queued = Arc::new(tokio::sync::Notify::new());
     let notify = Arc::new(config.notify.clone());
@@ -313,7 +313,7 @@ pub async fn open_embedded(config: &Config) -> Result<Store, LaunchError> {
         Store::open_tuned(&store_path, storage_limits, staging)
     })
     .await
-    .map_err(|e| StoreError::Index(format!("store open task failed: {e}")))??;
+    .map_err(|e| StoreError::task("store open", e))??;
     log_reconciliation(&report);
     Ok(store)
 }
@@ -332,8 +332,7 @@ pub async fn open_postgres(config: &Config, pg: &PostgresConfig) -> Result<PgSto
 /// plans no lookup).
 fn registration_watch(config: &Config) -> Result<crate::rdap::watch::Watch, LaunchError> {
     Ok(crate::rdap::watch::Watch {
-        client: crate::rdap::Client::from_config(&config.rdap)
-            .map_err(|e| LaunchError::Rdap(e.to_string()))?,
+        client: crate::rdap::Client::from_config(&config.rdap).map_err(LaunchError::Rdap)?,
         config: config.rdap.clone(),
         dns: config.dns.clone(),
         domains: config.domains.names().map(str::to_owned).collect(),

@@ -22,6 +22,8 @@ const MAX_RESPONSE_HEAD: usize = 16 * 1024;
 /// Why a request to the server failed. Every failure to exchange a request and its whole
 /// answer is one of these, never a bare I/O error: the CLI tells a broken pipe on its own
 /// standard output (a clean end) from one on the way to the server (a failure) by that.
+/// A variant with a cause says what failed and leaves the cause to the error chain, which
+/// the CLI and the desk print whole (`{:#}`).
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error(
@@ -53,10 +55,39 @@ pub enum ClientError {
     Io(#[from] std::io::Error),
     #[error("{message}")]
     Status { status: u16, message: String },
+    /// The answer's head is not HTTP as the server writes it.
     #[error("unexpected answer from the reclaim server: {0}")]
     Protocol(String),
+    /// The answer's body is not the JSON the request expects.
+    #[error("unexpected answer from the reclaim server")]
+    Decode(#[source] serde_json::Error),
+    /// The request's body could not be encoded.
+    #[error("encoding the request to the reclaim server")]
+    Encode(#[source] serde_json::Error),
+    /// `--admin` is not `https://HOST:PORT`, or a PEM file holds no certificate.
     #[error("admin TLS setup: {0}")]
     Tls(String),
+    /// A CA, certificate or key file could not be read, or is not PEM.
+    #[error("admin TLS setup: {}", path.display())]
+    TlsFile {
+        path: PathBuf,
+        source: rustls_pki_types::pem::Error,
+    },
+    /// rustls refused a certificate of the CA file.
+    #[error("admin TLS setup: {}", path.display())]
+    TlsCa {
+        path: PathBuf,
+        source: rustls::Error,
+    },
+    /// The host of `--admin` is not a name or address a certificate can be checked for.
+    #[error("admin TLS setup: {host:?}")]
+    TlsName {
+        host: String,
+        source: rustls_pki_types::InvalidDnsNameError,
+    },
+    /// rustls refused the client certificate and key, or the connection.
+    #[error("admin TLS setup")]
+    TlsConfig(#[source] rustls::Error),
 }
 
 impl ClientError {
@@ -134,26 +165,32 @@ impl AdminClient {
     /// A client for `https://HOST:PORT` that proves itself with a client certificate and
     /// trusts only the given CA for the server.
     pub fn tls(url: &str, files: &TlsFiles<'_>) -> Result<Self, ClientError> {
-        let tls_err = |m: String| ClientError::Tls(m);
         let addr = url
             .strip_prefix("https://")
             .map(|rest| rest.trim_end_matches('/'))
             .filter(|rest| rest.contains(':') && !rest.contains('/'))
-            .ok_or_else(|| tls_err(format!("{url:?} is not https://HOST:PORT")))?;
+            .ok_or_else(|| ClientError::Tls(format!("{url:?} is not https://HOST:PORT")))?;
         let host = addr
             .rsplit_once(':')
             .map(|(h, _)| h.trim_matches(['[', ']']))
             .unwrap_or(addr);
         let name =
-            ServerName::try_from(host.to_owned()).map_err(|e| tls_err(format!("{host:?}: {e}")))?;
+            ServerName::try_from(host.to_owned()).map_err(|source| ClientError::TlsName {
+                host: host.to_owned(),
+                source,
+            })?;
         let mut roots = rustls::RootCertStore::empty();
         for cert in read_certs(files.ca)? {
-            roots
-                .add(cert)
-                .map_err(|e| tls_err(format!("{}: {e}", files.ca.display())))?;
+            roots.add(cert).map_err(|source| ClientError::TlsCa {
+                path: files.ca.to_owned(),
+                source,
+            })?;
         }
-        let key = PrivateKeyDer::from_pem_file(files.key)
-            .map_err(|e| tls_err(format!("{}: {e}", files.key.display())))?;
+        let key =
+            PrivateKeyDer::from_pem_file(files.key).map_err(|source| ClientError::TlsFile {
+                path: files.key.to_owned(),
+                source,
+            })?;
         let client_certs = read_certs(files.cert)?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ClientConfig::builder_with_provider(provider)
@@ -162,7 +199,7 @@ impl AdminClient {
                 b.with_root_certificates(roots)
                     .with_client_auth_cert(client_certs, key)
             })
-            .map_err(|e| tls_err(e.to_string()))?;
+            .map_err(ClientError::TlsConfig)?;
         Ok(Self {
             endpoint: Endpoint::Tls {
                 addr: addr.to_owned(),
@@ -185,7 +222,7 @@ impl AdminClient {
         path: &str,
         body: &impl Serialize,
     ) -> Result<T, ClientError> {
-        let body = serde_json::to_vec(body).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let body = serde_json::to_vec(body).map_err(ClientError::Encode)?;
         decode(self.request(method, path, Some(&body))?)
     }
 
@@ -213,7 +250,7 @@ impl AdminClient {
                 tcp.set_read_timeout(Some(self.timeout))?;
                 tcp.set_write_timeout(Some(self.timeout))?;
                 let conn = rustls::ClientConnection::new(config.clone(), name.clone())
-                    .map_err(|e| ClientError::Tls(e.to_string()))?;
+                    .map_err(ClientError::TlsConfig)?;
                 Ok(Box::new(rustls::StreamOwned::new(conn, tcp)))
             }
         }
@@ -364,13 +401,16 @@ fn unwrap_io(error: std::io::Error) -> ClientError {
 fn decode<T: DeserializeOwned>(mut reader: impl Read) -> Result<T, ClientError> {
     let mut body = Vec::new();
     reader.read_to_end(&mut body).map_err(unwrap_io)?;
-    serde_json::from_slice(&body).map_err(|e| ClientError::Protocol(e.to_string()))
+    serde_json::from_slice(&body).map_err(ClientError::Decode)
 }
 
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ClientError> {
     let certs = CertificateDer::pem_file_iter(path)
         .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| ClientError::Tls(format!("{}: {e}", path.display())))?;
+        .map_err(|source| ClientError::TlsFile {
+            path: path.to_owned(),
+            source,
+        })?;
     if certs.is_empty() {
         return Err(ClientError::Tls(format!(
             "{}: no certificate in file",
@@ -425,5 +465,104 @@ fn read_head(reader: &mut impl BufRead) -> Result<(u16, u64), HeadError> {
         _ => Err(HeadError::Bad(
             "response without status or Content-Length".into(),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    fn dev(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("certs")
+            .join(name)
+    }
+
+    #[test]
+    fn a_refused_ca_certificate_keeps_the_rustls_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // PEM, but not a certificate: rustls refuses it when it is added to the roots.
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(
+            &ca,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .expect("write");
+        let (cert, key) = (dev("dev-cert.pem"), dev("dev-key.pem"));
+        let files = TlsFiles {
+            ca: &ca,
+            cert: &cert,
+            key: &key,
+        };
+        let error = match AdminClient::tls("https://127.0.0.1:1", &files) {
+            Ok(_) => panic!("a garbage CA was accepted"),
+            Err(error) => error,
+        };
+        let Some(rustls) = error
+            .source()
+            .and_then(|s| s.downcast_ref::<rustls::Error>())
+            .map(ToString::to_string)
+        else {
+            panic!("no rustls cause: {error:?}");
+        };
+        assert!(matches!(error, ClientError::TlsCa { .. }), "{error:?}");
+        // The chain reads as the single message did before it kept the cause.
+        assert_eq!(
+            format!("{:#}", anyhow::Error::from(error)),
+            format!("admin TLS setup: {}: {rustls}", ca.display())
+        );
+    }
+
+    #[test]
+    fn a_key_that_does_not_fit_its_certificate_keeps_the_rustls_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let other_key = dir.path().join("other-key.pem");
+        let pair = rcgen::KeyPair::generate().expect("key");
+        std::fs::write(&other_key, pair.serialize_pem()).expect("write");
+        let (ca, cert) = (dev("dev-cert.pem"), dev("dev-cert.pem"));
+        let files = TlsFiles {
+            ca: &ca,
+            cert: &cert,
+            key: &other_key,
+        };
+        match AdminClient::tls("https://localhost:1", &files) {
+            Err(ClientError::TlsConfig(rustls::Error::InconsistentKeys(_))) => {}
+            Err(other) => panic!("{other:?}"),
+            Ok(_) => panic!("a key of another certificate was accepted"),
+        }
+    }
+
+    #[test]
+    fn a_missing_file_keeps_the_io_error() {
+        let missing = Path::new("/nonexistent/reclaim-admin-ca.pem");
+        let files = TlsFiles {
+            ca: missing,
+            cert: missing,
+            key: missing,
+        };
+        let error = match AdminClient::tls("https://localhost:1", &files) {
+            Ok(_) => panic!("a missing CA file was accepted"),
+            Err(error) => error,
+        };
+        assert!(matches!(error, ClientError::TlsFile { .. }), "{error:?}");
+        assert!(
+            matches!(
+                error.source().and_then(|s| s.downcast_ref()),
+                Some(rustls_pki_types::pem::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound
+            ),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn an_answer_that_is_not_json_keeps_the_json_error() {
+        let error = decode::<serde_json::Value>(&b"not json"[..]).expect_err("not JSON");
+        assert!(matches!(error, ClientError::Decode(_)), "{error:?}");
+        assert!(
+            format!("{:#}", anyhow::Error::from(error))
+                .starts_with("unexpected answer from the reclaim server: expected ")
+        );
     }
 }

@@ -34,10 +34,24 @@ const _: () = assert!(MAX_ADMIN_CONNECTIONS_PER_IP < MAX_CLIENTS);
 /// Why the admin TLS listener could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminTlsError {
+    /// A PEM file holds no certificate.
     #[error("admin TLS file {path}: {message}")]
     File { path: String, message: String },
+    /// A certificate or key file could not be read, or is not PEM.
+    #[error("admin TLS file {path}: {source}")]
+    Pem {
+        path: String,
+        source: rustls_pki_types::pem::Error,
+    },
+    /// rustls refused a certificate of the client CA file.
+    #[error("admin TLS file {path}: {source}")]
+    Certificate { path: String, source: rustls::Error },
+    /// The client-certificate verifier could not be built from the client CA.
     #[error("admin TLS: {0}")]
-    Config(String),
+    Verifier(#[from] rustls::server::VerifierBuilderError),
+    /// rustls refused the server certificate and key.
+    #[error("admin TLS: {0}")]
+    Config(#[from] rustls::Error),
     #[error("admin listener {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -45,19 +59,22 @@ pub enum AdminTlsError {
     },
 }
 
-fn file_err(path: &std::path::Path, message: impl ToString) -> AdminTlsError {
-    AdminTlsError::File {
-        path: path.display().to_string(),
-        message: message.to_string(),
-    }
+fn shown(path: &std::path::Path) -> String {
+    path.display().to_string()
 }
 
 fn certs(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, AdminTlsError> {
     let certs = CertificateDer::pem_file_iter(path)
         .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| file_err(path, e))?;
+        .map_err(|source| AdminTlsError::Pem {
+            path: shown(path),
+            source,
+        })?;
     if certs.is_empty() {
-        return Err(file_err(path, "no certificate in file"));
+        return Err(AdminTlsError::File {
+            path: shown(path),
+            message: "no certificate in file".to_owned(),
+        });
     }
     Ok(certs)
 }
@@ -68,20 +85,24 @@ pub fn acceptor(config: &AdminTcpConfig) -> Result<TlsAcceptor, AdminTlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     for ca in certs(&config.client_ca)? {
-        roots.add(ca).map_err(|e| file_err(&config.client_ca, e))?;
+        roots.add(ca).map_err(|source| AdminTlsError::Certificate {
+            path: shown(&config.client_ca),
+            source,
+        })?;
     }
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .build()
-        .map_err(|e| AdminTlsError::Config(e.to_string()))?;
-    let key = PrivateKeyDer::from_pem_file(&config.key).map_err(|e| file_err(&config.key, e))?;
+    let verifier =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone()).build()?;
+    let key = PrivateKeyDer::from_pem_file(&config.key).map_err(|source| AdminTlsError::Pem {
+        path: shown(&config.key),
+        source,
+    })?;
     let server_certs = certs(&config.cert)?;
     let server = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .and_then(|b| {
             b.with_client_cert_verifier(verifier)
                 .with_single_cert(server_certs, key)
-        })
-        .map_err(|e| AdminTlsError::Config(e.to_string()))?;
+        })?;
     Ok(TlsAcceptor::from(Arc::new(server)))
 }
 
@@ -211,5 +232,60 @@ impl AsyncWrite for Counted {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+
+    fn dev(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("certs")
+            .join(name)
+    }
+
+    fn config(client_ca: PathBuf, key: PathBuf) -> AdminTcpConfig {
+        AdminTcpConfig {
+            listen: "127.0.0.1:0".parse().expect("address"),
+            cert: dev("dev-cert.pem"),
+            key,
+            client_ca,
+            limits: AdminTcpLimits::default(),
+        }
+    }
+
+    #[test]
+    fn refused_files_keep_their_cause() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let garbage = dir.path().join("ca.pem");
+        std::fs::write(
+            &garbage,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .expect("write");
+        let Err(error) = acceptor(&config(garbage, dev("dev-key.pem"))) else {
+            panic!("a garbage client CA was accepted");
+        };
+        assert!(
+            matches!(error, AdminTlsError::Certificate { .. }),
+            "{error:?}"
+        );
+        assert!(error.source().expect("a source").is::<rustls::Error>());
+
+        let missing = dir.path().join("missing-key.pem");
+        let Err(error) = acceptor(&config(dev("dev-cert.pem"), missing)) else {
+            panic!("a missing key was accepted");
+        };
+        assert!(matches!(error, AdminTlsError::Pem { .. }), "{error:?}");
+        assert!(
+            error
+                .source()
+                .expect("a source")
+                .is::<rustls_pki_types::pem::Error>()
+        );
     }
 }

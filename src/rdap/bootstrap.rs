@@ -85,13 +85,15 @@ impl Bootstrap {
             path: path.display().to_string(),
             message,
         };
-        let size = std::fs::metadata(path)
-            .map_err(|e| error(e.to_string()))?
-            .len();
+        let read_error = |source| RdapError::BootstrapRead {
+            path: path.display().to_string(),
+            source,
+        };
+        let size = std::fs::metadata(path).map_err(read_error)?.len();
         if size > MAX_BOOTSTRAP_SIZE {
             return Err(error(format!("larger than {MAX_BOOTSTRAP_SIZE} bytes")));
         }
-        let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
+        let text = std::fs::read_to_string(path).map_err(read_error)?;
         Self::parse(&text).map_err(error)
     }
 

@@ -32,7 +32,7 @@ impl Client {
             .no_proxy()
             .https_only(false)
             .build()
-            .map_err(|e| RdapError::Request(e.to_string()))?;
+            .map_err(RdapError::Client)?;
         Ok(Self {
             http,
             timeout,
@@ -53,7 +53,7 @@ impl Client {
     /// Fetches any JSON document under the same deadline, size cap and redirect rules (the
     /// bootstrap file).
     pub async fn document(&self, url: &str) -> Result<serde_json::Value, RdapError> {
-        let url = Url::parse(url).map_err(|e| RdapError::Request(format!("URL {url:?}: {e}")))?;
+        let url = Url::parse(url).map_err(|e| RdapError::Url(format!("URL {url:?}: {e}")))?;
         self.json(url).await
     }
 
@@ -74,7 +74,7 @@ impl Client {
             )
             .send()
             .await
-            .map_err(|e| self.request_error(&e))?;
+            .map_err(|e| self.request_error(e))?;
         let status = response.status();
         if status == reqwest::StatusCode::NOT_FOUND {
             return Err(RdapError::NotFound);
@@ -94,7 +94,7 @@ impl Client {
             return Err(RdapError::TooLarge(self.max_size));
         }
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| self.request_error(&e))? {
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.request_error(e))? {
             if (body.len() + chunk.len()) as u64 > self.max_size {
                 return Err(RdapError::TooLarge(self.max_size));
             }
@@ -104,19 +104,19 @@ impl Client {
             .map_err(|e| RdapError::Malformed(format!("invalid JSON: {e}")))
     }
 
-    fn request_error(&self, e: &reqwest::Error) -> RdapError {
+    fn request_error(&self, e: reqwest::Error) -> RdapError {
         if e.is_timeout() {
             return RdapError::Timeout(self.timeout);
         }
         if e.is_redirect() {
-            return RdapError::Redirect(chain(e));
+            return RdapError::Redirect(chain(&e));
         }
-        RdapError::Request(chain(e))
+        RdapError::Request(e)
     }
 }
 
 /// The error with its causes, which is where reqwest puts the useful part.
-fn chain(e: &dyn std::error::Error) -> String {
+pub(super) fn chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {
@@ -155,7 +155,7 @@ fn domain_url(base: &str, domain: &str) -> Result<Url, RdapError> {
     }
     let url = Url::parse(&base)
         .and_then(|b| b.join(&format!("domain/{domain}")))
-        .map_err(|e| RdapError::Request(format!("RDAP URL {base:?}: {e}")))?;
+        .map_err(|e| RdapError::Url(format!("RDAP URL {base:?}: {e}")))?;
     Ok(url)
 }
 
@@ -175,6 +175,34 @@ mod tests {
                 "https://rdap.example/v1/domain/old.example"
             );
         }
-        assert!(domain_url("not a url", "old.example").is_err());
+        assert!(matches!(
+            domain_url("not a url", "old.example"),
+            Err(RdapError::Url(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_failed_request_keeps_the_reqwest_error() {
+        // A loopback listener closed again: the port refuses the connection.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("address");
+        drop(listener);
+        let client = Client::new(Duration::from_secs(5), 1024).expect("client");
+        let error = client
+            .domain(&format!("http://{addr}/"), "old.example")
+            .await
+            .expect_err("nothing listens");
+        let RdapError::Request(reqwest) = &error else {
+            panic!("{error:?}");
+        };
+        assert!(reqwest.is_connect(), "{reqwest:?}");
+        let source = std::error::Error::source(&error).expect("a source");
+        assert!(source.is::<reqwest::Error>(), "{source:?}");
+        // The message still spells out the causes below reqwest's own words.
+        assert_eq!(
+            error.to_string(),
+            format!("request failed: {}", chain(reqwest))
+        );
+        assert_ne!(chain(reqwest), reqwest.to_string());
     }
 }

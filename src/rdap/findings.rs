@@ -65,7 +65,9 @@ pub fn evaluate(
                 Status::Warn,
                 format!("registration not checked: {e}"),
                 Some(match e {
-                    RdapError::NoService(_) | RdapError::Bootstrap { .. } => format!(
+                    RdapError::NoService(_)
+                    | RdapError::Bootstrap { .. }
+                    | RdapError::BootstrapRead { .. } => format!(
                         "set [rdap] bootstrap to a current copy of https://data.iana.org/rdap/dns.json \
                          (now: {}) or set [rdap.base_url] \"{domain}\"; without RDAP, check the \
                          paid-until date with your registrar",

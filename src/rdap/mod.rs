@@ -18,10 +18,17 @@ pub use client::Client;
 pub use registration::Registration;
 
 /// Why a registration could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum RdapError {
+    /// The bootstrap file is not one (it does not parse, or names no service).
     #[error("bootstrap file {path}: {message}")]
     Bootstrap { path: String, message: String },
+    /// The bootstrap file could not be read.
+    #[error("bootstrap file {path}: {source}")]
+    BootstrapRead {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("no RDAP service known for .{0}")]
     NoService(String),
     #[error("the registry answered 404: it does not know this domain")]
@@ -36,9 +43,54 @@ pub enum RdapError {
     Redirect(String),
     #[error("not an RDAP domain object: {0}")]
     Malformed(String),
+    /// A base or bootstrap URL that is not one.
     #[error("request failed: {0}")]
-    Request(String),
+    Url(String),
+    /// The HTTP client could not be built.
+    #[error("request failed: {}", client::chain(.0))]
+    Client(#[source] reqwest::Error),
+    /// The request or its answer failed on the way (connection, TLS, HTTP). The message
+    /// spells out reqwest's causes, which is where it puts the useful part.
+    #[error("request failed: {}", client::chain(.0))]
+    Request(#[source] reqwest::Error),
 }
+
+/// The same failure: reqwest's errors cannot be compared, so a failed request compares by
+/// what it says.
+impl PartialEq for RdapError {
+    fn eq(&self, other: &Self) -> bool {
+        use RdapError::*;
+        match (self, other) {
+            (
+                Bootstrap {
+                    path: a,
+                    message: m,
+                },
+                Bootstrap {
+                    path: b,
+                    message: n,
+                },
+            ) => a == b && m == n,
+            (BootstrapRead { path: a, source: e }, BootstrapRead { path: b, source: f }) => {
+                a == b && e.kind() == f.kind() && e.to_string() == f.to_string()
+            }
+            (NoService(a), NoService(b))
+            | (Redirect(a), Redirect(b))
+            | (Malformed(a), Malformed(b))
+            | (Url(a), Url(b)) => a == b,
+            (NotFound, NotFound) => true,
+            (Status(a), Status(b)) => a == b,
+            (Timeout(a), Timeout(b)) => a == b,
+            (TooLarge(a), TooLarge(b)) => a == b,
+            (Client(a), Client(b)) | (Request(a), Request(b)) => {
+                client::chain(a) == client::chain(b)
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Eq for RdapError {}
 
 /// Where to look up one domain, or why it is not looked up.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -84,9 +84,13 @@ pub struct Identities {
 
 fn identity_error(path: &Path, message: impl Into<String>) -> SealError {
     SealError::Identity {
-        path: path.display().to_string(),
+        path: shown(path),
         message: message.into(),
     }
+}
+
+fn shown(path: &Path) -> String {
+    path.display().to_string()
 }
 
 impl Identities {
@@ -94,47 +98,64 @@ impl Identities {
     /// `reclaim keygen`), a passphrase-protected one (binary or armored), or an OpenSSH
     /// private key (possibly passphrase-protected).
     pub fn load(path: &Path) -> Result<Self, SealError> {
-        let bytes = std::fs::read(path).map_err(|e| identity_error(path, e.to_string()))?;
+        let bytes = std::fs::read(path).map_err(|source| SealError::IdentityRead {
+            path: shown(path),
+            source,
+        })?;
         let name = Some(path.display().to_string());
         let text_start = String::from_utf8_lossy(&bytes[..bytes.len().min(64)]).into_owned();
 
-        let identity: Shared = if text_start.starts_with("-----BEGIN OPENSSH")
-            || text_start.starts_with("-----BEGIN RSA PRIVATE KEY")
-        {
-            let key = age::ssh::Identity::from_buffer(BufReader::new(&bytes[..]), name)
-                .map_err(|e| identity_error(path, format!("not a usable ssh private key: {e}")))?;
-            if let age::ssh::Identity::Unsupported(kind) = &key {
-                return Err(identity_error(
-                    path,
-                    format!("unsupported ssh key type ({kind:?}); use ed25519 or rsa"),
-                ));
-            }
-            match key {
-                age::ssh::Identity::Unencrypted(_) => Box::new(key),
-                encrypted => locked(encrypted.with_callbacks(PassphrasePrompt)),
-            }
-        } else if text_start.starts_with("age-encryption.org/")
-            || text_start.starts_with("-----BEGIN AGE ENCRYPTED FILE-----")
-        {
-            let reader = age::armor::ArmoredReader::new(io::Cursor::new(bytes));
-            let encrypted =
-                age::encrypted::Identity::from_buffer(reader, name, PassphrasePrompt, None)
-                    .map_err(|e| identity_error(path, format!("not an age identity: {e}")))?
-                    .ok_or_else(|| {
-                        identity_error(path, "this age file is not passphrase-protected")
+        let identity: Shared =
+            if text_start.starts_with("-----BEGIN OPENSSH")
+                || text_start.starts_with("-----BEGIN RSA PRIVATE KEY")
+            {
+                let key = age::ssh::Identity::from_buffer(BufReader::new(&bytes[..]), name)
+                    .map_err(|source| SealError::IdentitySsh {
+                        path: shown(path),
+                        source,
                     })?;
-            locked(encrypted)
-        } else {
-            let file = age::IdentityFile::from_buffer(BufReader::new(&bytes[..]))
-                .map_err(|e| identity_error(path, format!("not an age identity file: {e}")))?;
-            let list = file
-                .into_identities()
-                .map_err(|e| identity_error(path, e.to_string()))?;
-            if list.is_empty() {
-                return Err(identity_error(path, "contains no identity"));
-            }
-            return Ok(Self { inner: list });
-        };
+                if let age::ssh::Identity::Unsupported(kind) = &key {
+                    return Err(identity_error(
+                        path,
+                        format!("unsupported ssh key type ({kind:?}); use ed25519 or rsa"),
+                    ));
+                }
+                match key {
+                    age::ssh::Identity::Unencrypted(_) => Box::new(key),
+                    encrypted => locked(encrypted.with_callbacks(PassphrasePrompt)),
+                }
+            } else if text_start.starts_with("age-encryption.org/")
+                || text_start.starts_with("-----BEGIN AGE ENCRYPTED FILE-----")
+            {
+                let reader = age::armor::ArmoredReader::new(io::Cursor::new(bytes));
+                let encrypted =
+                    age::encrypted::Identity::from_buffer(reader, name, PassphrasePrompt, None)
+                        .map_err(|source| SealError::IdentityEncrypted {
+                            path: shown(path),
+                            source,
+                        })?
+                        .ok_or_else(|| {
+                            identity_error(path, "this age file is not passphrase-protected")
+                        })?;
+                locked(encrypted)
+            } else {
+                let file = age::IdentityFile::from_buffer(BufReader::new(&bytes[..])).map_err(
+                    |source| SealError::IdentityFile {
+                        path: shown(path),
+                        source,
+                    },
+                )?;
+                let list =
+                    file.into_identities()
+                        .map_err(|source| SealError::IdentityUnusable {
+                            path: shown(path),
+                            source,
+                        })?;
+                if list.is_empty() {
+                    return Err(identity_error(path, "contains no identity"));
+                }
+                return Ok(Self { inner: list });
+            };
         Ok(Self {
             inner: vec![identity],
         })
@@ -180,5 +201,62 @@ impl Identities {
         let mut out = Vec::new();
         self.open_buffered(sealed)?.read_to_end(&mut out)?;
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    /// What the CLI prints for an error: the whole chain.
+    fn printed(error: SealError) -> String {
+        format!("{:#}", anyhow::Error::from(error))
+    }
+
+    #[test]
+    fn a_missing_file_keeps_the_io_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("missing.key");
+        let Err(error) = Identities::load(&path) else {
+            panic!("a missing file loaded");
+        };
+        let Some(io) = error.source().and_then(|s| s.downcast_ref::<io::Error>()) else {
+            panic!("no I/O cause: {error:?}");
+        };
+        assert_eq!(io.kind(), io::ErrorKind::NotFound);
+        let io = io.to_string();
+        assert!(matches!(error, SealError::IdentityRead { .. }), "{error:?}");
+        assert_eq!(
+            printed(error),
+            format!("identity file {}: {io}", path.display())
+        );
+    }
+
+    #[test]
+    fn a_file_that_is_no_identity_says_so_and_keeps_the_parse_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("notes.txt");
+        std::fs::write(&path, "AGE-SECRET-KEY-NOT-REALLY\n").expect("write");
+        let Err(error) = Identities::load(&path) else {
+            panic!("a non-identity loaded");
+        };
+        assert!(matches!(error, SealError::IdentityFile { .. }), "{error:?}");
+        assert!(error.source().expect("a source").is::<io::Error>());
+        assert!(printed(error).starts_with(&format!(
+            "identity file {}: not an age identity file: ",
+            path.display()
+        )));
+
+        std::fs::write(&path, "").expect("write");
+        let Err(error) = Identities::load(&path) else {
+            panic!("an empty file loaded");
+        };
+        assert!(matches!(error, SealError::Identity { .. }), "{error:?}");
+        assert_eq!(
+            printed(error),
+            format!("identity file {}: contains no identity", path.display())
+        );
     }
 }

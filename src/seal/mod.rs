@@ -10,9 +10,11 @@ use std::io::{self, Write};
 use std::sync::Arc;
 
 pub use identity::Identities;
-pub use summary::SummarySealer;
+pub use summary::{SummaryDefect, SummarySealer};
 
-/// Why sealing or opening failed.
+/// Why sealing or opening failed. The identity variants name the file and what is wrong
+/// with it, and leave the cause to the error chain, which the CLI and the desk print whole
+/// (`{:#}`).
 #[derive(Debug, thiserror::Error)]
 pub enum SealError {
     #[error("writing sealed data: {0}")]
@@ -22,7 +24,29 @@ pub enum SealError {
     #[error("cannot decrypt: {0}")]
     Decrypt(#[from] age::DecryptError),
     #[error("summary cannot be opened: {0}")]
-    Summary(String),
+    Summary(SummaryDefect),
+    /// The identity file could not be read.
+    #[error("identity file {path}")]
+    IdentityRead { path: String, source: io::Error },
+    /// An OpenSSH private key age cannot use.
+    #[error("identity file {path}: not a usable ssh private key")]
+    IdentitySsh { path: String, source: io::Error },
+    /// A passphrase-protected file that is not an age-encrypted identity.
+    #[error("identity file {path}: not an age identity")]
+    IdentityEncrypted {
+        path: String,
+        source: age::DecryptError,
+    },
+    /// Neither an OpenSSH key nor an age file: not an identity file either.
+    #[error("identity file {path}: not an age identity file")]
+    IdentityFile { path: String, source: io::Error },
+    /// An identity in the file that reclaim cannot use (a plugin's, for one).
+    #[error("identity file {path}")]
+    IdentityUnusable {
+        path: String,
+        source: age::DecryptError,
+    },
+    /// What is wrong with the file, when no other error says it.
     #[error("identity file {path}: {message}")]
     Identity { path: String, message: String },
 }

@@ -150,9 +150,30 @@ impl Sealer {
     }
 }
 
-/// Why a sealed summary does not open.
-fn bad_summary(why: &str) -> SealError {
-    SealError::Summary(why.to_owned())
+/// Why a sealed summary does not open (when its key stanzas do not: [`SealError::Decrypt`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SummaryDefect {
+    /// Neither this format nor an age file.
+    Unknown,
+    /// The key stanzas do not parse.
+    Stanzas,
+    /// Shorter than its authentication tag.
+    Truncated,
+    /// The tag does not verify: damaged, or sealed under another message's key.
+    Undecryptable,
+}
+
+impl std::fmt::Display for SummaryDefect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SummaryDefect::Unknown => "neither a reclaim summary nor an age file",
+            SummaryDefect::Stanzas => "its key stanzas are malformed",
+            SummaryDefect::Truncated => "it is truncated",
+            SummaryDefect::Undecryptable => {
+                "it does not decrypt (damaged, or not this message's key)"
+            }
+        })
+    }
 }
 
 impl Identities {
@@ -164,11 +185,11 @@ impl Identities {
         }
         let mut rest = sealed
             .strip_prefix(MAGIC)
-            .ok_or_else(|| bad_summary("neither a reclaim summary nor an age file"))?;
+            .ok_or(SealError::Summary(SummaryDefect::Unknown))?;
         let mut stanzas = Vec::new();
         while !rest.starts_with(STANZAS_END) {
             let (after, stanza) = age_core::format::read::age_stanza(rest)
-                .map_err(|_| bad_summary("its key stanzas are malformed"))?;
+                .map_err(|_| SealError::Summary(SummaryDefect::Stanzas))?;
             stanzas.push(Stanza::from(stanza));
             rest = after;
         }
@@ -177,9 +198,9 @@ impl Identities {
         let size = ciphertext
             .len()
             .checked_sub(16)
-            .ok_or_else(|| bad_summary("it is truncated"))?;
+            .ok_or(SealError::Summary(SummaryDefect::Truncated))?;
         age_core::primitives::aead_decrypt(summary_key(&file_key).expose_secret(), size, ciphertext)
-            .map_err(|_| bad_summary("it does not decrypt (damaged, or not this message's key)"))
+            .map_err(|_| SealError::Summary(SummaryDefect::Undecryptable))
     }
 }
 
@@ -281,6 +302,18 @@ mod tests {
         ] {
             assert!(ids.open_summary(broken).is_err(), "{broken:?}");
         }
+        let defect = |sealed: &[u8]| match ids.open_summary(sealed) {
+            Err(SealError::Summary(defect)) => Some(defect),
+            _ => None,
+        };
+        assert_eq!(defect(&flipped), Some(SummaryDefect::Undecryptable));
+        assert_eq!(
+            defect(b"something else entirely"),
+            Some(SummaryDefect::Unknown)
+        );
+        let (head, _) = split(&summary);
+        let tagless = [head.as_slice(), b"short"].concat();
+        assert_eq!(defect(&tagless), Some(SummaryDefect::Truncated));
     }
 
     #[test]

@@ -132,7 +132,7 @@ impl ChainVerifier {
 }
 
 fn json_err(e: serde_json::Error) -> StoreError {
-    StoreError::Index(format!("audit record: {e}"))
+    StoreError::Audit(e)
 }
 
 impl Index {

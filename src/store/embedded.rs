@@ -31,7 +31,7 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, StoreError> {
     tokio::task::spawn_blocking(work)
         .await
-        .map_err(|e| StoreError::Index(format!("store task failed: {e}")))?
+        .map_err(|e| StoreError::task("store", e))?
 }
 
 /// What deleting needs, owned, so that it can move onto a blocking thread.

@@ -77,8 +77,7 @@ impl Index {
                     ),
                     ..entry.meta.clone()
                 };
-                let json =
-                    serde_json::to_vec(&stored).map_err(|e| StoreError::Index(e.to_string()))?;
+                let json = serde_json::to_vec(&stored).map_err(StoreError::Encode)?;
                 meta.insert(entry.id.key(), json.as_slice())
                     .map_err(index_err)?;
                 summaries
@@ -133,7 +132,7 @@ impl Index {
             let (key, value) = item.map_err(index_err)?;
             let id = MessageId::from_key(key.value());
             let meta: MessageMeta = serde_json::from_slice(value.value())
-                .map_err(|e| StoreError::Index(format!("entry {id} is unreadable: {e}")))?;
+                .map_err(|source| StoreError::Unreadable { id, source })?;
             let held = holds.get(key.value()).map_err(index_err)?.is_some();
             out.push((id, meta, held));
         }
@@ -220,8 +219,8 @@ fn decode(
     holds: &redb::ReadOnlyTable<u128, i64>,
 ) -> Result<Entry, StoreError> {
     let id = MessageId::from_key(key);
-    let meta: MessageMeta = serde_json::from_slice(json)
-        .map_err(|e| StoreError::Index(format!("entry {id} is unreadable: {e}")))?;
+    let meta: MessageMeta =
+        serde_json::from_slice(json).map_err(|source| StoreError::Unreadable { id, source })?;
     let sealed_summary = summaries
         .get(key)
         .map_err(index_err)?

@@ -53,7 +53,9 @@ use committer::Committer;
 use index::Index;
 
 /// Why a store operation failed. Every variant is worth retrying later from the sender's
-/// point of view (`451 4.3.0`): the message was not acknowledged.
+/// point of view (`451 4.3.0`): the message was not acknowledged. The index variants keep
+/// redb's own error, one variant per kind of redb failure, so that a caller can tell a
+/// locked or damaged index from a failed commit.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store I/O on {path}: {source}")]
@@ -61,16 +63,45 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The index file could not be opened (already open elsewhere, damaged, too old).
     #[error("index: {0}")]
-    Index(String),
+    Database(#[from] redb::DatabaseError),
+    #[error("index: {0}")]
+    Transaction(#[from] redb::TransactionError),
+    #[error("index: {0}")]
+    Table(#[from] redb::TableError),
+    /// Reading or writing the index file failed.
+    #[error("index: {0}")]
+    Storage(#[from] redb::StorageError),
+    #[error("index: {0}")]
+    Commit(#[from] redb::CommitError),
+    /// An index record could not be encoded.
+    #[error("index: {0}")]
+    Encode(#[source] serde_json::Error),
+    /// A message's index entry does not decode.
+    #[error("index: entry {id} is unreadable: {source}")]
+    Unreadable {
+        id: MessageId,
+        source: serde_json::Error,
+    },
+    /// An audit record or the audit chain's anchor does not encode or decode.
+    #[error("index: audit record: {0}")]
+    Audit(#[source] serde_json::Error),
+    /// Blocking store work ended without an answer (it panicked, or the runtime is
+    /// shutting down).
+    #[error("index: {what} task failed: {source}")]
+    Task {
+        what: &'static str,
+        source: tokio::task::JoinError,
+    },
     #[error("the store is shutting down")]
     Closed,
     #[error(transparent)]
     Postgres(#[from] postgres::PgError),
     /// The group commit a message was part of failed; every message in the batch gets
-    /// the same error.
+    /// the same error, shared.
     #[error("group commit: {0}")]
-    Batch(std::sync::Arc<StoreError>),
+    Batch(#[source] std::sync::Arc<StoreError>),
 }
 
 impl StoreError {
@@ -80,16 +111,16 @@ impl StoreError {
             source,
         }
     }
-}
 
-pub(crate) fn index_err(e: impl Into<redb::Error>) -> StoreError {
-    StoreError::from(e.into())
-}
-
-impl From<redb::Error> for StoreError {
-    fn from(e: redb::Error) -> Self {
-        StoreError::Index(e.to_string())
+    /// Blocking work (`what`, e.g. "store open") that did not come back.
+    pub(crate) fn task(what: &'static str, source: tokio::task::JoinError) -> Self {
+        StoreError::Task { what, source }
     }
+}
+
+/// For `map_err` on any redb call: each redb error type becomes its own variant.
+pub(crate) fn index_err(e: impl Into<StoreError>) -> StoreError {
+    e.into()
 }
 
 /// Plaintext facts about a stored message, kept in the index. Nothing here names a person:
@@ -274,4 +305,70 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| StoreError::io(dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    /// The causes below `error`, nearest first.
+    fn causes(error: &StoreError) -> Vec<&(dyn std::error::Error + 'static)> {
+        let mut out = Vec::new();
+        let mut next = error.source();
+        while let Some(cause) = next {
+            out.push(cause);
+            next = cause.source();
+        }
+        out
+    }
+
+    #[test]
+    fn an_index_error_keeps_the_redb_error_as_its_source() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("index.redb");
+        let _open = Index::open(&path).expect("first open");
+        let error = match Index::open(&path) {
+            Ok(_) => panic!("the index opened twice"),
+            Err(error) => error,
+        };
+        assert!(
+            matches!(
+                error,
+                StoreError::Database(redb::DatabaseError::DatabaseAlreadyOpen)
+            ),
+            "{error:?}"
+        );
+        assert_eq!(
+            error.to_string(),
+            "index: Database already open. Cannot acquire lock."
+        );
+        let source = error.source().expect("a source");
+        assert!(source.is::<redb::DatabaseError>(), "{source:?}");
+
+        // Every waiter of a failed group commit shares it, and still reaches redb's error.
+        let batch = StoreError::Batch(std::sync::Arc::new(error));
+        assert!(batch.to_string().starts_with("group commit: index: "));
+        assert!(
+            causes(&batch)
+                .iter()
+                .any(|cause| cause.is::<redb::DatabaseError>()),
+            "{batch:?}"
+        );
+    }
+
+    #[test]
+    fn an_unreadable_entry_names_it_and_keeps_the_json_error() {
+        let id = MessageId::new();
+        let source = serde_json::from_slice::<MessageMeta>(b"{").expect_err("not JSON");
+        let error = StoreError::Unreadable { id, source };
+        assert!(
+            error
+                .to_string()
+                .starts_with(&format!("index: entry {id} is unreadable: ")),
+            "{error}"
+        );
+        assert!(error.source().expect("a source").is::<serde_json::Error>());
+    }
 }

@@ -209,7 +209,7 @@ pub(super) fn queue_in(
             limited: Some(limited.as_str()),
         });
     }
-    let json = serde_json::to_vec(&notice.item).map_err(|e| StoreError::Index(e.to_string()))?;
+    let json = serde_json::to_vec(&notice.item).map_err(StoreError::Encode)?;
     txn.open_table(OUTBOX)
         .map_err(index_err)?
         .insert(notice.id.key(), json.as_slice())
@@ -284,8 +284,7 @@ pub(super) fn settle(
         let mut table = txn.open_table(OUTBOX).map_err(index_err)?;
         match item {
             Some(item) => {
-                let json =
-                    serde_json::to_vec(item).map_err(|e| StoreError::Index(e.to_string()))?;
+                let json = serde_json::to_vec(item).map_err(StoreError::Encode)?;
                 table.insert(id.key(), json.as_slice()).map_err(index_err)?;
             }
             None => {
@@ -302,7 +301,7 @@ pub(super) fn restore(
     id: MessageId,
     item: &OutboxItem,
 ) -> Result<(), StoreError> {
-    let json = serde_json::to_vec(item).map_err(|e| StoreError::Index(e.to_string()))?;
+    let json = serde_json::to_vec(item).map_err(StoreError::Encode)?;
     let txn = db.begin_write().map_err(index_err)?;
     txn.open_table(OUTBOX)
         .map_err(index_err)?

@@ -9,7 +9,10 @@ use crate::store::audit::{Anchor, AuditRecord, GENESIS, hash_hex};
 use crate::store::{AuditEntry, AuditPage};
 
 fn json_err(e: serde_json::Error) -> PgError {
-    PgError::Data(format!("audit record: {e}"))
+    PgError::Record {
+        what: "audit",
+        source: e,
+    }
 }
 
 /// Appends one record durably; returns its sequence number.

@@ -93,8 +93,10 @@ impl PgStore {
             .notice
             .clone()
             .unwrap_or_else(|| outcome.record(&notices));
-        let record = serde_json::to_string(&record)
-            .map_err(|e| PgError::Data(format!("notice record: {e}")))?;
+        let record = serde_json::to_string(&record).map_err(|source| PgError::Record {
+            what: "notice",
+            source,
+        })?;
         let flipped = txn
             .execute(
                 "UPDATE messages SET visible = true, received_at = $2, size = $3, \

@@ -44,16 +44,43 @@ pub enum PgError {
     Db(#[from] tokio_postgres::Error),
     #[error("PostgreSQL connection: {0}")]
     Pool(#[from] deadpool_postgres::PoolError),
+    /// The connection string could not be read (`url_file`, `url_env`).
     #[error("PostgreSQL connection string: {0}")]
-    Url(String),
-    #[error("TLS roots {path}: {message}")]
-    Roots { path: String, message: String },
+    Url(#[from] UrlError),
+    /// The connection string does not parse.
+    #[error("PostgreSQL connection string: {0}")]
+    UrlParse(#[source] tokio_postgres::Error),
+    /// The connection pool could not be built from the settings.
+    #[error("PostgreSQL connection string: {0}")]
+    PoolBuild(#[from] deadpool_postgres::BuildError),
+    /// `ca_file` could not be read, or is not PEM.
+    #[error("TLS roots {path}: {source}")]
+    RootsFile {
+        path: String,
+        source: rustls_pki_types::pem::Error,
+    },
+    /// A certificate of `ca_file` is not one rustls can trust.
+    #[error("TLS roots {path}: {source}")]
+    RootsCertificate { path: String, source: rustls::Error },
+    /// The TLS client could not be configured.
+    #[error("TLS roots (built in): {0}")]
+    Tls(#[source] rustls::Error),
     #[error(
         "the database's schema is version {found}, newer than this reclaim knows ({known}): upgrade reclaim"
     )]
     Schema { found: usize, known: usize },
+    /// The stored rows are not what this reclaim expects.
     #[error("stored data: {0}")]
     Data(String),
+    /// A notice could not be encoded for the outbox.
+    #[error("stored data: {0}")]
+    Encode(#[source] serde_json::Error),
+    /// A notice or audit record does not encode or decode.
+    #[error("stored data: {what} record: {source}")]
+    Record {
+        what: &'static str,
+        source: serde_json::Error,
+    },
     #[error("PostgreSQL did not answer within {0:?}")]
     Timeout(Duration),
 }
@@ -74,10 +101,8 @@ impl PgStore {
     /// Connects, creates or migrates the schema, and reads the shared settings. Fails with
     /// a clear error when the database cannot be reached.
     pub async fn open(config: &PostgresConfig, limits: StorageLimits) -> Result<Self, PgError> {
-        let url = config.url.read().map_err(|e| PgError::Url(e.to_string()))?;
-        let mut pg: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e: tokio_postgres::Error| PgError::Url(e.to_string()))?;
+        let url = config.url.read()?;
+        let mut pg: tokio_postgres::Config = url.parse().map_err(PgError::UrlParse)?;
         pg.connect_timeout(config.timeout);
         if pg.get_application_name().is_none() {
             pg.application_name("reclaim");
@@ -95,8 +120,7 @@ impl PgStore {
             .wait_timeout(Some(config.timeout))
             .create_timeout(Some(config.timeout))
             .recycle_timeout(Some(config.timeout))
-            .build()
-            .map_err(|e| PgError::Url(e.to_string()))?;
+            .build()?;
         let mut client = pool.get().await?;
         schema::migrate(&mut client).await?;
         let pair_salt = notices::salt(&client).await?;
@@ -133,16 +157,21 @@ fn tls_connector(
     let mut roots = rustls::RootCertStore::empty();
     match ca_file {
         Some(path) => {
-            let roots_err = |message: String| PgError::Roots {
+            let file_err = |source| PgError::RootsFile {
                 path: path.display().to_string(),
-                message,
+                source,
             };
             let certs = CertificateDer::pem_file_iter(path)
-                .map_err(|e| roots_err(e.to_string()))?
+                .map_err(file_err)?
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| roots_err(e.to_string()))?;
+                .map_err(file_err)?;
             for cert in certs {
-                roots.add(cert).map_err(|e| roots_err(e.to_string()))?;
+                roots
+                    .add(cert)
+                    .map_err(|source| PgError::RootsCertificate {
+                        path: path.display().to_string(),
+                        source,
+                    })?;
             }
         }
         None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
@@ -150,10 +179,7 @@ fn tls_connector(
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| PgError::Roots {
-            path: "(built in)".into(),
-            message: e.to_string(),
-        })?
+        .map_err(PgError::Tls)?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
@@ -179,4 +205,39 @@ fn to_u64(n: i64) -> u64 {
 
 fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn a_bad_ca_file_keeps_what_refused_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = dir.path().join("missing.pem");
+        match tls_connector(Some(&missing)) {
+            Err(error @ PgError::RootsFile { .. }) => {
+                let source = error.source().expect("a source");
+                assert!(source.is::<rustls_pki_types::pem::Error>(), "{source:?}");
+                assert!(error.to_string().starts_with("TLS roots "), "{error}");
+            }
+            other => panic!("{:?}", other.err()),
+        }
+        // PEM, but not a certificate: rustls refuses it.
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(
+            &garbage,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .expect("write");
+        match tls_connector(Some(&garbage)) {
+            Err(error @ PgError::RootsCertificate { .. }) => {
+                let source = error.source().expect("a source");
+                assert!(source.is::<rustls::Error>(), "{source:?}");
+            }
+            other => panic!("{:?}", other.err()),
+        }
+    }
 }

@@ -158,7 +158,7 @@ pub(super) async fn queue_in(
         )
         .await?;
     }
-    let json = serde_json::to_vec(&notice.item).map_err(|e| PgError::Data(e.to_string()))?;
+    let json = serde_json::to_vec(&notice.item).map_err(PgError::Encode)?;
     txn.execute(
         "INSERT INTO outbox (id, item, next_attempt_at) VALUES ($1, $2, $3)",
         &[&notice.id.uuid(), &json, &notice.item.next_attempt_at],
@@ -240,7 +240,7 @@ pub(super) async fn settle(
     };
     let changed = match next {
         Some(item) => {
-            let json = serde_json::to_vec(item).map_err(|e| PgError::Data(e.to_string()))?;
+            let json = serde_json::to_vec(item).map_err(PgError::Encode)?;
             txn.execute(
                 "UPDATE outbox SET item = $3, next_attempt_at = $4, lease = NULL, lease_until = NULL \
                  WHERE id = $1 AND lease = $2",
@@ -268,7 +268,7 @@ pub(super) async fn restore(
     id: MessageId,
     item: &OutboxItem,
 ) -> Result<(), PgError> {
-    let json = serde_json::to_vec(item).map_err(|e| PgError::Data(e.to_string()))?;
+    let json = serde_json::to_vec(item).map_err(PgError::Encode)?;
     client
         .execute(
             "INSERT INTO outbox (id, item, next_attempt_at) VALUES ($1, $2, $3)",
