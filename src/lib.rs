@@ -38,6 +38,8 @@
 //! - [`telemetry`]: Prometheus metrics on an internal listener.
 //! - [`x509`], [`units`], [`clock`]: small helpers (certificate fields; sizes and
 //!   durations; seconds since the epoch and RFC 3339 text).
+//! - [`review`]: the review service the CLI and the desk share: the reviewer's context
+//!   (admin API, config, identities) and its typed failures with their exit codes.
 //! - [`cli`]: the `reclaim` subcommands; what reviewing needs (listing, decrypting,
 //!   rendering, release, report, audit) lives there and serves both the terminal and the
 //!   desk.
@@ -64,6 +66,7 @@ pub mod notice;
 pub mod quarantine;
 pub mod rdap;
 pub mod retention;
+pub mod review;
 pub mod seal;
 pub mod server;
 pub mod smtp;

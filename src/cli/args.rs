@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use super::IDENTITY_ENV;
+use crate::review::Access;
 
 const EXAMPLES: &str = "Examples:
   reclaim serve -c config/reclaim.toml
@@ -75,6 +76,21 @@ pub struct Args {
     pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Args {
+    /// Where the admin API, the config and the identity are, as the global flags say.
+    pub fn access(&self) -> Access {
+        Access {
+            config: self.config.clone(),
+            socket: self.socket.clone(),
+            admin: self.admin.clone(),
+            admin_ca: self.admin_ca.clone(),
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            identity: self.identity.clone(),
+        }
+    }
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

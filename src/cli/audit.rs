@@ -4,9 +4,10 @@
 use std::io::Write;
 
 use super::terminal::{sanitize, write_json};
-use super::{Exit, ReviewContext, exit};
+use super::{Exit, exit};
 use crate::admin::MAX_PAGE;
 use crate::clock::format_time;
+use crate::review::ReviewContext;
 use crate::store::AuditPage;
 use crate::store::audit::{AuditRecord, ChainVerifier};
 

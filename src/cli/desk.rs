@@ -6,10 +6,10 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 use anyhow::Context;
 
-use super::ReviewContext;
 use super::filter::Filter;
 use super::list;
 use crate::desk::{Bound, Limits, LoginFile};
+use crate::review::ReviewContext;
 
 pub fn run(
     context: ReviewContext,

@@ -6,7 +6,6 @@ use std::io::Write;
 
 use anyhow::Context;
 
-use super::ReviewContext;
 use super::filter::Filter;
 use super::list;
 use super::terminal::{sanitize, write_json};
@@ -14,6 +13,7 @@ use crate::clock::format_time;
 use crate::dnscheck::{Finding, Status};
 use crate::domains::Mode;
 use crate::exit::{self, DomainSetting, Fact, Verdict};
+use crate::review::ReviewContext;
 use crate::store::NoticeRecord;
 
 pub fn run(context: &ReviewContext, json: bool, now: i64) -> anyhow::Result<()> {

@@ -12,8 +12,8 @@ use super::list;
 use super::listed::Listed;
 use super::mbox;
 use super::output::{self, Destination};
-use super::{ReviewContext, parse_id};
 use crate::admin::http::percent_encode;
+use crate::review::{ReviewContext, parse_id};
 use crate::store::MessageId;
 
 /// Where a bulk export goes.

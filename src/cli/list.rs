@@ -5,12 +5,12 @@ use std::io::Write;
 use anyhow::Context;
 use base64::Engine;
 
-use super::ReviewContext;
 use super::filter::Filter;
 use super::listed::Listed;
 use super::terminal::{sanitize, write_json};
 use crate::admin::http::percent_encode;
 use crate::admin::{MAX_PAGE, MessageItem, MessagePage};
+use crate::review::ReviewContext;
 use crate::summary::Summary;
 
 pub fn run(
@@ -228,12 +228,7 @@ mod tests {
         let mut recipients = Recipients::default();
         recipients.push_x25519(key.to_public());
         let sealer = Sealer::new(recipients).expect("recipient");
-        let context = ReviewContext {
-            client: crate::admin::client::AdminClient::new(std::path::Path::new("unused.sock")),
-            config: None,
-            identity: None,
-            identities: std::sync::OnceLock::from(Identities::from_x25519(vec![key])),
-        };
+        let context = ReviewContext::with_identities(Identities::from_x25519(vec![key]));
         let item = |n: usize| {
             let summary = Summary {
                 mail_from: format!("sender{n}@partner.example"),

@@ -6,9 +6,10 @@ use std::io::Write;
 use serde_json::json;
 
 use super::terminal::write_json;
-use super::{Exit, ReviewContext, exit, parse_id};
+use super::{Exit, exit};
 use crate::admin::DeleteResult;
 use crate::admin::http::percent_encode;
+use crate::review::{ReviewContext, parse_id};
 use crate::store::{MessageId, PurgeReport};
 
 fn parse_ids(ids: &[String]) -> anyhow::Result<Vec<MessageId>> {

@@ -14,8 +14,9 @@ use lettre::transport::smtp::extension::ClientId;
 use serde_json::json;
 
 use super::export::fetch_plain;
-use super::{Exit, ReviewContext, exit, parse_id};
+use super::{Exit, exit};
 use crate::config::{ReleaseConfig, ReleaseTls};
+use crate::review::{ReviewContext, parse_id};
 use crate::smtp_client::{self, DeliveryError, Handover, StartTls};
 use crate::store::MessageId;
 

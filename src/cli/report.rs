@@ -6,12 +6,12 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use super::ReviewContext;
 use super::filter::Filter;
 use super::list;
 use super::listed::Listed;
 use super::terminal::{sanitize, write_json};
 use crate::clock::format_time;
+use crate::review::ReviewContext;
 use crate::store::Stats;
 
 /// One sender (an address, or a whole domain) in the report.

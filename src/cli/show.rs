@@ -10,9 +10,9 @@ use super::export::fetch_plain;
 use super::render::{Rendered, render};
 use super::terminal::{sanitize, sanitize_block, write_json};
 use super::verified::{self, Verified};
-use super::{ReviewContext, parse_id};
 use crate::admin::MessageItem;
 use crate::clock::format_time;
+use crate::review::{ReviewContext, parse_id};
 use crate::store::MessageId;
 use crate::summary::Summary;
 

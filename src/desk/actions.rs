@@ -15,9 +15,8 @@ use super::guard::Form;
 use super::i18n::{LANG_COOKIE, Texts};
 use super::{Desk, blocking};
 use crate::admin::MessageItem;
-use crate::cli::{
-    Exit, ReviewContext, exit, export, list, manage, parse_id, release as cli_release,
-};
+use crate::cli::{Exit, exit, export, list, manage, release as cli_release};
+use crate::review::{ReviewContext, parse_id};
 use crate::store::MessageId;
 
 #[derive(Template)]
@@ -41,7 +40,7 @@ fn reason_and_id(
     }
     match parse_id(id) {
         Ok(id) => Ok((reason, id)),
-        Err(e) => Err((StatusCode::NOT_FOUND, e.message)),
+        Err(e) => Err((StatusCode::NOT_FOUND, e.to_string())),
     }
 }
 
@@ -101,7 +100,7 @@ pub async fn selection(State(desk): State<Arc<Desk>>, headers: HeaderMap, form: 
             return error(c, StatusCode::BAD_REQUEST, text);
         }
         Ok(ids) => ids,
-        Err(e) => return error(c, StatusCode::BAD_REQUEST, e.message),
+        Err(e) => return error(c, StatusCode::BAD_REQUEST, e.to_string()),
     };
     match form.get("do") {
         "export" => {

@@ -27,7 +27,7 @@ use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::ReviewContext;
+use crate::review::ReviewContext;
 
 /// Why the desk could not start or stopped.
 #[derive(Debug, thiserror::Error)]

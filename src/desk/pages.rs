@@ -212,7 +212,7 @@ struct OpenPage {
 /// Asks why before anything is decrypted.
 pub async fn open_form(headers: HeaderMap, Path(id): Path<String>) -> Response {
     let c = Chrome::new(&headers, "inbox", format!("/message/{id}"));
-    match crate::cli::parse_id(&id) {
+    match crate::review::parse_id(&id) {
         Ok(id) => render(
             StatusCode::OK,
             &OpenPage {
@@ -220,7 +220,7 @@ pub async fn open_form(headers: HeaderMap, Path(id): Path<String>) -> Response {
                 id: id.to_string(),
             },
         ),
-        Err(e) => error(c, StatusCode::NOT_FOUND, e.message),
+        Err(e) => error(c, StatusCode::NOT_FOUND, e.to_string()),
     }
 }
 
@@ -248,9 +248,9 @@ pub async fn message(
         let text = c_reason(c.t);
         return error(c, StatusCode::BAD_REQUEST, text);
     }
-    let id = match crate::cli::parse_id(&id) {
+    let id = match crate::review::parse_id(&id) {
         Ok(id) => id,
-        Err(e) => return error(c, StatusCode::NOT_FOUND, e.message),
+        Err(e) => return error(c, StatusCode::NOT_FOUND, e.to_string()),
     };
     let shown = match blocking(&desk, move |context| show::load(context, id, &reason)).await {
         Ok(shown) => shown,
