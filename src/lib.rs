@@ -39,7 +39,9 @@
 //! - [`x509`], [`units`], [`clock`]: small helpers (certificate fields; sizes and
 //!   durations; seconds since the epoch and RFC 3339 text).
 //! - [`review`]: the review service the CLI and the desk share: the reviewer's context
-//!   (admin API, config, identities) and its typed failures with their exit codes.
+//!   (admin API, config, identities), listing and filtering decrypted summaries, showing
+//!   one message, and its typed failures with their exit codes.
+//! - [`sanitize`]: hostile text made safe for a terminal, a CSV file or a desk page.
 //! - [`cli`]: the `reclaim` subcommands; what reviewing needs (listing, decrypting,
 //!   rendering, release, report, audit) lives there and serves both the terminal and the
 //!   desk.
@@ -67,6 +69,7 @@ pub mod quarantine;
 pub mod rdap;
 pub mod retention;
 pub mod review;
+pub mod sanitize;
 pub mod seal;
 pub mod server;
 pub mod smtp;

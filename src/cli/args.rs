@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 use super::IDENTITY_ENV;
 use crate::review::Access;
+use crate::review::filter::Criteria;
 
 const EXAMPLES: &str = "Examples:
   reclaim serve -c config/reclaim.toml
@@ -122,6 +123,20 @@ pub struct FilterArgs {
     /// Subject contains this text.
     #[arg(long)]
     pub subject: Option<String>,
+}
+
+impl FilterArgs {
+    /// The criteria these flags give.
+    pub fn criteria(&self) -> Criteria {
+        Criteria {
+            domain: self.domain.clone(),
+            since: self.since.clone(),
+            until: self.until.clone(),
+            from: self.from.clone(),
+            to: self.to.clone(),
+            subject: self.subject.clone(),
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]

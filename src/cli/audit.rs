@@ -3,11 +3,12 @@
 
 use std::io::Write;
 
-use super::terminal::{sanitize, write_json};
+use super::terminal::write_json;
 use super::{Exit, exit};
 use crate::admin::MAX_PAGE;
 use crate::clock::format_time;
 use crate::review::ReviewContext;
+use crate::sanitize::sanitize;
 use crate::store::AuditPage;
 use crate::store::audit::{AuditRecord, ChainVerifier};
 

@@ -2,17 +2,17 @@
 //! decrypts them on this side: one message, or every match into an mbox or a folder.
 //! Where plaintext may land is decided in [`super::output`].
 
-use std::io::{BufReader, BufWriter, IsTerminal, Read, Write};
+use std::io::{BufReader, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use super::filter::Filter;
-use super::list;
-use super::listed::Listed;
 use super::mbox;
 use super::output::{self, Destination};
-use crate::admin::http::percent_encode;
+use crate::review::export::{fetch_plain, sealed_path};
+use crate::review::filter::Filter;
+use crate::review::listed::Listed;
+use crate::review::listing;
 use crate::review::{ReviewContext, parse_id};
 use crate::store::MessageId;
 
@@ -20,31 +20,6 @@ use crate::store::MessageId;
 pub enum Target<'a> {
     Mbox(&'a Path),
     Dir(&'a Path),
-}
-
-/// The sealed-file path of the admin API, with purpose and reason for the audit trail.
-pub fn sealed_path(id: MessageId, purpose: &str, reason: &str) -> String {
-    format!(
-        "/v1/messages/{id}/sealed?purpose={purpose}&reason={}",
-        percent_encode(reason)
-    )
-}
-
-/// Fetches and decrypts one whole message into memory.
-pub fn fetch_plain(
-    context: &ReviewContext,
-    id: MessageId,
-    purpose: &str,
-    reason: &str,
-) -> anyhow::Result<Vec<u8>> {
-    let sealed = context.client.get(&sealed_path(id, purpose, reason))?;
-    let mut plain = Vec::new();
-    context
-        .identities()?
-        .open_buffered(BufReader::new(sealed))
-        .and_then(|mut r| Ok(r.read_to_end(&mut plain)?))
-        .with_context(|| format!("cannot decrypt message {id} (is this the right identity?)"))?;
-    Ok(plain)
 }
 
 /// Fetches one listed message (recorded as an export with `reason`), decrypts it and
@@ -105,7 +80,7 @@ pub fn bulk(
     force: bool,
     reason: &str,
 ) -> anyhow::Result<()> {
-    let mut listed = list::fetch(context, None, filter)?;
+    let mut listed = listing::fetch(context, None, filter)?;
     listed.reverse();
     let mut mbox_out = match target {
         Target::Mbox(path) => Some((BufWriter::new(output::create(path, force)?), path)),

@@ -8,16 +8,13 @@ mod check_dns;
 mod desk;
 pub(crate) mod exit_rule;
 pub(crate) mod export;
-pub(crate) mod filter;
 mod keygen;
 pub(crate) mod list;
-pub(crate) mod listed;
 pub(crate) mod manage;
 pub(crate) mod mbox;
 mod output;
 mod rdap_bootstrap;
 pub(crate) mod release;
-pub(crate) mod render;
 pub(crate) mod report;
 mod serve;
 pub(crate) mod show;
@@ -34,6 +31,7 @@ pub use args::{Args, Command, FilterArgs, LogFormat, StoreCommand};
 use crate::admin::client::AdminClient;
 use crate::clock::unix_now;
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
+use crate::review::filter::{Criteria, Filter, parse_when};
 use crate::review::{Kind, ReviewContext};
 
 /// Environment variable naming the reviewer's identity file.
@@ -95,7 +93,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             limit,
             filter,
         } => {
-            let filter = filter::Filter::new(filter, now)?;
+            let filter = Filter::new(&filter.criteria(), now)?;
             list::run(&context(&args)?, *json, *limit, &filter)
         }
         Command::Show { id, reason, json } => show::run(&context(&args)?, id, reason, *json),
@@ -112,12 +110,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             match (id, mbox, dir) {
                 (Some(id), _, _) => export::one(&context, id, output.as_deref(), *force, reason),
                 (None, Some(path), _) => {
-                    let filter = filter::Filter::new(filter, now)?;
+                    let filter = Filter::new(&filter.criteria(), now)?;
                     let target = export::Target::Mbox(path);
                     export::bulk(&context, target, &filter, *force, reason)
                 }
                 (None, None, Some(dir)) => {
-                    let filter = filter::Filter::new(filter, now)?;
+                    let filter = Filter::new(&filter.criteria(), now)?;
                     let target = export::Target::Dir(dir);
                     export::bulk(&context, target, &filter, *force, reason)
                 }
@@ -143,13 +141,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Command::Report {
             since, json, csv, ..
         } => {
-            let filter = filter::Filter::new(
-                &args::FilterArgs {
-                    since: since.clone(),
-                    ..Default::default()
-                },
-                now,
-            )?;
+            let criteria = Criteria {
+                since: since.clone(),
+                ..Criteria::default()
+            };
+            let filter = Filter::new(&criteria, now)?;
             report::report(&context(&args)?, &filter, *json, *csv)
         }
         Command::Desk {
@@ -177,10 +173,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             verify,
             json,
         } => {
-            let since = since
-                .as_deref()
-                .map(|s| filter::parse_when(s, now))
-                .transpose()?;
+            let since = since.as_deref().map(|s| parse_when(s, now)).transpose()?;
             audit::run(&context(&args)?, since, *verify, *json)
         }
     }

@@ -13,9 +13,9 @@ use lettre::transport::smtp::client::{Certificate, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use serde_json::json;
 
-use super::export::fetch_plain;
 use super::{Exit, exit};
 use crate::config::{ReleaseConfig, ReleaseTls};
+use crate::review::export::fetch_plain;
 use crate::review::{ReviewContext, parse_id};
 use crate::smtp_client::{self, DeliveryError, Handover, StartTls};
 use crate::store::MessageId;

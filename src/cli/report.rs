@@ -6,12 +6,13 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use super::filter::Filter;
-use super::list;
-use super::listed::Listed;
-use super::terminal::{sanitize, write_json};
+use super::terminal::write_json;
 use crate::clock::format_time;
 use crate::review::ReviewContext;
+use crate::review::filter::Filter;
+use crate::review::listed::Listed;
+use crate::review::listing;
+use crate::sanitize::sanitize;
 use crate::store::Stats;
 
 /// One sender (an address, or a whole domain) in the report.
@@ -91,7 +92,7 @@ pub fn report(
     json: bool,
     csv: bool,
 ) -> anyhow::Result<()> {
-    let report = build(&list::fetch(context, None, filter)?);
+    let report = build(&listing::fetch(context, None, filter)?);
     let mut out = super::stdout::lock();
     if json {
         write_json(&mut out, &report)?;
@@ -117,7 +118,7 @@ pub fn report(
                 table.add_row([
                     sanitize(&r.sender),
                     r.messages.to_string(),
-                    sanitize(&list::truncate(&addresses.join(", "), 80)),
+                    sanitize(&listing::truncate(&addresses.join(", "), 80)),
                     r.first_seen.clone(),
                     r.last_seen.clone(),
                     if r.looks_automated { "yes" } else { "" }.to_owned(),

@@ -15,8 +15,9 @@ use super::guard::Form;
 use super::i18n::{LANG_COOKIE, Texts};
 use super::{Desk, blocking};
 use crate::admin::MessageItem;
-use crate::cli::{Exit, exit, export, list, manage, release as cli_release};
+use crate::cli::{Exit, exit, export, manage, release as cli_release};
 use crate::review::{ReviewContext, parse_id};
+use crate::review::{export as exports, listing};
 use crate::store::MessageId;
 
 #[derive(Template)]
@@ -72,7 +73,7 @@ pub async fn eml(
         Err((status, text)) => return error(c, status, text),
     };
     match blocking(&desk, move |context| {
-        export::fetch_plain(context, id, "export", &reason)
+        Ok(exports::fetch_plain(context, id, "export", &reason)?)
     })
     .await
     {
@@ -109,7 +110,7 @@ pub async fn selection(State(desk): State<Arc<Desk>>, headers: HeaderMap, form: 
                 for id in ids {
                     let item: MessageItem =
                         context.client.get_json(&format!("/v1/messages/{id}"))?;
-                    listed.push(list::decrypt(context, item)?);
+                    listed.push(listing::decrypt(context, item)?);
                 }
                 // Oldest first, as `reclaim export --mbox` writes them.
                 listed.sort_by_key(|m| m.received_unix);

@@ -7,7 +7,7 @@ use axum::response::{Html, IntoResponse, Response};
 
 use super::guard;
 use super::i18n::{self, Texts};
-use crate::cli::terminal::sanitize_page;
+use crate::sanitize::sanitize_page;
 
 /// What the frame around every page needs.
 pub struct Chrome {

@@ -4,6 +4,12 @@
 //! typed in [`ReviewError`]. Nothing here prints or parses a command line.
 
 mod error;
+pub mod export;
+pub mod filter;
+pub mod listed;
+pub mod listing;
+pub mod render;
+pub mod show;
 
 pub use error::{Kind, ReviewError, exit};
 
