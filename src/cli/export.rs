@@ -2,39 +2,20 @@
 //! decrypts them on this side: one message, or every match into an mbox or a folder.
 //! Where plaintext may land is decided in [`super::output`].
 
-use std::io::{BufReader, BufWriter, IsTerminal, Write};
+use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use super::mbox;
 use super::output::{self, Destination};
-use crate::review::export::{fetch_plain, sealed_path};
 use crate::review::filter::Filter;
-use crate::review::listed::Listed;
-use crate::review::listing;
-use crate::review::{ReviewContext, parse_id};
+use crate::review::{ReviewContext, export, listing, parse_id};
 use crate::store::MessageId;
 
 /// Where a bulk export goes.
 pub enum Target<'a> {
     Mbox(&'a Path),
     Dir(&'a Path),
-}
-
-/// Fetches one listed message (recorded as an export with `reason`), decrypts it and
-/// appends it to an mbox.
-pub fn append_mbox(
-    context: &ReviewContext,
-    m: &Listed,
-    out: &mut impl Write,
-    reason: &str,
-) -> anyhow::Result<()> {
-    let id: MessageId = m.id.parse().map_err(anyhow::Error::msg)?;
-    let plain = fetch_plain(context, id, "export", reason)?;
-    let date = mbox::separator_date(m.received_unix);
-    mbox::write_message(out, &m.mail_from, &date, &plain)?;
-    Ok(())
 }
 
 /// `export ID [-o FILE|-]`: streams one message.
@@ -51,11 +32,7 @@ pub fn one(
         Destination::File(path) => Some((output::create(path, force)?, path)),
         Destination::Stdout => None,
     };
-    let sealed = context.client.get(&sealed_path(id, "export", reason))?;
-    let mut plaintext = context
-        .identities()?
-        .open_buffered(BufReader::new(sealed))
-        .with_context(|| format!("cannot decrypt message {id} (is this the right identity?)"))?;
+    let mut plaintext = export::open(context, id, reason)?;
     match target {
         Some((mut file, path)) => {
             std::io::copy(&mut plaintext, &mut file)
@@ -106,11 +83,11 @@ pub fn bulk(
         let id: MessageId = m.id.parse().map_err(anyhow::Error::msg)?;
         match (&mut mbox_out, &target) {
             (Some((out, path)), _) => {
-                append_mbox(context, m, out, reason)
+                export::append_mbox(context, m, out, reason)
                     .with_context(|| format!("writing {}", path.display()))?;
             }
             (None, Target::Dir(dir)) => {
-                let plain = fetch_plain(context, id, "export", reason)?;
+                let plain = export::fetch_plain(context, id, "export", reason)?;
                 let path: PathBuf = dir.join(format!("{id}.eml"));
                 let mut file = output::create(&path, force)?;
                 file.write_all(&plain)

@@ -11,7 +11,6 @@ pub(crate) mod export;
 mod keygen;
 pub(crate) mod list;
 pub(crate) mod manage;
-pub(crate) mod mbox;
 mod output;
 mod rdap_bootstrap;
 pub(crate) mod release;

@@ -15,9 +15,9 @@ use super::guard::Form;
 use super::i18n::{LANG_COOKIE, Texts};
 use super::{Desk, blocking};
 use crate::admin::MessageItem;
-use crate::cli::{Exit, exit, export, manage, release as cli_release};
-use crate::review::{ReviewContext, parse_id};
-use crate::review::{export as exports, listing};
+use crate::review::{
+    ReviewContext, ReviewError, export, listing, manage, parse_id, release as review_release,
+};
 use crate::store::MessageId;
 
 #[derive(Template)]
@@ -73,7 +73,7 @@ pub async fn eml(
         Err((status, text)) => return error(c, status, text),
     };
     match blocking(&desk, move |context| {
-        Ok(exports::fetch_plain(context, id, "export", &reason)?)
+        Ok(export::fetch_plain(context, id, "export", &reason)?)
     })
     .await
     {
@@ -129,7 +129,7 @@ pub async fn selection(State(desk): State<Arc<Desk>>, headers: HeaderMap, form: 
         "delete" => {
             let why = reason.clone();
             match blocking(&desk, move |context| {
-                manage::delete_ids(context, &ids, Some(&why))
+                Ok(manage::delete(context, &ids, Some(&why))?)
             })
             .await
             {
@@ -216,7 +216,7 @@ pub async fn release(
         if to.is_empty() {
             return Err(usage("name at least one address to release to".into()));
         }
-        cli_release::release(context, id, &to, reason)
+        Ok(review_release::release(context, id, &to, reason)?)
     };
     act(desk, &headers, &id, &form, work, |t, id, released| {
         let detail = format!("{id} → {} ({})", released.to, released.message_id);
@@ -234,7 +234,7 @@ pub async fn hold(
 ) -> Response {
     let held = form.get("held") != "0";
     let work = move |context: &ReviewContext, id, reason: &str| {
-        manage::set_hold(context, id, held, Some(reason))
+        Ok(manage::set_hold(context, id, held, Some(reason))?)
     };
     act(desk, &headers, &id, &form, work, |t, id, ()| {
         let what = if held { t.done_held } else { t.done_unheld };
@@ -251,15 +251,7 @@ pub async fn delete(
     form: Form,
 ) -> Response {
     let work = |context: &ReviewContext, id: MessageId, reason: &str| {
-        let result = manage::delete_ids(context, &[id], Some(reason))?;
-        if result.deleted.is_empty() {
-            return Err(Exit {
-                code: exit::NOT_FOUND,
-                message: format!("no such message: {id}"),
-            }
-            .into());
-        }
-        Ok(())
+        Ok(manage::delete_one(context, id, reason)?)
     };
     act(desk, &headers, &id, &form, work, |t, id, ()| {
         (t.done_deleted, id.to_string())
@@ -268,11 +260,7 @@ pub async fn delete(
 }
 
 fn usage(message: String) -> anyhow::Error {
-    Exit {
-        code: exit::USAGE,
-        message,
-    }
-    .into()
+    ReviewError::Usage(message).into()
 }
 
 /// The language switch: remembered in a cookie, then back to the page it was used on.

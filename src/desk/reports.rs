@@ -10,11 +10,10 @@ use axum::response::{IntoResponse, Response};
 
 use super::chrome::{Chrome, failed, pairs, render, value};
 use super::{Desk, blocking, chart};
-use crate::cli::{audit, report};
 use crate::clock::{format_time, unix_now};
 use crate::review::filter::{Criteria, Filter};
 use crate::review::listed::Listed;
-use crate::review::listing;
+use crate::review::{audit, listing, report};
 
 /// One report row, ready to show.
 pub struct ReportRow {
@@ -153,7 +152,7 @@ struct AuditPage {
 
 pub async fn audit(State(desk): State<Arc<Desk>>, headers: HeaderMap) -> Response {
     let c = Chrome::new(&headers, "audit", "/audit".into());
-    let trail = match blocking(&desk, |context| audit::fetch(context, None)).await {
+    let trail = match blocking(&desk, |context| Ok(audit::fetch(context, None)?)).await {
         Ok(trail) => trail,
         Err(e) => return failed(c, &e),
     };

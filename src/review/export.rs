@@ -1,8 +1,11 @@
 //! Getting whole messages out: each sealed file fetched with its purpose and the reviewer's
-//! reason (the admin API records both in the audit trail) and decrypted on this side.
+//! reason (the admin API records both in the audit trail) and decrypted on this side, into
+//! memory, as a stream, or appended to an mboxrd file (every body line that matches
+//! `^>*From ` quoted with one more `>`, so readers can undo it exactly).
 
-use std::io::{BufReader, Read};
+use std::io::{self, BufReader, Read, Write};
 
+use super::listed::Listed;
 use super::{ReviewContext, ReviewError};
 use crate::admin::http::percent_encode;
 use crate::store::MessageId;
@@ -28,11 +31,113 @@ pub fn fetch_plain(
         .identities()?
         .open_buffered(BufReader::new(sealed))
         .and_then(|mut r| Ok(r.read_to_end(&mut plain)?))
-        .map_err(|e| {
-            ReviewError::decrypt(
-                format!("cannot decrypt message {id} (is this the right identity?)"),
-                e,
-            )
-        })?;
+        .map_err(|e| ReviewError::decrypt(unreadable(id), e))?;
     Ok(plain)
+}
+
+/// Fetches one message as an export (recorded with `reason`) and opens it for decrypting
+/// as it is read, so one message can be written out whole without a copy in memory.
+pub fn open<'a>(
+    context: &'a ReviewContext,
+    id: MessageId,
+    reason: &str,
+) -> Result<impl Read + use<'a>, ReviewError> {
+    let sealed = context.client.get(&sealed_path(id, "export", reason))?;
+    context
+        .identities()?
+        .open_buffered(BufReader::new(sealed))
+        .map_err(|e| ReviewError::decrypt(unreadable(id), e))
+}
+
+/// Fetches one listed message (recorded as an export with `reason`), decrypts it and
+/// appends it to an mbox.
+pub fn append_mbox(
+    context: &ReviewContext,
+    m: &Listed,
+    out: &mut impl Write,
+    reason: &str,
+) -> Result<(), ReviewError> {
+    let id: MessageId = m.id.parse().map_err(ReviewError::ServerId)?;
+    let plain = fetch_plain(context, id, "export", reason)?;
+    let date = separator_date(m.received_unix);
+    write_message(out, &m.mail_from, &date, &plain).map_err(ReviewError::Write)
+}
+
+fn unreadable(id: MessageId) -> String {
+    format!("cannot decrypt message {id} (is this the right identity?)")
+}
+
+/// Appends one message in mboxrd form. Line ends are written as LF (what mbox readers
+/// expect); a message that does not end in a line break gets one.
+pub fn write_message(
+    out: &mut impl Write,
+    envelope_from: &str,
+    date: &str,
+    message: &[u8],
+) -> io::Result<()> {
+    let sender = if envelope_from.is_empty() {
+        "MAILER-DAEMON"
+    } else {
+        envelope_from
+    };
+    // The separator is one line: nothing from the envelope may break it.
+    let sender: String = sender
+        .chars()
+        .map(|c| {
+            if c.is_whitespace() || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    writeln!(out, "From {sender} {date}")?;
+    let mut rest = message;
+    while !rest.is_empty() {
+        let (line, next) = match rest.iter().position(|&b| b == b'\n') {
+            Some(p) => (&rest[..p], &rest[p + 1..]),
+            None => (rest, &rest[rest.len()..]),
+        };
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let depth = line.iter().take_while(|&&b| b == b'>').count();
+        let quoted = &line[depth..];
+        if quoted.starts_with(b"From ") {
+            out.write_all(b">")?;
+        }
+        out.write_all(line)?;
+        out.write_all(b"\n")?;
+        rest = next;
+    }
+    // A blank line ends the message before the next separator.
+    out.write_all(b"\n")
+}
+
+/// The `asctime`-style date of a separator line, in UTC.
+pub fn separator_date(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(time::macros::format_description!(
+                "[weekday repr:short] [month repr:short] [day padding:space] [hour]:[minute]:[second] [year]"
+            ))
+            .ok()
+        })
+        .unwrap_or_else(|| "Thu Jan  1 00:00:00 1970".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_lines_are_quoted_one_more_level() {
+        let mut out = Vec::new();
+        let msg = b"Subject: x\r\n\r\nFrom here\r\n>From there\r\n>>From afar\r\nFromage\r\nlast";
+        write_message(&mut out, "a b@p.example", "Sun Nov 29 06:00:00 2026", msg).expect("write");
+        assert_eq!(
+            String::from_utf8(out).expect("utf8"),
+            "From a_b@p.example Sun Nov 29 06:00:00 2026\nSubject: x\n\n>From here\n>>From there\n>>>From afar\nFromage\nlast\n\n"
+        );
+        assert_eq!(separator_date(1_795_910_400), "Sun Nov 29 00:00:00 2026");
+    }
 }

@@ -3,15 +3,21 @@
 //! (listing, showing, exporting, releasing, changing, reporting, auditing), with failures
 //! typed in [`ReviewError`]. Nothing here prints or parses a command line.
 
+pub mod audit;
 mod error;
 pub mod export;
 pub mod filter;
+mod kind;
 pub mod listed;
 pub mod listing;
+pub mod manage;
+pub mod release;
 pub mod render;
+pub mod report;
 pub mod show;
 
-pub use error::{Kind, ReviewError, exit};
+pub use error::ReviewError;
+pub use kind::{Kind, exit};
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
