@@ -47,7 +47,7 @@
 //!   terminal, prompts, and where exports may write; the review steps come from
 //!   [`review`].
 //! - [`desk`]: the reviewer's desk, a loopback web server on the reviewer's machine that
-//!   shows and acts on the quarantine through the same admin API and functions as the CLI
+//!   shows and acts on the quarantine through the same [`review`] service as the CLI
 //!   (secret cookie, Host and CSRF checks, strict CSP, sanitised HTML in a sandboxed frame).
 #![forbid(unsafe_code)]
 

@@ -1,26 +1,27 @@
-//! The `reclaim` command line: dispatch, what reviewing commands share, and the exit codes
-//! scripts rely on. Each subcommand lives in its own file.
+//! The `reclaim` command line: dispatch, the review context the global flags name, and the
+//! exit codes scripts rely on. Each subcommand lives in its own file and prints what a
+//! step of [`crate::review`] did.
 
 mod args;
-pub(crate) mod audit;
+mod audit;
 mod check_config;
 mod check_dns;
 mod desk;
-pub(crate) mod exit_rule;
-pub(crate) mod export;
+mod exit_rule;
+mod export;
 mod keygen;
-pub(crate) mod list;
-pub(crate) mod manage;
+mod list;
+mod manage;
 mod output;
 mod rdap_bootstrap;
-pub(crate) mod release;
-pub(crate) mod report;
+mod release;
+mod report;
 mod serve;
-pub(crate) mod show;
+mod show;
 pub mod stdout;
 mod store;
-pub(crate) mod terminal;
-pub(crate) mod verified;
+mod terminal;
+mod verified;
 
 use std::io::Write;
 use std::path::PathBuf;

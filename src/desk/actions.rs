@@ -73,7 +73,7 @@ pub async fn eml(
         Err((status, text)) => return error(c, status, text),
     };
     match blocking(&desk, move |context| {
-        Ok(export::fetch_plain(context, id, "export", &reason)?)
+        export::fetch_plain(context, id, "export", &reason)
     })
     .await
     {
@@ -129,7 +129,7 @@ pub async fn selection(State(desk): State<Arc<Desk>>, headers: HeaderMap, form: 
         "delete" => {
             let why = reason.clone();
             match blocking(&desk, move |context| {
-                Ok(manage::delete(context, &ids, Some(&why))?)
+                manage::delete(context, &ids, Some(&why))
             })
             .await
             {
@@ -172,7 +172,7 @@ async fn act<T: Send + 'static>(
     headers: &HeaderMap,
     id: &str,
     form: &Form,
-    work: impl FnOnce(&ReviewContext, MessageId, &str) -> anyhow::Result<T> + Send + 'static,
+    work: impl FnOnce(&ReviewContext, MessageId, &str) -> Result<T, ReviewError> + Send + 'static,
     outcome: impl FnOnce(&Texts, MessageId, T) -> (&'static str, String),
 ) -> Response {
     let c = Chrome::new(headers, "inbox", "/inbox".into());
@@ -214,9 +214,11 @@ pub async fn release(
         .collect();
     let work = move |context: &ReviewContext, id, reason: &str| {
         if to.is_empty() {
-            return Err(usage("name at least one address to release to".into()));
+            return Err(ReviewError::Usage(
+                "name at least one address to release to".into(),
+            ));
         }
-        Ok(review_release::release(context, id, &to, reason)?)
+        review_release::release(context, id, &to, reason)
     };
     act(desk, &headers, &id, &form, work, |t, id, released| {
         let detail = format!("{id} → {} ({})", released.to, released.message_id);
@@ -234,7 +236,7 @@ pub async fn hold(
 ) -> Response {
     let held = form.get("held") != "0";
     let work = move |context: &ReviewContext, id, reason: &str| {
-        Ok(manage::set_hold(context, id, held, Some(reason))?)
+        manage::set_hold(context, id, held, Some(reason))
     };
     act(desk, &headers, &id, &form, work, |t, id, ()| {
         let what = if held { t.done_held } else { t.done_unheld };
@@ -251,16 +253,12 @@ pub async fn delete(
     form: Form,
 ) -> Response {
     let work = |context: &ReviewContext, id: MessageId, reason: &str| {
-        Ok(manage::delete_one(context, id, reason)?)
+        manage::delete_one(context, id, reason)
     };
     act(desk, &headers, &id, &form, work, |t, id, ()| {
         (t.done_deleted, id.to_string())
     })
     .await
-}
-
-fn usage(message: String) -> anyhow::Error {
-    ReviewError::Usage(message).into()
 }
 
 /// The language switch: remembered in a cookie, then back to the page it was used on.

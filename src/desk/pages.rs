@@ -178,13 +178,7 @@ pub async fn inbox(
     let before = Some(value(&pairs, "before")).filter(|b| !b.is_empty());
     let (page_size, scan) = (desk.limits.page_size, desk.limits.scan);
     let found = blocking(&desk, move |context| {
-        Ok(listing::fetch_page(
-            context,
-            Some(page_size),
-            &filter,
-            before,
-            Some(scan),
-        )?)
+        listing::fetch_page(context, Some(page_size), &filter, before, Some(scan))
     })
     .await;
     let (listed, next) = match found {
@@ -258,7 +252,7 @@ pub async fn message(
         Ok(id) => id,
         Err(e) => return error(c, StatusCode::NOT_FOUND, e.to_string()),
     };
-    let shown = match blocking(&desk, move |context| Ok(show::load(context, id, &reason)?)).await {
+    let shown = match blocking(&desk, move |context| show::load(context, id, &reason)).await {
         Ok(shown) => shown,
         Err(e) => return failed(c, &e),
     };

@@ -13,7 +13,7 @@ use super::{Desk, blocking, chart};
 use crate::clock::{format_time, unix_now};
 use crate::review::filter::{Criteria, Filter};
 use crate::review::listed::Listed;
-use crate::review::{audit, listing, report};
+use crate::review::{ReviewError, audit, listing, report};
 
 /// One report row, ready to show.
 pub struct ReportRow {
@@ -42,7 +42,7 @@ const CHART_DOMAINS: usize = 6;
 async fn report_data(
     desk: &Arc<Desk>,
     since: &str,
-) -> anyhow::Result<(Vec<Listed>, report::Report)> {
+) -> Result<(Vec<Listed>, report::Report), ReviewError> {
     let criteria = Criteria {
         since: (!since.is_empty()).then(|| since.to_owned()),
         ..Criteria::default()
@@ -114,7 +114,8 @@ pub async fn report_csv(
     };
     let mut csv = Vec::new();
     if let Err(e) = report::write_csv(&mut csv, &built) {
-        return failed(Chrome::new(&headers, "report", "/report".into()), &e.into());
+        let e = ReviewError::Write(e);
+        return failed(Chrome::new(&headers, "report", "/report".into()), &e);
     }
     (
         [
@@ -152,7 +153,7 @@ struct AuditPage {
 
 pub async fn audit(State(desk): State<Arc<Desk>>, headers: HeaderMap) -> Response {
     let c = Chrome::new(&headers, "audit", "/audit".into());
-    let trail = match blocking(&desk, |context| Ok(audit::fetch(context, None)?)).await {
+    let trail = match blocking(&desk, |context| audit::fetch(context, None)).await {
         Ok(trail) => trail,
         Err(e) => return failed(c, &e),
     };
