@@ -41,11 +41,16 @@
 //! - [`telemetry`]: Prometheus metrics on an internal listener.
 //! - [`x509`], [`units`], [`clock`]: small helpers (certificate fields; sizes and
 //!   durations; seconds since the epoch and RFC 3339 text).
-//! - [`cli`]: the `reclaim` subcommands; what reviewing needs (listing, decrypting,
-//!   rendering, release, report, audit) lives there and serves both the terminal and the
-//!   desk.
+//! - [`review`]: the review service the CLI and the desk share: the reviewer's context
+//!   (admin API, config, identities), listing and filtering decrypted summaries, showing,
+//!   exporting and releasing messages, holds and deletion, the senders report and the
+//!   audit trail, with its typed failures, their kinds and exit codes.
+//! - [`sanitize`]: hostile text made safe for a terminal, a CSV file or a desk page.
+//! - [`cli`]: the `reclaim` subcommands: argument parsing, tables, JSON and CSV for the
+//!   terminal, prompts, and where exports may write; the review steps come from
+//!   [`review`].
 //! - [`desk`]: the reviewer's desk, a loopback web server on the reviewer's machine that
-//!   shows and acts on the quarantine through the same admin API and functions as the CLI
+//!   shows and acts on the quarantine through the same [`review`] service as the CLI
 //!   (secret cookie, Host and CSRF checks, strict CSP, sanitised HTML in a sandboxed frame).
 #![forbid(unsafe_code)]
 
@@ -67,6 +72,8 @@ pub mod notice;
 pub mod quarantine;
 pub mod rdap;
 pub mod retention;
+pub mod review;
+pub mod sanitize;
 pub mod seal;
 pub mod server;
 pub mod smtp;

@@ -11,8 +11,9 @@ use std::time::Duration;
 use clap::Parser;
 use common::TestGateway;
 use common::desk::{get, granted, header, http, post, session, start_desk, start_desk_with};
-use reclaim::cli::{Args, ReviewContext};
+use reclaim::cli::Args;
 use reclaim::desk::{Bound, DeskError, Limits};
+use reclaim::review::ReviewContext;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn desk_refuses_without_the_secret_or_with_a_foreign_host() {
@@ -266,12 +267,15 @@ async fn desk_refuses_without_the_secret_or_with_a_foreign_host() {
     assert_eq!(status, 404);
 
     let not_loopback = Bound::bind(
-        ReviewContext::new(&Args::parse_from([
-            "reclaim",
-            "-c",
-            &gw.config_path.display().to_string(),
-            "desk",
-        ]))
+        ReviewContext::new(
+            &Args::parse_from([
+                "reclaim",
+                "-c",
+                &gw.config_path.display().to_string(),
+                "desk",
+            ])
+            .access(),
+        )
         .expect("context"),
         "0.0.0.0:0".parse().expect("addr"),
         Limits::default(),

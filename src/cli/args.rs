@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use super::IDENTITY_ENV;
+use crate::review::Access;
+use crate::review::filter::Criteria;
 
 const EXAMPLES: &str = "Examples:
   reclaim serve -c config/reclaim.toml
@@ -77,6 +79,21 @@ pub struct Args {
     pub command: Command,
 }
 
+impl Args {
+    /// Where the admin API, the config and the identity are, as the global flags say.
+    pub fn access(&self) -> Access {
+        Access {
+            config: self.config.clone(),
+            socket: self.socket.clone(),
+            admin: self.admin.clone(),
+            admin_ca: self.admin_ca.clone(),
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            identity: self.identity.clone(),
+        }
+    }
+}
+
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
@@ -106,6 +123,20 @@ pub struct FilterArgs {
     /// Subject contains this text.
     #[arg(long)]
     pub subject: Option<String>,
+}
+
+impl FilterArgs {
+    /// The criteria these flags give.
+    pub fn criteria(&self) -> Criteria {
+        Criteria {
+            domain: self.domain.clone(),
+            since: self.since.clone(),
+            until: self.until.clone(),
+            from: self.from.clone(),
+            to: self.to.clone(),
+            subject: self.subject.clone(),
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]

@@ -1,62 +1,12 @@
-//! `reclaim audit [--since …] [--verify]`: lists the audit trail and checks its hash chain
-//! on this side, from the anchor left by pruning to the stored head.
+//! `reclaim audit [--since …] [--verify]`: the audit trail as a table or JSON, and whether
+//! its hash chain verifies on this side.
 
 use std::io::Write;
 
-use super::terminal::{sanitize, write_json};
-use super::{Exit, ReviewContext, exit};
-use crate::admin::MAX_PAGE;
+use super::terminal::write_json;
 use crate::clock::format_time;
-use crate::store::AuditPage;
-use crate::store::audit::{AuditRecord, ChainVerifier};
-
-/// The audit trail as read and checked on this side.
-pub struct Trail {
-    /// Records since the asked time, oldest first (past a break, as stored).
-    pub records: Vec<AuditRecord>,
-    /// How many records the chain verified, or where and why it breaks.
-    pub checked: Result<u64, String>,
-}
-
-/// Reads the whole trail through the admin API and checks its hash chain from the anchor
-/// to the head; keeps the records at or after `since`.
-pub fn fetch(context: &ReviewContext, since: Option<i64>) -> anyhow::Result<Trail> {
-    let mut records = Vec::new();
-    let mut after = 0;
-    let mut verifier: Option<ChainVerifier> = None;
-    let mut broken: Option<String> = None;
-    let mut head: Option<String>;
-    loop {
-        let page: AuditPage = context
-            .client
-            .get_json(&format!("/v1/audit?after={after}&limit={MAX_PAGE}"))?;
-        let v = verifier.get_or_insert_with(|| ChainVerifier::new(page.anchor.as_ref()));
-        head = page.head.clone();
-        for raw in &page.records {
-            let checked = match &broken {
-                None => v.push(raw.as_bytes()).map_err(|e| broken = Some(e)).ok(),
-                Some(_) => None,
-            };
-            // Past a break, records are still listed as stored.
-            let record = checked.or_else(|| serde_json::from_str::<AuditRecord>(raw).ok());
-            if let Some(record) = record
-                && since.is_none_or(|s| record.entry.time >= s)
-            {
-                records.push(record);
-            }
-        }
-        match page.next_after {
-            Some(next) if next > after => after = next,
-            _ => break,
-        }
-    }
-    let checked = match (broken, verifier) {
-        (Some(e), _) => Err(e),
-        (None, Some(v)) => v.finish(head.as_deref()),
-        (None, None) => Ok(0),
-    };
-    Ok(Trail { records, checked })
-}
+use crate::review::{ReviewContext, audit};
+use crate::sanitize::sanitize;
 
 pub fn run(
     context: &ReviewContext,
@@ -64,12 +14,12 @@ pub fn run(
     verify: bool,
     json: bool,
 ) -> anyhow::Result<()> {
-    let Trail { records, checked } = fetch(context, since)?;
+    let trail = audit::fetch(context, since)?;
     let mut out = super::stdout::lock();
     if json {
         let value = serde_json::json!({
-            "records": records,
-            "verified": verify.then(|| checked.is_ok()),
+            "records": &trail.records,
+            "verified": verify.then(|| trail.checked.is_ok()),
         });
         write_json(&mut out, &value)?;
     } else {
@@ -84,7 +34,7 @@ pub fn run(
             "Status",
             "Reason",
         ]);
-        for r in &records {
+        for r in &trail.records {
             table.add_row([
                 r.seq.to_string(),
                 format_time(r.entry.time)
@@ -102,16 +52,8 @@ pub fn run(
     }
     out.flush()?;
     if verify {
-        match checked {
-            Ok(n) => eprintln!("audit chain verified: {n} record(s) intact"),
-            Err(e) => {
-                return Err(Exit {
-                    code: exit::AUDIT_BROKEN,
-                    message: format!("audit chain broken: {e}"),
-                }
-                .into());
-            }
-        }
+        let intact = trail.verified()?;
+        eprintln!("audit chain verified: {intact} record(s) intact");
     }
     Ok(())
 }

@@ -5,11 +5,11 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use super::terminal::sanitize;
 use super::{Exit, exit};
 use crate::config::Config;
 use crate::dns::Dns;
 use crate::dnscheck::{Finding, Status, check_domain};
+use crate::sanitize::sanitize;
 
 pub fn run(
     config_path: &Path,

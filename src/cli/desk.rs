@@ -6,10 +6,10 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 use anyhow::Context;
 
-use super::ReviewContext;
-use super::filter::Filter;
-use super::list;
 use crate::desk::{Bound, Limits, LoginFile};
+use crate::review::ReviewContext;
+use crate::review::filter::Filter;
+use crate::review::listing;
 
 pub fn run(
     context: ReviewContext,
@@ -24,7 +24,7 @@ pub fn run(
     // Decrypting one summary now asks for a protected identity's passphrase while the
     // terminal is the reviewer's, and proves the admin API and the identity fit.
     context.identities()?;
-    list::fetch(&context, Some(1), &Filter::default())
+    listing::fetch(&context, Some(1), &Filter::default())
         .context("the desk could not read the quarantine")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

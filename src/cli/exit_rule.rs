@@ -6,21 +6,22 @@ use std::io::Write;
 
 use anyhow::Context;
 
-use super::ReviewContext;
-use super::filter::Filter;
-use super::list;
-use super::terminal::{sanitize, write_json};
+use super::terminal::write_json;
 use crate::clock::format_time;
 use crate::dnscheck::{Finding, Status};
 use crate::domains::Mode;
 use crate::exit::{self, DomainSetting, Fact, Verdict};
+use crate::review::ReviewContext;
+use crate::review::filter::Filter;
+use crate::review::listing;
+use crate::sanitize::sanitize;
 use crate::store::NoticeRecord;
 
 pub fn run(context: &ReviewContext, json: bool, now: i64) -> anyhow::Result<()> {
     let config = context.config.as_ref().context(
         "report --exit needs the config (-c): it reads the domains' modes, retention and [exit]",
     )?;
-    let listed = list::fetch(context, None, &Filter::default())?;
+    let listed = listing::fetch(context, None, &Filter::default())?;
     let facts: Vec<Fact> = listed
         .iter()
         .map(|m| Fact {

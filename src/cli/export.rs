@@ -2,64 +2,20 @@
 //! decrypts them on this side: one message, or every match into an mbox or a folder.
 //! Where plaintext may land is decided in [`super::output`].
 
-use std::io::{BufReader, BufWriter, IsTerminal, Read, Write};
+use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use super::filter::Filter;
-use super::list;
-use super::listed::Listed;
-use super::mbox;
 use super::output::{self, Destination};
-use super::{ReviewContext, parse_id};
-use crate::admin::http::percent_encode;
+use crate::review::filter::Filter;
+use crate::review::{ReviewContext, export, listing, parse_id};
 use crate::store::MessageId;
 
 /// Where a bulk export goes.
 pub enum Target<'a> {
     Mbox(&'a Path),
     Dir(&'a Path),
-}
-
-/// The sealed-file path of the admin API, with purpose and reason for the audit trail.
-pub fn sealed_path(id: MessageId, purpose: &str, reason: &str) -> String {
-    format!(
-        "/v1/messages/{id}/sealed?purpose={purpose}&reason={}",
-        percent_encode(reason)
-    )
-}
-
-/// Fetches and decrypts one whole message into memory.
-pub fn fetch_plain(
-    context: &ReviewContext,
-    id: MessageId,
-    purpose: &str,
-    reason: &str,
-) -> anyhow::Result<Vec<u8>> {
-    let sealed = context.client.get(&sealed_path(id, purpose, reason))?;
-    let mut plain = Vec::new();
-    context
-        .identities()?
-        .open_buffered(BufReader::new(sealed))
-        .and_then(|mut r| Ok(r.read_to_end(&mut plain)?))
-        .with_context(|| format!("cannot decrypt message {id} (is this the right identity?)"))?;
-    Ok(plain)
-}
-
-/// Fetches one listed message (recorded as an export with `reason`), decrypts it and
-/// appends it to an mbox.
-pub fn append_mbox(
-    context: &ReviewContext,
-    m: &Listed,
-    out: &mut impl Write,
-    reason: &str,
-) -> anyhow::Result<()> {
-    let id: MessageId = m.id.parse().map_err(anyhow::Error::msg)?;
-    let plain = fetch_plain(context, id, "export", reason)?;
-    let date = mbox::separator_date(m.received_unix);
-    mbox::write_message(out, &m.mail_from, &date, &plain)?;
-    Ok(())
 }
 
 /// `export ID [-o FILE|-]`: streams one message.
@@ -76,11 +32,7 @@ pub fn one(
         Destination::File(path) => Some((output::create(path, force)?, path)),
         Destination::Stdout => None,
     };
-    let sealed = context.client.get(&sealed_path(id, "export", reason))?;
-    let mut plaintext = context
-        .identities()?
-        .open_buffered(BufReader::new(sealed))
-        .with_context(|| format!("cannot decrypt message {id} (is this the right identity?)"))?;
+    let mut plaintext = export::open(context, id, reason)?;
     match target {
         Some((mut file, path)) => {
             std::io::copy(&mut plaintext, &mut file)
@@ -105,7 +57,7 @@ pub fn bulk(
     force: bool,
     reason: &str,
 ) -> anyhow::Result<()> {
-    let mut listed = list::fetch(context, None, filter)?;
+    let mut listed = listing::fetch(context, None, filter)?;
     listed.reverse();
     let mut mbox_out = match target {
         Target::Mbox(path) => Some((BufWriter::new(output::create(path, force)?), path)),
@@ -131,11 +83,11 @@ pub fn bulk(
         let id: MessageId = m.id.parse().map_err(anyhow::Error::msg)?;
         match (&mut mbox_out, &target) {
             (Some((out, path)), _) => {
-                append_mbox(context, m, out, reason)
+                export::append_mbox(context, m, out, reason)
                     .with_context(|| format!("writing {}", path.display()))?;
             }
             (None, Target::Dir(dir)) => {
-                let plain = fetch_plain(context, id, "export", reason)?;
+                let plain = export::fetch_plain(context, id, "export", reason)?;
                 let path: PathBuf = dir.join(format!("{id}.eml"));
                 let mut file = output::create(&path, force)?;
                 file.write_all(&plain)

@@ -1,21 +1,11 @@
 //! `reclaim delete`, `hold`, `unhold` and `purge`: changes to the quarantine, each
-//! recorded by the server in the audit trail.
+//! recorded by the server in the audit trail, and what they did.
 
 use std::io::Write;
 
-use serde_json::json;
-
 use super::terminal::write_json;
-use super::{Exit, ReviewContext, exit, parse_id};
-use crate::admin::DeleteResult;
-use crate::admin::http::percent_encode;
-use crate::store::{MessageId, PurgeReport};
-
-fn parse_ids(ids: &[String]) -> anyhow::Result<Vec<MessageId>> {
-    ids.iter()
-        .map(|id| parse_id(id).map_err(anyhow::Error::from))
-        .collect()
-}
+use crate::review::{ReviewContext, manage, parse_id};
+use crate::store::MessageId;
 
 fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     let mut out = super::stdout::lock();
@@ -29,7 +19,11 @@ pub fn delete(
     reason: Option<&str>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let result = delete_ids(context, &parse_ids(ids)?, reason)?;
+    let ids = ids
+        .iter()
+        .map(|id| parse_id(id))
+        .collect::<Result<Vec<MessageId>, _>>()?;
+    let result = manage::delete(context, &ids, reason)?;
     if json {
         print_json(&result)?;
     } else {
@@ -37,42 +31,8 @@ pub fn delete(
             writeln!(super::stdout::lock(), "deleted {id}")?;
         }
     }
-    if !result.missing.is_empty() {
-        return Err(Exit {
-            code: exit::NOT_FOUND,
-            message: format!("no such message: {}", result.missing.join(", ")),
-        }
-        .into());
-    }
-    Ok(())
-}
-
-/// Deletes messages through the admin API, which records the reason.
-pub fn delete_ids(
-    context: &ReviewContext,
-    ids: &[MessageId],
-    reason: Option<&str>,
-) -> anyhow::Result<DeleteResult> {
-    let body = json!({
-        "ids": ids.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "reason": reason,
-    });
-    Ok(context.client.send_json("POST", "/v1/delete", &body)?)
-}
-
-/// Places (`held`) or lifts a legal hold through the admin API, which records the reason.
-pub fn set_hold(
-    context: &ReviewContext,
-    id: MessageId,
-    held: bool,
-    reason: Option<&str>,
-) -> anyhow::Result<()> {
-    let mut path = format!("/v1/messages/{id}/hold");
-    if let Some(reason) = reason {
-        path.push_str(&format!("?reason={}", percent_encode(reason)));
-    }
-    let method = if held { "POST" } else { "DELETE" };
-    let _: serde_json::Value = context.client.send_json(method, &path, &json!({}))?;
+    // What was deleted is said first; an id that named nothing still ends with exit 4.
+    manage::found_all(&result)?;
     Ok(())
 }
 
@@ -83,7 +43,7 @@ pub fn hold(
     reason: Option<&str>,
 ) -> anyhow::Result<()> {
     let id = parse_id(id)?;
-    set_hold(context, id, held, reason)?;
+    manage::set_hold(context, id, held, reason)?;
     let mut out = super::stdout::lock();
     writeln!(
         out,
@@ -100,12 +60,7 @@ pub fn purge(
     reason: Option<&str>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let age = crate::units::parse_duration(older_than).map_err(|m| Exit {
-        code: exit::USAGE,
-        message: format!("--older-than: {m}"),
-    })?;
-    let body = json!({ "older_than": age.as_secs(), "reason": reason });
-    let report: PurgeReport = context.client.send_json("POST", "/v1/purge", &body)?;
+    let report = manage::purge(context, older_than, reason)?;
     if json {
         print_json(&report)?;
     } else {

@@ -2,37 +2,11 @@
 
 use std::io::Write;
 
-use anyhow::Context;
-use base64::Engine;
-use serde::Serialize;
-
-use super::export::fetch_plain;
-use super::render::{Rendered, render};
-use super::terminal::{sanitize, sanitize_block, write_json};
-use super::verified::{self, Verified};
-use super::{ReviewContext, parse_id};
-use crate::admin::MessageItem;
-use crate::clock::format_time;
-use crate::store::MessageId;
-use crate::summary::Summary;
-
-/// One message as `show` and the desk present it (and `show --json` prints it).
-#[derive(Debug, Serialize)]
-pub struct Shown {
-    pub id: String,
-    pub received_at: String,
-    pub held: bool,
-    pub domains: Vec<String>,
-    pub mail_from: String,
-    pub rcpt_to: Vec<String>,
-    pub client_ip: String,
-    pub helo: String,
-    pub tls: Option<String>,
-    /// What the gateway itself checked on arrival; `null` when it checked nothing.
-    pub gateway_auth: Option<Verified>,
-    #[serde(flatten)]
-    pub message: Rendered,
-}
+use super::terminal::{sanitize_block, write_json};
+use super::verified;
+use crate::review::show::{Shown, load};
+use crate::review::{ReviewContext, parse_id};
+use crate::sanitize::sanitize;
 
 pub fn run(context: &ReviewContext, id: &str, reason: &str, json: bool) -> anyhow::Result<()> {
     let shown = load(context, parse_id(id)?, reason)?;
@@ -44,39 +18,6 @@ pub fn run(context: &ReviewContext, id: &str, reason: &str, json: bool) -> anyho
     }
     out.flush()?;
     Ok(())
-}
-
-/// Fetches one message (the fetch recorded with `reason` as a `show`), decrypts its
-/// summary and content here, and renders it.
-pub fn load(context: &ReviewContext, id: MessageId, reason: &str) -> anyhow::Result<Shown> {
-    let item: MessageItem = context.client.get_json(&format!("/v1/messages/{id}"))?;
-    let sealed = base64::engine::general_purpose::STANDARD
-        .decode(&item.summary)
-        .with_context(|| format!("message {id}: summary is not base64"))?;
-    let raw: serde_json::Value = context
-        .identities()?
-        .open_summary(&sealed)
-        .map_err(anyhow::Error::from)
-        .and_then(|plain| Ok(serde_json::from_slice(&plain)?))
-        .with_context(|| format!("cannot decrypt the summary of message {id}"))?;
-    let summary: Summary = serde_json::from_value(raw.clone())
-        .with_context(|| format!("message {id}: the summary does not parse"))?;
-    // The raw form tells a summary without domain fields from one with empty ones.
-    let gateway_auth = verified::from_summary(summary.auth.as_ref(), &raw["auth"]);
-    let plain = fetch_plain(context, id, "show", reason)?;
-    Ok(Shown {
-        id: id.to_string(),
-        received_at: format_time(item.received_at),
-        held: item.held,
-        domains: item.domains,
-        mail_from: summary.mail_from,
-        rcpt_to: summary.rcpt_to,
-        client_ip: summary.client_ip,
-        helo: summary.helo,
-        tls: summary.tls.map(|t| format!("{} {}", t.version, t.cipher)),
-        gateway_auth,
-        message: render(&plain),
-    })
 }
 
 fn write_text(out: &mut impl Write, s: &Shown) -> anyhow::Result<()> {

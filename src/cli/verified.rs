@@ -1,58 +1,10 @@
-//! What the gateway itself verified when a message arrived (SPF, DKIM, DMARC and the domains
-//! they were for), read from the sealed summary and kept apart from anything the message
-//! claims about itself.
+//! How `reclaim show` prints what the gateway itself verified when a message arrived (SPF,
+//! DKIM, DMARC and the domains they were for), apart from anything the message claims.
 
 use std::io::Write;
 
-use serde::Serialize;
-
-use super::terminal::sanitize;
-use crate::summary::AuthResults;
-
-/// One check and the domain it was for; `domain` is `None` when the summary predates
-/// recording it (shown as unknown, never guessed).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Check {
-    pub result: String,
-    pub domain: Option<String>,
-}
-
-/// DKIM and the `d=` domains of the signatures that passed; `None` as for [`Check`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DkimCheck {
-    pub result: String,
-    pub domains: Option<Vec<String>>,
-}
-
-/// The gateway's own verdict.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Verified {
-    pub spf: Check,
-    pub dkim: DkimCheck,
-    pub dmarc: Check,
-}
-
-/// The verdict from a summary's `auth` results; `raw_auth` is the same object as sealed,
-/// which tells whether its domain fields were recorded at all. `None` when the gateway
-/// checked nothing (DNS off).
-pub fn from_summary(auth: Option<&AuthResults>, raw_auth: &serde_json::Value) -> Option<Verified> {
-    let auth = auth?;
-    let recorded = |key: &str| raw_auth.get(key).is_some();
-    Some(Verified {
-        spf: Check {
-            result: auth.spf.clone(),
-            domain: recorded("spf_domain").then(|| auth.spf_domain.clone()),
-        },
-        dkim: DkimCheck {
-            result: auth.dkim.clone(),
-            domains: recorded("dkim_domains").then(|| auth.dkim_domains.clone()),
-        },
-        dmarc: Check {
-            result: auth.dmarc.clone(),
-            domain: recorded("dmarc_domain").then(|| auth.dmarc_domain.clone()),
-        },
-    })
-}
+use crate::review::show::Verified;
+use crate::sanitize::sanitize;
 
 const UNKNOWN: &str = "domain unknown (summary from an older reclaim)";
 
@@ -99,6 +51,8 @@ pub fn write_text(out: &mut impl Write, verified: Option<&Verified>) -> std::io:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::review::show::from_summary;
+    use crate::summary::AuthResults;
 
     fn shown(raw: &str) -> String {
         let raw: serde_json::Value = serde_json::from_str(raw).expect("JSON");
@@ -119,14 +73,6 @@ mod tests {
         );
         let old = shown(r#"{"spf":"pass","dkim":"fail","dmarc":"none"}"#);
         assert_eq!(old.matches(UNKNOWN).count(), 3, "{old}");
-        let raw: serde_json::Value =
-            serde_json::from_str(r#"{"spf":"pass","dkim":"fail","dmarc":"none"}"#).expect("JSON");
-        let auth: AuthResults = serde_json::from_value(raw.clone()).expect("auth");
-        let v = from_summary(Some(&auth), &raw).expect("checked");
-        assert_eq!(
-            (v.spf.domain, v.dkim.domains, v.dmarc.domain),
-            (None, None, None)
-        );
         let hostile = shown(
             r#"{"spf":"fail","dkim":"none","dmarc":"fail","spf_domain":"a\u001b]0;x\u0007.example","dkim_domains":[],"dmarc_domain":""}"#,
         );

@@ -15,8 +15,8 @@ use super::guard::Form;
 use super::i18n::{LANG_COOKIE, Texts};
 use super::{Desk, blocking};
 use crate::admin::MessageItem;
-use crate::cli::{
-    Exit, ReviewContext, exit, export, list, manage, parse_id, release as cli_release,
+use crate::review::{
+    ReviewContext, ReviewError, export, listing, manage, parse_id, release as review_release,
 };
 use crate::store::MessageId;
 
@@ -41,7 +41,7 @@ fn reason_and_id(
     }
     match parse_id(id) {
         Ok(id) => Ok((reason, id)),
-        Err(e) => Err((StatusCode::NOT_FOUND, e.message)),
+        Err(e) => Err((StatusCode::NOT_FOUND, e.to_string())),
     }
 }
 
@@ -101,7 +101,7 @@ pub async fn selection(State(desk): State<Arc<Desk>>, headers: HeaderMap, form: 
             return error(c, StatusCode::BAD_REQUEST, text);
         }
         Ok(ids) => ids,
-        Err(e) => return error(c, StatusCode::BAD_REQUEST, e.message),
+        Err(e) => return error(c, StatusCode::BAD_REQUEST, e.to_string()),
     };
     match form.get("do") {
         "export" => {
@@ -110,7 +110,7 @@ pub async fn selection(State(desk): State<Arc<Desk>>, headers: HeaderMap, form: 
                 for id in ids {
                     let item: MessageItem =
                         context.client.get_json(&format!("/v1/messages/{id}"))?;
-                    listed.push(list::decrypt(context, item)?);
+                    listed.push(listing::decrypt(context, item)?);
                 }
                 // Oldest first, as `reclaim export --mbox` writes them.
                 listed.sort_by_key(|m| m.received_unix);
@@ -129,7 +129,7 @@ pub async fn selection(State(desk): State<Arc<Desk>>, headers: HeaderMap, form: 
         "delete" => {
             let why = reason.clone();
             match blocking(&desk, move |context| {
-                manage::delete_ids(context, &ids, Some(&why))
+                manage::delete(context, &ids, Some(&why))
             })
             .await
             {
@@ -172,7 +172,7 @@ async fn act<T: Send + 'static>(
     headers: &HeaderMap,
     id: &str,
     form: &Form,
-    work: impl FnOnce(&ReviewContext, MessageId, &str) -> anyhow::Result<T> + Send + 'static,
+    work: impl FnOnce(&ReviewContext, MessageId, &str) -> Result<T, ReviewError> + Send + 'static,
     outcome: impl FnOnce(&Texts, MessageId, T) -> (&'static str, String),
 ) -> Response {
     let c = Chrome::new(headers, "inbox", "/inbox".into());
@@ -214,9 +214,11 @@ pub async fn release(
         .collect();
     let work = move |context: &ReviewContext, id, reason: &str| {
         if to.is_empty() {
-            return Err(usage("name at least one address to release to".into()));
+            return Err(ReviewError::Usage(
+                "name at least one address to release to".into(),
+            ));
         }
-        cli_release::release(context, id, &to, reason)
+        review_release::release(context, id, &to, reason)
     };
     act(desk, &headers, &id, &form, work, |t, id, released| {
         let detail = format!("{id} → {} ({})", released.to, released.message_id);
@@ -251,28 +253,12 @@ pub async fn delete(
     form: Form,
 ) -> Response {
     let work = |context: &ReviewContext, id: MessageId, reason: &str| {
-        let result = manage::delete_ids(context, &[id], Some(reason))?;
-        if result.deleted.is_empty() {
-            return Err(Exit {
-                code: exit::NOT_FOUND,
-                message: format!("no such message: {id}"),
-            }
-            .into());
-        }
-        Ok(())
+        manage::delete_one(context, id, reason)
     };
     act(desk, &headers, &id, &form, work, |t, id, ()| {
         (t.done_deleted, id.to_string())
     })
     .await
-}
-
-fn usage(message: String) -> anyhow::Error {
-    Exit {
-        code: exit::USAGE,
-        message,
-    }
-    .into()
 }
 
 /// The language switch: remembered in a cookie, then back to the page it was used on.

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::cli::listed::Listed;
+use crate::review::listed::Listed;
 
 /// Seconds in a week.
 const WEEK_SECS: i64 = 7 * 86_400;

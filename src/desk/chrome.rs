@@ -7,7 +7,8 @@ use axum::response::{Html, IntoResponse, Response};
 
 use super::guard;
 use super::i18n::{self, Texts};
-use crate::cli::terminal::sanitize_page;
+use crate::review::{Kind, ReviewError};
+use crate::sanitize::sanitize_page;
 
 /// What the frame around every page needs.
 pub struct Chrome {
@@ -61,15 +62,23 @@ pub fn error(c: Chrome, status: StatusCode, message: String) -> Response {
     render(status, &ErrorPage { c, message })
 }
 
-/// An error from CLI work as a page, with the status its exit code means.
-pub fn failed(c: Chrome, e: &anyhow::Error) -> Response {
-    use crate::cli::exit;
-    let status = match crate::cli::exit_code(e) {
-        exit::NOT_FOUND => StatusCode::NOT_FOUND,
-        exit::USAGE => StatusCode::BAD_REQUEST,
-        _ => StatusCode::BAD_GATEWAY,
-    };
-    error(c, status, format!("{e:#}"))
+/// A failed review step as a page, with every cause, and the status its kind means: the
+/// admin API (or the relay, or the reviewer's identity) failed the desk, unless the
+/// request named no message or was malformed.
+pub fn failed(c: Chrome, e: &ReviewError) -> Response {
+    error(c, status_of(e), e.with_causes())
+}
+
+fn status_of(e: &ReviewError) -> StatusCode {
+    match e.kind() {
+        Kind::NotFound => StatusCode::NOT_FOUND,
+        Kind::Usage => StatusCode::BAD_REQUEST,
+        Kind::Unreachable
+        | Kind::Decrypt
+        | Kind::AuditBroken
+        | Kind::ReleaseRefused
+        | Kind::Other => StatusCode::BAD_GATEWAY,
+    }
 }
 
 /// The text for a missing reason.
@@ -91,4 +100,44 @@ pub fn value(pairs: &[(String, String)], key: &str) -> String {
         .find(|(k, _)| k == key)
         .map(|(_, v)| v.clone())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admin::client::ClientError;
+
+    #[test]
+    fn review_failures_keep_their_statuses() {
+        let answered = |status| {
+            ReviewError::Admin(ClientError::Status {
+                status,
+                message: "refused".into(),
+            })
+        };
+        let cases = [
+            (ReviewError::NotFound("x".into()), StatusCode::NOT_FOUND),
+            (answered(404), StatusCode::NOT_FOUND),
+            (ReviewError::Usage("bad id".into()), StatusCode::BAD_REQUEST),
+            (answered(409), StatusCode::BAD_REQUEST),
+            (answered(500), StatusCode::BAD_GATEWAY),
+            (
+                ReviewError::Admin(ClientError::NoAnswer {
+                    endpoint: "admin.sock".into(),
+                }),
+                StatusCode::BAD_GATEWAY,
+            ),
+            (
+                ReviewError::AuditBroken("x".into()),
+                StatusCode::BAD_GATEWAY,
+            ),
+            (
+                ReviewError::Interrupted("x".into()),
+                StatusCode::BAD_GATEWAY,
+            ),
+        ];
+        for (error, status) in cases {
+            assert_eq!(status_of(&error), status, "{}", error.with_causes());
+        }
+    }
 }

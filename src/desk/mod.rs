@@ -27,7 +27,7 @@ use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::ReviewContext;
+use crate::review::{ReviewContext, ReviewError};
 
 /// Why the desk could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +59,7 @@ pub struct Limits {
     pub frames: usize,
     /// Largest form the desk reads, in bytes.
     pub form_bytes: usize,
-    /// Requests doing CLI work (admin API, decryption, release) at once; more wait.
+    /// Requests doing review work (admin API, decryption, release) at once; more wait.
     pub workers: usize,
     /// How long a reviewer's session lasts.
     pub sessions: Lifetimes,
@@ -214,19 +214,19 @@ fn router(desk: Arc<Desk>) -> Router {
         .layer(axum::middleware::from_fn_with_state(desk, guard::check))
 }
 
-/// Runs CLI work (blocking admin client, decryption on every core, the release relay's
+/// Runs review work (blocking admin client, decryption on every core, the release relay's
 /// own runtime) off the server's threads, at most `Limits::workers` at a time.
 async fn blocking<T: Send + 'static>(
     desk: &Arc<Desk>,
-    work: impl FnOnce(&ReviewContext) -> anyhow::Result<T> + Send + 'static,
-) -> anyhow::Result<T> {
+    work: impl FnOnce(&ReviewContext) -> Result<T, ReviewError> + Send + 'static,
+) -> Result<T, ReviewError> {
     let _permit = desk
         .workers
         .acquire()
         .await
-        .map_err(|_| anyhow::anyhow!("the desk is stopping"))?;
+        .map_err(|_| ReviewError::Interrupted("the desk is stopping".into()))?;
     let context = desk.context.clone();
     tokio::task::spawn_blocking(move || work(&context))
         .await
-        .map_err(|e| anyhow::anyhow!("a desk task failed: {e}"))?
+        .map_err(|e| ReviewError::Interrupted(format!("a desk task failed: {e}")))?
 }

@@ -12,11 +12,11 @@ use super::chrome::{Chrome, c_reason, error, failed, pairs, render, value};
 use super::guard::{self, FRAME_CSP};
 use super::i18n::Texts;
 use super::{Desk, blocking};
-use crate::cli::filter::Filter;
-use crate::cli::list;
-use crate::cli::listed::Listed;
-use crate::cli::{FilterArgs, show};
 use crate::clock::unix_now;
+use crate::review::filter::{Criteria, Filter};
+use crate::review::listed::Listed;
+use crate::review::listing;
+use crate::review::show::{self, Verified};
 
 pub async fn home() -> Redirect {
     Redirect::to("/inbox")
@@ -53,9 +53,9 @@ impl Filters {
         }
     }
 
-    fn args(&self) -> FilterArgs {
+    fn criteria(&self) -> Criteria {
         let some = |s: &str| (!s.is_empty()).then(|| s.to_owned());
-        FilterArgs {
+        Criteria {
             domain: some(&self.domain),
             since: some(&self.since),
             // A date picked as "until" means up to the end of that day.
@@ -124,7 +124,7 @@ impl InboxRow {
             sender,
             automated: m.looks_automated,
             recipients: m.rcpt_to.join(", "),
-            subject: list::truncate(m.subject.as_deref().unwrap_or_default(), 120),
+            subject: listing::truncate(m.subject.as_deref().unwrap_or_default(), 120),
             size: human_size(m.size),
             tls: m.tls,
             verdict: m.auth.as_ref().map_or_else(
@@ -171,14 +171,14 @@ pub async fn inbox(
     let c = Chrome::new(&headers, "inbox", back);
     let pairs = pairs(query.as_deref());
     let f = Filters::from_pairs(&pairs);
-    let filter = match Filter::new(&f.args(), unix_now()) {
+    let filter = match Filter::new(&f.criteria(), unix_now()) {
         Ok(filter) => filter,
-        Err(e) => return error(c, StatusCode::BAD_REQUEST, format!("{e:#}")),
+        Err(e) => return error(c, StatusCode::BAD_REQUEST, e.with_causes()),
     };
     let before = Some(value(&pairs, "before")).filter(|b| !b.is_empty());
     let (page_size, scan) = (desk.limits.page_size, desk.limits.scan);
     let found = blocking(&desk, move |context| {
-        list::fetch_page(context, Some(page_size), &filter, before, Some(scan))
+        listing::fetch_page(context, Some(page_size), &filter, before, Some(scan))
     })
     .await;
     let (listed, next) = match found {
@@ -212,7 +212,7 @@ struct OpenPage {
 /// Asks why before anything is decrypted.
 pub async fn open_form(headers: HeaderMap, Path(id): Path<String>) -> Response {
     let c = Chrome::new(&headers, "inbox", format!("/message/{id}"));
-    match crate::cli::parse_id(&id) {
+    match crate::review::parse_id(&id) {
         Ok(id) => render(
             StatusCode::OK,
             &OpenPage {
@@ -220,7 +220,7 @@ pub async fn open_form(headers: HeaderMap, Path(id): Path<String>) -> Response {
                 id: id.to_string(),
             },
         ),
-        Err(e) => error(c, StatusCode::NOT_FOUND, e.message),
+        Err(e) => error(c, StatusCode::NOT_FOUND, e.to_string()),
     }
 }
 
@@ -248,9 +248,9 @@ pub async fn message(
         let text = c_reason(c.t);
         return error(c, StatusCode::BAD_REQUEST, text);
     }
-    let id = match crate::cli::parse_id(&id) {
+    let id = match crate::review::parse_id(&id) {
         Ok(id) => id,
-        Err(e) => return error(c, StatusCode::NOT_FOUND, e.message),
+        Err(e) => return error(c, StatusCode::NOT_FOUND, e.to_string()),
     };
     let shown = match blocking(&desk, move |context| show::load(context, id, &reason)).await {
         Ok(shown) => shown,
@@ -279,10 +279,7 @@ pub async fn message(
     render(StatusCode::OK, &page)
 }
 
-fn checks(
-    t: &Texts,
-    verified: Option<&crate::cli::verified::Verified>,
-) -> Vec<(&'static str, String, String)> {
+fn checks(t: &Texts, verified: Option<&Verified>) -> Vec<(&'static str, String, String)> {
     let Some(v) = verified else {
         return Vec::new();
     };
@@ -312,7 +309,7 @@ pub async fn frame(State(desk): State<Arc<Desk>>, Path(token): Path<String>) -> 
         return (StatusCode::NOT_FOUND, "gone; open the message again\n").into_response();
     };
     // The sanitiser keeps text as it is; bidi overrides in it are neutralised as on pages.
-    let body = crate::cli::terminal::sanitize_page(&body);
+    let body = crate::sanitize::sanitize_page(&body);
     let document = format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"></head><body>{body}</body></html>"
     );

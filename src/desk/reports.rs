@@ -10,11 +10,10 @@ use axum::response::{IntoResponse, Response};
 
 use super::chrome::{Chrome, failed, pairs, render, value};
 use super::{Desk, blocking, chart};
-use crate::cli::filter::Filter;
-use crate::cli::list;
-use crate::cli::listed::Listed;
-use crate::cli::{FilterArgs, audit, report};
 use crate::clock::{format_time, unix_now};
+use crate::review::filter::{Criteria, Filter};
+use crate::review::listed::Listed;
+use crate::review::{ReviewError, audit, listing, report};
 
 /// One report row, ready to show.
 pub struct ReportRow {
@@ -43,14 +42,14 @@ const CHART_DOMAINS: usize = 6;
 async fn report_data(
     desk: &Arc<Desk>,
     since: &str,
-) -> anyhow::Result<(Vec<Listed>, report::Report)> {
-    let args = FilterArgs {
+) -> Result<(Vec<Listed>, report::Report), ReviewError> {
+    let criteria = Criteria {
         since: (!since.is_empty()).then(|| since.to_owned()),
-        ..FilterArgs::default()
+        ..Criteria::default()
     };
-    let filter = Filter::new(&args, unix_now())?;
+    let filter = Filter::new(&criteria, unix_now())?;
     blocking(desk, move |context| {
-        let listed = list::fetch(context, None, &filter)?;
+        let listed = listing::fetch(context, None, &filter)?;
         let built = report::build(&listed);
         Ok((listed, built))
     })
@@ -115,7 +114,8 @@ pub async fn report_csv(
     };
     let mut csv = Vec::new();
     if let Err(e) = report::write_csv(&mut csv, &built) {
-        return failed(Chrome::new(&headers, "report", "/report".into()), &e.into());
+        let e = ReviewError::Write(e);
+        return failed(Chrome::new(&headers, "report", "/report".into()), &e);
     }
     (
         [

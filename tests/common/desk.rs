@@ -6,8 +6,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
-use reclaim::cli::{Args, ReviewContext};
+use reclaim::cli::Args;
 use reclaim::desk::{Bound, Limits};
+use reclaim::review::ReviewContext;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
@@ -42,7 +43,7 @@ pub async fn start_desk_with(gw: &TestGateway, limits: Limits) -> Desk {
         gw.identity.display().to_string(),
         "desk".to_owned(),
     ]);
-    let context = ReviewContext::new(&args).expect("review context");
+    let context = ReviewContext::new(&args.access()).expect("review context");
     let bound = Bound::bind(context, "127.0.0.1:0".parse().expect("addr"), limits)
         .await
         .expect("desk binds");

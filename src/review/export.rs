@@ -1,7 +1,71 @@
-//! mboxrd: messages in one file, each after a `From ` separator line, with every body line
-//! that matches `^>*From ` quoted with one more `>` so readers can undo it exactly.
+//! Getting whole messages out: each sealed file fetched with its purpose and the reviewer's
+//! reason (the admin API records both in the audit trail) and decrypted on this side, into
+//! memory, as a stream, or appended to an mboxrd file (every body line that matches
+//! `^>*From ` quoted with one more `>`, so readers can undo it exactly).
 
-use std::io::{self, Write};
+use std::io::{self, BufReader, Read, Write};
+
+use super::listed::Listed;
+use super::{ReviewContext, ReviewError};
+use crate::admin::http::percent_encode;
+use crate::store::MessageId;
+
+/// The sealed-file path of the admin API, with purpose and reason for the audit trail.
+pub fn sealed_path(id: MessageId, purpose: &str, reason: &str) -> String {
+    format!(
+        "/v1/messages/{id}/sealed?purpose={purpose}&reason={}",
+        percent_encode(reason)
+    )
+}
+
+/// Fetches and decrypts one whole message into memory.
+pub fn fetch_plain(
+    context: &ReviewContext,
+    id: MessageId,
+    purpose: &str,
+    reason: &str,
+) -> Result<Vec<u8>, ReviewError> {
+    let sealed = context.client.get(&sealed_path(id, purpose, reason))?;
+    let mut plain = Vec::new();
+    context
+        .identities()?
+        .open_buffered(BufReader::new(sealed))
+        .and_then(|mut r| Ok(r.read_to_end(&mut plain)?))
+        .map_err(|e| ReviewError::decrypt(unreadable(id), e))?;
+    Ok(plain)
+}
+
+/// Fetches one message as an export (recorded with `reason`) and opens it for decrypting
+/// as it is read, so one message can be written out whole without a copy in memory.
+pub fn open<'a>(
+    context: &'a ReviewContext,
+    id: MessageId,
+    reason: &str,
+) -> Result<impl Read + use<'a>, ReviewError> {
+    let sealed = context.client.get(&sealed_path(id, "export", reason))?;
+    context
+        .identities()?
+        .open_buffered(BufReader::new(sealed))
+        .map_err(|e| ReviewError::decrypt(unreadable(id), e))
+}
+
+/// Fetches one listed message (recorded as an export with `reason`), decrypts it and
+/// appends it to an mbox.
+pub fn append_mbox(
+    context: &ReviewContext,
+    m: &Listed,
+    out: &mut impl Write,
+    reason: &str,
+) -> Result<(), ReviewError> {
+    let id: MessageId = m.id.parse().map_err(ReviewError::ServerId)?;
+    let plain = fetch_plain(context, id, "export", reason)?;
+    let date = separator_date(m.received_unix);
+    write_message(out, &m.mail_from, &date, &plain).map_err(ReviewError::Write)
+}
+
+fn unreadable(id: MessageId) -> String {
+    format!("cannot decrypt message {id} (is this the right identity?)")
+}
 
 /// Appends one message in mboxrd form. Line ends are written as LF (what mbox readers
 /// expect); a message that does not end in a line break gets one.

@@ -1,10 +1,27 @@
-//! Message filters of `list`, `export` and `report`, and the times they take.
+//! Which messages a listing keeps (`list`, `export`, `report`, the desk's inbox): the
+//! criteria a reviewer gives, split into the part the admin API applies and the part only
+//! this side can apply after decryption, and the times they take.
 
-use anyhow::Context;
-
-use super::args::FilterArgs;
+use super::ReviewError;
 use super::listed::Listed;
 use crate::admin::http::percent_encode;
+
+/// The criteria as the reviewer gave them; each is optional, and all given must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Criteria {
+    /// Addressed to this retired domain.
+    pub domain: Option<String>,
+    /// Received at or after this time (see [`parse_when`]).
+    pub since: Option<String>,
+    /// Received before this time.
+    pub until: Option<String>,
+    /// The envelope sender or From: contains this text (any case).
+    pub from: Option<String>,
+    /// An envelope recipient contains this text.
+    pub to: Option<String>,
+    /// The subject contains this text.
+    pub subject: Option<String>,
+}
 
 /// A filter ready to use: the server's part as query text, the rest checked here.
 #[derive(Debug, Clone, Default)]
@@ -16,23 +33,24 @@ pub struct Filter {
 }
 
 impl Filter {
-    pub fn new(args: &FilterArgs, now: i64) -> anyhow::Result<Self> {
+    /// The filter for `criteria`, with ages counted back from `now`.
+    pub fn new(criteria: &Criteria, now: i64) -> Result<Self, ReviewError> {
         let mut query = String::new();
-        if let Some(domain) = &args.domain {
+        if let Some(domain) = &criteria.domain {
             query.push_str(&format!("&domain={}", percent_encode(domain)));
         }
-        if let Some(since) = &args.since {
+        if let Some(since) = &criteria.since {
             query.push_str(&format!("&since={}", parse_when(since, now)?));
         }
-        if let Some(until) = &args.until {
+        if let Some(until) = &criteria.until {
             query.push_str(&format!("&until={}", parse_when(until, now)?));
         }
         let lower = |v: &Option<String>| v.as_ref().map(|s| s.to_lowercase());
         Ok(Self {
             query,
-            from: lower(&args.from),
-            to: lower(&args.to),
-            subject: lower(&args.subject),
+            from: lower(&criteria.from),
+            to: lower(&criteria.to),
+            subject: lower(&criteria.subject),
         })
     }
 
@@ -65,7 +83,7 @@ impl Filter {
 
 /// A point in time as seconds since the epoch: `2026-11-01` (midnight UTC), an RFC 3339
 /// time, or an age such as `7d` counted back from `now`.
-pub fn parse_when(text: &str, now: i64) -> anyhow::Result<i64> {
+pub fn parse_when(text: &str, now: i64) -> Result<i64, ReviewError> {
     let text = text.trim();
     if let Ok(date) = time::Date::parse(
         text,
@@ -77,8 +95,9 @@ pub fn parse_when(text: &str, now: i64) -> anyhow::Result<i64> {
     {
         return Ok(t.unix_timestamp());
     }
-    let age = humantime::parse_duration(text).with_context(|| {
-        format!("{text:?} is not a date (2026-11-01), an RFC 3339 time, or an age (7d)")
+    let age = humantime::parse_duration(text).map_err(|source| ReviewError::BadTime {
+        text: text.to_owned(),
+        source,
     })?;
     Ok(now.saturating_sub(i64::try_from(age.as_secs()).unwrap_or(i64::MAX)))
 }
@@ -96,18 +115,20 @@ mod tests {
             now
         );
         assert_eq!(parse_when("1d", now).expect("age"), now - 86_400);
-        assert!(parse_when("last tuesday", now).is_err());
+        let bad = parse_when("last tuesday", now).expect_err("not a time");
+        assert!(bad.to_string().contains("is not a date"), "{bad}");
+        assert_eq!(bad.exit_code(), super::super::exit::FAILURE);
     }
 
     #[test]
     fn client_side_filters() {
-        let args = FilterArgs {
+        let criteria = Criteria {
             from: Some("PARTNER".into()),
             subject: Some("invoice".into()),
             domain: Some("old.example".into()),
-            ..FilterArgs::default()
+            ..Criteria::default()
         };
-        let f = Filter::new(&args, 0).expect("filter");
+        let f = Filter::new(&criteria, 0).expect("filter");
         assert_eq!(f.query(), "&domain=old.example");
         let mut m = Listed {
             mail_from: "a@partner.example".into(),

@@ -1,4 +1,4 @@
-//! Turns a decrypted message into what `reclaim show` prints: main header fields, the
+//! Turns a decrypted message into what `reclaim show` and the desk show: main header fields, the
 //! authentication results the sender put in, the text body and the list of attachments.
 //! Pure; every string here is still hostile and is sanitised where it is printed.
 
