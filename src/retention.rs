@@ -7,8 +7,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::unix_now;
-use crate::witness::{WitnessConfig, WitnessError};
 use crate::store::{AuditEntry, MessageMeta, QuarantineStore, RateLimits};
+use crate::witness::{WitnessConfig, WitnessError};
 
 /// Retention of messages: a default and per-domain overrides.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -234,7 +234,10 @@ mod tests {
             (bad_time(), exit::FAILURE),
             (ReviewError::NotFound("x".into()), exit::NOT_FOUND),
             (decrypt(no_key()), exit::DECRYPT),
-            (decrypt(SealError::Summary("short".into())), exit::FAILURE),
+            (
+                decrypt(SealError::Summary(crate::seal::SummaryDefect::Truncated)),
+                exit::FAILURE,
+            ),
             (ReviewError::Identity(no_key()), exit::DECRYPT),
             (
                 ReviewError::Identity(SealError::Identity {
