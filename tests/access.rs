@@ -10,7 +10,7 @@ use common::postgres::{self, Postgres};
 use common::{Extra, TestGateway};
 
 /// The CLI's exit code for a request the caller's roles do not allow.
-const REFUSED_EXIT: i32 = 2;
+const REFUSED_EXIT: i32 = 8;
 
 /// The uid this test runs as: the principal on the admin socket.
 fn my_uid() -> u32 {

@@ -34,7 +34,8 @@ Exit codes:
   5  a message could not be decrypted with the given identity
   6  the audit chain does not verify
   7  the submission server could not be reached, did not answer within a [release]
-     deadline, or refused a released message";
+     deadline, or refused a released message
+  8  the admin API refused the action: the caller's roles ([[principal]]) do not grant it";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -321,6 +322,10 @@ pub enum Command {
         /// Check the hash chain from its anchor to its head; exit 6 if it is broken.
         #[arg(long)]
         verify: bool,
+        /// With --verify: also check the chain against the heads witnessed in FILE
+        /// ([audit] head_file, or a log fed by head_command); repeatable.
+        #[arg(long, value_name = "FILE", requires = "verify")]
+        heads: Vec<PathBuf>,
         #[arg(long)]
         json: bool,
     },

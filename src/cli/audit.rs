@@ -12,14 +12,18 @@ pub fn run(
     context: &ReviewContext,
     since: Option<i64>,
     verify: bool,
+    heads: &[std::path::PathBuf],
     json: bool,
 ) -> anyhow::Result<()> {
+    let witnessed = audit::read_heads(heads)?;
     let trail = audit::fetch(context, since)?;
     let mut out = super::stdout::lock();
     if json {
         let value = serde_json::json!({
             "records": &trail.records,
-            "verified": verify.then(|| trail.checked.is_ok()),
+            "verified": verify.then(|| {
+                trail.checked.is_ok() && (heads.is_empty() || trail.witnessed(&witnessed).is_ok())
+            }),
         });
         write_json(&mut out, &value)?;
     } else {
@@ -54,6 +58,13 @@ pub fn run(
     if verify {
         let intact = trail.verified()?;
         eprintln!("audit chain verified: {intact} record(s) intact");
+        if !heads.is_empty() {
+            let w = trail.witnessed(&witnessed)?;
+            eprintln!(
+                "audit heads witnessed: {} match the chain, {} of pruned records not checked, {} newer record(s) not witnessed",
+                w.matched, w.pruned, w.unwitnessed
+            );
+        }
     }
     Ok(())
 }

@@ -171,10 +171,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Command::Audit {
             since,
             verify,
+            heads,
             json,
         } => {
             let since = since.as_deref().map(|s| parse_when(s, now)).transpose()?;
-            audit::run(&context(&args)?, since, *verify, *json)
+            audit::run(&context(&args)?, since, *verify, heads, *json)
         }
     }
 }

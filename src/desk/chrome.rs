@@ -73,6 +73,7 @@ fn status_of(e: &ReviewError) -> StatusCode {
     match e.kind() {
         Kind::NotFound => StatusCode::NOT_FOUND,
         Kind::Usage => StatusCode::BAD_REQUEST,
+        Kind::Forbidden => StatusCode::FORBIDDEN,
         Kind::Unreachable
         | Kind::Decrypt
         | Kind::AuditBroken
@@ -120,6 +121,7 @@ mod tests {
             (answered(404), StatusCode::NOT_FOUND),
             (ReviewError::Usage("bad id".into()), StatusCode::BAD_REQUEST),
             (answered(409), StatusCode::BAD_REQUEST),
+            (answered(403), StatusCode::FORBIDDEN),
             (answered(500), StatusCode::BAD_GATEWAY),
             (
                 ReviewError::Admin(ClientError::NoAnswer {

@@ -17,6 +17,7 @@ pub mod exit {
     pub const DECRYPT: u8 = 5;
     pub const AUDIT_BROKEN: u8 = 6;
     pub const RELEASE_REFUSED: u8 = 7;
+    pub const FORBIDDEN: u8 = 8;
 }
 
 /// What a failure means to the one who asked, whatever step it came from.
@@ -34,6 +35,9 @@ pub enum Kind {
     AuditBroken,
     /// The submission server did not take a released message.
     ReleaseRefused,
+    /// The admin API refused the caller's principal the action (403): its roles do not
+    /// grant it.
+    Forbidden,
     /// Any other failure.
     Other,
 }
@@ -48,6 +52,7 @@ impl Kind {
             Kind::Decrypt => exit::DECRYPT,
             Kind::AuditBroken => exit::AUDIT_BROKEN,
             Kind::ReleaseRefused => exit::RELEASE_REFUSED,
+            Kind::Forbidden => exit::FORBIDDEN,
             Kind::Other => exit::FAILURE,
         }
     }
@@ -82,6 +87,7 @@ impl Kind {
         match error {
             error if error.is_unreachable() => Kind::Unreachable,
             ClientError::Status { status: 404, .. } => Kind::NotFound,
+            ClientError::Status { status: 403, .. } => Kind::Forbidden,
             ClientError::Status { status, .. } if (400..500).contains(status) => Kind::Usage,
             _ => Kind::Other,
         }
@@ -190,6 +196,7 @@ mod tests {
             (status(404), exit::NOT_FOUND),
             (status(400), exit::USAGE),
             (status(409), exit::USAGE),
+            (status(403), exit::FORBIDDEN),
             (status(500), exit::FAILURE),
             (ClientError::Protocol("no JSON".into()), exit::FAILURE),
             (ClientError::Tls("bad CA".into()), exit::FAILURE),
