@@ -34,13 +34,20 @@ pub const REGISTRATION_CHECKED: &str = "reclaim_domain_registration_checked_time
 /// Why the metrics listener could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
+    /// Another recorder is installed in this process.
     #[error("metrics listener {addr}: {message}")]
     Listener { addr: SocketAddr, message: String },
+    /// The exporter could not be built (its listener could not bind, for one).
+    #[error("metrics listener {addr}: {source}")]
+    Build {
+        addr: SocketAddr,
+        source: metrics_exporter_prometheus::BuildError,
+    },
 }
 
 /// Installs the Prometheus recorder and serves `/metrics` on `addr` until `shutdown`.
 pub fn serve(addr: SocketAddr, shutdown: CancellationToken) -> Result<(), TelemetryError> {
-    let error = |message: String| TelemetryError::Listener { addr, message };
+    let build = |source| TelemetryError::Build { addr, source };
     // Buckets for the durable-commit latency: the interesting range is 1-100 ms.
     let buckets = [
         0.001, 0.002, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
@@ -48,12 +55,14 @@ pub fn serve(addr: SocketAddr, shutdown: CancellationToken) -> Result<(), Teleme
     let (recorder, exporter) = PrometheusBuilder::new()
         .with_http_listener(addr)
         .set_buckets_for_metric(Matcher::Full(COMMIT_SECONDS.to_owned()), &buckets)
-        .map_err(|e| error(e.to_string()))?
+        .map_err(build)?
         .upkeep_timeout(Duration::from_secs(5))
         .build()
-        .map_err(|e| error(e.to_string()))?;
-    metrics::set_global_recorder(recorder)
-        .map_err(|_| error("a metrics recorder is already installed in this process".to_owned()))?;
+        .map_err(build)?;
+    metrics::set_global_recorder(recorder).map_err(|_| TelemetryError::Listener {
+        addr,
+        message: "a metrics recorder is already installed in this process".to_owned(),
+    })?;
     describe();
     tokio::spawn(async move {
         tokio::select! {

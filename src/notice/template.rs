@@ -33,6 +33,12 @@ const REMOVED: [&str; 1] = ["message_id"];
 pub enum TemplateError {
     #[error("notice template {path}: {message}")]
     Invalid { path: String, message: String },
+    /// The template file exists but could not be read.
+    #[error("notice template {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// One language's template.
@@ -92,7 +98,12 @@ impl Templates {
             let text = match std::fs::read_to_string(&path) {
                 Ok(text) => text,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(invalid(e.to_string())),
+                Err(source) => {
+                    return Err(TemplateError::Read {
+                        path: path.display().to_string(),
+                        source,
+                    });
+                }
             };
             templates
                 .by_language
@@ -265,6 +276,20 @@ mod tests {
                 .expect("en")
                 .body
                 .contains("{addresses}")
+        );
+    }
+
+    #[test]
+    fn a_template_that_cannot_be_read_keeps_the_io_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // A folder where en.txt should be: it exists, but does not read as text.
+        std::fs::create_dir(dir.path().join("en.txt")).expect("mkdir");
+        let error = Templates::load(Some(dir.path())).expect_err("a folder is no template");
+        assert!(matches!(error, TemplateError::Read { .. }), "{error:?}");
+        assert!(
+            std::error::Error::source(&error)
+                .expect("a source")
+                .is::<std::io::Error>()
         );
     }
 }

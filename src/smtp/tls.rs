@@ -13,10 +13,21 @@ use crate::summary::TlsInfo;
 /// Why the TLS certificate could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
+    /// The certificate file holds no certificate.
     #[error("TLS certificate {path}: {message}")]
     Certificate { path: String, message: String },
-    #[error("TLS key {path}: {message}")]
-    Key { path: String, message: String },
+    /// The certificate file could not be read, or is not PEM.
+    #[error("TLS certificate {path}: {source}")]
+    CertificateFile {
+        path: String,
+        source: rustls_pki_types::pem::Error,
+    },
+    /// The key file could not be read, or holds no PEM private key.
+    #[error("TLS key {path}: {source}")]
+    Key {
+        path: String,
+        source: rustls_pki_types::pem::Error,
+    },
     #[error("TLS certificate and key do not fit together: {0}")]
     Config(#[from] rustls::Error),
 }
@@ -25,9 +36,9 @@ pub enum TlsError {
 pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| TlsError::Certificate {
+        .map_err(|source| TlsError::CertificateFile {
             path: cert.display().to_string(),
-            message: e.to_string(),
+            source,
         })?;
     if certs.is_empty() {
         return Err(TlsError::Certificate {
@@ -35,9 +46,9 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
             message: "no certificate in file".to_owned(),
         });
     }
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Key {
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|source| TlsError::Key {
         path: key.display().to_string(),
-        message: e.to_string(),
+        source,
     })?;
     let config =
         ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
@@ -123,4 +134,28 @@ fn report_expiry(cert: &Path) {
         tracing::info!(path = %cert.display(), %expires, days_left, "TLS certificate loaded");
     }
     metrics::gauge!(crate::telemetry::TLS_CERT_EXPIRY).set(not_after as f64);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn a_missing_key_keeps_the_pem_error() {
+        let cert = Path::new(env!("CARGO_MANIFEST_DIR")).join("certs/dev-cert.pem");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let Err(error) = acceptor(&cert, &dir.path().join("missing.pem")) else {
+            panic!("a missing key was accepted");
+        };
+        assert!(matches!(error, TlsError::Key { .. }), "{error:?}");
+        assert!(
+            matches!(
+                error.source().and_then(|s| s.downcast_ref()),
+                Some(rustls_pki_types::pem::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound
+            ),
+            "{error:?}"
+        );
+    }
 }
