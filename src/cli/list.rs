@@ -23,6 +23,10 @@ pub fn run(
         write_table(&mut out, &listed)?;
     }
     out.flush()?;
+    let hidden = context.hidden();
+    if hidden > 0 {
+        eprintln!("{hidden} message(s) sealed only to other reviewers' keys are not listed");
+    }
     Ok(())
 }
 

@@ -135,6 +135,16 @@ impl ReviewError {
         }
     }
 
+    /// Whether this is a summary or message sealed only to keys the reviewer does not
+    /// hold (as opposed to a damaged one).
+    pub fn is_not_for_this_reviewer(&self) -> bool {
+        matches!(
+            self,
+            ReviewError::Decrypt { source, .. }
+                if matches!(**source, SealError::Decrypt(age::DecryptError::NoMatchingKeys))
+        )
+    }
+
     /// The error and every cause under it, joined by `: `, as the CLI prints it.
     pub fn with_causes(&self) -> String {
         let mut text = self.to_string();

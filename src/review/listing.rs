@@ -36,6 +36,9 @@ pub fn fetch_page(
 ) -> Result<(Vec<Listed>, Option<String>), ReviewError> {
     let mut listed = Vec::new();
     let mut scanned = 0;
+    // A listing that opens nothing and leaves something out is most likely run with the
+    // wrong identity: it fails as it did before messages had reader groups.
+    let mut first_skipped: Option<ReviewError> = None;
     let next_path = |listed: usize, scanned: usize, before: Option<&str>| {
         let want = limit.map_or(MAX_PAGE, |l| (l - listed).min(MAX_PAGE));
         if want == 0 || scan.is_some_and(|s| scanned >= s) {
@@ -77,7 +80,11 @@ pub fn fetch_page(
             });
             (decrypted, fetched)
         });
-        listed.extend(decrypted?.into_iter().filter(|m| filter.matches(m)));
+        let (opened, skipped) = decrypted?;
+        if first_skipped.is_none() {
+            first_skipped = skipped;
+        }
+        listed.extend(opened.into_iter().filter(|m| filter.matches(m)));
         page = match prefetched {
             Some(fetched) => fetched??,
             None => match before
@@ -89,7 +96,43 @@ pub fn fetch_page(
             },
         };
     }
-    Ok((listed, before))
+    match first_skipped {
+        Some(error) if listed.is_empty() && scanned > 0 && !filter.filters_here() => Err(error),
+        _ => Ok((listed, before)),
+    }
+}
+
+/// Opens a summary, or leaves it out (counted in [`ReviewContext::hidden`]) when it is
+/// sealed only to keys this reviewer does not hold.
+fn open_or_skip(
+    context: &ReviewContext,
+    item: MessageItem,
+) -> Result<Result<Listed, ReviewError>, ReviewError> {
+    match decrypt(context, item) {
+        Ok(listed) => Ok(Ok(listed)),
+        Err(error) if error.is_not_for_this_reviewer() => {
+            context.hide();
+            Ok(Err(error))
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// Splits opened summaries from left-out ones, keeping the first left-out one's error.
+fn gather(
+    results: impl IntoIterator<Item = Result<Result<Listed, ReviewError>, ReviewError>>,
+) -> Result<(Vec<Listed>, Option<ReviewError>), ReviewError> {
+    let mut opened = Vec::new();
+    let mut skipped = None;
+    for result in results {
+        match result? {
+            Ok(listed) => opened.push(listed),
+            Err(error) => {
+                skipped.get_or_insert(error);
+            }
+        }
+    }
+    Ok((opened, skipped))
 }
 
 /// Decrypts a page of summaries on every core, keeping their order. Each summary costs
@@ -98,11 +141,11 @@ pub fn fetch_page(
 fn decrypt_all(
     context: &ReviewContext,
     items: Vec<MessageItem>,
-) -> Result<Vec<Listed>, ReviewError> {
+) -> Result<(Vec<Listed>, Option<ReviewError>), ReviewError> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let per_thread = items.len().div_ceil(threads).max(1);
     if threads == 1 || items.len() <= per_thread {
-        return items.into_iter().map(|i| decrypt(context, i)).collect();
+        return gather(items.into_iter().map(|i| open_or_skip(context, i)));
     }
     let mut chunks: Vec<Vec<MessageItem>> = Vec::with_capacity(threads);
     let mut rest = items.into_iter().peekable();
@@ -113,22 +156,21 @@ fn decrypt_all(
         let workers: Vec<_> = chunks
             .into_iter()
             .map(|chunk| {
-                scope.spawn(move || {
-                    chunk
-                        .into_iter()
-                        .map(|i| decrypt(context, i))
-                        .collect::<Result<Vec<Listed>, ReviewError>>()
-                })
+                scope.spawn(move || gather(chunk.into_iter().map(|i| open_or_skip(context, i))))
             })
             .collect();
         let mut out = Vec::new();
+        let mut skipped = None;
         for worker in workers {
-            let part = worker
+            let (part, left_out) = worker
                 .join()
                 .map_err(|_| ReviewError::Interrupted("a decryption thread panicked".into()))??;
             out.extend(part);
+            if skipped.is_none() {
+                skipped = left_out;
+            }
         }
-        Ok(out)
+        Ok((out, skipped))
     })
 }
 
@@ -204,10 +246,28 @@ mod tests {
             }
         };
         let items: Vec<MessageItem> = (0..37).map(item).collect();
-        let listed = decrypt_all(&context, items.clone()).expect("decrypts");
+        let (listed, skipped) = decrypt_all(&context, items.clone()).expect("decrypts");
+        assert!(skipped.is_none());
         let subjects: Vec<String> = listed.into_iter().filter_map(|l| l.subject).collect();
         let expected: Vec<String> = (0..37).map(|n| format!("message {n}")).collect();
         assert_eq!(subjects, expected);
+        assert_eq!(context.hidden(), 0);
+
+        // Messages sealed only to another reviewer's key are left out and counted.
+        let other = age::x25519::Identity::generate();
+        let mut theirs = Recipients::default();
+        theirs.push_x25519(other.to_public());
+        let theirs = Sealer::new(theirs).expect("recipient");
+        let mut mixed = items.clone();
+        for n in (0..37).step_by(5) {
+            let sealed = theirs.seal_bytes(b"{}").expect("seal");
+            mixed[n].summary = base64::engine::general_purpose::STANDARD.encode(sealed);
+        }
+        let (listed, skipped) = decrypt_all(&context, mixed).expect("decrypts");
+        assert_eq!(listed.len(), 37 - 8);
+        assert!(listed.iter().all(|l| l.subject.as_deref() != Some("message 5")));
+        assert!(skipped.is_some_and(|e| e.is_not_for_this_reviewer()));
+        assert_eq!(context.hidden(), 8);
 
         let mut broken = items;
         broken[30].summary = "AAAA".into();

@@ -52,6 +52,8 @@ pub struct ReviewContext {
     pub config: Option<Config>,
     identity: Option<PathBuf>,
     identities: OnceLock<Identities>,
+    /// Summaries left out of listings because they are sealed only to other reviewers.
+    hidden: std::sync::atomic::AtomicU64,
 }
 
 impl ReviewContext {
@@ -113,7 +115,20 @@ impl ReviewContext {
             config,
             identity,
             identities: OnceLock::new(),
+            hidden: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// How many summaries listings have left out so far because none of the reviewer's
+    /// identities opens them: messages sealed only to other reviewers' keys (a retired
+    /// domain whose `readers` do not include this reviewer).
+    pub fn hidden(&self) -> u64 {
+        self.hidden.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn hide(&self) {
+        self.hidden
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The reviewer's identities, loaded on first use.
@@ -137,6 +152,7 @@ impl ReviewContext {
             config: None,
             identity: None,
             identities: OnceLock::from(identities),
+            hidden: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }
