@@ -7,8 +7,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::unix_now;
-use crate::witness::{WitnessConfig, WitnessError};
 use crate::store::{AuditEntry, MessageMeta, QuarantineStore, RateLimits};
+use crate::witness::{WitnessConfig, WitnessError};
 
 /// Retention of messages: a default and per-domain overrides.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,6 +131,7 @@ mod tests {
             sealed_size: 1,
             domains: domains.iter().map(|d| d.to_string()).collect(),
             notice: None,
+            sealed_to: Vec::new(),
         }
     }
 

@@ -145,7 +145,11 @@ async fn run_command(argv: &[String], timeout: Duration, line: &str) -> Result<(
         })
 }
 
-fn run_command_blocking(argv: &[String], timeout: Duration, line: &str) -> Result<(), WitnessError> {
+fn run_command_blocking(
+    argv: &[String],
+    timeout: Duration,
+    line: &str,
+) -> Result<(), WitnessError> {
     /// How often a running command is looked at; heads are rare, so a short poll is cheap.
     const POLL: Duration = Duration::from_millis(5);
     let program = argv[0].clone();
@@ -201,8 +205,8 @@ pub fn parse_heads(text: &str) -> Result<BTreeMap<u64, String>, String> {
                 .find_map(|f| f.strip_prefix(name)?.strip_prefix('='))
         };
         let seq = field("seq").and_then(|s| s.parse::<u64>().ok());
-        let hash = field("hash")
-            .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+        let hash =
+            field("hash").filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
         let (Some(seq), Some(hash)) = (seq, hash) else {
             return Err(format!("line {}: a malformed audit head", n + 1));
         };
@@ -308,7 +312,11 @@ mod tests {
         assert_eq!(heads.len(), 2);
         assert_eq!(heads[&2], h(2));
         assert!(parse_heads("audit-head seq=x hash=00\n").is_err());
-        let twice = format!("audit-head seq=1 hash={}\naudit-head seq=1 hash={}\n", h(1), h(2));
+        let twice = format!(
+            "audit-head seq=1 hash={}\naudit-head seq=1 hash={}\n",
+            h(1),
+            h(2)
+        );
         assert!(parse_heads(&twice).unwrap_err().contains("two different"));
         assert!(parse_heads(&"a".repeat(MAX_LINE + 1)).is_err());
     }
@@ -346,7 +354,10 @@ mod tests {
                 .unwrap_err()
                 .contains("removed from its end")
         );
-        let forged_anchor = Anchor { seq: 2, hash: h(22) };
+        let forged_anchor = Anchor {
+            seq: 2,
+            hash: h(22),
+        };
         assert!(check(&heads, Some(&forged_anchor), &chain(3..=4)).is_err());
         let mut holed = chain(1..=4);
         holed.remove(&2);

@@ -16,8 +16,8 @@ use super::peer::Peer;
 use super::routes::{Refusal, Route, refuse, route};
 use super::{DeleteResult, MessageItem, MessagePage};
 use crate::clock::unix_now;
-use crate::witness;
 use crate::store::{AuditEntry, Entry, MessageId, MessageMeta, QuarantineStore, Sealed};
+use crate::witness;
 
 /// How long a client has to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -41,7 +41,9 @@ pub async fn serve<S>(
     let request = tokio::time::timeout(REQUEST_TIMEOUT, read_request(&mut stream)).await;
     let (head, body) = match request {
         Ok(Ok(request)) => request,
-        Ok(Err(refusal)) => return refused(&mut stream, &*store, oversight, &peer, None, refusal).await,
+        Ok(Err(refusal)) => {
+            return refused(&mut stream, &*store, oversight, &peer, None, refusal).await;
+        }
         Err(_) => {
             let refusal = refuse(408, "request timed out");
             return refused(&mut stream, &*store, oversight, &peer, None, refusal).await;
@@ -49,7 +51,9 @@ pub async fn serve<S>(
     };
     let route = match route(&head, &body) {
         Ok(route) => route,
-        Err(refusal) => return refused(&mut stream, &*store, oversight, &peer, Some(&head), refusal).await,
+        Err(refusal) => {
+            return refused(&mut stream, &*store, oversight, &peer, Some(&head), refusal).await;
+        }
     };
     let answered = answer_and_record(&*store, oversight, &peer, &route).await;
     match answered {
