@@ -450,7 +450,7 @@ impl RawConfig {
             .clone()
             .unwrap_or_else(|| self.store.path.join("admin.sock"));
         let admin_tcp = admin_tcp(&self.admin)?;
-        let access = access::access_policy(self.principal)?;
+        let access = access::access_policy(self.principal, &domains)?;
         let witness = audit::witness_config(self.audit, &server.hostname)?;
         if let Some(tcp) = &admin_tcp {
             internal_listener("admin.listen", tcp.listen, &server.listen)?;

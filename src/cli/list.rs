@@ -256,6 +256,7 @@ mod tests {
                 summary: base64::engine::general_purpose::STANDARD.encode(sealed),
                 held: false,
                 notice: None,
+                sealed_to: Vec::new(),
             }
         };
         let items: Vec<MessageItem> = (0..37).map(item).collect();
