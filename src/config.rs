@@ -168,7 +168,11 @@ pub struct StoreConfig {
 /// `[seal]`: who can read the quarantine.
 #[derive(Debug, Clone)]
 pub struct SealConfig {
+    /// The keys for mail to a domain without `readers` (and to the bare `<postmaster>`).
     pub recipients: Recipients,
+    /// `[[domain]] readers`: the only keys that domain's mail is sealed to, by retired
+    /// domain (normalised, `*.` dropped).
+    pub readers: std::collections::BTreeMap<String, Recipients>,
     /// Dev setups only: an identity generated on first start and used when no recipients
     /// are configured. The private key then sits on the gateway, so it is never for production.
     pub dev_identity: Option<PathBuf>,
@@ -411,6 +415,7 @@ impl RawConfig {
                 .set_policy(&d.name, domain_policy(d)?)
                 .map_err(|e| invalid("domain.name", e.to_string()))?;
         }
+        let readers = domain_readers(&self.domain)?;
         let case_insensitive_local = match self.notify.local_part_case.as_deref() {
             None | Some("exact") => false,
             Some("insensitive") => true,
@@ -445,7 +450,7 @@ impl RawConfig {
             .clone()
             .unwrap_or_else(|| self.store.path.join("admin.sock"));
         let admin_tcp = admin_tcp(&self.admin)?;
-        let access = access::access_policy(self.principal)?;
+        let access = access::access_policy(self.principal, &domains)?;
         let witness = audit::witness_config(self.audit, &server.hostname)?;
         if let Some(tcp) = &admin_tcp {
             internal_listener("admin.listen", tcp.listen, &server.listen)?;
@@ -492,6 +497,7 @@ impl RawConfig {
             },
             seal: SealConfig {
                 recipients,
+                readers,
                 dev_identity: self.seal.dev_identity,
             },
             admin: AdminConfig {
@@ -510,6 +516,39 @@ impl RawConfig {
             exit,
         })
     }
+}
+
+/// `[[domain]] readers`, parsed as `[seal] recipients` is. An empty list is refused: it
+/// would seal that domain's mail to nobody.
+fn domain_readers(
+    domains: &[RawDomain],
+) -> Result<std::collections::BTreeMap<String, Recipients>, ConfigError> {
+    let mut out = std::collections::BTreeMap::new();
+    for d in domains {
+        let Some(readers) = &d.readers else { continue };
+        let name = d.name.strip_prefix("*.").unwrap_or(&d.name);
+        let name = crate::domains::normalize(name)
+            .ok_or_else(|| invalid("domain.name", format!("{:?} is not a domain", d.name)))?;
+        if readers.is_empty() {
+            return Err(invalid(
+                "domain.readers",
+                format!(
+                    "{}: no key; list at least one age or ssh public key, or leave readers out \
+                     to seal to [seal] recipients",
+                    d.name
+                ),
+            ));
+        }
+        let keys = Recipients::parse(readers)
+            .map_err(|m| invalid("domain.readers", format!("{}: {m}", d.name)))?;
+        if out.insert(name, keys).is_some() {
+            return Err(invalid(
+                "domain.readers",
+                format!("{}: readers given twice for one domain", d.name),
+            ));
+        }
+    }
+    Ok(out)
 }
 
 /// Internal interfaces (metrics, the admin listener) never listen where SMTP does: not on a
@@ -650,6 +689,46 @@ mod tests {
             error_of(&text).contains("admin.listen"),
             "{}",
             error_of(&text)
+        );
+    }
+
+    #[test]
+    fn domain_readers_are_parsed_like_seal_recipients() {
+        let reader = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHsKLqeplhpW+uObz5dvMgjz1OxfM/XXUB+VHtZ6isGN alice@rust";
+        let text = format!(
+            "{MINIMAL}readers = [\"{reader}\"]\n[[domain]]\nname = \"*.Other.example\"\n\
+             readers = [\"age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\", \"{reader}\"]\n\
+             [[domain]]\nname = \"third.example\"\n"
+        );
+        let c = Config::parse(&text).expect("valid");
+        let groups: Vec<(&str, usize)> = c
+            .seal
+            .readers
+            .iter()
+            .map(|(d, r)| (d.as_str(), r.len()))
+            .collect();
+        assert_eq!(groups, [("old.example", 1), ("other.example", 2)]);
+    }
+
+    #[test]
+    fn bad_domain_readers_are_named() {
+        for readers in ["[]", "[\"age1xx3z\"]", "[\"ecdsa-sha2-nistp256 AAAA\"]"] {
+            let text = format!("{MINIMAL}readers = {readers}\n");
+            let err = error_of(&text);
+            assert!(
+                err.contains("domain.readers") && err.contains("old.example"),
+                "{readers}: {err}"
+            );
+        }
+        let twice = format!(
+            "{MINIMAL}readers = [\"age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\"]\n\
+             [[domain]]\nname = \"*.old.example\"\n\
+             readers = [\"age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\"]\n"
+        );
+        assert!(
+            error_of(&twice).contains("domain.readers"),
+            "{}",
+            error_of(&twice)
         );
     }
 

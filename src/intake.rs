@@ -65,6 +65,8 @@ pub struct AuthCopyLimits {
 pub struct Intake<S: QuarantineStore> {
     /// Seals the summary at the end, under this message's own file key.
     summary_sealer: SummarySealer,
+    /// The fingerprints of the keys the message is sealed to, for its metadata.
+    sealed_to: Vec<String>,
     writer: SealWriter<Spill>,
     spill: Spill,
     blob: S::Staged,
@@ -94,6 +96,7 @@ impl<S: QuarantineStore> Intake<S> {
         let (writer, summary_sealer) = sealer.seal_message(spill.clone())?;
         let mut intake = Self {
             summary_sealer,
+            sealed_to: sealer.fingerprints().to_vec(),
             writer,
             spill,
             blob,
@@ -165,6 +168,7 @@ impl<S: QuarantineStore> Intake<S> {
     ) -> Result<(MessageId, NoticeOutcome), IntakeError> {
         let Self {
             summary_sealer,
+            sealed_to,
             writer,
             spill,
             mut blob,
@@ -184,6 +188,7 @@ impl<S: QuarantineStore> Intake<S> {
             sealed_size: 0,
             domains: retired_domains_of(&envelope.recipients),
             notice: None,
+            sealed_to,
         };
         Ok(store.commit(blob, meta, sealed_summary, notices).await?)
     }

@@ -22,7 +22,7 @@ use crate::notice::Templates;
 use crate::notice::transport::{Route, Transport};
 use crate::notice::worker::Worker;
 use crate::quarantine::Quarantine;
-use crate::seal::{Recipients, SealError, Sealer};
+use crate::seal::{ReaderGroups, Recipients, SealError, Sealer};
 use crate::server;
 use crate::smtp::SessionConfig;
 use crate::smtp::connection::Gateway;
@@ -118,7 +118,7 @@ pub async fn launch(config: &Config, shutdown: CancellationToken) -> Result<Runn
     {
         dev_recipient(path, &mut recipients)?;
     }
-    let sealer = Sealer::new(recipients)?;
+    let sealer = ReaderGroups::new(Sealer::new(recipients)?, &config.seal.readers)?;
 
     // The one place that names both stores: the rest of the gateway is generic over the
     // one it is handed.
@@ -136,7 +136,7 @@ pub async fn launch(config: &Config, shutdown: CancellationToken) -> Result<Runn
 async fn start<S: QuarantineStore>(
     config: &Config,
     store: S,
-    sealer: Sealer,
+    sealer: ReaderGroups,
     shutdown: CancellationToken,
 ) -> Result<Running, LaunchError> {
     let store = Arc::new(store);
@@ -194,7 +194,7 @@ async fn start<S: QuarantineStore>(
         }),
         quarantine: Arc::new(Quarantine {
             store: store.clone(),
-            sealer,
+            readers: sealer,
             hostname: config.server.hostname.clone(),
             domains: config.domains.clone(),
             dns: dns.clone(),

@@ -1,5 +1,5 @@
 //! The quarantine service: the non-SMTP half of the message path. It owns the store, the
-//! sealer, sender authentication, notice planning and the notice wake-up, so that the SMTP
+//! reader groups, sender authentication, notice planning and the notice wake-up, so that the SMTP
 //! driver only carries out the session's actions: [`Quarantine::open`] when a message
 //! starts, [`Intake::write`] for its bytes, [`Quarantine::commit`] at its end.
 
@@ -12,11 +12,12 @@ use crate::auth::{self, AuthInput};
 use crate::capacity::MemoryBudget;
 use crate::config::NotifyConfig;
 use crate::dns::Dns;
+use crate::domains::Recipient;
 use crate::domains::RetiredDomains;
 use crate::intake::{AuthCopyLimits, Intake, IntakeError};
 use crate::notice::{self, Templates};
 use crate::retention::RetentionPolicy;
-use crate::seal::Sealer;
+use crate::seal::ReaderGroups;
 use crate::smtp::{Envelope, StoreOutcome};
 use crate::store::QuarantineStore;
 use crate::summary::Summary;
@@ -26,7 +27,8 @@ use crate::telemetry;
 /// connections. Generic over the store behind it.
 pub struct Quarantine<S: QuarantineStore> {
     pub store: Arc<S>,
-    pub sealer: Sealer,
+    /// Who each message is sealed to, by the retired domains it is addressed to.
+    pub readers: ReaderGroups,
     /// This gateway's name, for trace fields and notices.
     pub hostname: String,
     pub domains: RetiredDomains,
@@ -42,21 +44,18 @@ pub struct Quarantine<S: QuarantineStore> {
 }
 
 impl<S: QuarantineStore> Quarantine<S> {
-    /// Opens a sealed intake for a message with this envelope; with DNS on, it also keeps
-    /// a plaintext copy for DKIM within the size limit and the memory budget.
+    /// Opens a sealed intake for a message with this envelope, sealed to the readers of the
+    /// retired domains its recipients were accepted for; with DNS on, it also keeps a
+    /// plaintext copy for DKIM within the size limit and the memory budget.
     pub async fn open(&self, envelope: &Envelope) -> Result<Intake<S>, IntakeError> {
+        let sealer = self
+            .readers
+            .sealer_for(envelope.recipients.iter().map(Recipient::retired_domain))?;
         let auth_limit = (!matches!(self.dns, Dns::Off)).then(|| AuthCopyLimits {
             max_size: self.notify.auth_max_message_size,
             budget: self.auth_budget.clone(),
         });
-        Intake::start(
-            &*self.store,
-            &self.sealer,
-            envelope,
-            &self.hostname,
-            auth_limit,
-        )
-        .await
+        Intake::start(&*self.store, &sealer, envelope, &self.hostname, auth_limit).await
     }
 
     /// Authenticates the sender, plans notices, and commits message and notices together.

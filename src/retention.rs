@@ -131,6 +131,7 @@ mod tests {
             sealed_size: 1,
             domains: domains.iter().map(|d| d.to_string()).collect(),
             notice: None,
+            sealed_to: Vec::new(),
         }
     }
 

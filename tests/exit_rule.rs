@@ -129,6 +129,7 @@ async fn store_all(store: &Store, sealer: &Sealer, now: i64, mails: &[Mail]) {
             sealed_size: 0,
             domains: vec![domain],
             notice: None,
+            sealed_to: Vec::new(),
         };
         store
             .commit(

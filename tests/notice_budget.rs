@@ -72,6 +72,7 @@ async fn store_one<S: QuarantineStore>(store: &S, from: &str, to: &str) -> Notic
         sealed_size: 0,
         domains: vec!["old.example".into()],
         notice: None,
+        sealed_to: Vec::new(),
     };
     store
         .commit(blob, meta, b"summary".to_vec(), plan)

@@ -365,6 +365,35 @@ async fn check(gw: &TestGateway, ids: &[String], exports: &[Vec<u8>], before: &[
         .map(|m| m["held"].as_bool().expect("held"))
         .collect();
     assert_eq!(held, [false, true, false]);
+    // Who each message is sealed to travels with it: one reviewer, recorded on every one.
+    let socket = reclaim::config::Config::load(&gw.config_path)
+        .expect("config")
+        .admin
+        .socket;
+    let listed = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("curl")
+            .args(["-fsS", "--unix-socket"])
+            .arg(socket)
+            .arg("http://localhost/v1/messages")
+            .output()
+    })
+    .await
+    .expect("curl task")
+    .expect("curl");
+    let page: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("list JSON");
+    let sealed_to: Vec<&serde_json::Value> = page["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| &m["sealed_to"])
+        .collect();
+    assert_eq!(sealed_to.len(), 3);
+    assert!(
+        sealed_to.iter().all(|s| *s == sealed_to[0]
+            && s.as_array()
+                .is_some_and(|a| a.len() == 1 && a[0].as_str().is_some_and(|f| f.len() == 16))),
+        "{sealed_to:?}"
+    );
     let audit: serde_json::Value =
         serde_json::from_str(&gw.cli_ok(&["audit", "--json", "--verify"]).await).expect("JSON");
     assert_eq!(audit["verified"], true);

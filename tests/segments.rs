@@ -89,6 +89,7 @@ async fn put(store: &Store, body: &[u8]) -> MessageId {
         sealed_size: 0,
         domains: vec!["old.example".to_owned()],
         notice: None,
+        sealed_to: Vec::new(),
     };
     store
         .commit(staged, meta, b"summary".to_vec(), NoticePlan::default())

@@ -156,6 +156,40 @@ pub struct Principal {
     pub name: Option<String>,
     pub credential: Credential,
     pub roles: Vec<Role>,
+    /// `domains`: the retired domains (normalised) whose messages it may see; `None` for
+    /// all of them.
+    pub domains: Option<Vec<String>>,
+}
+
+/// Which messages a request may see: those addressed to one of its principal's domains,
+/// or every one. Statistics and the audit trail are not scoped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope<'a> {
+    All,
+    Domains(&'a [String]),
+}
+
+impl Scope<'_> {
+    /// Whether a message addressed to `domains` is visible.
+    pub fn admits(&self, domains: &[String]) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Domains(mine) => domains.iter().any(|d| mine.contains(d)),
+        }
+    }
+
+    /// Whether anything is hidden at all.
+    pub fn limited(&self) -> bool {
+        matches!(self, Scope::Domains(_))
+    }
+
+    /// The domains, for a refusal or an audit detail.
+    pub fn describe(&self) -> String {
+        match self {
+            Scope::All => "all domains".to_owned(),
+            Scope::Domains(mine) => mine.join(", "),
+        }
+    }
 }
 
 /// The admin API's access policy.
@@ -182,7 +216,16 @@ impl AccessPolicy {
         self.principals.iter().find(|p| p.credential.matches(peer))
     }
 
-    /// Decides whether `peer` may make the request `route`.
+    /// The messages `peer` may see: every one unless it is a principal limited to domains.
+    pub fn scope(&self, peer: &Peer) -> Scope<'_> {
+        match self.principal(peer).and_then(|p| p.domains.as_deref()) {
+            Some(domains) => Scope::Domains(domains),
+            None => Scope::All,
+        }
+    }
+
+    /// Decides whether `peer` may make the request `route`. A principal limited to domains
+    /// may not purge, whatever its roles: a purge deletes across every domain.
     pub fn check(&self, peer: &Peer, route: &Route) -> Result<(), Denied> {
         let Some(permission) = Permission::of(route) else {
             return Ok(());
@@ -201,6 +244,14 @@ impl AccessPolicy {
             None => Err(Denied(format!(
                 "{} is not a principal of this quarantine; {action} needs the role {needed}",
                 peer.who
+            ))),
+            Some(Principal {
+                domains: Some(domains),
+                ..
+            }) if matches!(route, Route::Purge { .. }) => Err(Denied(format!(
+                "{} may not purge: it is limited to {} and a purge deletes across all domains",
+                peer.who,
+                domains.join(", ")
             ))),
             Some(principal) if principal.roles.iter().any(|r| r.grants(permission)) => Ok(()),
             Some(_) => Err(Denied(format!(
@@ -230,6 +281,7 @@ mod tests {
                 name: None,
                 credential: Credential::Uid(1000),
                 roles: roles.to_vec(),
+                domains: None,
             }],
         }
     }
@@ -371,11 +423,13 @@ mod tests {
                     name: Some("alice".into()),
                     credential: Credential::Subject("CN=alice,O=Example".into()),
                     roles: vec![Role::Viewer],
+                    domains: None,
                 },
                 Principal {
                     name: None,
                     credential: Credential::Fingerprint("ab".repeat(32)),
                     roles: vec![Role::Auditor],
+                    domains: None,
                 },
             ],
         };
@@ -399,6 +453,35 @@ mod tests {
         // A uid never matches a certificate principal, nor a subject's prefix.
         assert!(policy.check(&uid(0), &stats).is_err());
         assert!(policy.check(&cert("CN=alice", "00"), &stats).is_err());
+    }
+
+    #[test]
+    fn a_principal_limited_to_domains_sees_only_theirs_and_may_not_purge() {
+        let mut policy = policy(&[Role::Admin]);
+        policy.principals[0].domains = Some(vec!["a.example".into()]);
+        let scope = policy.scope(&uid(1000));
+        assert!(scope.limited());
+        assert!(scope.admits(&["b.example".into(), "a.example".into()]));
+        assert!(!scope.admits(&["b.example".into()]));
+        assert!(!scope.admits(&["postmaster".into()]));
+        let purge = Route::Purge {
+            older_than: 1,
+            reason: None,
+        };
+        let Err(Denied(why)) = policy.check(&uid(1000), &purge) else {
+            panic!("a limited admin purged");
+        };
+        assert!(why.contains("a.example") && why.contains("purge"), "{why}");
+        for (route, _) in routes() {
+            if !matches!(route, Route::Purge { .. }) {
+                assert!(policy.check(&uid(1000), &route).is_ok(), "{route:?}");
+            }
+        }
+        // Strangers and principals without domains are not scoped.
+        assert_eq!(policy.scope(&uid(1001)), Scope::All);
+        policy.principals[0].domains = None;
+        assert!(policy.check(&uid(1000), &purge).is_ok());
+        assert_eq!(policy.scope(&uid(1000)), Scope::All);
     }
 
     #[test]

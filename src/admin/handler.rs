@@ -8,7 +8,7 @@ use base64::Engine;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::Oversight;
-use super::access::Denied;
+use super::access::{Denied, Scope};
 use super::http::{
     HeadScan, MAX_BODY, MAX_HEAD, RequestHead, parse_head, response_head, scan_head,
 };
@@ -82,7 +82,8 @@ pub async fn serve<S>(
 /// Answers, then records the request with the status it got. Data is handed out only once
 /// its audit record is durable; if recording fails, the request fails.
 /// A request its principal's roles do not allow is refused (403) and recorded like any
-/// other, with why in the record's detail.
+/// other, with why in the record's detail. A message outside a limited principal's domains
+/// is answered as one that does not exist (404), and the record says why.
 async fn answer_and_record(
     store: &impl QuarantineStore,
     oversight: &Oversight,
@@ -91,14 +92,24 @@ async fn answer_and_record(
 ) -> Result<Reply, Refusal> {
     // Ids the request named, plus those it turned out to touch (a purge names none).
     let mut touched = Vec::new();
+    let mut hidden = None;
     let (result, denied) = match oversight.access.check(peer, route) {
-        Ok(()) => (answer(store, route, &mut touched).await, None),
+        Ok(()) => {
+            let scope = oversight.access.scope(peer);
+            let seen = Seen {
+                scope,
+                touched: &mut touched,
+                hidden: &mut hidden,
+            };
+            (answer(store, route, seen).await, None)
+        }
         Err(Denied(why)) => (Err(refuse(403, why.clone())), Some(why)),
     };
     let (action, mut ids, reason) = route.audit_fields();
     ids.extend(touched);
     let detail = match route {
         _ if denied.is_some() => denied,
+        _ if hidden.is_some() => hidden,
         Route::AuditNote { detail, .. } => detail.clone(),
         _ => None,
     };
@@ -118,10 +129,43 @@ async fn answer_and_record(
     result
 }
 
+/// What a request may see, and what it turned out to touch or be kept from.
+struct Seen<'a> {
+    scope: Scope<'a>,
+    /// Ids it touched beyond those it named (a purge names none).
+    touched: &'a mut Vec<String>,
+    /// Why it was answered 404 for a message that exists, for the audit record.
+    hidden: &'a mut Option<String>,
+}
+
+impl Seen<'_> {
+    /// The message `id` if it exists and is in scope; otherwise the 404 a message that does
+    /// not exist gets, so that a limited principal cannot tell the two apart.
+    async fn visible(
+        &mut self,
+        store: &impl QuarantineStore,
+        id: MessageId,
+    ) -> Result<Entry, Refusal> {
+        let entry = store
+            .get(id)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| not_found(id))?;
+        if !self.scope.admits(&entry.meta.domains) {
+            *self.hidden = Some(format!(
+                "{id} is outside the principal's domains ({})",
+                self.scope.describe()
+            ));
+            return Err(not_found(id));
+        }
+        Ok(entry)
+    }
+}
+
 async fn answer(
     store: &impl QuarantineStore,
     route: &Route,
-    touched: &mut Vec<String>,
+    mut seen: Seen<'_>,
 ) -> Result<Reply, Refusal> {
     match route {
         Route::Health => json(&serde_json::json!({
@@ -137,26 +181,37 @@ async fn answer(
                 .list(*before, *limit, filter)
                 .await
                 .map_err(internal)?;
+            // The store's page, less what is out of scope: a page may come out short (even
+            // empty), but `next_before` is the store's, so paging still walks every message.
             json(&MessagePage {
-                messages: entries.into_iter().map(item).collect(),
+                messages: entries
+                    .into_iter()
+                    .filter(|e| seen.scope.admits(&e.meta.domains))
+                    .map(item)
+                    .collect(),
                 next_before: next.map(|id| id.to_string()),
             })
         }
-        Route::Message(id) => {
-            let entry = store
-                .get(*id)
+        Route::Message(id) => json(&item(seen.visible(store, *id).await?)),
+        Route::Sealed { id, .. } => {
+            if seen.scope.limited() {
+                seen.visible(store, *id).await?;
+            }
+            store
+                .read_sealed(*id)
                 .await
                 .map_err(internal)?
-                .ok_or_else(|| not_found(*id))?;
-            json(&item(entry))
+                .map(Reply::Sealed)
+                .ok_or_else(|| not_found(*id))
         }
-        Route::Sealed { id, .. } => store
-            .read_sealed(*id)
-            .await
-            .map_err(internal)?
-            .map(Reply::Sealed)
-            .ok_or_else(|| not_found(*id)),
         Route::Delete { ids, .. } => {
+            // A limited principal deletes all it names or nothing: any id that is not a
+            // message it can see is a 404, whether it exists elsewhere or not at all.
+            if seen.scope.limited() {
+                for id in ids {
+                    seen.visible(store, *id).await?;
+                }
+            }
             let found = store.delete(ids).await.map_err(internal)?;
             let mut result = DeleteResult::default();
             for (id, existed) in ids.iter().zip(found) {
@@ -170,6 +225,9 @@ async fn answer(
             json(&result)
         }
         Route::Hold { id, held, .. } => {
+            if seen.scope.limited() {
+                seen.visible(store, *id).await?;
+            }
             if !store
                 .set_hold(*id, *held, unix_now())
                 .await
@@ -187,7 +245,7 @@ async fn answer(
                 }))
                 .await
                 .map_err(internal)?;
-            touched.extend(report.deleted.iter().cloned());
+            seen.touched.extend(report.deleted.iter().cloned());
             json(&report)
         }
         Route::Stats => json(&store.stats().await.map_err(internal)?),
@@ -281,6 +339,7 @@ fn item(entry: Entry) -> MessageItem {
         summary: base64::engine::general_purpose::STANDARD.encode(entry.sealed_summary),
         held: entry.held,
         notice: entry.meta.notice,
+        sealed_to: entry.meta.sealed_to,
     }
 }
 

@@ -51,6 +51,10 @@ pub struct MessageItem {
     /// What became of its notice; absent for messages stored before this was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notice: Option<crate::store::NoticeRecord>,
+    /// Fingerprints of the keys it is sealed to ([`crate::seal::fingerprint`]); absent for
+    /// messages stored before this was recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sealed_to: Vec<String>,
 }
 
 /// What a delete did.

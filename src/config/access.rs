@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use super::{ConfigError, invalid};
 use crate::admin::access::{AccessPolicy, Credential, Principal, Role};
+use crate::domains::RetiredDomains;
 
 /// Most principals one config may list; a quarantine has a handful of reviewers.
 const MAX_PRINCIPALS: usize = 1000;
@@ -20,11 +21,16 @@ pub(super) struct RawPrincipal {
     certificate_subject: Option<String>,
     certificate_sha256: Option<String>,
     roles: Vec<String>,
+    domains: Option<Vec<String>>,
 }
 
 /// Validates the principals: each names exactly one credential, at least one known role,
-/// and no credential appears twice (the first match would silently win).
-pub(super) fn access_policy(raw: Vec<RawPrincipal>) -> Result<AccessPolicy, ConfigError> {
+/// and no credential appears twice (the first match would silently win); `domains`, if
+/// given, names retired domains of this config.
+pub(super) fn access_policy(
+    raw: Vec<RawPrincipal>,
+    retired: &RetiredDomains,
+) -> Result<AccessPolicy, ConfigError> {
     if raw.len() > MAX_PRINCIPALS {
         return Err(invalid(
             "principal",
@@ -75,13 +81,50 @@ pub(super) fn access_policy(raw: Vec<RawPrincipal>) -> Result<AccessPolicy, Conf
                 "a name of 1 to 100 characters without control characters",
             ));
         }
+        let domains = p
+            .domains
+            .map(|names| scope(&names, retired, &credential))
+            .transpose()?;
         principals.push(Principal {
             name: p.name,
             credential,
             roles,
+            domains,
         });
     }
     Ok(AccessPolicy { principals })
+}
+
+/// A principal's `domains`, normalised as messages record them (`*.` dropped): each must be
+/// a retired domain of this config, and the list must not be empty (it would show nothing;
+/// leave `domains` out for all of them).
+fn scope(
+    names: &[String],
+    retired: &RetiredDomains,
+    credential: &Credential,
+) -> Result<Vec<String>, ConfigError> {
+    if names.is_empty() {
+        return Err(invalid(
+            "principal.domains",
+            format!("{credential:?} has domains = []; name at least one, or leave it out for all"),
+        ));
+    }
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        let bare = name.strip_prefix("*.").unwrap_or(name);
+        let normal = crate::domains::normalize(bare)
+            .filter(|n| retired.names().any(|r| r == n))
+            .ok_or_else(|| {
+                invalid(
+                    "principal.domains",
+                    format!("{name:?} (for {credential:?}) is not a [[domain]] of this config"),
+                )
+            })?;
+        if !out.contains(&normal) {
+            out.push(normal);
+        }
+    }
+    Ok(out)
 }
 
 /// A certificate's SHA-256 as `openssl x509 -fingerprint -sha256` prints it (colons, any
@@ -112,7 +155,44 @@ mod tests {
             principal: Vec<RawPrincipal>,
         }
         let file: File = toml::from_str(text).expect("toml");
-        access_policy(file.principal)
+        let retired =
+            RetiredDomains::new(["old.example", "*.other.example"]).expect("retired domains");
+        access_policy(file.principal, &retired)
+    }
+
+    #[test]
+    fn domains_limit_a_principal_to_retired_domains_of_the_config() {
+        let policy = parse(
+            r#"
+            [[principal]]
+            uid = 1000
+            roles = ["viewer"]
+            domains = ["OLD.example", "*.other.example", "old.example."]
+            [[principal]]
+            uid = 1001
+            roles = ["viewer"]
+            "#,
+        )
+        .expect("valid");
+        assert_eq!(
+            policy.principals[0].domains.as_deref(),
+            Some(&["old.example".to_owned(), "other.example".to_owned()][..])
+        );
+        assert_eq!(policy.principals[1].domains, None);
+        for domains in [
+            "[]",
+            "[\"new.example\"]",
+            "[\"sub.other.example\"]",
+            "[\"not a name\"]",
+        ] {
+            let text = format!("[[principal]]\nuid = 1\nroles = [\"viewer\"]\ndomains = {domains}");
+            match parse(&text) {
+                Err(ConfigError::Invalid { key, .. }) => {
+                    assert_eq!(key, "principal.domains", "{domains}")
+                }
+                other => panic!("{domains}: {other:?}"),
+            }
+        }
     }
 
     #[test]

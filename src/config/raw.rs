@@ -173,4 +173,6 @@ pub(super) struct RawDomain {
     pub(super) contact: Option<String>,
     pub(super) language: Option<String>,
     pub(super) retention: Option<String>,
+    /// Who can open this domain's mail, instead of `[seal] recipients`.
+    pub(super) readers: Option<Vec<String>>,
 }

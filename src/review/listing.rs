@@ -243,6 +243,7 @@ mod tests {
                 summary: base64::engine::general_purpose::STANDARD.encode(sealed),
                 held: false,
                 notice: None,
+                sealed_to: Vec::new(),
             }
         };
         let items: Vec<MessageItem> = (0..37).map(item).collect();
@@ -265,7 +266,11 @@ mod tests {
         }
         let (listed, skipped) = decrypt_all(&context, mixed).expect("decrypts");
         assert_eq!(listed.len(), 37 - 8);
-        assert!(listed.iter().all(|l| l.subject.as_deref() != Some("message 5")));
+        assert!(
+            listed
+                .iter()
+                .all(|l| l.subject.as_deref() != Some("message 5"))
+        );
         assert!(skipped.is_some_and(|e| e.is_not_for_this_reviewer()));
         assert_eq!(context.hidden(), 8);
 

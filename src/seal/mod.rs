@@ -1,6 +1,7 @@
 //! age encryption at rest: the gateway seals with public keys only; reviewers open with
 //! their identities (see [`identity`]).
 
+pub mod groups;
 pub mod identity;
 pub mod keygen;
 pub mod summary;
@@ -9,6 +10,7 @@ use std::fmt;
 use std::io::{self, Write};
 use std::sync::Arc;
 
+pub use groups::ReaderGroups;
 pub use identity::Identities;
 pub use summary::{SummaryDefect, SummarySealer};
 
@@ -65,6 +67,31 @@ impl SealRecipient {
             SealRecipient::Ssh(r) => r.as_ref(),
         }
     }
+
+    /// The key as text: `age1…`, or `ssh-ed25519 AAAA…` without the comment.
+    fn key_text(&self) -> String {
+        match self {
+            SealRecipient::X25519(r) => r.to_string(),
+            SealRecipient::Ssh(r) => r.to_string(),
+        }
+    }
+}
+
+/// How many hex digits of a key's SHA-256 a message records: enough to tell a handful of
+/// reviewers' keys apart, short enough to read.
+const FINGERPRINT_HEX_LEN: usize = 16;
+
+/// The short fingerprint a message records for a key it is sealed to: the first 16 hex
+/// digits of the SHA-256 of the key as text (`age1…`, or `ssh-ed25519 AAAA…` without the
+/// comment), so `printf %s KEY | sha256sum | cut -c1-16` gives it too.
+pub fn fingerprint(key_text: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(key_text.as_bytes());
+    let mut hex = String::with_capacity(FINGERPRINT_HEX_LEN);
+    for byte in digest.iter().take(FINGERPRINT_HEX_LEN / 2) {
+        hex.push_str(&format!("{byte:02x}"));
+    }
+    hex
 }
 
 /// The reviewers' public keys: X25519 `age1…` recipients and OpenSSH `ssh-ed25519` /
@@ -74,14 +101,7 @@ pub struct Recipients(Vec<SealRecipient>);
 
 impl fmt::Debug for Recipients {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let keys: Vec<String> = self
-            .0
-            .iter()
-            .map(|r| match r {
-                SealRecipient::X25519(r) => r.to_string(),
-                SealRecipient::Ssh(r) => r.to_string(),
-            })
-            .collect();
+        let keys: Vec<String> = self.0.iter().map(SealRecipient::key_text).collect();
         f.debug_tuple("Recipients").field(&keys).finish()
     }
 }
@@ -124,23 +144,55 @@ impl Recipients {
     pub fn len(&self) -> usize {
         self.0.len()
     }
+
+    /// The fingerprints of these keys (see [`fingerprint`]), in order.
+    pub fn fingerprints(&self) -> Vec<String> {
+        self.0.iter().map(|r| fingerprint(&r.key_text())).collect()
+    }
 }
 
 /// Seals data to a fixed set of recipients. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Sealer {
     recipients: Arc<Recipients>,
+    /// The keys' fingerprints, sorted: what a message sealed here records it was sealed to.
+    fingerprints: Arc<[String]>,
 }
 
 impl Sealer {
-    /// A sealer for these recipients; there must be at least one.
+    /// A sealer for these recipients; there must be at least one. A key listed twice is
+    /// sealed to once.
     pub fn new(recipients: Recipients) -> Result<Self, SealError> {
         if recipients.is_empty() {
             return Err(SealError::Encrypt(age::EncryptError::MissingRecipients));
         }
+        let mut keys: Vec<(String, SealRecipient)> = recipients
+            .0
+            .into_iter()
+            .map(|r| (fingerprint(&r.key_text()), r))
+            .collect();
+        keys.sort_by(|a, b| a.0.cmp(&b.0));
+        keys.dedup_by(|a, b| a.0 == b.0);
+        let (fingerprints, recipients): (Vec<String>, Vec<SealRecipient>) =
+            keys.into_iter().unzip();
         Ok(Self {
-            recipients: Arc::new(recipients),
+            recipients: Arc::new(Recipients(recipients)),
+            fingerprints: fingerprints.into(),
         })
+    }
+
+    /// A sealer for every key of these sealers (each key once).
+    pub fn union<'a>(sealers: impl IntoIterator<Item = &'a Sealer>) -> Result<Self, SealError> {
+        let mut all = Recipients::default();
+        for sealer in sealers {
+            all.0.extend(sealer.recipients.0.iter().cloned());
+        }
+        Self::new(all)
+    }
+
+    /// The fingerprints of the keys it seals to, sorted (see [`fingerprint`]).
+    pub fn fingerprints(&self) -> &[String] {
+        &self.fingerprints
     }
 
     fn encryptor(&self) -> Result<age::Encryptor, SealError> {

@@ -140,6 +140,10 @@ pub struct MessageMeta {
     /// migration passes the record it copies instead).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notice: Option<NoticeRecord>,
+    /// Fingerprints of the keys the message is sealed to ([`crate::seal::fingerprint`]),
+    /// sorted. Empty in entries written before reclaim recorded it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sealed_to: Vec<String>,
 }
 
 /// One index entry: metadata and the sealed summary.

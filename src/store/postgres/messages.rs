@@ -15,10 +15,10 @@ use crate::store::backend::{Expiry, Sealed};
 use crate::store::{Entry, MessageId, MessageMeta, NoticeOutcome, NoticePlan, PurgeReport};
 
 /// Columns of an entry, in the order [`entry`] reads them.
-pub(super) const ENTRY: &str =
-    "id, received_at, size, sealed_size, domains, summary, held_at IS NOT NULL AS held, notice";
+pub(super) const ENTRY: &str = "id, received_at, size, sealed_size, domains, summary, held_at IS NOT NULL AS held, notice, \
+     sealed_to";
 
-/// Reads an entry's metadata; `notice` only where the query selected it.
+/// Reads an entry's metadata; `notice` and `sealed_to` only where the query selected them.
 pub(super) fn meta(row: &Row) -> MessageMeta {
     MessageMeta {
         received_at: row.get("received_at"),
@@ -30,6 +30,9 @@ pub(super) fn meta(row: &Row) -> MessageMeta {
             .ok()
             .flatten()
             .and_then(|json| serde_json::from_str(&json).ok()),
+        sealed_to: row
+            .try_get::<_, Vec<String>>("sealed_to")
+            .unwrap_or_default(),
     }
 }
 
@@ -100,7 +103,7 @@ impl PgStore {
         let flipped = txn
             .execute(
                 "UPDATE messages SET visible = true, received_at = $2, size = $3, \
-                 sealed_size = $4, domains = $5, summary = $6, notice = $7 \
+                 sealed_size = $4, domains = $5, summary = $6, notice = $7, sealed_to = $8 \
                  WHERE id = $1 AND NOT visible",
                 &[
                     &id,
@@ -110,6 +113,7 @@ impl PgStore {
                     &meta.domains,
                     &sealed_summary,
                     &record,
+                    &meta.sealed_to,
                 ],
             )
             .await?;

@@ -59,6 +59,10 @@ const STEPS: &[&str] = &[
     r"
     ALTER TABLE messages ADD COLUMN notice text;
     ",
+    // 3: the fingerprints of the keys each message is sealed to (empty before this).
+    r"
+    ALTER TABLE messages ADD COLUMN sealed_to text[] NOT NULL DEFAULT '{}';
+    ",
 ];
 
 /// Brings the schema up to date; returns the version it is at.
