@@ -41,12 +41,8 @@ impl Peer {
 
     /// A peer that showed the client certificate `der`.
     pub fn certificate(der: &[u8]) -> Self {
-        use sha2::Digest;
         let subject = crate::x509::subject(der);
-        let sha256 = sha2::Sha256::digest(der)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let sha256 = crate::store::audit::hash_hex(der);
         Self {
             who: match &subject {
                 Some(subject) => format!("cert {subject}"),
