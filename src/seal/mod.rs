@@ -4,6 +4,7 @@
 pub mod groups;
 pub mod identity;
 pub mod keygen;
+pub mod reseal;
 pub mod summary;
 
 use std::fmt;

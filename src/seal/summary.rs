@@ -33,14 +33,14 @@ use base64::engine::general_purpose::STANDARD_NO_PAD;
 use super::{Identities, SealError, SealWriter, Sealer};
 
 /// First line of a summary sealed under its message's file key.
-const MAGIC: &[u8] = b"reclaim.summary/v2\n";
+pub(super) const MAGIC: &[u8] = b"reclaim.summary/v2\n";
 /// HKDF label that separates the summary key from age's own uses of the file key
 /// ("header", "payload").
 const KEY_LABEL: &[u8] = b"reclaim.summary/v2";
 /// Ends the stanzas, as in an age header (which follows it with the MAC).
-const STANZAS_END: &[u8] = b"---\n";
+pub(super) const STANZAS_END: &[u8] = b"---\n";
 /// First line of an age file: a summary sealed on its own, as before the v2 format.
-const AGE_MAGIC: &[u8] = b"age-encryption.org/v1\n";
+pub(super) const AGE_MAGIC: &[u8] = b"age-encryption.org/v1\n";
 
 /// Seals the summary of one message, with the key material of that message.
 pub struct SummarySealer {
@@ -63,7 +63,7 @@ impl SummarySealer {
     }
 }
 
-fn summary_key(file_key: &FileKey) -> SecretBox<[u8; 32]> {
+pub(super) fn summary_key(file_key: &FileKey) -> SecretBox<[u8; 32]> {
     SecretBox::new(Box::new(age_core::primitives::hkdf(
         &[],
         KEY_LABEL,
@@ -103,7 +103,7 @@ impl age::Recipient for Tap<'_> {
 
 /// age's stanza encoding: `-> tag args…`, then the body in unpadded base64, wrapped at 64
 /// columns, ending with a short (possibly empty) line.
-fn write_stanza(out: &mut Vec<u8>, stanza: &Stanza) {
+pub(super) fn write_stanza(out: &mut Vec<u8>, stanza: &Stanza) {
     out.extend_from_slice(b"-> ");
     out.extend_from_slice(stanza.tag.as_bytes());
     for arg in &stanza.args {
