@@ -59,8 +59,9 @@ impl<'a> Header<'a> {
         let mut rest = sealed
             .strip_prefix(AGE_MAGIC)
             .ok_or(ResealError::Header("no age-encryption.org/v1 line"))?;
-        let stanzas = read_stanzas(&mut rest, MAC_PREFIX)
-            .ok_or(ResealError::Header("its stanzas are malformed or incomplete"))?;
+        let stanzas = read_stanzas(&mut rest, MAC_PREFIX).ok_or(ResealError::Header(
+            "its stanzas are malformed or incomplete",
+        ))?;
         // "--- " then the MAC, 32 bytes in unpadded base64 (43 characters), then "\n".
         let mac_line = rest
             .get(..MAC_PREFIX.len() + 1 + 43 + 1)
@@ -90,6 +91,13 @@ impl<'a> Header<'a> {
     fn covered(&self) -> &[u8] {
         &self.bytes[..self.bytes.len() - 45]
     }
+}
+
+/// How long the age header at the start of `sealed` is, if there is a whole one: what a
+/// store checks a re-seal against, so that it replaces exactly the header (not a prefix
+/// of it, nor header and payload).
+pub fn header_length(sealed: &[u8]) -> Option<usize> {
+    Header::parse(sealed).ok().map(|h| h.bytes.len())
 }
 
 /// Reads age stanzas up to a line starting with `end`; `None` if one is malformed or the
@@ -186,7 +194,9 @@ pub fn rewrap(
         let new = wrap(&key, sealer)?;
         [new.header.as_slice(), &summary[old.bytes.len()..]].concat()
     } else {
-        return Err(ResealError::Summary("neither a reclaim summary nor an age file"));
+        return Err(ResealError::Summary(
+            "neither a reclaim summary nor an age file",
+        ));
     };
     Ok(Rewrapped {
         old_header: header.bytes.to_vec(),
@@ -233,7 +243,10 @@ mod tests {
     fn seal(sealer: &Sealer, body: &[u8]) -> (Vec<u8>, Vec<u8>) {
         let (mut writer, summary) = sealer.seal_message(Vec::new()).expect("seal");
         writer.write_all(body).expect("write");
-        (writer.finish().expect("finish"), summary.seal(b"the summary"))
+        (
+            writer.finish().expect("finish"),
+            summary.seal(b"the summary"),
+        )
     }
 
     fn opens(id: &age::x25519::Identity, message: &[u8], summary: &[u8]) -> bool {
@@ -265,7 +278,10 @@ mod tests {
         assert!(opens(&carol, &resealed, &new.summary), "new key");
         let ids = Identities::from_x25519(vec![carol]);
         assert_eq!(ids.open_bytes(&resealed).expect("open"), body);
-        assert_eq!(ids.open_summary(&new.summary).expect("open"), b"the summary");
+        assert_eq!(
+            ids.open_summary(&new.summary).expect("open"),
+            b"the summary"
+        );
         // The payload is byte for byte the one the gateway wrote.
         assert_eq!(
             &resealed[new.header.len()..],

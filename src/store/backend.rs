@@ -16,7 +16,7 @@ use crate::capacity::StorageState;
 
 use super::{
     AuditEntry, AuditPage, Entry, ListFilter, MessageId, MessageMeta, NoticeOutcome, NoticePlan,
-    OutboxItem, PurgeReport, RateLimits, Stats, StoreError,
+    OutboxItem, PurgeReport, RateLimits, Reseal, Resealed, Stats, StoreError,
 };
 
 /// A sealed message being read back: its length in bytes and its bytes, streamed.
@@ -168,6 +168,15 @@ pub trait QuarantineStore: Send + Sync + 'static {
         &self,
         ids: &[MessageId],
     ) -> impl Future<Output = Result<Vec<bool>, StoreError>> + Send;
+
+    /// Replaces a message's header, summary and recorded fingerprints in one step, and
+    /// leaves no copy of the old header behind that the store still serves or keeps in
+    /// place; the payload's bytes are kept as they are. Durable before it returns.
+    fn reseal(
+        &self,
+        id: MessageId,
+        change: Reseal,
+    ) -> impl Future<Output = Result<Resealed, StoreError>> + Send;
 
     // Retention.
 

@@ -2,6 +2,8 @@
 //! each operation runs in `spawn_blocking` on a handle cloned from the store.
 
 use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -10,10 +12,11 @@ use super::index::{self, Index};
 use super::segment::{SegmentRef, Segments};
 use super::{
     AuditEntry, AuditPage, Entry, ListFilter, MessageId, MessageMeta, NoticeOutcome, NoticePlan,
-    OutboxItem, PurgeReport, QuarantineStore, RateLimits, Stage, StagedMessage, Stats, Store,
-    StoreError, blob, compact, index_err, outbox, ratelimit, sync_dir,
+    OutboxItem, PurgeReport, QuarantineStore, RateLimits, Reseal, Resealed, Stage, StagedMessage,
+    Stats, Store, StoreError, blob, compact, index_err, outbox, ratelimit, sync_dir,
 };
 use crate::capacity::StorageState;
+use crate::seal::reseal::{MAX_HEADER, header_length};
 
 impl StagedMessage for Stage {
     fn id(&self) -> MessageId {
@@ -37,6 +40,7 @@ async fn blocking<T: Send + 'static>(
 /// What deleting needs, owned, so that it can move onto a blocking thread.
 struct Files {
     messages_dir: PathBuf,
+    tmp_dir: PathBuf,
     index: Arc<Index>,
     segments: Arc<Segments>,
     storage: Arc<StorageState>,
@@ -57,10 +61,9 @@ impl Files {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         let refs = self.index.segment_refs(ids)?;
-        for (id, r) in ids.iter().zip(&refs) {
-            if r.is_some() {
-                continue;
-            }
+        // A message in a segment may have its own file too: a re-seal that stopped
+        // between writing the file and indexing it.
+        for id in ids {
             let path = blob::final_path(&self.messages_dir, *id);
             match std::fs::remove_file(&path) {
                 Ok(()) => {}
@@ -81,6 +84,90 @@ impl Files {
         Ok(removed.iter().map(Option::is_some).collect())
     }
 
+    /// Re-seals one message: its new header and the payload copied after it go to a file
+    /// of its own (fsynced, renamed into place), then the index takes the new summary and
+    /// fingerprints and forgets the segment range in one transaction, and only then is the
+    /// old range overwritten with zeros. A crash before the index commit leaves the old
+    /// message as it was (and a spare file that the next re-seal or delete replaces or
+    /// removes); one after it leaves an unindexed old range, which compaction drops.
+    /// Holds [`Segments::maintenance`] throughout, so that no delete or compaction moves
+    /// the message meanwhile.
+    fn reseal(&self, id: MessageId, change: &Reseal) -> Result<Resealed, StoreError> {
+        use std::os::unix::fs::FileExt;
+
+        let _maintenance = self
+            .segments
+            .maintenance
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if self.index.get(id)?.is_none() {
+            return Ok(Resealed::Missing);
+        }
+        let range = self.index.segment_refs(&[id])?.into_iter().flatten().next();
+        let own_file = blob::final_path(&self.messages_dir, id);
+        let (source_path, offset) = match range {
+            Some(r) => (self.segments.path(r.segment), r.offset),
+            None => (own_file.clone(), 0),
+        };
+        let source =
+            std::fs::File::open(&source_path).map_err(|e| StoreError::io(&source_path, e))?;
+        let length = match range {
+            Some(r) => r.len,
+            None => source
+                .metadata()
+                .map_err(|e| StoreError::io(&source_path, e))?
+                .len(),
+        };
+        let mut start = vec![0u8; length.min(MAX_HEADER as u64) as usize];
+        source
+            .read_exact_at(&mut start, offset)
+            .map_err(|e| StoreError::io(&source_path, e))?;
+        if header_length(&start) != Some(change.old_header.len())
+            || !start.starts_with(&change.old_header)
+        {
+            return Ok(Resealed::Changed);
+        }
+        let old = change.old_header.len() as u64;
+
+        let tmp = self.tmp_dir.join(format!("{id}.reseal.tmp"));
+        let written = (|| -> std::io::Result<u64> {
+            let mut out = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            out.write_all(&change.header)?;
+            let mut buffer = vec![0u8; 64 * 1024];
+            let mut at = old;
+            while at < length {
+                let n = (length - at).min(buffer.len() as u64) as usize;
+                source.read_exact_at(&mut buffer[..n], offset + at)?;
+                out.write_all(&buffer[..n])?;
+                at += n as u64;
+            }
+            out.sync_all()?;
+            Ok(change.header.len() as u64 + (length - old))
+        })()
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            StoreError::io(&tmp, e)
+        })?;
+        std::fs::rename(&tmp, &own_file).map_err(|e| StoreError::io(&own_file, e))?;
+        sync_dir(&self.messages_dir)?;
+        sync_dir(&self.tmp_dir)?;
+
+        self.index
+            .resealed(id, &change.summary, &change.sealed_to, written)?;
+        if let Some(r) = range {
+            self.segments.wipe(&[r])?;
+            self.segments.forget(&[r]);
+        }
+        self.storage.removed(length);
+        self.storage.added(written);
+        Ok(Resealed::Done)
+    }
+
     /// Gives back the space of deleted messages: unlinks segments with nothing live, and
     /// compacts those less than half live. A failure is logged; the space stays used.
     fn reclaim_segments(&self) {
@@ -94,6 +181,7 @@ impl Store {
     fn files(&self) -> Files {
         Files {
             messages_dir: self.messages_dir.clone(),
+            tmp_dir: self.tmp_dir.clone(),
             index: self.index.clone(),
             segments: self.segments.clone(),
             storage: self.storage.clone(),
@@ -312,6 +400,18 @@ impl QuarantineStore for Store {
             let deleted = files.delete(&ids)?;
             files.reclaim_segments();
             Ok(deleted)
+        })
+        .await
+    }
+
+    async fn reseal(&self, id: MessageId, change: Reseal) -> Result<Resealed, StoreError> {
+        let files = self.files();
+        blocking(move || {
+            let done = files.reseal(id, &change)?;
+            if done == Resealed::Done {
+                files.reclaim_segments();
+            }
+            Ok(done)
         })
         .await
     }

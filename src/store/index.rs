@@ -164,6 +164,40 @@ impl Index {
         Ok(found)
     }
 
+    /// Records a re-seal: the new summary, fingerprints and sealed size, and no segment
+    /// range any more (the message is a file of its own now).
+    pub(super) fn resealed(
+        &self,
+        id: MessageId,
+        summary: &[u8],
+        sealed_to: &[String],
+        sealed_size: u64,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(index_err)?;
+        {
+            let mut meta = txn.open_table(META).map_err(index_err)?;
+            let stored = meta
+                .get(id.key())
+                .map_err(index_err)?
+                .map(|value| serde_json::from_slice::<MessageMeta>(value.value()));
+            let mut updated = match stored {
+                Some(Ok(updated)) => updated,
+                Some(Err(source)) => return Err(StoreError::Unreadable { id, source }),
+                None => return Ok(()),
+            };
+            updated.sealed_to = sealed_to.to_vec();
+            updated.sealed_size = sealed_size;
+            let json = serde_json::to_vec(&updated).map_err(StoreError::Encode)?;
+            meta.insert(id.key(), json.as_slice()).map_err(index_err)?;
+            let mut summaries = txn.open_table(SUMMARIES).map_err(index_err)?;
+            summaries.insert(id.key(), summary).map_err(index_err)?;
+            let mut segments = txn.open_table(SEGMENT_REFS).map_err(index_err)?;
+            segments.remove(id.key()).map_err(index_err)?;
+        }
+        txn.commit().map_err(index_err)?;
+        Ok(())
+    }
+
     /// Places or lifts a hold; `false` when there is no such message.
     pub(super) fn set_hold(&self, id: MessageId, held: bool, now: i64) -> Result<bool, StoreError> {
         let txn = self.db.begin_write().map_err(index_err)?;

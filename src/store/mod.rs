@@ -146,6 +146,30 @@ pub struct MessageMeta {
     pub sealed_to: Vec<String>,
 }
 
+/// A message's file key rewrapped for other keys ([`crate::seal::reseal`]): the header
+/// that replaces its first bytes, the summary and the fingerprints that go with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reseal {
+    /// The header being replaced, as the reviewer read it: the store replaces nothing if
+    /// the message no longer starts with it (someone re-sealed it meanwhile).
+    pub old_header: Vec<u8>,
+    pub header: Vec<u8>,
+    pub summary: Vec<u8>,
+    /// Sorted, as [`MessageMeta::sealed_to`].
+    pub sealed_to: Vec<String>,
+}
+
+/// What became of a [`Reseal`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resealed {
+    /// The new header, summary and fingerprints are in place, durably.
+    Done,
+    /// There is no such message (any more).
+    Missing,
+    /// The message no longer starts with the header the reviewer read: nothing changed.
+    Changed,
+}
+
 /// One index entry: metadata and the sealed summary.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {

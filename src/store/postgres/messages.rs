@@ -12,7 +12,9 @@ use super::staged::{CHUNK_SIZE, PgStaged};
 use super::{PgError, PgStore, STALE_STAGING_SECS, lock, notices, to_i64, to_u64, within};
 use crate::clock::unix_now;
 use crate::store::backend::{Expiry, Sealed};
-use crate::store::{Entry, MessageId, MessageMeta, NoticeOutcome, NoticePlan, PurgeReport};
+use crate::store::{
+    Entry, MessageId, MessageMeta, NoticeOutcome, NoticePlan, PurgeReport, Reseal, Resealed,
+};
 
 /// Columns of an entry, in the order [`entry`] reads them.
 pub(super) const ENTRY: &str = "id, received_at, size, sealed_size, domains, summary, held_at IS NOT NULL AS held, notice, \
@@ -69,6 +71,59 @@ pub(super) async fn delete_visible(
         )
         .await?;
     Ok(rows.iter().map(|r| (r.get(0), to_u64(r.get(1)))).collect())
+}
+
+/// Re-seals one message in one transaction: the new header in place of the old one at the
+/// start of chunk 0 (every other chunk is payload and stays), with the new summary,
+/// fingerprints and sealed size. The row lock makes a concurrent re-seal or delete wait;
+/// a reader streaming the message meanwhile sees the old chunk 0 or the new one, whole.
+/// Returns the change in sealed size.
+pub(super) async fn reseal(
+    client: &mut Client,
+    id: MessageId,
+    change: &Reseal,
+) -> Result<(Resealed, i64), PgError> {
+    let txn = client.transaction().await?;
+    let row = txn
+        .query_opt(
+            "SELECT sealed_size FROM messages WHERE id = $1 AND visible FOR UPDATE",
+            &[&id.uuid()],
+        )
+        .await?;
+    if row.is_none() {
+        return Ok((Resealed::Missing, 0));
+    }
+    let chunk = txn
+        .query_opt(
+            "SELECT data FROM sealed_chunks WHERE id = $1 AND seq = 0",
+            &[&id.uuid()],
+        )
+        .await?;
+    // Chunk 0 holds the first 256 KiB (or the whole message), and a header is at most
+    // 64 KiB, so the header is all in chunk 0.
+    let Some(data) = chunk.map(|row| row.get::<_, Vec<u8>>(0)) else {
+        return Ok((Resealed::Changed, 0));
+    };
+    if crate::seal::reseal::header_length(&data) != Some(change.old_header.len())
+        || !data.starts_with(&change.old_header)
+    {
+        return Ok((Resealed::Changed, 0));
+    }
+    let new = [change.header.as_slice(), &data[change.old_header.len()..]].concat();
+    let delta = change.header.len() as i64 - change.old_header.len() as i64;
+    txn.execute(
+        "UPDATE sealed_chunks SET data = $2 WHERE id = $1 AND seq = 0",
+        &[&id.uuid(), &new],
+    )
+    .await?;
+    txn.execute(
+        "UPDATE messages SET summary = $2, sealed_to = $3, sealed_size = sealed_size + $4 \
+         WHERE id = $1",
+        &[&id.uuid(), &change.summary, &change.sealed_to, &delta],
+    )
+    .await?;
+    txn.commit().await?;
+    Ok((Resealed::Done, delta))
 }
 
 impl PgStore {

@@ -15,7 +15,8 @@ use crate::clock::unix_now;
 use crate::store::backend::{Expiry, Sealed};
 use crate::store::{
     AuditEntry, AuditPage, Entry, ListFilter, MessageId, MessageMeta, NoticeOutcome, NoticePlan,
-    OutboxItem, PurgeReport, QuarantineStore, RateLimits, Stats, StoreError, outbox,
+    OutboxItem, PurgeReport, QuarantineStore, RateLimits, Reseal, Resealed, Stats, StoreError,
+    outbox,
 };
 
 impl PgStore {
@@ -241,6 +242,20 @@ impl QuarantineStore for PgStore {
                 .await
                 .map_err(PgError::from)?;
             Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn reseal(&self, id: MessageId, change: Reseal) -> Result<Resealed, StoreError> {
+        self.bounded(async {
+            let mut client = self.client().await?;
+            let (done, delta) = super::messages::reseal(&mut client, id, &change).await?;
+            if delta > 0 {
+                self.storage.added(delta.unsigned_abs());
+            } else {
+                self.storage.removed(delta.unsigned_abs());
+            }
+            Ok(done)
         })
         .await
     }
