@@ -98,6 +98,9 @@ pub enum Permission {
     Hold,
     /// Reading the audit trail.
     Audit,
+    /// Re-sealing messages for a changed set of reviewer keys (key management: the
+    /// caller chooses who can open the mail from then on).
+    Reseal,
 }
 
 impl Permission {
@@ -112,7 +115,9 @@ impl Permission {
                 Purpose::Show => Permission::Open,
                 Purpose::Export => Permission::Export,
                 Purpose::Release => Permission::Release,
+                Purpose::Reseal => Permission::Reseal,
             },
+            Route::Reseal { .. } => Permission::Reseal,
             Route::AuditNote { .. } => Permission::Release,
             Route::Delete { .. } | Route::Purge { .. } => Permission::Delete,
             Route::Hold { .. } => Permission::Hold,
@@ -342,6 +347,20 @@ mod tests {
                 Route::AuditList { after: 0, limit: 1 },
                 Some(Permission::Audit),
             ),
+            (sealed(Purpose::Reseal), Some(Permission::Reseal)),
+            (
+                Route::Reseal {
+                    id,
+                    change: Box::new(crate::store::Reseal {
+                        old_header: vec![1],
+                        header: vec![2],
+                        summary: vec![3],
+                        sealed_to: vec!["0123456789abcdef".into()],
+                    }),
+                    reason: "r".into(),
+                },
+                Some(Permission::Reseal),
+            ),
         ]
     }
 
@@ -364,7 +383,7 @@ mod tests {
             (
                 Role::Admin,
                 &[
-                    Browse, Statistics, Open, Export, Release, Delete, Hold, Audit,
+                    Browse, Statistics, Open, Export, Release, Delete, Hold, Audit, Reseal,
                 ],
             ),
         ];

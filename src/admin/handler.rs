@@ -16,7 +16,7 @@ use super::peer::Peer;
 use super::routes::{Refusal, Route, refuse, route};
 use super::{DeleteResult, MessageItem, MessagePage};
 use crate::clock::unix_now;
-use crate::store::{AuditEntry, Entry, MessageId, MessageMeta, QuarantineStore, Sealed};
+use crate::store::{AuditEntry, Entry, MessageId, MessageMeta, QuarantineStore, Resealed, Sealed};
 use crate::witness;
 
 /// How long a client has to send its request.
@@ -247,6 +247,23 @@ async fn answer(
                 .map_err(internal)?;
             seen.touched.extend(report.deleted.iter().cloned());
             json(&report)
+        }
+        Route::Reseal { id, change, .. } => {
+            seen.visible(store, *id).await?;
+            match store
+                .reseal(*id, (**change).clone())
+                .await
+                .map_err(internal)?
+            {
+                Resealed::Done => {
+                    json(&serde_json::json!({ "id": id.to_string(), "resealed": true }))
+                }
+                Resealed::Missing => Err(not_found(*id)),
+                Resealed::Changed => Err(refuse(
+                    409,
+                    format!("{id} no longer starts with the header that was read; read it again"),
+                )),
+            }
         }
         Route::Stats => json(&store.stats().await.map_err(internal)?),
         Route::AuditList { after, limit } => {

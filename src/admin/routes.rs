@@ -4,7 +4,7 @@ use serde::Deserialize;
 
 use super::MAX_PAGE;
 use super::http::RequestHead;
-use crate::store::{ListFilter, MessageId};
+use crate::store::{ListFilter, MessageId, Reseal};
 
 /// Default page size of `/v1/messages` and `/v1/audit`.
 pub const DEFAULT_PAGE: usize = 100;
@@ -19,6 +19,8 @@ pub enum Purpose {
     Show,
     Export,
     Release,
+    /// To rewrap its file key for other keys; only the header is read.
+    Reseal,
 }
 
 impl Purpose {
@@ -27,6 +29,7 @@ impl Purpose {
             Purpose::Show => "show",
             Purpose::Export => "export",
             Purpose::Release => "release-fetch",
+            Purpose::Reseal => "reseal-fetch",
         }
     }
 }
@@ -64,6 +67,13 @@ pub enum Route {
         after: u64,
         limit: usize,
     },
+    /// A message's header, summary and fingerprints replaced by a re-seal done on the
+    /// reviewer's side.
+    Reseal {
+        id: MessageId,
+        change: Box<Reseal>,
+        reason: String,
+    },
     /// A record the CLI adds about what it did on its side (a release).
     AuditNote {
         ids: Vec<MessageId>,
@@ -92,6 +102,9 @@ impl Route {
                 reason.clone(),
             ),
             Route::Purge { reason, .. } => ("purge", vec![], reason.clone()),
+            Route::Reseal { id, reason, .. } => {
+                ("reseal", vec![id.to_string()], Some(reason.clone()))
+            }
             Route::Stats => ("stats", vec![], None),
             Route::AuditList { .. } => ("audit", vec![], None),
             Route::AuditNote {
@@ -131,6 +144,67 @@ struct PurgeBody {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct ResealBody {
+    /// The header being replaced, the new one and the new summary, in standard base64.
+    old_header: String,
+    header: String,
+    summary: String,
+    sealed_to: Vec<String>,
+    reason: String,
+}
+
+/// Most fingerprints one re-seal may record.
+const MAX_SEALED_TO: usize = 1000;
+
+fn reseal(id: &str, body: &[u8]) -> Result<Route, Refusal> {
+    use base64::Engine;
+    let b: ResealBody = json(body)?;
+    let decode = |field: &str, text: &str| {
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(|_| refuse(400, format!("{field} is not base64")))
+    };
+    let change = Reseal {
+        old_header: decode("old_header", &b.old_header)?,
+        header: decode("header", &b.header)?,
+        summary: decode("summary", &b.summary)?,
+        sealed_to: b.sealed_to,
+    };
+    let max = crate::seal::reseal::MAX_HEADER;
+    if change.old_header.is_empty() || change.header.is_empty() || change.summary.is_empty() {
+        return Err(refuse(
+            400,
+            "old_header, header and summary must not be empty",
+        ));
+    }
+    if change.old_header.len() > max || change.header.len() > max {
+        return Err(refuse(400, format!("a header is at most {max} bytes")));
+    }
+    if crate::seal::reseal::header_length(&change.header) != Some(change.header.len()) {
+        return Err(refuse(400, "header is not one whole age header"));
+    }
+    let fingerprint = |f: &String| f.len() == 16 && f.bytes().all(|b| b.is_ascii_hexdigit());
+    if change.sealed_to.is_empty()
+        || change.sealed_to.len() > MAX_SEALED_TO
+        || !change.sealed_to.iter().all(fingerprint)
+        || !change.sealed_to.is_sorted_by(|a, b| a < b)
+    {
+        return Err(refuse(
+            400,
+            format!(
+                "sealed_to must name 1 to {MAX_SEALED_TO} key fingerprints (16 hex digits), sorted, each once"
+            ),
+        ));
+    }
+    Ok(Route::Reseal {
+        id: parse_id(id)?,
+        change: Box::new(change),
+        reason: check_reason(b.reason)?,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct NoteBody {
     action: String,
     ids: Vec<String>,
@@ -147,6 +221,7 @@ pub fn route(head: &RequestHead, body: &[u8]) -> Result<Route, Refusal> {
         ["v1", "messages", _] => "GET, DELETE",
         ["v1", "messages", _, "sealed"] => "GET",
         ["v1", "messages", _, "hold"] => "POST, DELETE",
+        ["v1", "messages", _, "reseal"] => "POST",
         ["v1", "delete"] | ["v1", "purge"] => "POST",
         ["v1", "audit"] => "GET, POST",
         _ => return Err(refuse(404, format!("no such endpoint: {}", head.path))),
@@ -173,6 +248,7 @@ pub fn route(head: &RequestHead, body: &[u8]) -> Result<Route, Refusal> {
                 "show" => Purpose::Show,
                 "export" => Purpose::Export,
                 "release" => Purpose::Release,
+                "reseal" => Purpose::Reseal,
                 other => return Err(refuse(400, format!("unknown purpose {other:?}"))),
             },
             reason: reason.ok_or_else(|| {
@@ -182,6 +258,7 @@ pub fn route(head: &RequestHead, body: &[u8]) -> Result<Route, Refusal> {
                 )
             })?,
         },
+        (_, ["v1", "messages", id, "reseal"]) => reseal(id, body)?,
         (m, ["v1", "messages", id, "hold"]) => Route::Hold {
             id: parse_id(id)?,
             held: m == "POST",
