@@ -261,6 +261,21 @@ pub enum Command {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// After a reviewer's key left `[seal] recipients` or a domain's `readers`: rewrap
+    /// every message still sealed to the old keys for the keys the config names now, on
+    /// this machine (needs -c CONFIG and an identity that opens them). Resumable: run it
+    /// again to go on; messages already sealed to their group are left alone.
+    Reseal {
+        /// Why, for the audit trail (each message's fetch and re-seal are recorded).
+        #[arg(long)]
+        reason: String,
+        /// Only messages to this retired domain.
+        #[arg(long)]
+        domain: Option<String>,
+        /// Print the totals as JSON at the end.
+        #[arg(long)]
+        json: bool,
+    },
     /// Delete every message older than DURATION that is not held.
     Purge {
         /// Age such as 90d or 12h.

@@ -16,6 +16,7 @@ mod output;
 mod rdap_bootstrap;
 mod release;
 mod report;
+mod reseal;
 mod serve;
 mod show;
 pub mod stdout;
@@ -130,6 +131,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Command::Unhold { id, reason } => {
             manage::hold(&context(&args)?, id, false, reason.as_deref())
         }
+        Command::Reseal {
+            reason,
+            domain,
+            json,
+        } => reseal::run(&context(&args)?, reason, domain.as_deref(), *json),
         Command::Purge {
             older_than,
             reason,

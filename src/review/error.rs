@@ -120,6 +120,20 @@ pub enum ReviewError {
     /// Writing what the caller asked for (an mbox, a CSV) failed; the caller names where.
     #[error(transparent)]
     Write(std::io::Error),
+    /// The config's `[seal] recipients` and `[[domain]] readers` do not make reader
+    /// groups to re-seal for.
+    #[error("the config's [seal] recipients and [[domain]] readers")]
+    Readers(#[source] SealError),
+    /// One message could not be rewrapped.
+    #[error("message {id} cannot be re-sealed")]
+    Reseal {
+        id: MessageId,
+        #[source]
+        source: crate::seal::reseal::ResealError,
+    },
+    /// A run over many messages left some undone (each is reported as it happens).
+    #[error("{0}")]
+    Unfinished(String),
     /// The work stopped before it finished: a worker thread panicked, or the desk is
     /// stopping.
     #[error("{0}")]

@@ -124,7 +124,14 @@ impl ReviewError {
             ReviewError::NotFound(_) => Some(Kind::NotFound),
             ReviewError::AuditBroken(_) => Some(Kind::AuditBroken),
             ReviewError::ReleaseRefused { .. } => Some(Kind::ReleaseRefused),
-            ReviewError::Config(_)
+            ReviewError::Reseal {
+                source: crate::seal::reseal::ResealError::Seal(seal),
+                ..
+            } => Kind::of_seal(seal),
+            ReviewError::Reseal { .. }
+            | ReviewError::Readers(_)
+            | ReviewError::Unfinished(_)
+            | ReviewError::Config(_)
             | ReviewError::Missing(_)
             | ReviewError::BadTime { .. }
             | ReviewError::ServerId(_)

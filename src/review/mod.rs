@@ -14,6 +14,7 @@ pub mod manage;
 pub mod release;
 pub mod render;
 pub mod report;
+pub mod reseal;
 pub mod show;
 
 pub use error::ReviewError;
