@@ -3,7 +3,7 @@
 # (one in five of 300 KiB, stored as its own file; the others in segments),
 # kill -9, then LazyFS drops everything not yet fsynced (as a power cut does), remount,
 # restart, and every acknowledged message must be listed and decrypt (with `age`) to what was
-# sent. A canary file written without fsync must come back empty, or the run proves nothing.
+# sent. Then the same after deleting two in three, and after re-sealing the rest to a new key. A canary file written without fsync must come back empty, or the run proves nothing.
 # LazyFS is the FUSE file system of dsrhaslab/lazyfs, built from source. Usage:
 #   LAZYFS=/path/to/lazyfs/lazyfs BIN=target/release/reclaim benches/power-loss.sh
 set -euo pipefail
@@ -84,12 +84,14 @@ power_cut() {
   start
 }
 # Every acknowledged message not deleted is listed and decrypts (fetched from the admin
-# API, opened with the age tool); every deleted one is gone.
+# API, opened with the age tool and the key KEY, the reviewer's unless said); every deleted
+# one is gone; and the key RETIRED, if given, opens none of them.
 check() { # ACKED_FILE DELETED_FILE
-  $BIN --socket $W/admin.sock -i $W/reviewer.key list --json > $W/list.json
-  python3 - $W "$1" "$2" <<'P'
+  local key=${KEY:-$W/reviewer.key}
+  $BIN --socket $W/admin.sock -i $key list --json > $W/list.json
+  python3 - $W "$1" "$2" "$key" "${RETIRED:-}" <<'P'
 import json, sys, subprocess
-w, acked_file, deleted_file = sys.argv[1:4]
+w, acked_file, deleted_file, key, retired = sys.argv[1:6]
 listed = {m["id"] for m in json.load(open(f"{w}/list.json"))}
 acked = [l.split() for l in open(acked_file)]
 deleted = {l.strip() for l in open(deleted_file)}
@@ -100,8 +102,11 @@ for q, marker in acked:
     if q in listed:
         sealed = subprocess.run(["curl", "-fsS", "--unix-socket", f"{w}/admin.sock",
             f"http://localhost/v1/messages/{q}/sealed?reason=power-loss"], capture_output=True)
-        out = subprocess.run(["age", "-d", "-i", f"{w}/reviewer.key"], input=sealed.stdout, capture_output=True)
+        out = subprocess.run(["age", "-d", "-i", key], input=sealed.stdout, capture_output=True)
         if sealed.returncode != 0 or out.returncode != 0 or marker.encode() not in out.stdout:
+            bad.append(q)
+        if retired and subprocess.run(["age", "-d", "-i", retired], input=sealed.stdout,
+                                      capture_output=True).returncode == 0:
             bad.append(q)
 print(f"acknowledged {len(acked)}, deleted {len(deleted)}, listed after power loss {len(listed)}, "
       f"missing {len(missing)}, deleted but listed {len(resurrected)}, not decrypting {len(bad)}")
@@ -117,5 +122,17 @@ awk 'NR % 3 != 0 {print $1}' $W/acked.txt > $W/deleted.txt
 $BIN --socket $W/admin.sock delete --reason "power-loss run" $(cat $W/deleted.txt) >/dev/null
 power_cut
 check $W/acked.txt $W/deleted.txt
+# Then the reviewer's key is retired: the config names a new one, the gateway restarts on
+# it, every message left is re-sealed (a segment message moves to a file of its own, its old
+# range wiped), and the power is cut at once: each must open with the new key, none with the
+# old.
+$BIN keygen -o $W/new.key >/dev/null 2>&1
+new=$(grep -o 'age1[0-9a-z]*' $W/new.key | head -1)
+sed -i "s/recipients = \[\"$rcpt\"\]/recipients = [\"$new\"]/" $W/reclaim.toml
+kill -TERM $(cat $W/pid); wait $(cat $W/pid) 2>/dev/null || true
+rm -f $W/admin.sock; start
+$BIN -c $W/reclaim.toml -i $W/reviewer.key reseal --reason "power-loss run" --json
+power_cut
+KEY=$W/new.key RETIRED=$W/reviewer.key check $W/acked.txt $W/deleted.txt
 kill -TERM $(cat $W/pid); wait 2>/dev/null || true
 $L/scripts/umount-lazyfs.sh -m $W/mnt >/dev/null 2>&1 || true
