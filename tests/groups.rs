@@ -393,6 +393,51 @@ async fn on_the_postgres_store_each_domain_is_sealed_to_its_readers_and_scoped()
     groups_seal_and_scope(&pg.store_lines()).await;
 }
 
+/// The desk lists what the reviewer's keys open and says how many it left out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_desk_says_how_many_messages_it_left_out() {
+    let keys = tempfile::tempdir().expect("tempdir");
+    let (ops_key, ops) = new_identity(keys.path(), "ops.key");
+    let (_, other) = new_identity(keys.path(), "other.key");
+    let rest = format!(
+        "[dns]\nresolver = \"off\"\n\n\
+         [[domain]]\nname = \"mine.example\"\n\n\
+         [[domain]]\nname = \"theirs.example\"\nreaders = [\"{other}\"]\n"
+    );
+    let mut gw = TestGateway::start_custom(Extra {
+        rest: Some(&rest),
+        reviewer: Some((&ops_key, &ops)),
+        ..Extra::default()
+    })
+    .await;
+    gw.send(
+        "s@p.example",
+        &["a@mine.example"],
+        b"Subject: mine\r\n\r\nx\r\n",
+    )
+    .await;
+    for n in 0..2 {
+        let body = format!("Subject: theirs {n}\r\n\r\nx\r\n");
+        gw.send("s@p.example", &["b@theirs.example"], body.as_bytes())
+            .await;
+    }
+    let desk = common::desk::start_desk(&gw).await;
+    let s = common::desk::session(&desk).await;
+    let host = desk.addr.to_string();
+    let (status, _, body) =
+        common::desk::get(desk.addr, &s.at("/inbox"), &host, Some(&s.cookie)).await;
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("mine"), "{body}");
+    assert!(!body.contains("theirs 0"), "{body}");
+    assert!(
+        body.contains("<p class=\"count\" id=\"left-out\">2 left out of this page"),
+        "{body}"
+    );
+    desk.shutdown.cancel();
+    gw.stop().await;
+}
+
 #[test]
 fn check_config_refuses_an_empty_group_and_an_unknown_principal_domain() {
     let dir = tempfile::tempdir().expect("tempdir");

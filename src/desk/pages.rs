@@ -152,6 +152,9 @@ struct InboxPage {
     f: Filters,
     domains: Vec<String>,
     rows: Vec<InboxRow>,
+    /// Summaries on this page that the reviewer's keys do not open: the mail of domains
+    /// whose readers they are not.
+    left_out: u64,
     first_query: String,
     next_query: Option<String>,
 }
@@ -178,10 +181,14 @@ pub async fn inbox(
     let before = Some(value(&pairs, "before")).filter(|b| !b.is_empty());
     let (page_size, scan) = (desk.limits.page_size, desk.limits.scan);
     let found = blocking(&desk, move |context| {
-        listing::fetch_page(context, Some(page_size), &filter, before, Some(scan))
+        // The context counts what every listing leaves out; this page's share is the
+        // difference (a report built at the same moment would add its own to it).
+        let hidden = context.hidden();
+        let page = listing::fetch_page(context, Some(page_size), &filter, before, Some(scan))?;
+        Ok((page, context.hidden().saturating_sub(hidden)))
     })
     .await;
-    let (listed, next) = match found {
+    let ((listed, next), left_out) = match found {
         Ok(found) => found,
         Err(e) => return failed(c, &e),
     };
@@ -195,6 +202,7 @@ pub async fn inbox(
         first_query: f.query(None),
         next_query: next.as_deref().map(|n| f.query(Some(n))),
         rows: listed.into_iter().map(InboxRow::new).collect(),
+        left_out,
         domains,
         f,
         c,
