@@ -17,6 +17,7 @@
 //! - `POST /v1/audit {"action":"release","ids":[…],"reason":…,"detail":…}`: a release
 
 pub mod access;
+pub mod approvals;
 pub mod client;
 mod handler;
 pub mod http;
@@ -33,6 +34,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default)]
 pub struct Oversight {
     pub access: access::AccessPolicy,
+    pub approvals: approvals::ApprovalPolicy,
     pub witness: crate::witness::WitnessConfig,
 }
 
