@@ -12,6 +12,7 @@ use crate::units::{parse_duration, parse_size};
 use edge::{MAX_AUTH_MEMORY_BUDGET, prefix, size_in, storage_limits};
 
 mod access;
+mod approvals;
 mod audit;
 mod database;
 mod delivery;
@@ -187,6 +188,8 @@ pub struct AdminConfig {
     /// `[[principal]]`: who may do what; empty lets every client that reaches the API act as
     /// an admin.
     pub access: crate::admin::access::AccessPolicy,
+    /// `[approvals]`: the actions that need a second principal's approval.
+    pub approvals: crate::admin::approvals::ApprovalPolicy,
     /// `[audit]`: where the audit chain's head is witnessed.
     pub witness: crate::witness::WitnessConfig,
 }
@@ -452,6 +455,7 @@ impl RawConfig {
         let admin_tcp = admin_tcp(&self.admin)?;
         let access = access::access_policy(self.principal, &domains)?;
         let witness = audit::witness_config(self.audit, &server.hostname)?;
+        let approvals = approvals::approval_policy(self.approvals)?;
         if let Some(tcp) = &admin_tcp {
             internal_listener("admin.listen", tcp.listen, &server.listen)?;
         }
@@ -504,6 +508,7 @@ impl RawConfig {
                 socket: admin_socket,
                 tcp: admin_tcp,
                 access,
+                approvals,
                 witness,
             },
             dns,

@@ -236,6 +236,7 @@ async fn start<S: QuarantineStore>(
 
     let oversight = Arc::new(admin::Oversight {
         access: config.admin.access.clone(),
+        approvals: config.admin.approvals.clone(),
         witness: config.admin.witness.clone(),
     });
     if oversight.access.enforced() {

@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use super::peer::Peer;
 use super::routes::{Purpose, Route};
+use crate::store::GuardedAction;
 
 /// A role a principal holds. Roles add up; `admin` holds every permission.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -122,7 +123,21 @@ impl Permission {
             Route::Delete { .. } | Route::Purge { .. } => Permission::Delete,
             Route::Hold { .. } => Permission::Hold,
             Route::AuditList { .. } => Permission::Audit,
+            Route::RequestCreate { action, .. } => Permission::of_action(*action),
+            // Deciding needs the permission of the request's action too; the handler
+            // checks it once it has read the request.
+            Route::RequestList { .. } | Route::RequestDecide { .. } => Permission::Browse,
         })
+    }
+
+    /// What carrying out a guarded action needs: requesting or approving it needs the same.
+    pub fn of_action(action: GuardedAction) -> Permission {
+        match action {
+            GuardedAction::Release => Permission::Release,
+            GuardedAction::Export => Permission::Export,
+            GuardedAction::Delete | GuardedAction::Purge => Permission::Delete,
+            GuardedAction::HoldLift => Permission::Hold,
+        }
     }
 
     /// The roles that grant it, least first, for the refusal message.
@@ -230,15 +245,40 @@ impl AccessPolicy {
     }
 
     /// Decides whether `peer` may make the request `route`. A principal limited to domains
-    /// may not purge, whatever its roles: a purge deletes across every domain.
+    /// may not purge, whatever its roles: a purge deletes across every domain (nor ask for
+    /// one).
     pub fn check(&self, peer: &Peer, route: &Route) -> Result<(), Denied> {
         let Some(permission) = Permission::of(route) else {
             return Ok(());
         };
+        let (action, _, _) = route.audit_fields();
+        let purge = matches!(
+            route,
+            Route::Purge { .. }
+                | Route::RequestCreate {
+                    action: GuardedAction::Purge,
+                    ..
+                }
+        );
+        if let Some(Principal {
+            domains: Some(domains),
+            ..
+        }) = self.principal(peer).filter(|_| purge)
+        {
+            return Err(Denied(format!(
+                "{} may not purge: it is limited to {} and a purge deletes across all domains",
+                peer.who,
+                domains.join(", ")
+            )));
+        }
+        self.allows(peer, permission, action)
+    }
+
+    /// Whether `peer`'s roles grant `permission`, for doing `action` (named in the refusal).
+    pub fn allows(&self, peer: &Peer, permission: Permission, action: &str) -> Result<(), Denied> {
         if !self.enforced() {
             return Ok(());
         }
-        let (action, _, _) = route.audit_fields();
         let needed = permission
             .granted_by()
             .iter()
@@ -250,19 +290,35 @@ impl AccessPolicy {
                 "{} is not a principal of this quarantine; {action} needs the role {needed}",
                 peer.who
             ))),
-            Some(Principal {
-                domains: Some(domains),
-                ..
-            }) if matches!(route, Route::Purge { .. }) => Err(Denied(format!(
-                "{} may not purge: it is limited to {} and a purge deletes across all domains",
-                peer.who,
-                domains.join(", ")
-            ))),
             Some(principal) if principal.roles.iter().any(|r| r.grants(permission)) => Ok(()),
             Some(_) => Err(Denied(format!(
                 "{} may not {action}: that needs the role {needed}",
                 peer.who
             ))),
+        }
+    }
+
+    /// Who `peer` is for four eyes: two requests come from the same person exactly when
+    /// this is equal. A principal's configured name (so one person with a uid and a
+    /// certificate under the same name is one), else its credential; with no principals
+    /// configured, the peer's uid or its certificate's SHA-256. `None` for a peer that
+    /// cannot be told apart from others (no uid, no certificate).
+    pub fn actor(&self, peer: &Peer) -> Option<String> {
+        if let Some(principal) = self.principal(peer) {
+            return Some(match (&principal.name, &principal.credential) {
+                (Some(name), _) => format!("principal {name}"),
+                (None, Credential::Uid(uid)) => format!("uid {uid}"),
+                (None, Credential::Subject(subject)) => format!("cert subject {subject}"),
+                (None, Credential::Fingerprint(hex)) => format!("cert sha256 {hex}"),
+            });
+        }
+        if self.enforced() {
+            return None;
+        }
+        match (peer.uid, peer.certificate_sha256()) {
+            (Some(uid), _) => Some(format!("uid {uid}")),
+            (None, Some(hex)) => Some(format!("cert sha256 {hex}")),
+            (None, None) => None,
         }
     }
 }

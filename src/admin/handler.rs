@@ -9,11 +9,12 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::Oversight;
 use super::access::{Denied, Scope};
+use super::approvals::{self, Blocked};
 use super::http::{
     HeadScan, MAX_BODY, MAX_HEAD, RequestHead, parse_head, response_head, scan_head,
 };
 use super::peer::Peer;
-use super::routes::{Refusal, Route, refuse, route};
+use super::routes::{Refusal, Route, approval, refuse, route};
 use super::{DeleteResult, MessageItem, MessagePage};
 use crate::clock::unix_now;
 use crate::store::{AuditEntry, Entry, MessageId, MessageMeta, QuarantineStore, Resealed, Sealed};
@@ -49,13 +50,13 @@ pub async fn serve<S>(
             return refused(&mut stream, &*store, oversight, &peer, None, refusal).await;
         }
     };
-    let route = match route(&head, &body) {
-        Ok(route) => route,
+    let (route, request) = match route(&head, &body).and_then(|r| Ok((r, approval(&head)?))) {
+        Ok(routed) => routed,
         Err(refusal) => {
             return refused(&mut stream, &*store, oversight, &peer, Some(&head), refusal).await;
         }
     };
-    let answered = answer_and_record(&*store, oversight, &peer, &route).await;
+    let answered = answer_and_record(&*store, oversight, &peer, &route, request).await;
     match answered {
         Ok(Reply::Json(body)) => {
             let _ = stream
@@ -83,26 +84,46 @@ pub async fn serve<S>(
 /// its audit record is durable; if recording fails, the request fails.
 /// A request its principal's roles do not allow is refused (403) and recorded like any
 /// other, with why in the record's detail. A message outside a limited principal's domains
-/// is answered as one that does not exist (404), and the record says why.
+/// is answered as one that does not exist (404), and the record says why. An action that
+/// needs four eyes goes ahead only under the approved request `request` names
+/// ([`approvals::gate`]); without one it is refused (403) and recorded the same way.
 async fn answer_and_record(
     store: &impl QuarantineStore,
     oversight: &Oversight,
     peer: &Peer,
     route: &Route,
+    request: Option<u64>,
 ) -> Result<Reply, Refusal> {
     // Ids the request named, plus those it turned out to touch (a purge names none).
     let mut touched = Vec::new();
     let mut hidden = None;
+    let mut note = None;
+    let now = unix_now();
     let (result, denied) = match oversight.access.check(peer, route) {
-        Ok(()) => {
-            let scope = oversight.access.scope(peer);
-            let seen = Seen {
-                scope,
-                touched: &mut touched,
-                hidden: &mut hidden,
+        Ok(()) if is_request_route(route) => {
+            let outcome = approvals::answer(store, oversight, peer, route, now).await;
+            touched = outcome.ids;
+            note = outcome.note;
+            let denied = match &outcome.result {
+                Err(r) if r.status == 403 => note.take().or_else(|| Some(r.message.clone())),
+                _ => None,
             };
-            (answer(store, route, seen).await, None)
+            (outcome.result.map(Reply::Json), denied)
         }
+        Ok(()) => match approvals::gate(store, oversight, peer, route, request, now).await {
+            Ok(under) => {
+                note = under;
+                let scope = oversight.access.scope(peer);
+                let seen = Seen {
+                    scope,
+                    touched: &mut touched,
+                    hidden: &mut hidden,
+                };
+                (answer(store, route, seen).await, None)
+            }
+            Err(Blocked::Denied(Denied(why))) => (Err(refuse(403, why.clone())), Some(why)),
+            Err(Blocked::Failed(refusal)) => (Err(refusal), None),
+        },
         Err(Denied(why)) => (Err(refuse(403, why.clone())), Some(why)),
     };
     let (action, mut ids, reason) = route.audit_fields();
@@ -110,11 +131,12 @@ async fn answer_and_record(
     let detail = match route {
         _ if denied.is_some() => denied,
         _ if hidden.is_some() => hidden,
+        _ if note.is_some() => note,
         Route::AuditNote { detail, .. } => detail.clone(),
         _ => None,
     };
     let entry = AuditEntry {
-        time: unix_now(),
+        time: now,
         who: peer.who.clone(),
         uid: peer.uid,
         action: action.to_owned(),
@@ -127,6 +149,14 @@ async fn answer_and_record(
         .await
         .map_err(internal)?;
     result
+}
+
+/// Whether `route` files, lists or decides approval requests.
+fn is_request_route(route: &Route) -> bool {
+    matches!(
+        route,
+        Route::RequestCreate { .. } | Route::RequestList { .. } | Route::RequestDecide { .. }
+    )
 }
 
 /// What a request may see, and what it turned out to touch or be kept from.
@@ -270,6 +300,9 @@ async fn answer(
             json(&store.audit_page(*after, *limit).await.map_err(internal)?)
         }
         Route::AuditNote { .. } => json(&serde_json::json!({ "recorded": true })),
+        Route::RequestCreate { .. } | Route::RequestList { .. } | Route::RequestDecide { .. } => {
+            Err(refuse(404, "approval requests are answered elsewhere"))
+        }
     }
 }
 
@@ -360,7 +393,7 @@ fn item(entry: Entry) -> MessageItem {
     }
 }
 
-fn internal(error: impl std::fmt::Display) -> Refusal {
+pub(super) fn internal(error: impl std::fmt::Display) -> Refusal {
     tracing::error!(%error, "admin request failed");
     refuse(500, "internal error; see the server log")
 }

@@ -15,8 +15,14 @@
 //! - `GET /v1/stats`: counts and bytes per domain and per day
 //! - `GET /v1/audit?after=SEQ&limit=N`: audit records with the chain's anchor and head
 //! - `POST /v1/audit {"action":"release","ids":[…],"reason":…,"detail":…}`: a release
+//! - `POST /v1/requests {"action":…,"ids":[…],"older_than":SECONDS,"reason":…}`: file a
+//!   four-eyes request; `GET /v1/requests?limit=N`: the requests, newest first;
+//!   `POST /v1/requests/N/approve|deny?reason=TEXT`: decide one (see [`approvals`])
+//! - `request=N` on a sealed export or release fetch, a delete, a purge or a hold lift:
+//!   carry it out under approved request N, when `[approvals]` says it needs one
 
 pub mod access;
+pub mod approvals;
 pub mod client;
 mod handler;
 pub mod http;
@@ -33,6 +39,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default)]
 pub struct Oversight {
     pub access: access::AccessPolicy,
+    pub approvals: approvals::ApprovalPolicy,
     pub witness: crate::witness::WitnessConfig,
 }
 

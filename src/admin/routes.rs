@@ -4,7 +4,7 @@ use serde::Deserialize;
 
 use super::MAX_PAGE;
 use super::http::RequestHead;
-use crate::store::{ListFilter, MessageId, Reseal};
+use crate::store::{GuardedAction, ListFilter, MessageId, Reseal};
 
 /// Default page size of `/v1/messages` and `/v1/audit`.
 pub const DEFAULT_PAGE: usize = 100;
@@ -80,6 +80,23 @@ pub enum Route {
         reason: String,
         detail: Option<String>,
     },
+    /// Files a four-eyes approval request.
+    RequestCreate {
+        action: GuardedAction,
+        ids: Vec<MessageId>,
+        older_than: Option<u64>,
+        reason: String,
+    },
+    /// The approval requests, newest first.
+    RequestList {
+        limit: usize,
+    },
+    /// Approves (`approve`) or denies request `number`.
+    RequestDecide {
+        number: u64,
+        approve: bool,
+        reason: Option<String>,
+    },
 }
 
 impl Route {
@@ -110,6 +127,17 @@ impl Route {
             Route::AuditNote {
                 ids: list, reason, ..
             } => ("release", ids(list), Some(reason.clone())),
+            Route::RequestCreate {
+                ids: list, reason, ..
+            } => ("request", ids(list), Some(reason.clone())),
+            Route::RequestList { .. } => ("requests", vec![], None),
+            Route::RequestDecide {
+                approve, reason, ..
+            } => (
+                if *approve { "approve" } else { "deny" },
+                vec![],
+                reason.clone(),
+            ),
         }
     }
 }
@@ -205,6 +233,16 @@ fn reseal(id: &str, body: &[u8]) -> Result<Route, Refusal> {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RequestBody {
+    action: String,
+    #[serde(default)]
+    ids: Vec<String>,
+    older_than: Option<u64>,
+    reason: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct NoteBody {
     action: String,
     ids: Vec<String>,
@@ -223,7 +261,8 @@ pub fn route(head: &RequestHead, body: &[u8]) -> Result<Route, Refusal> {
         ["v1", "messages", _, "hold"] => "POST, DELETE",
         ["v1", "messages", _, "reseal"] => "POST",
         ["v1", "delete"] | ["v1", "purge"] => "POST",
-        ["v1", "audit"] => "GET, POST",
+        ["v1", "audit"] | ["v1", "requests"] => "GET, POST",
+        ["v1", "requests", _, "approve" | "deny"] => "POST",
         _ => return Err(refuse(404, format!("no such endpoint: {}", head.path))),
     };
     if !allowed.split(", ").any(|m| m == method) {
@@ -304,7 +343,67 @@ pub fn route(head: &RequestHead, body: &[u8]) -> Result<Route, Refusal> {
                 detail: b.detail.map(check_reason).transpose()?,
             }
         }
+        ("GET", ["v1", "requests"]) => Route::RequestList {
+            limit: limit(head)?,
+        },
+        (_, ["v1", "requests"]) => request_create(json(body)?)?,
+        (_, ["v1", "requests", number, decision]) => Route::RequestDecide {
+            number: number
+                .parse()
+                .map_err(|_| refuse(400, format!("{number:?} is not a request number")))?,
+            approve: *decision == "approve",
+            reason,
+        },
         _ => return Err(refuse(404, format!("no such endpoint: {}", head.path))),
+    })
+}
+
+/// The approved request a guarded action is carried out under (`request=N`), if named.
+pub fn approval(head: &RequestHead) -> Result<Option<u64>, Refusal> {
+    head.param("request")
+        .map(|n| {
+            n.parse()
+                .map_err(|_| refuse(400, format!("request={n:?} is not a request number")))
+        })
+        .transpose()
+}
+
+/// A request to file: a purge names an age and no messages; hold-lift names one message;
+/// the others between 1 and [`MAX_IDS`].
+fn request_create(b: RequestBody) -> Result<Route, Refusal> {
+    let action: GuardedAction = b.action.parse().map_err(|m: String| refuse(400, m))?;
+    let ids: Vec<MessageId> = b
+        .ids
+        .iter()
+        .map(|i| parse_id(i))
+        .collect::<Result<_, _>>()?;
+    match action {
+        GuardedAction::Purge if !ids.is_empty() || b.older_than.is_none() => {
+            return Err(refuse(
+                400,
+                "a purge request names older_than (seconds) and no ids",
+            ));
+        }
+        GuardedAction::HoldLift if ids.len() != 1 => {
+            return Err(refuse(400, "a hold-lift request names exactly one id"));
+        }
+        GuardedAction::Purge | GuardedAction::HoldLift => {}
+        _ if ids.is_empty() || ids.len() > MAX_IDS => {
+            return Err(refuse(
+                400,
+                format!("a {action} request names between 1 and {MAX_IDS} ids"),
+            ));
+        }
+        _ if b.older_than.is_some() => {
+            return Err(refuse(400, "only a purge request names older_than"));
+        }
+        _ => {}
+    }
+    Ok(Route::RequestCreate {
+        action,
+        ids,
+        older_than: b.older_than,
+        reason: check_reason(b.reason)?,
     })
 }
 

@@ -227,6 +227,9 @@ pub enum Command {
         /// Why you export (recorded in the audit trail).
         #[arg(long)]
         reason: String,
+        /// Carry it out under this approved four-eyes request (`reclaim request`).
+        #[arg(long, value_name = "N")]
+        request: Option<u64>,
         #[command(flatten)]
         filter: FilterArgs,
     },
@@ -239,6 +242,9 @@ pub enum Command {
         /// Why it is released (recorded in the audit trail).
         #[arg(long)]
         reason: String,
+        /// Carry it out under this approved four-eyes request (`reclaim request`).
+        #[arg(long, value_name = "N")]
+        request: Option<u64>,
     },
     /// Delete messages now (sealed file, index entry and summary).
     Delete {
@@ -246,6 +252,9 @@ pub enum Command {
         ids: Vec<String>,
         #[arg(long)]
         reason: Option<String>,
+        /// Carry it out under this approved four-eyes request (`reclaim request`).
+        #[arg(long, value_name = "N")]
+        request: Option<u64>,
         #[arg(long)]
         json: bool,
     },
@@ -260,6 +269,9 @@ pub enum Command {
         id: String,
         #[arg(long)]
         reason: Option<String>,
+        /// Carry it out under this approved four-eyes request (`reclaim request`).
+        #[arg(long, value_name = "N")]
+        request: Option<u64>,
     },
     /// After a reviewer's key left `[seal] recipients` or a domain's `readers`: rewrap
     /// every message still sealed to the old keys for the keys the config names now, on
@@ -283,8 +295,46 @@ pub enum Command {
         older_than: String,
         #[arg(long)]
         reason: Option<String>,
+        /// Carry it out under this approved four-eyes request (`reclaim request`).
+        #[arg(long, value_name = "N")]
+        request: Option<u64>,
         #[arg(long)]
         json: bool,
+    },
+    /// Ask for a four-eyes approval: another principal approves, then you run the action
+    /// with --request N.
+    Request {
+        /// release, export, delete, purge or hold-lift.
+        action: String,
+        /// The messages it is for (none for purge).
+        ids: Vec<String>,
+        /// A purge's age, such as 90d.
+        #[arg(long)]
+        older_than: Option<String>,
+        /// Why (recorded in the audit trail and shown to the approver).
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The four-eyes requests, newest first, with their state.
+    Requests {
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        limit: u16,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve another principal's four-eyes request.
+    Approve {
+        number: u64,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Deny a four-eyes request (or withdraw an approval not yet used).
+    Deny {
+        number: u64,
+        #[arg(long)]
+        reason: Option<String>,
     },
     /// Who still mails the retired domains: per sender domain and address.
     Report {

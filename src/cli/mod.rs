@@ -2,6 +2,7 @@
 //! exit codes scripts rely on. Each subcommand lives in its own file and prints what a
 //! step of [`crate::review`] did.
 
+mod approvals;
 mod args;
 mod audit;
 mod check_config;
@@ -105,9 +106,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             dir,
             force,
             reason,
+            request,
             filter,
         } => {
-            let context = context(&args)?;
+            let context = context(&args)?.under_request(*request);
             match (id, mbox, dir) {
                 (Some(id), _, _) => export::one(&context, id, output.as_deref(), *force, reason),
                 (None, Some(path), _) => {
@@ -123,14 +125,34 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 (None, None, None) => anyhow::bail!("name a message id, --mbox or --dir"),
             }
         }
-        Command::Release { id, to, reason } => release::run(&context(&args)?, id, to, reason),
-        Command::Delete { ids, reason, json } => {
-            manage::delete(&context(&args)?, ids, reason.as_deref(), *json)
-        }
+        Command::Release {
+            id,
+            to,
+            reason,
+            request,
+        } => release::run(&context(&args)?.under_request(*request), id, to, reason),
+        Command::Delete {
+            ids,
+            reason,
+            request,
+            json,
+        } => manage::delete(
+            &context(&args)?.under_request(*request),
+            ids,
+            reason.as_deref(),
+            *json,
+        ),
         Command::Hold { id, reason } => manage::hold(&context(&args)?, id, true, reason.as_deref()),
-        Command::Unhold { id, reason } => {
-            manage::hold(&context(&args)?, id, false, reason.as_deref())
-        }
+        Command::Unhold {
+            id,
+            reason,
+            request,
+        } => manage::hold(
+            &context(&args)?.under_request(*request),
+            id,
+            false,
+            reason.as_deref(),
+        ),
         Command::Reseal {
             reason,
             domain,
@@ -139,8 +161,37 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Command::Purge {
             older_than,
             reason,
+            request,
             json,
-        } => manage::purge(&context(&args)?, older_than, reason.as_deref(), *json),
+        } => manage::purge(
+            &context(&args)?.under_request(*request),
+            older_than,
+            reason.as_deref(),
+            *json,
+        ),
+        Command::Request {
+            action,
+            ids,
+            older_than,
+            reason,
+            json,
+        } => approvals::request(
+            &context(&args)?,
+            action,
+            ids,
+            older_than.as_deref(),
+            reason,
+            *json,
+        ),
+        Command::Requests { limit, json } => {
+            approvals::list(&context(&args)?, usize::from(*limit), *json)
+        }
+        Command::Approve { number, reason } => {
+            approvals::decide(&context(&args)?, *number, true, reason.as_deref())
+        }
+        Command::Deny { number, reason } => {
+            approvals::decide(&context(&args)?, *number, false, reason.as_deref())
+        }
         Command::Report {
             exit: true, json, ..
         } => exit_rule::run(&context(&args)?, *json, now),

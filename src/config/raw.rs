@@ -41,6 +41,8 @@ pub(super) struct RawConfig {
     pub(super) principal: Vec<super::access::RawPrincipal>,
     #[serde(default)]
     pub(super) audit: super::audit::RawAudit,
+    #[serde(default)]
+    pub(super) approvals: super::approvals::RawApprovals,
 }
 
 #[derive(Deserialize, Default)]

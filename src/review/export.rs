@@ -25,7 +25,11 @@ pub fn fetch_plain(
     purpose: &str,
     reason: &str,
 ) -> Result<Vec<u8>, ReviewError> {
-    let sealed = context.client.get(&sealed_path(id, purpose, reason))?;
+    let mut path = sealed_path(id, purpose, reason);
+    if purpose != "show" {
+        path = context.guarded_path(path);
+    }
+    let sealed = context.client.get(&path)?;
     let mut plain = Vec::new();
     context
         .identities()?
@@ -42,7 +46,9 @@ pub fn open<'a>(
     id: MessageId,
     reason: &str,
 ) -> Result<impl Read + use<'a>, ReviewError> {
-    let sealed = context.client.get(&sealed_path(id, "export", reason))?;
+    let sealed = context
+        .client
+        .get(&context.guarded_path(sealed_path(id, "export", reason)))?;
     context
         .identities()?
         .open_buffered(BufReader::new(sealed))

@@ -20,7 +20,8 @@ pub fn delete(
         "ids": ids.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "reason": reason,
     });
-    Ok(context.client.send_json("POST", "/v1/delete", &body)?)
+    let path = context.guarded_path("/v1/delete".into());
+    Ok(context.client.send_json("POST", &path, &body)?)
 }
 
 /// Deletes one message; that there was none is [`ReviewError::NotFound`].
@@ -51,6 +52,9 @@ pub fn set_hold(
     if let Some(reason) = reason {
         path.push_str(&format!("?reason={}", percent_encode(reason)));
     }
+    if !held {
+        path = context.guarded_path(path);
+    }
     let method = if held { "POST" } else { "DELETE" };
     let _: serde_json::Value = context.client.send_json(method, &path, &json!({}))?;
     Ok(())
@@ -66,7 +70,8 @@ pub fn purge(
     let age = crate::units::parse_duration(older_than)
         .map_err(|m| ReviewError::Usage(format!("--older-than: {m}")))?;
     let body = json!({ "older_than": age.as_secs(), "reason": reason });
-    Ok(context.client.send_json("POST", "/v1/purge", &body)?)
+    let path = context.guarded_path("/v1/purge".into());
+    Ok(context.client.send_json("POST", &path, &body)?)
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! (listing, showing, exporting, releasing, changing, reporting, auditing), with failures
 //! typed in [`ReviewError`]. Nothing here prints or parses a command line.
 
+pub mod approvals;
 pub mod audit;
 mod error;
 pub mod export;
@@ -55,6 +56,9 @@ pub struct ReviewContext {
     identities: OnceLock<Identities>,
     /// Summaries left out of listings because they are sealed only to other reviewers.
     hidden: std::sync::atomic::AtomicU64,
+    /// The approved four-eyes request that releases, exports, deletes, purges and hold
+    /// lifts are carried out under (`--request N`).
+    approval: Option<u64>,
 }
 
 impl ReviewContext {
@@ -117,7 +121,25 @@ impl ReviewContext {
             identity,
             identities: OnceLock::new(),
             hidden: std::sync::atomic::AtomicU64::new(0),
+            approval: None,
         })
+    }
+
+    /// This context, carrying guarded actions out under approved request `number`.
+    pub fn under_request(mut self, number: Option<u64>) -> Self {
+        self.approval = number;
+        self
+    }
+
+    /// `path` with the approved request it is carried out under, if there is one.
+    pub fn guarded_path(&self, path: String) -> String {
+        match self.approval {
+            None => path,
+            Some(n) => {
+                let sep = if path.contains('?') { '&' } else { '?' };
+                format!("{path}{sep}request={n}")
+            }
+        }
     }
 
     /// How many summaries listings have left out so far because none of the reviewer's
@@ -154,6 +176,7 @@ impl ReviewContext {
             identity: None,
             identities: OnceLock::from(identities),
             hidden: std::sync::atomic::AtomicU64::new(0),
+            approval: None,
         }
     }
 }

@@ -15,8 +15,9 @@ use tokio::io::AsyncRead;
 use crate::capacity::StorageState;
 
 use super::{
-    AuditEntry, AuditPage, Entry, ListFilter, MessageId, MessageMeta, NoticeOutcome, NoticePlan,
-    OutboxItem, PurgeReport, RateLimits, Reseal, Resealed, Stats, StoreError,
+    ApprovalRequest, AuditEntry, AuditPage, Entry, Filing, ListFilter, MessageId, MessageMeta,
+    NewRequest, NoticeOutcome, NoticePlan, OutboxItem, PurgeReport, RateLimits, RequestState,
+    Reseal, Resealed, Stats, StoreError, Swap,
 };
 
 /// A sealed message being read back: its length in bytes and its bytes, streamed.
@@ -209,4 +210,37 @@ pub trait QuarantineStore: Send + Sync + 'static {
         now: i64,
         limits: RateLimits,
     ) -> impl Future<Output = Result<usize, StoreError>> + Send;
+
+    // Four-eyes approvals.
+
+    /// Files an approval request and gives it the next number, unless `max_open` requests
+    /// are open (pending or approved, not expired) at `now`; counting and filing are one
+    /// atomic step.
+    fn request_create(
+        &self,
+        new: NewRequest,
+        max_open: usize,
+        now: i64,
+    ) -> impl Future<Output = Result<Filing, StoreError>> + Send;
+
+    /// One request by number.
+    fn request_get(
+        &self,
+        number: u64,
+    ) -> impl Future<Output = Result<Option<ApprovalRequest>, StoreError>> + Send;
+
+    /// Up to `limit` requests, newest first.
+    fn request_list(
+        &self,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<ApprovalRequest>, StoreError>> + Send;
+
+    /// Sets request `number`'s state to `next` only if it is `expected` now (approving,
+    /// denying and using are all this compare-and-set, so of two racing changes one wins).
+    fn request_swap(
+        &self,
+        number: u64,
+        expected: &RequestState,
+        next: RequestState,
+    ) -> impl Future<Output = Result<Swap, StoreError>> + Send;
 }

@@ -11,9 +11,10 @@ use super::backend::{Expiry, Sealed};
 use super::index::{self, Index};
 use super::segment::{SegmentRef, Segments};
 use super::{
-    AuditEntry, AuditPage, Entry, ListFilter, MessageId, MessageMeta, NoticeOutcome, NoticePlan,
-    OutboxItem, PurgeReport, QuarantineStore, RateLimits, Reseal, Resealed, Stage, StagedMessage,
-    Stats, Store, StoreError, blob, compact, index_err, outbox, ratelimit, sync_dir,
+    ApprovalRequest, AuditEntry, AuditPage, Entry, Filing, ListFilter, MessageId, MessageMeta,
+    NewRequest, NoticeOutcome, NoticePlan, OutboxItem, PurgeReport, QuarantineStore, RateLimits,
+    RequestState, Reseal, Resealed, Stage, StagedMessage, Stats, Store, StoreError, Swap, blob,
+    compact, index_err, outbox, ratelimit, sync_dir,
 };
 use crate::capacity::StorageState;
 use crate::seal::reseal::{MAX_HEADER, header_length};
@@ -465,6 +466,35 @@ impl QuarantineStore for Store {
             Ok(removed)
         })
         .await
+    }
+
+    async fn request_create(
+        &self,
+        new: NewRequest,
+        max_open: usize,
+        now: i64,
+    ) -> Result<Filing, StoreError> {
+        self.on_index(move |index| index.request_create(new, max_open, now))
+            .await
+    }
+
+    async fn request_get(&self, number: u64) -> Result<Option<ApprovalRequest>, StoreError> {
+        self.on_index(move |index| index.request_get(number)).await
+    }
+
+    async fn request_list(&self, limit: usize) -> Result<Vec<ApprovalRequest>, StoreError> {
+        self.on_index(move |index| index.request_list(limit)).await
+    }
+
+    async fn request_swap(
+        &self,
+        number: u64,
+        expected: &RequestState,
+        next: RequestState,
+    ) -> Result<Swap, StoreError> {
+        let expected = expected.clone();
+        self.on_index(move |index| index.request_swap(number, &expected, next))
+            .await
     }
 }
 

@@ -15,7 +15,7 @@ pub(super) struct Commit {
     pub segment: Option<SegmentRef>,
 }
 use super::segment::SegmentRef;
-use super::tables::{AUDIT, AUDIT_STATE, HOLDS, META, SEGMENT_REFS, SUMMARIES};
+use super::tables::{AUDIT, AUDIT_STATE, HOLDS, META, REQUESTS, SEGMENT_REFS, SUMMARIES};
 use super::{Entry, ListFilter, MessageId, MessageMeta, StoreError};
 
 pub(super) struct Index {
@@ -38,6 +38,8 @@ impl Index {
         txn.open_table(SEGMENT_REFS).map_err(index_err)?;
         txn.open_table(AUDIT).map_err(index_err)?;
         txn.open_table(AUDIT_STATE).map_err(index_err)?;
+        // Added with four-eyes approvals.
+        txn.open_table(REQUESTS).map_err(index_err)?;
         txn.commit().map_err(index_err)?;
         Ok(Self { db })
     }

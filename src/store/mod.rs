@@ -26,6 +26,7 @@ mod outbox;
 pub mod postgres;
 mod ratelimit;
 mod reconcile;
+pub mod requests;
 mod retain;
 mod segment;
 mod staging;
@@ -44,6 +45,7 @@ pub use outbox::{
 };
 pub use ratelimit::{Limited, RateLimits};
 pub use reconcile::Reconciliation;
+pub use requests::{ApprovalRequest, Filing, GuardedAction, NewRequest, RequestState, Swap};
 pub use retain::{DayStats, DomainStats, PurgeReport, Stats};
 pub use segment::SegmentRef;
 pub use staging::{Stage, StagingLimits};
@@ -87,6 +89,9 @@ pub enum StoreError {
     /// An audit record or the audit chain's anchor does not encode or decode.
     #[error("index: audit record: {0}")]
     Audit(#[source] serde_json::Error),
+    /// An approval request does not decode.
+    #[error("index: approval request: {0}")]
+    Request(#[source] serde_json::Error),
     /// Blocking store work ended without an answer (it panicked, or the runtime is
     /// shutting down).
     #[error("index: {what} task failed: {source}")]

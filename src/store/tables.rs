@@ -17,3 +17,5 @@ pub(super) const HOLDS: TableDefinition<u128, i64> = TableDefinition::new("holds
 pub(super) const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 /// `head` and `anchor` of the audit chain, see [`super::audit`].
 pub(super) const AUDIT_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("audit_state");
+/// Four-eyes approval requests by number, each its JSON (see [`super::requests`]).
+pub(super) const REQUESTS: TableDefinition<u64, &[u8]> = TableDefinition::new("requests");

@@ -9,6 +9,7 @@ mod config;
 mod messages;
 mod notices;
 mod quarantine;
+mod requests;
 mod schema;
 mod staged;
 
@@ -31,6 +32,8 @@ mod lock {
     pub const PURGE: i64 = 0x7265_636c_0002;
     /// Admitting notices against the shared rate limits.
     pub const NOTICES: i64 = 0x7265_636c_0003;
+    /// Filing an approval request: its number and the cap on open requests.
+    pub const REQUESTS: i64 = 0x7265_636c_0004;
 }
 
 /// How long a message may stay staged before the purge takes it for the leftover of a

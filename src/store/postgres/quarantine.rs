@@ -9,14 +9,14 @@ use deadpool_postgres::GenericClient;
 
 use super::messages::{ENTRY, delete_visible, entry, meta, sealed_bytes};
 use super::staged::PgStaged;
-use super::{PgError, PgStore, audit, notices, to_u64, within};
+use super::{PgError, PgStore, audit, notices, requests, to_u64, within};
 use crate::capacity::StorageState;
 use crate::clock::unix_now;
 use crate::store::backend::{Expiry, Sealed};
 use crate::store::{
-    AuditEntry, AuditPage, Entry, ListFilter, MessageId, MessageMeta, NoticeOutcome, NoticePlan,
-    OutboxItem, PurgeReport, QuarantineStore, RateLimits, Reseal, Resealed, Stats, StoreError,
-    outbox,
+    ApprovalRequest, AuditEntry, AuditPage, Entry, Filing, ListFilter, MessageId, MessageMeta,
+    NewRequest, NoticeOutcome, NoticePlan, OutboxItem, PurgeReport, QuarantineStore, RateLimits,
+    RequestState, Reseal, Resealed, Stats, StoreError, Swap, outbox,
 };
 
 impl PgStore {
@@ -307,6 +307,42 @@ impl QuarantineStore for PgStore {
         self.bounded(async {
             let mut client = self.client().await?;
             Ok(notices::prune(&mut client, now, limits).await?)
+        })
+        .await
+    }
+
+    async fn request_create(
+        &self,
+        new: NewRequest,
+        max_open: usize,
+        now: i64,
+    ) -> Result<Filing, StoreError> {
+        self.bounded(async {
+            let mut client = self.client().await?;
+            Ok(requests::create(&mut client, new, max_open, now).await?)
+        })
+        .await
+    }
+
+    async fn request_get(&self, number: u64) -> Result<Option<ApprovalRequest>, StoreError> {
+        self.bounded(async { Ok(requests::get(&*self.client().await?, number).await?) })
+            .await
+    }
+
+    async fn request_list(&self, limit: usize) -> Result<Vec<ApprovalRequest>, StoreError> {
+        self.bounded(async { Ok(requests::list(&*self.client().await?, limit).await?) })
+            .await
+    }
+
+    async fn request_swap(
+        &self,
+        number: u64,
+        expected: &RequestState,
+        next: RequestState,
+    ) -> Result<Swap, StoreError> {
+        self.bounded(async {
+            let mut client = self.client().await?;
+            Ok(requests::swap(&mut client, number, expected, next).await?)
         })
         .await
     }

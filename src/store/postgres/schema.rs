@@ -63,6 +63,16 @@ const STEPS: &[&str] = &[
     r"
     ALTER TABLE messages ADD COLUMN sealed_to text[] NOT NULL DEFAULT '{}';
     ",
+    // 4: four-eyes approval requests, each the JSON of `ApprovalRequest`; `state` and
+    // `expires` beside it so that open requests can be counted.
+    r"
+    CREATE TABLE approval_requests (
+        number bigint PRIMARY KEY,
+        expires bigint NOT NULL,
+        state text NOT NULL,
+        record bytea NOT NULL
+    );
+    ",
 ];
 
 /// Brings the schema up to date; returns the version it is at.
