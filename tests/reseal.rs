@@ -220,6 +220,16 @@ async fn a_leaver_opens_nothing_after_reseal(store_lines: &str) {
             &old_bytes[header_len(old_bytes)..],
             "{id}"
         );
+        // A re-seal's fetch hands out the header and not a byte of the payload.
+        let (status, head) = api(
+            &gw,
+            "GET",
+            &format!("/v1/messages/{id}/sealed?reason=check&purpose=reseal"),
+            "",
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(head, &new_bytes[..header_len(&new_bytes)], "{id}");
         // The list says whom it is sealed to now.
         let (_, item) = api(&gw, "GET", &format!("/v1/messages/{id}"), "").await;
         let item: serde_json::Value = serde_json::from_slice(&item).expect("JSON");

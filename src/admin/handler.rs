@@ -14,9 +14,10 @@ use super::http::{
     HeadScan, MAX_BODY, MAX_HEAD, RequestHead, parse_head, response_head, scan_head,
 };
 use super::peer::Peer;
-use super::routes::{Refusal, Route, approval, refuse, route};
+use super::routes::{Purpose, Refusal, Route, approval, refuse, route};
 use super::{DeleteResult, MessageItem, MessagePage};
 use crate::clock::unix_now;
+use crate::seal::reseal::{MAX_HEADER, header_length};
 use crate::store::{AuditEntry, Entry, MessageId, MessageMeta, QuarantineStore, Resealed, Sealed};
 use crate::witness;
 
@@ -223,16 +224,19 @@ async fn answer(
             })
         }
         Route::Message(id) => json(&item(seen.visible(store, *id).await?)),
-        Route::Sealed { id, .. } => {
+        Route::Sealed { id, purpose, .. } => {
             if seen.scope.limited() {
                 seen.visible(store, *id).await?;
             }
-            store
+            let sealed = store
                 .read_sealed(*id)
                 .await
                 .map_err(internal)?
-                .map(Reply::Sealed)
-                .ok_or_else(|| not_found(*id))
+                .ok_or_else(|| not_found(*id))?;
+            if *purpose == Purpose::Reseal {
+                return header_only(*id, sealed).await.map(Reply::Sealed);
+            }
+            Ok(Reply::Sealed(sealed))
         }
         Route::Delete { ids, .. } => {
             // A limited principal deletes all it names or nothing: any id that is not a
@@ -304,6 +308,26 @@ async fn answer(
             Err(refuse(404, "approval requests are answered elsewhere"))
         }
     }
+}
+
+/// Only the age header of a sealed message: what a re-seal needs, and nothing of the
+/// payload (whose first bytes a holder of the file key could decrypt without its tag).
+async fn header_only(id: MessageId, mut sealed: Sealed) -> Result<Sealed, Refusal> {
+    let mut start = Vec::new();
+    (&mut sealed.reader)
+        .take(MAX_HEADER as u64)
+        .read_to_end(&mut start)
+        .await
+        .map_err(internal)?;
+    let length = header_length(&start).ok_or_else(|| {
+        tracing::error!(%id, "a stored message does not start with a whole age header");
+        refuse(500, "internal error; see the server log")
+    })?;
+    start.truncate(length);
+    Ok(Sealed {
+        length: length as u64,
+        reader: Box::new(std::io::Cursor::new(start)),
+    })
 }
 
 fn json(value: &impl serde::Serialize) -> Result<Reply, Refusal> {
