@@ -16,7 +16,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use hmac::Mac;
 
-use super::summary::{AGE_MAGIC, MAGIC, STANZAS_END, write_stanza};
+use super::summary::{
+    self, AGE_MAGIC, MAGIC, STANZAS_END, SummaryDefect, read_stanzas, write_stanza,
+};
 use super::{Identities, SealError, Sealer};
 
 /// The line that ends an age header's stanzas; the MAC follows it after a space.
@@ -40,9 +42,10 @@ pub enum ResealError {
     /// None of the reviewer's identities unwraps the file key, or wrapping failed.
     #[error(transparent)]
     Seal(#[from] SealError),
-    /// The summary is not in a form this code can rewrap.
+    /// The summary does not open with the message's file key, or is not in a form this
+    /// code can rewrap.
     #[error("summary cannot be rewrapped: {0}")]
-    Summary(&'static str),
+    Summary(SummaryDefect),
 }
 
 /// The header of a sealed message, as its first bytes carry it.
@@ -98,23 +101,6 @@ impl<'a> Header<'a> {
 /// of it, nor header and payload).
 pub fn header_length(sealed: &[u8]) -> Option<usize> {
     Header::parse(sealed).ok().map(|h| h.bytes.len())
-}
-
-/// Reads age stanzas up to a line starting with `end`; `None` if one is malformed or the
-/// input ends first.
-fn read_stanzas(rest: &mut &[u8], end: &[u8]) -> Option<Vec<Stanza>> {
-    let mut stanzas = Vec::new();
-    loop {
-        if rest.starts_with(end) {
-            return Some(stanzas);
-        }
-        let (after, stanza) = age_core::format::read::age_stanza(rest).ok()?;
-        stanzas.push(Stanza::from(stanza));
-        *rest = after;
-        if stanzas.len() > MAX_HEADER / 16 {
-            return None;
-        }
-    }
 }
 
 fn header_mac(file_key: &FileKey, covered: &[u8]) -> HmacSha256 {
@@ -194,9 +180,7 @@ pub fn rewrap(
         let new = wrap(&key, sealer)?;
         [new.header.as_slice(), &summary[old.bytes.len()..]].concat()
     } else {
-        return Err(ResealError::Summary(
-            "neither a reclaim summary nor an age file",
-        ));
+        return Err(ResealError::Summary(SummaryDefect::Unknown));
     };
     Ok(Rewrapped {
         old_header: header.bytes.to_vec(),
@@ -212,16 +196,8 @@ fn rewrap_summary(
     wrapped: &Wrapped,
     summary: &[u8],
 ) -> Result<Vec<u8>, ResealError> {
-    let mut rest = &summary[MAGIC.len()..];
-    read_stanzas(&mut rest, STANZAS_END).ok_or(ResealError::Summary("malformed stanzas"))?;
-    let ciphertext = &rest[STANZAS_END.len()..];
-    let size = ciphertext
-        .len()
-        .checked_sub(16)
-        .ok_or(ResealError::Summary("truncated"))?;
-    let key = super::summary::summary_key(file_key);
-    age_core::primitives::aead_decrypt(key.expose_secret(), size, ciphertext)
-        .map_err(|_| ResealError::Summary("not sealed under this message's key"))?;
+    let (_, ciphertext) = summary::split(summary).map_err(ResealError::Summary)?;
+    summary::decrypt(file_key, ciphertext).map_err(ResealError::Summary)?;
     Ok([MAGIC, &wrapped.stanzas, STANZAS_END, ciphertext].concat())
 }
 

@@ -183,25 +183,47 @@ impl Identities {
         if sealed.starts_with(AGE_MAGIC) {
             return self.open_bytes(sealed);
         }
-        let mut rest = sealed
-            .strip_prefix(MAGIC)
-            .ok_or(SealError::Summary(SummaryDefect::Unknown))?;
-        let mut stanzas = Vec::new();
-        while !rest.starts_with(STANZAS_END) {
-            let (after, stanza) = age_core::format::read::age_stanza(rest)
-                .map_err(|_| SealError::Summary(SummaryDefect::Stanzas))?;
-            stanzas.push(Stanza::from(stanza));
-            rest = after;
-        }
-        let ciphertext = &rest[STANZAS_END.len()..];
+        let (stanzas, ciphertext) = split(sealed).map_err(SealError::Summary)?;
         let file_key = self.unwrap_file_key(&stanzas)?;
-        let size = ciphertext
-            .len()
-            .checked_sub(16)
-            .ok_or(SealError::Summary(SummaryDefect::Truncated))?;
-        age_core::primitives::aead_decrypt(summary_key(&file_key).expose_secret(), size, ciphertext)
-            .map_err(|_| SealError::Summary(SummaryDefect::Undecryptable))
+        decrypt(&file_key, ciphertext).map_err(SealError::Summary)
     }
+}
+
+/// Most stanzas read from one header: more than a header of [`super::reseal::MAX_HEADER`]
+/// bytes can hold.
+const MAX_STANZAS: usize = 4096;
+
+/// Reads age stanzas up to a line starting with `end`; `None` if one is malformed, the
+/// input ends first, or there are more than any header reclaim writes.
+pub(super) fn read_stanzas(rest: &mut &[u8], end: &[u8]) -> Option<Vec<Stanza>> {
+    let mut stanzas = Vec::new();
+    while !rest.starts_with(end) {
+        if stanzas.len() >= MAX_STANZAS {
+            return None;
+        }
+        let (after, stanza) = age_core::format::read::age_stanza(rest).ok()?;
+        stanzas.push(Stanza::from(stanza));
+        *rest = after;
+    }
+    Some(stanzas)
+}
+
+/// A summary in this format taken apart: its copy of the message's stanzas, and its
+/// ciphertext.
+pub(super) fn split(sealed: &[u8]) -> Result<(Vec<Stanza>, &[u8]), SummaryDefect> {
+    let mut rest = sealed.strip_prefix(MAGIC).ok_or(SummaryDefect::Unknown)?;
+    let stanzas = read_stanzas(&mut rest, STANZAS_END).ok_or(SummaryDefect::Stanzas)?;
+    Ok((stanzas, &rest[STANZAS_END.len()..]))
+}
+
+/// Decrypts a summary's ciphertext with its message's file key.
+pub(super) fn decrypt(file_key: &FileKey, ciphertext: &[u8]) -> Result<Vec<u8>, SummaryDefect> {
+    let size = ciphertext
+        .len()
+        .checked_sub(16)
+        .ok_or(SummaryDefect::Truncated)?;
+    age_core::primitives::aead_decrypt(summary_key(file_key).expose_secret(), size, ciphertext)
+        .map_err(|_| SummaryDefect::Undecryptable)
 }
 
 #[cfg(test)]

@@ -88,9 +88,14 @@ impl Files {
     /// Re-seals one message: its new header and the payload copied after it go to a file
     /// of its own (fsynced, renamed into place), then the index takes the new summary and
     /// fingerprints and forgets the segment range in one transaction, and only then is the
-    /// old range overwritten with zeros. A crash before the index commit leaves the old
-    /// message as it was (and a spare file that the next re-seal or delete replaces or
-    /// removes); one after it leaves an unindexed old range, which compaction drops.
+    /// old range overwritten with zeros. For a message in a segment, a crash before the
+    /// index commit leaves the old message as it was (and a spare file that the next
+    /// re-seal or delete replaces or removes); one after it leaves an unindexed old range,
+    /// which compaction drops. For a message that is already its own file, the rename
+    /// replaces it before the index commit: a crash between the two leaves the new header
+    /// with the old summary and recipients in the index. The file key is unchanged, so the
+    /// message still opens for the new group, and the next re-seal rewraps the summary and
+    /// corrects the index.
     /// Holds [`Segments::maintenance`] throughout, so that no delete or compaction moves
     /// the message meanwhile.
     fn reseal(&self, id: MessageId, change: &Reseal) -> Result<Resealed, StoreError> {
