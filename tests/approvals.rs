@@ -529,3 +529,176 @@ async fn the_postgres_store_decides_a_request_once() {
     let store = PgStore::open(&config, limits).await.expect("open");
     decisions_are_atomic(&store).await;
 }
+
+async fn listed(gw: &TestGateway) -> String {
+    ok(&gw.cli(&["list"]).await)
+}
+
+/// The number in the desk's `#N · action · ids` line of a filed request.
+fn filed_on_desk(page: &[u8]) -> String {
+    let page = String::from_utf8_lossy(page);
+    assert!(page.contains("Request filed"), "{page}");
+    page.split('#')
+        .filter_map(|rest| rest.split(" · ").next())
+        .find(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        .unwrap_or_else(|| panic!("no request number in {page}"))
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_desk_one_reviewer_files_and_another_approves() {
+    use common::desk::{csrf, get, post, session, start_desk, start_desk_as};
+
+    let certs = Certificates::new(&["bob"]);
+    let tail = format!(
+        "[[principal]]\nname = \"alice\"\nuid = {}\nroles = [\"admin\"]\n\n\
+         [[principal]]\nname = \"bob\"\ncertificate_subject = \"CN=bob\"\nroles = [\"admin\"]\n\n\
+         [approvals]\nactions = [\"delete\", \"export\"]\nexpiry = \"1h\"\n",
+        my_uid()
+    );
+    let mut gw = TestGateway::start_custom(Extra {
+        admin: &certs.admin,
+        tail: &tail,
+        ..Extra::default()
+    })
+    .await;
+    let a = gw
+        .send(
+            "a@p.example",
+            &["x@old.example"],
+            b"Subject: one\r\n\r\nfirst\r\n",
+        )
+        .await;
+    let b = gw
+        .send(
+            "a@p.example",
+            &["x@old.example"],
+            b"Subject: two\r\n\r\nsecond\r\n",
+        )
+        .await;
+    let alice_desk = start_desk(&gw).await;
+    let bob_desk = start_desk_as(
+        &gw,
+        &certs.flags(&gw, "bob"),
+        reclaim::desk::Limits::default(),
+    )
+    .await;
+    let (alice, bob) = (session(&alice_desk).await, session(&bob_desk).await);
+    let (alice_host, bob_host) = (alice_desk.addr.to_string(), bob_desk.addr.to_string());
+    let page = |desk: &common::desk::Desk, s: &common::desk::Session, host: &str, path: &str| {
+        let (addr, url, cookie, host) = (desk.addr, s.at(path), s.cookie.clone(), host.to_owned());
+        async move {
+            let (status, head, body) = get(addr, &url, &host, Some(&cookie)).await;
+            assert_eq!(status, 200, "{head}");
+            body
+        }
+    };
+    let alice_csrf = csrf(&page(&alice_desk, &alice, &alice_host, "/inbox").await);
+    let bob_csrf = csrf(&page(&bob_desk, &bob, &bob_host, "/inbox").await);
+    let as_alice = |path: &str, form: String| {
+        let (addr, url, cookie, host) = (
+            alice_desk.addr,
+            alice.at(path),
+            alice.cookie.clone(),
+            alice_host.clone(),
+        );
+        let body = format!("csrf={alice_csrf}&{form}");
+        async move {
+            let (status, _, page) = post(addr, &url, &host, &cookie, "", &body).await;
+            (status, String::from_utf8_lossy(&page).into_owned())
+        }
+    };
+    let as_bob = |path: &str, form: String| {
+        let (addr, url, cookie, host) = (
+            bob_desk.addr,
+            bob.at(path),
+            bob.cookie.clone(),
+            bob_host.clone(),
+        );
+        let body = format!("csrf={bob_csrf}&{form}");
+        async move {
+            let (status, _, page) = post(addr, &url, &host, &cookie, "", &body).await;
+            (status, String::from_utf8_lossy(&page).into_owned())
+        }
+    };
+
+    // A guarded delete from the message page files a request and deletes nothing.
+    let (status, filed_page) =
+        as_alice(&format!("/message/{a}/delete"), "reason=ticket+9".into()).await;
+    assert_eq!(status, 200, "{filed_page}");
+    let n = filed_on_desk(filed_page.as_bytes());
+    assert!(listed(&gw).await.contains(&a), "a request deletes nothing");
+    let requests =
+        String::from_utf8(page(&bob_desk, &bob, &bob_host, "/requests").await).expect("utf8");
+    assert!(
+        requests.contains(&format!("id=\"approve-{n}\"")) && requests.contains("ticket 9"),
+        "{requests}"
+    );
+    assert!(
+        requests.contains("Needs approval: export, delete"),
+        "{requests}"
+    );
+
+    // The requester cannot approve it; another reviewer can, once.
+    let (status, refused) = as_alice(&format!("/requests/{n}/approve"), "reason=".into()).await;
+    assert_eq!(status, 403, "{refused}");
+    assert!(
+        refused.contains("another principal must approve it"),
+        "{refused}"
+    );
+    let (status, approved) = as_bob(&format!("/requests/{n}/approve"), "reason=ok".into()).await;
+    assert_eq!(status, 200, "{approved}");
+    assert!(approved.contains("Request approved"), "{approved}");
+    let (status, again) = as_bob(&format!("/requests/{n}/approve"), "reason=".into()).await;
+    assert_eq!(status, 400, "{again}");
+
+    // The approved request offers the requester its carrying out; only she may.
+    let requests =
+        String::from_utf8(page(&alice_desk, &alice, &alice_host, "/requests").await).expect("utf8");
+    assert!(
+        requests.contains(&format!("id=\"carry-{n}\"")),
+        "{requests}"
+    );
+    let carry = format!("do=delete&id={a}&request={n}&reason=ticket+9");
+    let (status, refused) = as_bob("/selection", carry.clone()).await;
+    assert_eq!(status, 403, "{refused}");
+    assert!(refused.contains("only its requester"), "{refused}");
+    assert!(listed(&gw).await.contains(&a));
+    let (status, deleted) = as_alice("/selection", carry.clone()).await;
+    assert_eq!(status, 200, "{deleted}");
+    assert!(
+        deleted.contains("Deleted") && deleted.contains(&a),
+        "{deleted}"
+    );
+    assert!(!listed(&gw).await.contains(&a), "carried out");
+    let (status, used) = as_alice("/selection", carry).await;
+    assert_eq!(status, 403, "a delete request is used once: {used}");
+
+    // A guarded download files a request too, and a denied one allows nothing.
+    let (status, filed_page) = as_alice(&format!("/message/{b}/eml"), "reason=dsar+3".into()).await;
+    assert_eq!(status, 200, "{filed_page}");
+    let e = filed_on_desk(filed_page.as_bytes());
+    let (status, denied) = as_bob(&format!("/requests/{e}/deny"), "reason=no+basis".into()).await;
+    assert_eq!(status, 200, "{denied}");
+    assert!(denied.contains("Request denied"), "{denied}");
+    let (status, refused) = as_alice(
+        &format!("/message/{b}/eml"),
+        format!("reason=dsar+3&request={e}"),
+    )
+    .await;
+    assert_eq!(status, 403, "{refused}");
+    assert!(refused.contains("is denied"), "{refused}");
+    assert!(!refused.contains("second"), "nothing of the message");
+
+    // What the policy does not guard happens at once.
+    let (status, held) = as_alice(&format!("/message/{b}/hold"), "held=1&reason=case".into()).await;
+    assert_eq!(status, 200, "{held}");
+    assert!(held.contains("Legal hold placed"), "{held}");
+
+    // The trail has both reviewers' steps, and the chain verifies.
+    let trail = ok(&gw.cli(&["audit", "--json"]).await);
+    assert!(trail.contains(&format!("request {n}: delete")), "{trail}");
+    assert!(trail.contains(&format!("under request {n}")), "{trail}");
+    ok(&gw.cli(&["audit", "--verify"]).await);
+    gw.stop().await;
+}

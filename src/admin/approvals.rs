@@ -59,10 +59,13 @@ impl RequestView {
     }
 }
 
-/// The API's list of requests.
+/// The API's list of requests, with the actions the policy guards so that a client knows
+/// which of its actions to file a request for before trying.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestList {
     pub requests: Vec<RequestView>,
+    #[serde(default)]
+    pub guarded: Vec<GuardedAction>,
 }
 
 /// The guarded action `route` carries out, if it is one.
@@ -321,6 +324,7 @@ pub(super) async fn answer(
                         .filter(in_scope)
                         .map(|r| RequestView::at(r, now))
                         .collect(),
+                    guarded: oversight.approvals.actions.iter().copied().collect(),
                 }),
                 Err(e) => Err(super::handler::internal(e)),
             };

@@ -114,6 +114,7 @@ impl ClientError {
 trait Stream: Read + Write + Send {}
 impl<T: Read + Write + Send> Stream for T {}
 
+#[derive(Clone)]
 enum Endpoint {
     Unix(PathBuf),
     Tls {
@@ -134,6 +135,7 @@ impl Endpoint {
 }
 
 /// The admin API at a Unix socket path or a mutual-TLS address.
+#[derive(Clone)]
 pub struct AdminClient {
     endpoint: Endpoint,
     /// For each write of the request and each read of the answer.

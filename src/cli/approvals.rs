@@ -49,7 +49,7 @@ pub fn request(
 }
 
 pub fn list(context: &ReviewContext, limit: usize, json: bool) -> anyhow::Result<()> {
-    let requests = approvals::list(context, limit)?;
+    let requests = approvals::list(context, limit)?.requests;
     let mut out = super::stdout::lock();
     if json {
         write_json(&mut out, &serde_json::json!({ "requests": requests }))?;

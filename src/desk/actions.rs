@@ -1,7 +1,9 @@
 //! The desk's changes and downloads, each behind a checked CSRF token and each with the
 //! reviewer's reason, which the admin API records in the audit trail: download as .eml,
 //! export a selection as mbox, release, hold and lift a hold, delete; and the language
-//! switch.
+//! switch. Where the `[approvals]` policy guards an action, the same form files a
+//! four-eyes request instead, and carries the action out once the form names an approved
+//! request (the Requests page sends it so).
 
 use std::sync::Arc;
 
@@ -13,12 +15,13 @@ use axum::response::{IntoResponse, Response};
 use super::chrome::{Chrome, c_reason, error, failed, render};
 use super::guard::Form;
 use super::i18n::{LANG_COOKIE, Texts};
-use super::{Desk, blocking};
+use super::{Desk, blocking, blocking_under};
 use crate::admin::MessageItem;
+use crate::review::approvals::{self, Asked};
 use crate::review::{
     ReviewContext, ReviewError, export, listing, manage, parse_id, release as review_release,
 };
-use crate::store::MessageId;
+use crate::store::{GuardedAction, MessageId};
 
 #[derive(Template)]
 #[template(path = "desk/done.html")]
@@ -60,6 +63,58 @@ fn download(bytes: Vec<u8>, filename: &str) -> Response {
         .into_response()
 }
 
+/// The approved request a guarded `action` is carried out under: the one the form names,
+/// or none when the policy does not guard the action. When it does and the form names
+/// none, files a request for `ids` with `reason` and answers with the page that says so
+/// (the `Err`), as it does with a page for any failure.
+async fn approved_request(
+    desk: &Arc<Desk>,
+    c: &Chrome,
+    form: &Form,
+    action: GuardedAction,
+    ids: &[MessageId],
+    reason: &str,
+) -> Result<Option<u64>, Response> {
+    match form.get("request") {
+        "" => {}
+        n => {
+            return match n.parse() {
+                Ok(n) => Ok(Some(n)),
+                Err(_) => Err(error(
+                    c.clone(),
+                    StatusCode::BAD_REQUEST,
+                    format!("{n:?} is not a request number"),
+                )),
+            };
+        }
+    }
+    let guarded = blocking(desk, |context| Ok(approvals::list(context, 1)?.guarded)).await;
+    match guarded {
+        Ok(guarded) if !guarded.contains(&action) => return Ok(None),
+        Ok(_) => {}
+        Err(e) => return Err(failed(c.clone(), &e)),
+    }
+    let (asked_ids, why) = (ids.to_vec(), reason.to_owned());
+    let filed = blocking(desk, move |context| {
+        let asked = Asked {
+            action,
+            ids: &asked_ids,
+            older_than: None,
+            reason: &why,
+        };
+        approvals::file(context, &asked)
+    })
+    .await;
+    Err(match filed {
+        Ok(view) => {
+            let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+            let detail = format!("#{} · {action} · {}", view.request.number, ids.join(", "));
+            done(c.clone(), |t| t.done_requested, detail, reason.to_owned())
+        }
+        Err(e) => failed(c.clone(), &e),
+    })
+}
+
 /// The whole message as .eml, fetched as an export with the reason.
 pub async fn eml(
     State(desk): State<Arc<Desk>>,
@@ -72,7 +127,12 @@ pub async fn eml(
         Ok(parts) => parts,
         Err((status, text)) => return error(c, status, text),
     };
-    match blocking(&desk, move |context| {
+    let request =
+        match approved_request(&desk, &c, &form, GuardedAction::Export, &[id], &reason).await {
+            Ok(request) => request,
+            Err(page) => return page,
+        };
+    match blocking_under(&desk, request, move |context| {
         export::fetch_plain(context, id, "export", &reason)
     })
     .await
@@ -103,9 +163,18 @@ pub async fn selection(State(desk): State<Arc<Desk>>, headers: HeaderMap, form: 
         Ok(ids) => ids,
         Err(e) => return error(c, StatusCode::BAD_REQUEST, e.to_string()),
     };
-    match form.get("do") {
-        "export" => {
-            let result = blocking(&desk, move |context| {
+    let action = match form.get("do") {
+        "export" => GuardedAction::Export,
+        "delete" => GuardedAction::Delete,
+        _ => return error(c, StatusCode::BAD_REQUEST, "unknown action".into()),
+    };
+    let request = match approved_request(&desk, &c, &form, action, &ids, &reason).await {
+        Ok(request) => request,
+        Err(page) => return page,
+    };
+    match action {
+        GuardedAction::Export => {
+            let result = blocking_under(&desk, request, move |context| {
                 let mut listed = Vec::with_capacity(ids.len());
                 for id in ids {
                     let item: MessageItem =
@@ -126,9 +195,9 @@ pub async fn selection(State(desk): State<Arc<Desk>>, headers: HeaderMap, form: 
                 Err(e) => failed(c, &e),
             }
         }
-        "delete" => {
+        _ => {
             let why = reason.clone();
-            match blocking(&desk, move |context| {
+            match blocking_under(&desk, request, move |context| {
                 manage::delete(context, &ids, Some(&why))
             })
             .await
@@ -143,11 +212,10 @@ pub async fn selection(State(desk): State<Arc<Desk>>, headers: HeaderMap, form: 
                 Err(e) => failed(c, &e),
             }
         }
-        _ => error(c, StatusCode::BAD_REQUEST, "unknown action".into()),
     }
 }
 
-fn done(
+pub(super) fn done(
     c: Chrome,
     what: impl FnOnce(&Texts) -> &'static str,
     detail: String,
@@ -166,12 +234,14 @@ fn done(
 }
 
 /// Runs one reasoned change to message `id` off the server's threads and answers with the
-/// page that says what was done (`outcome` words it) and with which reason.
+/// page that says what was done (`outcome` words it) and with which reason. A `guarded`
+/// change goes through [`approved_request`] first.
 async fn act<T: Send + 'static>(
     desk: Arc<Desk>,
     headers: &HeaderMap,
     id: &str,
     form: &Form,
+    guarded: Option<GuardedAction>,
     work: impl FnOnce(&ReviewContext, MessageId, &str) -> Result<T, ReviewError> + Send + 'static,
     outcome: impl FnOnce(&Texts, MessageId, T) -> (&'static str, String),
 ) -> Response {
@@ -180,8 +250,15 @@ async fn act<T: Send + 'static>(
         Ok(parts) => parts,
         Err((status, text)) => return error(c, status, text),
     };
+    let request = match guarded {
+        None => None,
+        Some(action) => match approved_request(&desk, &c, form, action, &[id], &reason).await {
+            Ok(request) => request,
+            Err(page) => return page,
+        },
+    };
     let why = reason.clone();
-    match blocking(&desk, move |context| work(context, id, &why)).await {
+    match blocking_under(&desk, request, move |context| work(context, id, &why)).await {
         Ok(result) => {
             let (what, detail) = outcome(c.t, id, result);
             render(
@@ -220,10 +297,19 @@ pub async fn release(
         }
         review_release::release(context, id, &to, reason)
     };
-    act(desk, &headers, &id, &form, work, |t, id, released| {
-        let detail = format!("{id} → {} ({})", released.to, released.message_id);
-        (t.done_released, detail)
-    })
+    let guarded = Some(GuardedAction::Release);
+    act(
+        desk,
+        &headers,
+        &id,
+        &form,
+        guarded,
+        work,
+        |t, id, released| {
+            let detail = format!("{id} → {} ({})", released.to, released.message_id);
+            (t.done_released, detail)
+        },
+    )
     .await
 }
 
@@ -238,7 +324,9 @@ pub async fn hold(
     let work = move |context: &ReviewContext, id, reason: &str| {
         manage::set_hold(context, id, held, Some(reason))
     };
-    act(desk, &headers, &id, &form, work, |t, id, ()| {
+    // Placing a hold only ever keeps mail; lifting one lets retention delete it.
+    let guarded = (!held).then_some(GuardedAction::HoldLift);
+    act(desk, &headers, &id, &form, guarded, work, |t, id, ()| {
         let what = if held { t.done_held } else { t.done_unheld };
         (what, id.to_string())
     })
@@ -255,7 +343,8 @@ pub async fn delete(
     let work = |context: &ReviewContext, id: MessageId, reason: &str| {
         manage::delete_one(context, id, reason)
     };
-    act(desk, &headers, &id, &form, work, |t, id, ()| {
+    let guarded = Some(GuardedAction::Delete);
+    act(desk, &headers, &id, &form, guarded, work, |t, id, ()| {
         (t.done_deleted, id.to_string())
     })
     .await

@@ -11,6 +11,7 @@ use crate::review::{Kind, ReviewError};
 use crate::sanitize::sanitize_page;
 
 /// What the frame around every page needs.
+#[derive(Clone)]
 pub struct Chrome {
     pub t: &'static Texts,
     pub csrf: String,

@@ -1,7 +1,9 @@
 //! The reviewer's desk: the quarantine in a browser, served on the reviewer's own machine
 //! (loopback only) and decrypted there with the reviewer's identity, exactly as the CLI
 //! does; the gateway never sees plaintext. `guard` admits requests, `pages` and `reports`
-//! show (in the `chrome` they share), `actions` changes, `html` makes message HTML safe,
+//! show (in the `chrome` they share), `actions` changes (filing a four-eyes request first
+//! where the policy guards the action), `requests` lists, approves and denies those
+//! requests and offers to carry out approved ones, `html` makes message HTML safe,
 //! `i18n` speaks English and Dutch, `chart` draws the report's weeks.
 
 mod actions;
@@ -13,6 +15,7 @@ mod i18n;
 mod opener;
 mod pages;
 mod reports;
+mod requests;
 mod session;
 
 pub use opener::LoginFile;
@@ -206,6 +209,8 @@ fn router(desk: Arc<Desk>) -> Router {
         .route("/message/{id}/release", post(actions::release))
         .route("/message/{id}/hold", post(actions::hold))
         .route("/message/{id}/delete", post(actions::delete))
+        .route("/requests", get(requests::page))
+        .route("/requests/{number}/{decision}", post(requests::decide))
         .layer(DefaultBodyLimit::max(desk.limits.form_bytes));
     // The guard wraps the whole router, not each route, so that it runs before routing:
     // it takes the session's capability off the path the routes then see.
@@ -220,12 +225,25 @@ async fn blocking<T: Send + 'static>(
     desk: &Arc<Desk>,
     work: impl FnOnce(&ReviewContext) -> Result<T, ReviewError> + Send + 'static,
 ) -> Result<T, ReviewError> {
+    blocking_under(desk, None, work).await
+}
+
+/// As [`blocking`], carried out under the approved four-eyes request `request` when there
+/// is one (the admin API then lets a guarded action through for its requester).
+async fn blocking_under<T: Send + 'static>(
+    desk: &Arc<Desk>,
+    request: Option<u64>,
+    work: impl FnOnce(&ReviewContext) -> Result<T, ReviewError> + Send + 'static,
+) -> Result<T, ReviewError> {
     let _permit = desk
         .workers
         .acquire()
         .await
         .map_err(|_| ReviewError::Interrupted("the desk is stopping".into()))?;
-    let context = desk.context.clone();
+    let context = match request {
+        None => desk.context.clone(),
+        Some(_) => Arc::new((*desk.context).clone().under_request(request)),
+    };
     tokio::task::spawn_blocking(move || work(&context))
         .await
         .map_err(|e| ReviewError::Interrupted(format!("a desk task failed: {e}")))?

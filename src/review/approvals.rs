@@ -59,12 +59,24 @@ pub fn file(context: &ReviewContext, asked: &Asked<'_>) -> Result<RequestView, R
     Ok(context.client.send_json("POST", "/v1/requests", &body)?)
 }
 
-/// The newest `limit` requests the caller may see, newest first.
-pub fn list(context: &ReviewContext, limit: usize) -> Result<Vec<RequestView>, ReviewError> {
-    let list: RequestList = context
+/// The newest `limit` requests the caller may see, newest first, and the actions that
+/// need one.
+pub fn list(context: &ReviewContext, limit: usize) -> Result<RequestList, ReviewError> {
+    Ok(context
         .client
-        .get_json(&format!("/v1/requests?limit={limit}"))?;
-    Ok(list.requests)
+        .get_json(&format!("/v1/requests?limit={limit}"))?)
+}
+
+/// One request by number, if the caller may see it among the newest `limit`.
+pub fn find(
+    context: &ReviewContext,
+    number: u64,
+    limit: usize,
+) -> Result<Option<RequestView>, ReviewError> {
+    Ok(list(context, limit)?
+        .requests
+        .into_iter()
+        .find(|view| view.request.number == number))
 }
 
 /// Approves (`approve`) or denies request `number`, with an optional reason.

@@ -22,7 +22,7 @@ pub use error::ReviewError;
 pub use kind::{Kind, exit};
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use crate::admin::client::{AdminClient, TlsFiles};
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
@@ -48,14 +48,16 @@ pub struct Access {
 }
 
 /// What reviewing needs: the admin API, the config when there is one, and the reviewer's
-/// identities (loaded only by the steps that decrypt, on first use).
+/// identities (loaded only by the steps that decrypt, on first use). A clone shares the
+/// loaded identities and the count of hidden summaries.
+#[derive(Clone)]
 pub struct ReviewContext {
     pub client: AdminClient,
     pub config: Option<Config>,
     identity: Option<PathBuf>,
-    identities: OnceLock<Identities>,
+    identities: Arc<OnceLock<Identities>>,
     /// Summaries left out of listings because they are sealed only to other reviewers.
-    hidden: std::sync::atomic::AtomicU64,
+    hidden: Arc<std::sync::atomic::AtomicU64>,
     /// The approved four-eyes request that releases, exports, deletes, purges and hold
     /// lifts are carried out under (`--request N`).
     approval: Option<u64>,
@@ -119,8 +121,8 @@ impl ReviewContext {
             client,
             config,
             identity,
-            identities: OnceLock::new(),
-            hidden: std::sync::atomic::AtomicU64::new(0),
+            identities: Arc::new(OnceLock::new()),
+            hidden: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             approval: None,
         })
     }
@@ -174,8 +176,8 @@ impl ReviewContext {
             client: AdminClient::new(std::path::Path::new("unused.sock")),
             config: None,
             identity: None,
-            identities: OnceLock::from(identities),
-            hidden: std::sync::atomic::AtomicU64::new(0),
+            identities: Arc::new(OnceLock::from(identities)),
+            hidden: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             approval: None,
         }
     }

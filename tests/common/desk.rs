@@ -35,14 +35,22 @@ pub async fn start_desk(gw: &TestGateway) -> Desk {
 }
 
 pub async fn start_desk_with(gw: &TestGateway, limits: Limits) -> Desk {
-    let args = Args::parse_from([
+    start_desk_as(gw, &[], limits).await
+}
+
+/// A desk whose reviewer reaches the admin API with `flags` (such as `--admin URL --cert
+/// …`), for a principal other than the socket's user.
+pub async fn start_desk_as(gw: &TestGateway, flags: &[String], limits: Limits) -> Desk {
+    let mut argv = vec![
         "reclaim".to_owned(),
         "-c".to_owned(),
         gw.config_path.display().to_string(),
         "-i".to_owned(),
         gw.identity.display().to_string(),
-        "desk".to_owned(),
-    ]);
+    ];
+    argv.extend(flags.iter().cloned());
+    argv.push("desk".to_owned());
+    let args = Args::parse_from(argv);
     let context = ReviewContext::new(&args.access()).expect("review context");
     let bound = Bound::bind(context, "127.0.0.1:0".parse().expect("addr"), limits)
         .await
@@ -151,6 +159,16 @@ pub fn granted(head: &str) -> Session {
     assert!(root.starts_with("/d/") && root.len() > 40, "{root}");
     let cookie = set_cookie.split(';').next().expect("name=value").to_owned();
     Session { cookie, root }
+}
+
+/// The CSRF token in a desk page.
+pub fn csrf(page: &[u8]) -> String {
+    String::from_utf8_lossy(page)
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a CSRF token in the page")
+        .to_owned()
 }
 
 /// Trades the desk's one-time URL for its session.
