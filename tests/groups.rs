@@ -312,6 +312,12 @@ async fn groups_seal_and_scope(store_lines: &str) {
             "{method} {path}"
         );
     }
+    // Nor does she record a release of it.
+    let note = |id: &str| format!(r#"{{"action":"release","ids":["{id}"],"reason":"sent"}}"#);
+    let (status, body) = api_with(&gw, &alice, "POST", "/v1/audit", &note(&to_b)).await;
+    assert_eq!(status, 404, "{}", String::from_utf8_lossy(&body));
+    let (status, body) = api_with(&gw, &alice, "POST", "/v1/audit", &note(&to_a)).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let (status, _) = api(&gw, &alice, "GET", &format!("/v1/messages/{to_a}")).await;
     assert_eq!(status, 200);
     let (status, sealed) = api(
@@ -356,7 +362,7 @@ async fn groups_seal_and_scope(store_lines: &str) {
                 && id.is_none_or(|id| r["ids"][0] == id)
         })
     };
-    for action in ["summary", "show", "delete", "hold"] {
+    for action in ["summary", "show", "delete", "hold", "release"] {
         let record = by_alice(action, 404, Some(&to_b))
             .unwrap_or_else(|| panic!("no hidden {action} in {trail:#}"));
         assert!(

@@ -303,7 +303,16 @@ async fn answer(
         Route::AuditList { after, limit } => {
             json(&store.audit_page(*after, *limit).await.map_err(internal)?)
         }
-        Route::AuditNote { .. } => json(&serde_json::json!({ "recorded": true })),
+        Route::AuditNote { ids, .. } => {
+            // A principal limited to domains records releases of its own messages only:
+            // a note about another domain's message would put words in that trail.
+            if seen.scope.limited() {
+                for id in ids {
+                    seen.visible(store, *id).await?;
+                }
+            }
+            json(&serde_json::json!({ "recorded": true }))
+        }
         Route::RequestCreate { .. } | Route::RequestList { .. } | Route::RequestDecide { .. } => {
             Err(refuse(404, "approval requests are answered elsewhere"))
         }
