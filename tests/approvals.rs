@@ -126,6 +126,7 @@ async fn plant_expired(config: &Config, id: &str) -> u64 {
         action: GuardedAction::Delete,
         ids: vec![id.to_owned()],
         older_than: None,
+        to: vec![],
         domains: vec!["old.example".into()],
         reason: "long ago".into(),
         requester: "principal alice".into(),
@@ -437,6 +438,7 @@ async fn decisions_are_atomic(store: &impl QuarantineStore) {
         action: GuardedAction::Purge,
         ids: vec![],
         older_than: Some(86_400),
+        to: vec![],
         domains: vec![],
         reason: "yearly".into(),
         requester: "principal alice".into(),
@@ -700,5 +702,128 @@ async fn on_the_desk_one_reviewer_files_and_another_approves() {
     assert!(trail.contains(&format!("request {n}: delete")), "{trail}");
     assert!(trail.contains(&format!("under request {n}")), "{trail}");
     ok(&gw.cli(&["audit", "--verify"]).await);
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_release_goes_only_where_the_approver_agreed() {
+    let relay = common::recorder::Recorder::start(0).await;
+    let certs = Certificates::new(&["bob"]);
+    let tail = format!(
+        "[[principal]]\nname = \"alice\"\nuid = {}\nroles = [\"admin\"]\n\n\
+         [[principal]]\nname = \"bob\"\ncertificate_subject = \"CN=bob\"\nroles = [\"admin\"]\n\n\
+         [approvals]\nactions = [\"release\"]\nexpiry = \"1h\"\n\n\
+         [release]\nrelay = \"{}\"\ntls = \"none\"\nfrom = \"quarantine@new.example\"\n",
+        my_uid(),
+        relay.addr
+    );
+    let mut gw = TestGateway::start_custom(Extra {
+        admin: &certs.admin,
+        tail: &tail,
+        ..Extra::default()
+    })
+    .await;
+    let a = gw
+        .send(
+            "a@p.example",
+            &["x@old.example"],
+            b"Subject: one\r\n\r\nfirst\r\n",
+        )
+        .await;
+    let alice: Vec<String> = vec![];
+    let bob = certs.flags(&gw, "bob");
+
+    // The request names where the message goes; the approver sees it.
+    fails(
+        &cli_as(&gw, &alice, &["request", "release", &a, "--reason", "dsar"]).await,
+        USAGE_EXIT,
+        "names its recipients",
+    );
+    let n = filed(
+        &cli_as(
+            &gw,
+            &alice,
+            &[
+                "request",
+                "release",
+                &a,
+                "--to",
+                "case@new.example",
+                "--reason",
+                "dsar",
+            ],
+        )
+        .await,
+    );
+    let listed: serde_json::Value =
+        serde_json::from_str(&ok(&cli_as(&gw, &bob, &["requests", "--json"]).await))
+            .expect("requests JSON");
+    assert_eq!(
+        listed["requests"][0]["to"],
+        serde_json::json!(["case@new.example"]),
+        "{listed:#}"
+    );
+    assert!(ok(&cli_as(&gw, &bob, &["requests"]).await).contains("case@new.example"));
+    ok(&cli_as(&gw, &bob, &["approve", &n]).await);
+
+    // Anywhere else, or to more, is refused before the message leaves the gateway.
+    for to in [
+        &["--to", "me@evil.example"][..],
+        &["--to", "case@new.example", "--to", "me@evil.example"][..],
+    ] {
+        let mut args = vec!["release", &a];
+        args.extend(to);
+        args.extend(["--request", &n, "--reason", "dsar"]);
+        fails(
+            &cli_as(&gw, &alice, &args).await,
+            REFUSED_EXIT,
+            "approves a release to case@new.example only",
+        );
+    }
+    ok(&cli_as(
+        &gw,
+        &alice,
+        &[
+            "release",
+            &a,
+            "--to",
+            "case@new.example",
+            "--request",
+            &n,
+            "--reason",
+            "dsar",
+        ],
+    )
+    .await);
+    let received = relay.wait_ended(1, Duration::from_secs(20)).await;
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].rcpt_to, ["case@new.example"]);
+
+    // The trail says where each fetch asked to send it.
+    let trail = ok(&cli_as(&gw, &bob, &["audit", "--json"]).await);
+    let trail: serde_json::Value = serde_json::from_str(&trail).expect("audit JSON");
+    let fetches: Vec<(u64, String)> = trail["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .filter(|r| r["action"] == "release-fetch")
+        .map(|r| {
+            let detail = r["detail"].as_str().unwrap_or_default().to_owned();
+            (r["status"].as_u64().unwrap_or_default(), detail)
+        })
+        .collect();
+    assert_eq!(fetches.len(), 3, "{fetches:?}");
+    assert!(
+        fetches
+            .iter()
+            .any(|(s, d)| *s == 403 && d.contains("to me@evil.example")),
+        "{fetches:?}"
+    );
+    assert!(
+        fetches.iter().any(|(s, d)| *s == 200
+            && d.contains(&format!("under request {n}"))
+            && d.ends_with("; to case@new.example")),
+        "{fetches:?}"
+    );
     gw.stop().await;
 }

@@ -353,6 +353,7 @@ mod tests {
             id,
             purpose,
             reason: "r".into(),
+            to: vec![],
         };
         vec![
             (Route::Health, None),

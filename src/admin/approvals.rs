@@ -122,6 +122,22 @@ pub fn admits(
         )));
     }
     let covers = |id: &crate::store::MessageId| filed.ids.contains(&id.to_string());
+    if let Route::Sealed {
+        purpose: Purpose::Release,
+        to,
+        ..
+    } = route
+        && !same_recipients(to, &filed.to)
+    {
+        return Err(Denied(if filed.to.is_empty() {
+            format!("request {n} names no recipients; file a new one that does")
+        } else {
+            format!(
+                "request {n} approves a release to {} only",
+                filed.to.join(", ")
+            )
+        }));
+    }
     let covered = match route {
         Route::Sealed { id, .. } | Route::Hold { id, .. } => covers(id),
         Route::Delete { ids, .. } => ids.iter().all(covers),
@@ -138,6 +154,17 @@ pub fn admits(
         }));
     }
     Ok(())
+}
+
+/// Whether a release to `used` goes to exactly the `approved` recipients (addresses
+/// compared without regard to case, as sets; both come sorted and without repeats).
+fn same_recipients(used: &[String], approved: &[String]) -> bool {
+    !approved.is_empty()
+        && used.len() == approved.len()
+        && used
+            .iter()
+            .zip(approved)
+            .all(|(u, a)| u.eq_ignore_ascii_case(a))
 }
 
 /// Why a guarded action was not let through.
@@ -252,6 +279,7 @@ pub(super) async fn answer(
             action,
             ids,
             older_than,
+            to,
             reason,
         } => {
             out.result = async {
@@ -285,6 +313,7 @@ pub(super) async fn answer(
                     action: *action,
                     ids: ids.iter().map(ToString::to_string).collect(),
                     older_than: *older_than,
+                    to: to.clone(),
                     domains,
                     reason: reason.clone(),
                     requester: actor,
@@ -485,6 +514,7 @@ mod tests {
                 action: GuardedAction::Delete,
                 ids: ids.iter().map(ToString::to_string).collect(),
                 older_than: None,
+                to: vec![],
                 domains: vec![],
                 reason: "ticket".into(),
                 requester: "principal alice".into(),
@@ -502,6 +532,41 @@ mod tests {
             who: "uid 1001".into(),
             at: 1,
         }
+    }
+
+    #[test]
+    fn a_release_goes_to_exactly_the_approved_recipients() {
+        let a = MessageId::from_key(1);
+        let mut filed = request(approved(), &[a]);
+        filed.filed.action = GuardedAction::Release;
+        filed.filed.to = vec!["case@new.example".into(), "dpo@new.example".into()];
+        let release = |to: &[&str]| Route::Sealed {
+            id: a,
+            purpose: Purpose::Release,
+            reason: "r".into(),
+            to: to.iter().map(|t| t.to_string()).collect(),
+        };
+        let alice = "principal alice";
+        let check = |filed: &ApprovalRequest, to: &[&str]| {
+            admits(filed, GuardedAction::Release, &release(to), alice, 50)
+        };
+        assert!(check(&filed, &["case@new.example", "dpo@new.example"]).is_ok());
+        assert!(check(&filed, &["Case@New.example", "dpo@new.example"]).is_ok());
+        for to in [
+            &["case@new.example"][..],
+            &["attacker@evil.example", "dpo@new.example"][..],
+            &["case@new.example", "dpo@new.example", "x@new.example"][..],
+            &[][..],
+        ] {
+            let why = check(&filed, to).expect_err("refused").0;
+            assert!(
+                why.contains("approves a release to case@new.example, dpo@new.example only"),
+                "{to:?}: {why}"
+            );
+        }
+        filed.filed.to.clear();
+        let why = check(&filed, &["case@new.example"]).expect_err("refused").0;
+        assert!(why.contains("names no recipients"), "{why}");
     }
 
     #[test]
@@ -590,6 +655,7 @@ mod tests {
             id,
             purpose,
             reason: "r".into(),
+            to: vec![],
         };
         assert_eq!(guarded(&sealed(Purpose::Show)), None);
         assert_eq!(

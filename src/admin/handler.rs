@@ -136,6 +136,14 @@ async fn answer_and_record(
         Route::AuditNote { detail, .. } => detail.clone(),
         _ => None,
     };
+    // Where a release fetch says the message goes, beside whatever else is noted.
+    let detail = match route {
+        Route::Sealed { to, .. } if !to.is_empty() => {
+            let to = format!("to {}", to.join(", "));
+            Some(detail.map_or_else(|| to.clone(), |d| format!("{d}; {to}")))
+        }
+        _ => detail,
+    };
     let entry = AuditEntry {
         time: now,
         who: peer.who.clone(),

@@ -48,6 +48,9 @@ pub enum Route {
         id: MessageId,
         purpose: Purpose,
         reason: String,
+        /// A release's recipients (`to=`, repeated), recorded and, under a four-eyes
+        /// request, held to the ones approved. Empty for the other purposes.
+        to: Vec<String>,
     },
     Delete {
         ids: Vec<MessageId>,
@@ -85,6 +88,8 @@ pub enum Route {
         action: GuardedAction,
         ids: Vec<MessageId>,
         older_than: Option<u64>,
+        /// A release's recipients, sorted, without repeats.
+        to: Vec<String>,
         reason: String,
     },
     /// The approval requests, newest first.
@@ -111,6 +116,7 @@ impl Route {
                 id,
                 purpose,
                 reason,
+                ..
             } => (purpose.action(), vec![id.to_string()], Some(reason.clone())),
             Route::Delete { ids: list, reason } => ("delete", ids(list), reason.clone()),
             Route::Hold { id, held, reason } => (
@@ -238,6 +244,9 @@ struct RequestBody {
     #[serde(default)]
     ids: Vec<String>,
     older_than: Option<u64>,
+    /// A release's recipients.
+    #[serde(default)]
+    to: Vec<String>,
     reason: String,
 }
 
@@ -281,22 +290,35 @@ pub fn route(head: &RequestHead, body: &[u8]) -> Result<Route, Refusal> {
             ids: vec![parse_id(id)?],
             reason,
         },
-        (_, ["v1", "messages", id, "sealed"]) => Route::Sealed {
-            id: parse_id(id)?,
-            purpose: match head.param("purpose").unwrap_or("export") {
+        (_, ["v1", "messages", id, "sealed"]) => {
+            let purpose = match head.param("purpose").unwrap_or("export") {
                 "show" => Purpose::Show,
                 "export" => Purpose::Export,
                 "release" => Purpose::Release,
                 "reseal" => Purpose::Reseal,
                 other => return Err(refuse(400, format!("unknown purpose {other:?}"))),
-            },
-            reason: reason.ok_or_else(|| {
-                refuse(
-                    400,
-                    "reading a message needs a reason (reason=…); it goes into the audit trail",
-                )
-            })?,
-        },
+            };
+            let to: Vec<String> = head
+                .query
+                .iter()
+                .filter(|(k, _)| k == "to")
+                .map(|(_, v)| v.clone())
+                .collect();
+            if !to.is_empty() && purpose != Purpose::Release {
+                return Err(refuse(400, "only a release names recipients (to=)"));
+            }
+            Route::Sealed {
+                id: parse_id(id)?,
+                purpose,
+                reason: reason.ok_or_else(|| {
+                    refuse(
+                        400,
+                        "reading a message needs a reason (reason=…); it goes into the audit trail",
+                    )
+                })?,
+                to: check_recipients(to)?,
+            }
+        }
         (_, ["v1", "messages", id, "reseal"]) => reseal(id, body)?,
         (m, ["v1", "messages", id, "hold"]) => Route::Hold {
             id: parse_id(id)?,
@@ -399,12 +421,46 @@ fn request_create(b: RequestBody) -> Result<Route, Refusal> {
         }
         _ => {}
     }
+    // The approver agrees to where a release goes, not only to which message.
+    match (action, b.to.is_empty()) {
+        (GuardedAction::Release, true) => {
+            return Err(refuse(400, "a release request names its recipients (to)"));
+        }
+        (GuardedAction::Release, false) | (_, true) => {}
+        (_, false) => return Err(refuse(400, "only a release request names recipients")),
+    }
     Ok(Route::RequestCreate {
         action,
         ids,
         older_than: b.older_than,
+        to: check_recipients(b.to)?,
         reason: check_reason(b.reason)?,
     })
+}
+
+/// Most recipients one release may name.
+pub const MAX_RECIPIENTS: usize = 100;
+
+/// Release recipients as given, each an address, at most [`MAX_RECIPIENTS`], sorted and
+/// without repeats (so that the set approved and the set used compare as sets).
+fn check_recipients(to: Vec<String>) -> Result<Vec<String>, Refusal> {
+    if to.len() > MAX_RECIPIENTS {
+        return Err(refuse(
+            400,
+            format!("a release names at most {MAX_RECIPIENTS} recipients"),
+        ));
+    }
+    let mut checked = Vec::with_capacity(to.len());
+    for address in to {
+        let address = address.trim();
+        if address.parse::<lettre::Address>().is_err() {
+            return Err(refuse(400, format!("{address:?} is not an address")));
+        }
+        checked.push(address.to_owned());
+    }
+    checked.sort_by_key(|a| a.to_ascii_lowercase());
+    checked.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
+    Ok(checked)
 }
 
 fn json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Refusal> {

@@ -51,8 +51,42 @@ fn reading_routes() {
             id: id(),
             purpose: Purpose::Show,
             reason: "case 7".into(),
+            to: vec![],
         })
     );
+    assert_eq!(
+        route_of(&format!(
+            "GET /v1/messages/{ID}/sealed?purpose=release&reason=r&to=b%40new.example&to=A%40new.example&to=b%40new.example HTTP/1.1"
+        )),
+        Ok(Route::Sealed {
+            id: id(),
+            purpose: Purpose::Release,
+            reason: "r".into(),
+            to: vec!["A@new.example".into(), "b@new.example".into()],
+        }),
+        "recipients sorted, repeats dropped"
+    );
+    for (query, says) in [
+        (
+            "purpose=export&reason=r&to=a%40new.example",
+            "only a release",
+        ),
+        (
+            "purpose=release&reason=r&to=not-an-address",
+            "is not an address",
+        ),
+    ] {
+        let head =
+            parse_head(format!("GET /v1/messages/{ID}/sealed?{query} HTTP/1.1\r\n\r\n").as_bytes())
+                .expect("valid head");
+        let refused = route(&head, b"").expect_err(query);
+        assert_eq!(refused.status, 400, "{query}");
+        assert!(
+            refused.message.contains(says),
+            "{query}: {}",
+            refused.message
+        );
+    }
     assert_eq!(
         route_of("GET /v1/audit?after=5&limit=2 HTTP/1.1"),
         Ok(Route::AuditList { after: 5, limit: 2 })

@@ -16,6 +16,7 @@ pub fn request(
     action: &str,
     ids: &[String],
     older_than: Option<&str>,
+    to: &[String],
     reason: &str,
     json: bool,
 ) -> anyhow::Result<()> {
@@ -28,6 +29,7 @@ pub fn request(
         action,
         ids: &ids,
         older_than,
+        to,
         reason,
     };
     let filed = approvals::file(context, &asked)?;
@@ -67,10 +69,7 @@ pub fn list(context: &ReviewContext, limit: usize, json: bool) -> anyhow::Result
         ]);
         for view in &requests {
             let r = &view.request;
-            let what = match r.filed.older_than {
-                Some(age) => format!("older than {age}s"),
-                None => r.filed.ids.join(" "),
-            };
+            let what = approvals::what(&r.filed);
             table.add_row([
                 r.number.to_string(),
                 r.filed.action.to_string(),

@@ -311,6 +311,10 @@ pub enum Command {
         /// A purge's age, such as 90d.
         #[arg(long)]
         older_than: Option<String>,
+        /// A release's recipients (repeat for several): the approver approves these, and
+        /// the release must go to exactly them.
+        #[arg(long)]
+        to: Vec<String>,
         /// Why (recorded in the audit trail and shown to the approver).
         #[arg(long)]
         reason: String,

@@ -173,6 +173,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             action,
             ids,
             older_than,
+            to,
             reason,
             json,
         } => approvals::request(
@@ -180,6 +181,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             action,
             ids,
             older_than.as_deref(),
+            to,
             reason,
             *json,
         ),

@@ -63,7 +63,22 @@ fn download(bytes: Vec<u8>, filename: &str) -> Response {
         .into_response()
 }
 
-/// The approved request a guarded `action` is carried out under: the one the form names,
+/// A guarded action as a form asks for it: which, and where a release goes.
+struct Guarded {
+    action: GuardedAction,
+    to: Vec<String>,
+}
+
+impl Guarded {
+    fn new(action: GuardedAction) -> Self {
+        Self {
+            action,
+            to: Vec::new(),
+        }
+    }
+}
+
+/// The approved request a guarded action is carried out under: the one the form names,
 /// or none when the policy does not guard the action. When it does and the form names
 /// none, files a request for `ids` with `reason` and answers with the page that says so
 /// (the `Err`), as it does with a page for any failure.
@@ -71,10 +86,11 @@ async fn approved_request(
     desk: &Arc<Desk>,
     c: &Chrome,
     form: &Form,
-    action: GuardedAction,
+    guarded: &Guarded,
     ids: &[MessageId],
     reason: &str,
 ) -> Result<Option<u64>, Response> {
+    let action = guarded.action;
     match form.get("request") {
         "" => {}
         n => {
@@ -88,18 +104,19 @@ async fn approved_request(
             };
         }
     }
-    let guarded = blocking(desk, |context| Ok(approvals::list(context, 1)?.guarded)).await;
-    match guarded {
-        Ok(guarded) if !guarded.contains(&action) => return Ok(None),
+    let policy = blocking(desk, |context| Ok(approvals::list(context, 1)?.guarded)).await;
+    match policy {
+        Ok(needs) if !needs.contains(&action) => return Ok(None),
         Ok(_) => {}
         Err(e) => return Err(failed(c.clone(), &e)),
     }
-    let (asked_ids, why) = (ids.to_vec(), reason.to_owned());
+    let (asked_ids, to, why) = (ids.to_vec(), guarded.to.clone(), reason.to_owned());
     let filed = blocking(desk, move |context| {
         let asked = Asked {
             action,
             ids: &asked_ids,
             older_than: None,
+            to: &to,
             reason: &why,
         };
         approvals::file(context, &asked)
@@ -107,8 +124,8 @@ async fn approved_request(
     .await;
     Err(match filed {
         Ok(view) => {
-            let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
-            let detail = format!("#{} · {action} · {}", view.request.number, ids.join(", "));
+            let r = &view.request;
+            let detail = format!("#{} · {action} · {}", r.number, approvals::what(&r.filed));
             done(c.clone(), |t| t.done_requested, detail, reason.to_owned())
         }
         Err(e) => failed(c.clone(), &e),
@@ -127,11 +144,11 @@ pub async fn eml(
         Ok(parts) => parts,
         Err((status, text)) => return error(c, status, text),
     };
-    let request =
-        match approved_request(&desk, &c, &form, GuardedAction::Export, &[id], &reason).await {
-            Ok(request) => request,
-            Err(page) => return page,
-        };
+    let guarded = Guarded::new(GuardedAction::Export);
+    let request = match approved_request(&desk, &c, &form, &guarded, &[id], &reason).await {
+        Ok(request) => request,
+        Err(page) => return page,
+    };
     match blocking_under(&desk, request, move |context| {
         export::fetch_plain(context, id, "export", &reason)
     })
@@ -168,7 +185,8 @@ pub async fn selection(State(desk): State<Arc<Desk>>, headers: HeaderMap, form: 
         "delete" => GuardedAction::Delete,
         _ => return error(c, StatusCode::BAD_REQUEST, "unknown action".into()),
     };
-    let request = match approved_request(&desk, &c, &form, action, &ids, &reason).await {
+    let guarded = Guarded::new(action);
+    let request = match approved_request(&desk, &c, &form, &guarded, &ids, &reason).await {
         Ok(request) => request,
         Err(page) => return page,
     };
@@ -241,7 +259,7 @@ async fn act<T: Send + 'static>(
     headers: &HeaderMap,
     id: &str,
     form: &Form,
-    guarded: Option<GuardedAction>,
+    guarded: Option<Guarded>,
     work: impl FnOnce(&ReviewContext, MessageId, &str) -> Result<T, ReviewError> + Send + 'static,
     outcome: impl FnOnce(&Texts, MessageId, T) -> (&'static str, String),
 ) -> Response {
@@ -250,9 +268,9 @@ async fn act<T: Send + 'static>(
         Ok(parts) => parts,
         Err((status, text)) => return error(c, status, text),
     };
-    let request = match guarded {
+    let request = match &guarded {
         None => None,
-        Some(action) => match approved_request(&desk, &c, form, action, &[id], &reason).await {
+        Some(guarded) => match approved_request(&desk, &c, form, guarded, &[id], &reason).await {
             Ok(request) => request,
             Err(page) => return page,
         },
@@ -289,6 +307,10 @@ pub async fn release(
         .filter(|a| !a.is_empty())
         .map(str::to_owned)
         .collect();
+    let guarded = Some(Guarded {
+        action: GuardedAction::Release,
+        to: to.clone(),
+    });
     let work = move |context: &ReviewContext, id, reason: &str| {
         if to.is_empty() {
             return Err(ReviewError::Usage(
@@ -297,7 +319,6 @@ pub async fn release(
         }
         review_release::release(context, id, &to, reason)
     };
-    let guarded = Some(GuardedAction::Release);
     act(
         desk,
         &headers,
@@ -325,7 +346,7 @@ pub async fn hold(
         manage::set_hold(context, id, held, Some(reason))
     };
     // Placing a hold only ever keeps mail; lifting one lets retention delete it.
-    let guarded = (!held).then_some(GuardedAction::HoldLift);
+    let guarded = (!held).then(|| Guarded::new(GuardedAction::HoldLift));
     act(desk, &headers, &id, &form, guarded, work, |t, id, ()| {
         let what = if held { t.done_held } else { t.done_unheld };
         (what, id.to_string())
@@ -343,7 +364,7 @@ pub async fn delete(
     let work = |context: &ReviewContext, id: MessageId, reason: &str| {
         manage::delete_one(context, id, reason)
     };
-    let guarded = Some(GuardedAction::Delete);
+    let guarded = Some(Guarded::new(GuardedAction::Delete));
     act(desk, &headers, &id, &form, guarded, work, |t, id, ()| {
         (t.done_deleted, id.to_string())
     })

@@ -29,7 +29,9 @@ pub struct RequestRow {
     pub number: u64,
     pub action: &'static str,
     pub ids: Vec<String>,
-    /// The messages, or a purge's age.
+    /// A release's approved recipients.
+    pub to: Vec<String>,
+    /// The messages (and a release's recipients), or a purge's age.
     pub what: String,
     pub requester: String,
     pub reason: String,
@@ -45,10 +47,7 @@ impl RequestRow {
     fn of(view: RequestView, now: i64, t: &Texts) -> Self {
         let open = view.request.open_at(now);
         let r = view.request;
-        let what = match r.filed.older_than {
-            Some(age) => format!("older than {age}s"),
-            None => r.filed.ids.join(" "),
-        };
+        let what = approvals::what(&r.filed);
         let mut state = match &r.state {
             RequestState::Pending => "pending".to_owned(),
             RequestState::Approved { who, .. } => format!("approved by {who}"),
@@ -68,6 +67,7 @@ impl RequestRow {
             pending: open && matches!(r.state, RequestState::Pending),
             approved: open && matches!(r.state, RequestState::Approved { .. }),
             ids: r.filed.ids,
+            to: r.filed.to,
             what,
             requester: r.filed.requester_who,
             reason: r.filed.reason,

@@ -7,7 +7,7 @@ use serde_json::json;
 use super::{ReviewContext, ReviewError};
 use crate::admin::approvals::{RequestList, RequestView};
 use crate::admin::http::percent_encode;
-use crate::store::{GuardedAction, MessageId};
+use crate::store::{GuardedAction, MessageId, NewRequest};
 
 /// What a request asks for.
 pub struct Asked<'a> {
@@ -15,6 +15,8 @@ pub struct Asked<'a> {
     pub ids: &'a [MessageId],
     /// A purge's age, such as `90d`.
     pub older_than: Option<&'a str>,
+    /// A release's recipients.
+    pub to: &'a [String],
     pub reason: &'a str,
 }
 
@@ -50,13 +52,37 @@ pub fn file(context: &ReviewContext, asked: &Asked<'_>) -> Result<RequestView, R
         }
         (_, false, false) => {}
     }
+    match (asked.action, asked.to.is_empty()) {
+        (GuardedAction::Release, true) => {
+            return Err(ReviewError::Usage(
+                "a release request names its recipients: --to ADDRESS".into(),
+            ));
+        }
+        (GuardedAction::Release, false) | (_, true) => {}
+        (action, false) => {
+            return Err(ReviewError::Usage(format!(
+                "only a release request takes --to, not a {action} request"
+            )));
+        }
+    }
     let body = json!({
         "action": asked.action.as_str(),
         "ids": asked.ids.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "older_than": older_than,
+        "to": asked.to,
         "reason": asked.reason,
     });
     Ok(context.client.send_json("POST", "/v1/requests", &body)?)
+}
+
+/// What a request covers, in a line: its messages (and where a release sends them), or a
+/// purge's age.
+pub fn what(filed: &NewRequest) -> String {
+    match filed.older_than {
+        Some(age) => format!("older than {age}s"),
+        None if filed.to.is_empty() => filed.ids.join(" "),
+        None => format!("{} → {}", filed.ids.join(" "), filed.to.join(", ")),
+    }
 }
 
 /// The newest `limit` requests the caller may see, newest first, and the actions that
@@ -65,18 +91,6 @@ pub fn list(context: &ReviewContext, limit: usize) -> Result<RequestList, Review
     Ok(context
         .client
         .get_json(&format!("/v1/requests?limit={limit}"))?)
-}
-
-/// One request by number, if the caller may see it among the newest `limit`.
-pub fn find(
-    context: &ReviewContext,
-    number: u64,
-    limit: usize,
-) -> Result<Option<RequestView>, ReviewError> {
-    Ok(list(context, limit)?
-        .requests
-        .into_iter()
-        .find(|view| view.request.number == number))
 }
 
 /// Approves (`approve`) or denies request `number`, with an optional reason.
@@ -120,6 +134,27 @@ mod tests {
                 action,
                 ids,
                 older_than,
+                to: &[],
+                reason: "r",
+            };
+            let error = file(&context, &asked).expect_err(says);
+            assert_eq!(error.exit_code(), exit::USAGE, "{error}");
+            assert!(error.to_string().contains(says), "{error}");
+        }
+        let to = ["a@new.example".to_owned()];
+        for (action, to, says) in [
+            (GuardedAction::Release, &[][..], "names its recipients"),
+            (
+                GuardedAction::Delete,
+                &to[..],
+                "only a release request takes --to",
+            ),
+        ] {
+            let asked = Asked {
+                action,
+                ids: &id,
+                older_than: None,
+                to,
                 reason: "r",
             };
             let error = file(&context, &asked).expect_err(says);

@@ -10,7 +10,7 @@ use lettre::transport::smtp::client::{Certificate, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use serde_json::json;
 
-use super::export::fetch_plain;
+use super::export::fetch_for_release;
 use super::{ReviewContext, ReviewError};
 use crate::config::{ReleaseConfig, ReleaseTls};
 use crate::smtp_client::{self, DeliveryError, Handover, StartTls};
@@ -66,7 +66,7 @@ pub fn release(
     // Read before anything is fetched: a bad CA file should not cost an audit record.
     let tls = start_tls(&release)?;
 
-    let plain = fetch_plain(context, id, "release", reason)?;
+    let plain = fetch_for_release(context, id, to, reason)?;
     let now = time::OffsetDateTime::now_utc();
     let message_id = format!("<{}.release@{}>", MessageId::new(), from.domain());
     let resent = resent_fields(&from, &recipients, now, &message_id);

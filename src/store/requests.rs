@@ -122,6 +122,9 @@ pub struct NewRequest {
     /// A purge's age in seconds: the purge it allows deletes no younger messages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub older_than: Option<u64>,
+    /// A release's recipients: the release it allows goes to exactly these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub to: Vec<String>,
     /// The retired domains of the messages it names, so that a principal limited to
     /// domains lists only requests about its own.
     #[serde(default)]
@@ -299,6 +302,7 @@ mod tests {
             action: GuardedAction::Delete,
             ids: vec!["a".into()],
             older_than: None,
+            to: vec![],
             domains: vec!["old.example".into()],
             reason: "ticket".into(),
             requester: requester.into(),
