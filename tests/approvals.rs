@@ -551,12 +551,15 @@ fn filed_on_desk(page: &[u8]) -> String {
 async fn on_the_desk_one_reviewer_files_and_another_approves() {
     use common::desk::{csrf, get, post, session, start_desk, start_desk_as};
 
+    let relay = common::recorder::Recorder::start(0).await;
     let certs = Certificates::new(&["bob"]);
     let tail = format!(
         "[[principal]]\nname = \"alice\"\nuid = {}\nroles = [\"admin\"]\n\n\
          [[principal]]\nname = \"bob\"\ncertificate_subject = \"CN=bob\"\nroles = [\"admin\"]\n\n\
-         [approvals]\nactions = [\"delete\", \"export\"]\nexpiry = \"1h\"\n",
-        my_uid()
+         [approvals]\nactions = [\"delete\", \"export\", \"release\"]\nexpiry = \"1h\"\n\n\
+         [release]\nrelay = \"{}\"\ntls = \"none\"\nfrom = \"quarantine@new.example\"\n",
+        my_uid(),
+        relay.addr
     );
     let mut gw = TestGateway::start_custom(Extra {
         admin: &certs.admin,
@@ -637,7 +640,7 @@ async fn on_the_desk_one_reviewer_files_and_another_approves() {
         "{requests}"
     );
     assert!(
-        requests.contains("Needs approval: export, delete"),
+        requests.contains("Needs approval: release, export, delete"),
         "{requests}"
     );
 
@@ -691,6 +694,45 @@ async fn on_the_desk_one_reviewer_files_and_another_approves() {
     assert_eq!(status, 403, "{refused}");
     assert!(refused.contains("is denied"), "{refused}");
     assert!(!refused.contains("second"), "nothing of the message");
+
+    // A release request carries its recipients to the approver and to the carrying out.
+    let (status, filed_page) = as_alice(
+        &format!("/message/{b}/release"),
+        "to=case%40new.example&reason=forward".into(),
+    )
+    .await;
+    assert_eq!(status, 200, "{filed_page}");
+    assert!(filed_page.contains("case@new.example"), "{filed_page}");
+    let r = filed_on_desk(filed_page.as_bytes());
+    let (status, approved) = as_bob(&format!("/requests/{r}/approve"), "reason=".into()).await;
+    assert_eq!(status, 200, "{approved}");
+    let requests =
+        String::from_utf8(page(&alice_desk, &alice, &alice_host, "/requests").await).expect("utf8");
+    let form = requests
+        .split(&format!("id=\"carry-{r}-1\""))
+        .nth(1)
+        .and_then(|rest| rest.split("</form>").next())
+        .unwrap_or_else(|| panic!("no carry-out form for {r}: {requests}"));
+    assert!(
+        form.contains("name=\"to\" value=\"case@new.example\""),
+        "{form}"
+    );
+    let (status, refused) = as_alice(
+        &format!("/message/{b}/release"),
+        format!("to=me%40evil.example&request={r}&reason=forward"),
+    )
+    .await;
+    assert_eq!(status, 403, "{refused}");
+    let (status, released) = as_alice(
+        &format!("/message/{b}/release"),
+        format!("to=case%40new.example&request={r}&reason=forward"),
+    )
+    .await;
+    assert_eq!(status, 200, "{released}");
+    assert!(released.contains("Released"), "{released}");
+    let received = relay.wait_ended(1, Duration::from_secs(20)).await;
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].rcpt_to, ["case@new.example"]);
 
     // What the policy does not guard happens at once.
     let (status, held) = as_alice(&format!("/message/{b}/hold"), "held=1&reason=case".into()).await;
