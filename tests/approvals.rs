@@ -15,7 +15,7 @@ use reclaim::clock::unix_now;
 use reclaim::config::{Config, StoreBackend};
 use reclaim::store::postgres::PgStore;
 use reclaim::store::{
-    Filing, GuardedAction, NewRequest, QuarantineStore, RequestState, Store, Swap,
+    Filing, GuardedAction, NewRequest, QuarantineStore, RequestBounds, RequestState, Store, Swap,
 };
 
 const REFUSED_EXIT: i32 = 8;
@@ -29,6 +29,14 @@ fn my_uid() -> u32 {
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|uid| uid.parse().ok())
         .expect("a Uid line")
+}
+
+/// A cap on open requests that forgets nothing.
+fn bounds(max_open: usize) -> RequestBounds {
+    RequestBounds {
+        max_open,
+        forget_expired_before: i64::MIN,
+    }
 }
 
 /// Client certificates from one CA and the `[admin]` lines of a listener that takes them.
@@ -135,7 +143,10 @@ async fn plant_expired(config: &Config, id: &str) -> u64 {
         expires: now - 60,
     };
     async fn approve(store: &impl QuarantineStore, new: NewRequest, now: i64) -> u64 {
-        let Filing::Filed(request) = store.request_create(new, 100, now).await.expect("file")
+        let Filing::Filed(request) = store
+            .request_create(new, bounds(100), now)
+            .await
+            .expect("file")
         else {
             panic!("full");
         };
@@ -447,7 +458,7 @@ async fn decisions_are_atomic(store: &impl QuarantineStore) {
         expires,
     };
     let Filing::Filed(first) = store
-        .request_create(new(now + 60), 2, now)
+        .request_create(new(now + 60), bounds(2), now)
         .await
         .expect("file")
     else {
@@ -455,14 +466,14 @@ async fn decisions_are_atomic(store: &impl QuarantineStore) {
     };
     assert!(matches!(
         store
-            .request_create(new(now + 60), 2, now)
+            .request_create(new(now + 60), bounds(2), now)
             .await
             .expect("file"),
         Filing::Filed(_)
     ));
     assert_eq!(
         store
-            .request_create(new(now + 60), 2, now)
+            .request_create(new(now + 60), bounds(2), now)
             .await
             .expect("file"),
         Filing::Full { open: 2 }
@@ -499,6 +510,30 @@ async fn decisions_are_atomic(store: &impl QuarantineStore) {
     let listed = store.request_list(10).await.expect("list");
     assert_eq!(listed.len(), 2);
     assert!(listed[0].number > listed[1].number);
+
+    // Once both have been expired for longer than kept, the next filing forgets all but
+    // the newest, and numbering goes on after it.
+    let later = now + 1_000;
+    let forgetting = RequestBounds {
+        max_open: 2,
+        forget_expired_before: later - 100,
+    };
+    let Filing::Filed(third) = store
+        .request_create(new(later + 60), forgetting, later)
+        .await
+        .expect("file")
+    else {
+        panic!("full");
+    };
+    assert_eq!(third.number, listed[0].number + 1);
+    let numbers: Vec<u64> = store
+        .request_list(10)
+        .await
+        .expect("list")
+        .iter()
+        .map(|r| r.number)
+        .collect();
+    assert_eq!(numbers, [third.number, listed[0].number]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,19 +13,23 @@ use super::access::{Denied, Permission};
 use super::peer::Peer;
 use super::routes::{Purpose, Refusal, Route, refuse};
 use crate::store::{
-    ApprovalRequest, Filing, GuardedAction, NewRequest, QuarantineStore, RequestState, Swap,
+    ApprovalRequest, Filing, GuardedAction, NewRequest, QuarantineStore, RequestBounds,
+    RequestState, Swap,
 };
 
-/// Most requests open at once (pending, or approved and not yet expired or used): filing
-/// more is answered `429` until some are decided, used or expired.
-pub const MAX_OPEN: usize = 100;
-
-/// `[approvals]`: the actions that need an approved request, and how long one stays good.
+/// `[approvals]`: the actions that need an approved request, how long one stays good, how
+/// many may be open and how long ended ones stay listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApprovalPolicy {
     pub actions: BTreeSet<GuardedAction>,
     /// From filing: a request must be approved and used before this has passed.
     pub expiry: Duration,
+    /// Most requests open at once (pending, or approved and not yet expired or used):
+    /// filing more is answered `429` until some are decided, used or expired.
+    pub max_open: usize,
+    /// After its expiry, how long a request stays listed; then the next filing forgets
+    /// it (the audit trail keeps its history).
+    pub keep: Duration,
 }
 
 impl Default for ApprovalPolicy {
@@ -33,6 +37,8 @@ impl Default for ApprovalPolicy {
         Self {
             actions: BTreeSet::new(),
             expiry: Duration::from_secs(24 * 3600),
+            max_open: 100,
+            keep: Duration::from_secs(90 * 86_400),
         }
     }
 }
@@ -41,6 +47,15 @@ impl ApprovalPolicy {
     /// Whether `action` needs an approved request.
     pub fn needs(&self, action: GuardedAction) -> bool {
         self.actions.contains(&action)
+    }
+
+    /// The store's bounds for a filing at `now`.
+    pub fn bounds(&self, now: i64) -> RequestBounds {
+        let keep = i64::try_from(self.keep.as_secs()).unwrap_or(i64::MAX);
+        RequestBounds {
+            max_open: self.max_open,
+            forget_expired_before: now.saturating_sub(keep),
+        }
     }
 }
 
@@ -322,7 +337,7 @@ pub(super) async fn answer(
                     expires,
                 };
                 match store
-                    .request_create(new, MAX_OPEN, now)
+                    .request_create(new, oversight.approvals.bounds(now), now)
                     .await
                     .map_err(super::handler::internal)?
                 {
@@ -330,8 +345,9 @@ pub(super) async fn answer(
                     Filing::Full { open } => Err(refuse(
                         429,
                         format!(
-                            "{open} requests are open, the most there may be ({MAX_OPEN}); \
-                             decide or let some expire first"
+                            "{open} requests are open, the most there may be ({}); \
+                             decide or let some expire first",
+                            oversight.approvals.max_open
                         ),
                     )),
                 }

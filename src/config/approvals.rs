@@ -16,6 +16,11 @@ const MIN_EXPIRY: Duration = Duration::from_secs(5 * 60);
 const MAX_EXPIRY: Duration = Duration::from_secs(30 * 86_400);
 /// `expiry` when the config says nothing.
 const DEFAULT_EXPIRY: Duration = Duration::from_secs(24 * 3600);
+/// Bounds of `max_open`: each filing counts the open ones.
+const MAX_OPEN: std::ops::RangeInclusive<usize> = 1..=10_000;
+/// Bounds of `keep`.
+const MIN_KEEP: Duration = Duration::from_secs(86_400);
+const MAX_KEEP: Duration = Duration::from_secs(3650 * 86_400);
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -23,6 +28,8 @@ pub(super) struct RawApprovals {
     #[serde(default)]
     actions: Vec<String>,
     expiry: Option<String>,
+    max_open: Option<usize>,
+    keep: Option<String>,
 }
 
 pub(super) fn approval_policy(raw: RawApprovals) -> Result<ApprovalPolicy, ConfigError> {
@@ -41,7 +48,27 @@ pub(super) fn approval_policy(raw: RawApprovals) -> Result<ApprovalPolicy, Confi
             "between 5m and 30d (how long a request can be approved and used)",
         ));
     }
-    Ok(ApprovalPolicy { actions, expiry })
+    let defaults = ApprovalPolicy::default();
+    let max_open = raw.max_open.unwrap_or(defaults.max_open);
+    if !MAX_OPEN.contains(&max_open) {
+        return Err(invalid(
+            "approvals.max_open",
+            "between 1 and 10000 (requests open at once)",
+        ));
+    }
+    let keep = duration("approvals.keep", raw.keep, defaults.keep)?;
+    if !(MIN_KEEP..=MAX_KEEP).contains(&keep) {
+        return Err(invalid(
+            "approvals.keep",
+            "between 1d and 3650d (how long an ended request stays listed)",
+        ));
+    }
+    Ok(ApprovalPolicy {
+        actions,
+        expiry,
+        max_open,
+        keep,
+    })
 }
 
 #[cfg(test)]
@@ -83,5 +110,16 @@ mod tests {
             assert!(err.contains("approvals.expiry"), "{bad}: {err}");
         }
         assert!(parse("approve = true").is_err());
+        let policy = parse("max_open = 5\nkeep = \"7d\"").expect("valid");
+        assert_eq!((policy.max_open, policy.keep.as_secs()), (5, 7 * 86_400));
+        for (bad, key) in [
+            ("max_open = 0", "approvals.max_open"),
+            ("max_open = 10001", "approvals.max_open"),
+            ("keep = \"1h\"", "approvals.keep"),
+            ("keep = \"3651d\"", "approvals.keep"),
+        ] {
+            let err = parse(bad).expect_err(bad).to_string();
+            assert!(err.contains(key), "{bad}: {err}");
+        }
     }
 }

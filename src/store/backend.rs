@@ -16,8 +16,8 @@ use crate::capacity::StorageState;
 
 use super::{
     ApprovalRequest, AuditEntry, AuditPage, Entry, Filing, ListFilter, MessageId, MessageMeta,
-    NewRequest, NoticeOutcome, NoticePlan, OutboxItem, PurgeReport, RateLimits, RequestState,
-    Reseal, Resealed, Stats, StoreError, Swap,
+    NewRequest, NoticeOutcome, NoticePlan, OutboxItem, PurgeReport, RateLimits, RequestBounds,
+    RequestState, Reseal, Resealed, Stats, StoreError, Swap,
 };
 
 /// A sealed message being read back: its length in bytes and its bytes, streamed.
@@ -213,13 +213,14 @@ pub trait QuarantineStore: Send + Sync + 'static {
 
     // Four-eyes approvals.
 
-    /// Files an approval request and gives it the next number, unless `max_open` requests
-    /// are open (pending or approved, not expired) at `now`; counting and filing are one
-    /// atomic step.
+    /// Files an approval request and gives it the next number, unless `bounds.max_open`
+    /// requests are open (pending or approved, not expired) at `now`; counting and filing
+    /// are one atomic step, which also forgets the requests that expired before
+    /// `bounds.forget_expired_before` (all but the newest).
     fn request_create(
         &self,
         new: NewRequest,
-        max_open: usize,
+        bounds: RequestBounds,
         now: i64,
     ) -> impl Future<Output = Result<Filing, StoreError>> + Send;
 

@@ -13,8 +13,8 @@ use super::segment::{SegmentRef, Segments};
 use super::{
     ApprovalRequest, AuditEntry, AuditPage, Entry, Filing, ListFilter, MessageId, MessageMeta,
     NewRequest, NoticeOutcome, NoticePlan, OutboxItem, PurgeReport, QuarantineStore, RateLimits,
-    RequestState, Reseal, Resealed, Stage, StagedMessage, Stats, Store, StoreError, Swap, blob,
-    compact, index_err, outbox, ratelimit, sync_dir,
+    RequestBounds, RequestState, Reseal, Resealed, Stage, StagedMessage, Stats, Store, StoreError,
+    Swap, blob, compact, index_err, outbox, ratelimit, sync_dir,
 };
 use crate::capacity::StorageState;
 use crate::seal::reseal::{MAX_HEADER, header_length};
@@ -476,10 +476,10 @@ impl QuarantineStore for Store {
     async fn request_create(
         &self,
         new: NewRequest,
-        max_open: usize,
+        bounds: RequestBounds,
         now: i64,
     ) -> Result<Filing, StoreError> {
-        self.on_index(move |index| index.request_create(new, max_open, now))
+        self.on_index(move |index| index.request_create(new, bounds, now))
             .await
     }
 

@@ -45,7 +45,9 @@ pub use outbox::{
 };
 pub use ratelimit::{Limited, RateLimits};
 pub use reconcile::Reconciliation;
-pub use requests::{ApprovalRequest, Filing, GuardedAction, NewRequest, RequestState, Swap};
+pub use requests::{
+    ApprovalRequest, Filing, GuardedAction, NewRequest, RequestBounds, RequestState, Swap,
+};
 pub use retain::{DayStats, DomainStats, PurgeReport, Stats};
 pub use segment::SegmentRef;
 pub use staging::{Stage, StagingLimits};

@@ -159,6 +159,16 @@ impl ApprovalRequest {
     }
 }
 
+/// How many requests may be open at once, and when ended ones are forgotten.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestBounds {
+    pub max_open: usize,
+    /// Requests that expired before this (Unix seconds) are removed as a new one is filed:
+    /// the audit trail keeps their history. The newest request always stays, so that
+    /// numbers are never given out twice.
+    pub forget_expired_before: i64,
+}
+
 /// What filing a request came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Filing {
@@ -188,25 +198,38 @@ pub(super) fn decode(bytes: &[u8]) -> Result<ApprovalRequest, StoreError> {
 }
 
 impl Index {
-    /// Files `new` unless `max_open` requests are open at `now`, in one write transaction
-    /// (redb has one writer at a time, so the count cannot race).
+    /// Files `new` unless `bounds.max_open` requests are open at `now`, and forgets the
+    /// requests that ended long enough ago, in one write transaction (redb has one writer
+    /// at a time, so the count cannot race).
     pub(super) fn request_create(
         &self,
         new: NewRequest,
-        max_open: usize,
+        bounds: RequestBounds,
         now: i64,
     ) -> Result<Filing, StoreError> {
         let txn = self.db.begin_write().map_err(index_err)?;
+        let forgot;
         let filing = {
             let mut table = txn.open_table(REQUESTS).map_err(index_err)?;
+            let newest = table.last().map_err(index_err)?.map(|(k, _)| k.value());
             let mut open = 0;
+            let mut forget = Vec::new();
             for item in table.iter().map_err(index_err)? {
-                let (_, v) = item.map_err(index_err)?;
-                if decode(v.value())?.open_at(now) {
+                let (k, v) = item.map_err(index_err)?;
+                let request = decode(v.value())?;
+                if request.open_at(now) {
                     open += 1;
+                } else if request.filed.expires < bounds.forget_expired_before
+                    && Some(k.value()) != newest
+                {
+                    forget.push(k.value());
                 }
             }
-            if open >= max_open {
+            forgot = !forget.is_empty();
+            for number in forget {
+                table.remove(number).map_err(index_err)?;
+            }
+            if open >= bounds.max_open {
                 Filing::Full { open }
             } else {
                 let number = table
@@ -224,7 +247,8 @@ impl Index {
                 Filing::Filed(Box::new(request))
             }
         };
-        finish(txn, matches!(filing, Filing::Filed(_)))?;
+        // A refusal still commits what it forgot.
+        finish(txn, forgot || matches!(filing, Filing::Filed(_)))?;
         Ok(filing)
     }
 
@@ -324,24 +348,34 @@ mod tests {
     fn requests_are_numbered_capped_and_swapped_once() {
         let dir = tempfile::tempdir().expect("tempdir");
         let index = Index::open(&dir.path().join("index.redb")).expect("open");
-        let Filing::Filed(first) = index.request_create(new("alice", 100), 2, 0).expect("file")
+        let cap = |max_open| RequestBounds {
+            max_open,
+            forget_expired_before: i64::MIN,
+        };
+        let Filing::Filed(first) = index
+            .request_create(new("alice", 100), cap(2), 0)
+            .expect("file")
         else {
             panic!("refused");
         };
         assert_eq!(first.number, 1);
-        let Filing::Filed(second) = index.request_create(new("alice", 5), 2, 0).expect("file")
+        let Filing::Filed(second) = index
+            .request_create(new("alice", 5), cap(2), 0)
+            .expect("file")
         else {
             panic!("refused");
         };
         assert_eq!(second.number, 2);
         assert_eq!(
-            index.request_create(new("alice", 100), 2, 0).expect("file"),
+            index
+                .request_create(new("alice", 100), cap(2), 0)
+                .expect("file"),
             Filing::Full { open: 2 }
         );
         // An expired request no longer counts against the cap.
         assert!(matches!(
             index
-                .request_create(new("alice", 100), 2, 10)
+                .request_create(new("alice", 100), cap(2), 10)
                 .expect("file"),
             Filing::Filed(request) if request.number == 3
         ));
@@ -392,6 +426,55 @@ mod tests {
         // The record round-trips through its JSON.
         let bytes = encode(&listed[0]).expect("encode");
         assert_eq!(decode(&bytes).expect("decode"), listed[0]);
+
+        // Long-ended requests are forgotten as the next is filed, all but the newest, and
+        // numbers go on from it; a refused filing still forgets.
+        let forget = |max_open| RequestBounds {
+            max_open,
+            forget_expired_before: 200,
+        };
+        let Filing::Filed(fourth) = index
+            .request_create(new("alice", 100), forget(10), 150)
+            .expect("file")
+        else {
+            panic!("refused");
+        };
+        assert_eq!(fourth.number, 4);
+        let numbers = |index: &Index| -> Vec<u64> {
+            index
+                .request_list(10)
+                .expect("list")
+                .iter()
+                .map(|r| r.number)
+                .collect()
+        };
+        assert_eq!(
+            numbers(&index),
+            vec![4, 3],
+            "1 and 2 expired before 200; 3 was the newest"
+        );
+        assert_eq!(
+            index
+                .request_create(new("alice", 1_000), forget(10), 150)
+                .expect("file"),
+            Filing::Filed(Box::new(ApprovalRequest {
+                number: 5,
+                filed: new("alice", 1_000),
+                state: RequestState::Pending,
+            }))
+        );
+        assert_eq!(numbers(&index), vec![5, 4]);
+        assert_eq!(
+            index
+                .request_create(new("alice", 1_000), forget(1), 300)
+                .expect("file"),
+            Filing::Full { open: 1 }
+        );
+        assert_eq!(
+            numbers(&index),
+            vec![5],
+            "4 forgotten though the filing was refused"
+        );
     }
 
     #[test]

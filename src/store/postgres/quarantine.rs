@@ -16,7 +16,7 @@ use crate::store::backend::{Expiry, Sealed};
 use crate::store::{
     ApprovalRequest, AuditEntry, AuditPage, Entry, Filing, ListFilter, MessageId, MessageMeta,
     NewRequest, NoticeOutcome, NoticePlan, OutboxItem, PurgeReport, QuarantineStore, RateLimits,
-    RequestState, Reseal, Resealed, Stats, StoreError, Swap, outbox,
+    RequestBounds, RequestState, Reseal, Resealed, Stats, StoreError, Swap, outbox,
 };
 
 impl PgStore {
@@ -314,12 +314,12 @@ impl QuarantineStore for PgStore {
     async fn request_create(
         &self,
         new: NewRequest,
-        max_open: usize,
+        bounds: RequestBounds,
         now: i64,
     ) -> Result<Filing, StoreError> {
         self.bounded(async {
             let mut client = self.client().await?;
-            Ok(requests::create(&mut client, new, max_open, now).await?)
+            Ok(requests::create(&mut client, new, bounds, now).await?)
         })
         .await
     }

@@ -5,7 +5,7 @@
 use tokio_postgres::Client;
 
 use super::{PgError, lock, to_i64, to_u64};
-use crate::store::{ApprovalRequest, Filing, NewRequest, RequestState, Swap};
+use crate::store::{ApprovalRequest, Filing, NewRequest, RequestBounds, RequestState, Swap};
 
 fn encode(request: &ApprovalRequest) -> Result<Vec<u8>, PgError> {
     serde_json::to_vec(request).map_err(|source| PgError::Record {
@@ -21,16 +21,24 @@ fn decode(bytes: &[u8]) -> Result<ApprovalRequest, PgError> {
     })
 }
 
-/// Files `new` unless `max_open` requests are open at `now`.
+/// Files `new` unless `bounds.max_open` requests are open at `now`, and forgets the ones
+/// that expired before `bounds.forget_expired_before` (all but the newest, whose number
+/// the next one follows).
 pub(super) async fn create(
     client: &mut Client,
     new: NewRequest,
-    max_open: usize,
+    bounds: RequestBounds,
     now: i64,
 ) -> Result<Filing, PgError> {
     let txn = client.transaction().await?;
     txn.execute("SELECT pg_advisory_xact_lock($1)", &[&lock::REQUESTS])
         .await?;
+    txn.execute(
+        "DELETE FROM approval_requests WHERE expires < $1 \
+         AND number < (SELECT max(number) FROM approval_requests)",
+        &[&bounds.forget_expired_before],
+    )
+    .await?;
     let open: i64 = txn
         .query_one(
             "SELECT count(*) FROM approval_requests \
@@ -40,7 +48,8 @@ pub(super) async fn create(
         .await?
         .get(0);
     let open = usize::try_from(open).unwrap_or(usize::MAX);
-    if open >= max_open {
+    if open >= bounds.max_open {
+        txn.commit().await?;
         return Ok(Filing::Full { open });
     }
     let last: i64 = txn
