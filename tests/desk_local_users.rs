@@ -7,6 +7,7 @@
 mod common;
 
 use std::io::BufRead;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -39,6 +40,9 @@ impl AsNobody {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
+            // Its own process group, so that the script (a child of runuser, which does not
+            // pass signals on when killed) ends with it.
+            .process_group(0)
             .spawn()
             .expect("runuser -u nobody");
         let stdout = child.stdout.take().expect("stdout");
@@ -83,6 +87,8 @@ impl AsNobody {
 
 impl Drop for AsNobody {
     fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
