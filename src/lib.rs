@@ -65,6 +65,7 @@ pub mod desk;
 pub mod dns;
 pub mod dnscheck;
 pub mod domains;
+pub mod imap;
 pub mod exit;
 pub mod intake;
 pub mod launch;
