@@ -133,7 +133,11 @@ pub async fn run(
 }
 
 /// Runs the session's answer on a blocking thread (it calls the admin API and decrypts).
-async fn answer(mut session: Session, cmd: Tagged, sasl: Option<Vec<u8>>) -> Option<(Session, Reply)> {
+async fn answer(
+    mut session: Session,
+    cmd: Tagged,
+    sasl: Option<Vec<u8>>,
+) -> Option<(Session, Reply)> {
     tokio::task::spawn_blocking(move || {
         let reply = match sasl {
             Some(response) => {
@@ -233,13 +237,21 @@ impl Reader {
     }
 
     /// One whole command: its lines and the literals between them.
-    async fn command(&mut self, write: &mut OwnedWriteHalf, limits: &Limits) -> std::io::Result<Frame> {
+    async fn command(
+        &mut self,
+        write: &mut OwnedWriteHalf,
+        limits: &Limits,
+    ) -> std::io::Result<Frame> {
         let mut command = Vec::new();
         loop {
             let line = match self.line(limits.line_bytes).await? {
                 Line::Eof => return Ok(Frame::Eof),
                 Line::TooLong(prefix) => {
-                    let start = if command.is_empty() { &prefix } else { &command };
+                    let start = if command.is_empty() {
+                        &prefix
+                    } else {
+                        &command
+                    };
                     return Ok(Frame::TooLong(parser::tag_of(start)));
                 }
                 Line::Complete(line) => line,
@@ -251,6 +263,10 @@ impl Reader {
             let tag = parser::tag_of(&command);
             if n > limits.literal_bytes || command.len().saturating_add(n) > limits.command_bytes {
                 return Ok(Frame::LiteralTooBig { tag, sync });
+            }
+            if sync && parser::refused_before_literal(&command) {
+                // Answered NO instead of a continuation: the client sends no literal.
+                return Ok(Frame::Command(command));
             }
             if sync {
                 send(write, b"+ go ahead\r\n", limits).await?;
@@ -279,7 +295,10 @@ fn literal_at_end(line: &[u8]) -> Option<(usize, bool)> {
         return None;
     }
     // A number too large for usize is still a literal, and too large.
-    let n = std::str::from_utf8(digits).ok()?.parse().unwrap_or(usize::MAX);
+    let n = std::str::from_utf8(digits)
+        .ok()?
+        .parse()
+        .unwrap_or(usize::MAX);
     Some((n, sync))
 }
 
@@ -293,6 +312,9 @@ mod tests {
         assert_eq!(literal_at_end(b"a LOGIN {3+}\r\n"), Some((3, false)));
         assert_eq!(literal_at_end(b"a LOGIN {}\r\n"), None);
         assert_eq!(literal_at_end(b"a LOGIN x}\r\n"), None);
-        assert_eq!(literal_at_end(b"a {99999999999999999}\r\n"), Some((99_999_999_999_999_999, true)));
+        assert_eq!(
+            literal_at_end(b"a {99999999999999999}\r\n"),
+            Some((99_999_999_999_999_999, true))
+        );
     }
 }

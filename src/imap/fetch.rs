@@ -76,9 +76,9 @@ pub fn render(out: &mut Vec<u8>, att: &FetchAtt, item: &Item<'_>) {
     match att {
         FetchAtt::Flags => out.extend_from_slice(format!("FLAGS ({})", item.flags).as_bytes()),
         FetchAtt::Uid => out.extend_from_slice(format!("UID {}", item.uid).as_bytes()),
-        FetchAtt::InternalDate => {
-            out.extend_from_slice(format!("INTERNALDATE \"{}\"", internal_date(item.received_unix)).as_bytes())
-        }
+        FetchAtt::InternalDate => out.extend_from_slice(
+            format!("INTERNALDATE \"{}\"", internal_date(item.received_unix)).as_bytes(),
+        ),
         FetchAtt::Rfc822Size => {
             out.extend_from_slice(format!("RFC822.SIZE {}", item.size).as_bytes())
         }
@@ -144,7 +144,11 @@ fn section_name(section: &Section) -> String {
         Some(SectionText::Mime) => name.push("MIME".into()),
         Some(SectionText::HeaderFields { not, names }) => {
             let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
-            let word = if *not { "HEADER.FIELDS.NOT" } else { "HEADER.FIELDS" };
+            let word = if *not {
+                "HEADER.FIELDS.NOT"
+            } else {
+                "HEADER.FIELDS"
+            };
             name.push(format!("{word} ({})", quoted.join(" ")));
         }
     }
@@ -188,7 +192,8 @@ fn section_bytes(tree: &Part<'_>, section: &Section) -> Option<Vec<u8>> {
 
 /// An INTERNALDATE: `03-Dec-2026 10:20:00 +0000`.
 pub fn internal_date(unix: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp(unix).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let t =
+        time::OffsetDateTime::from_unix_timestamp(unix).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     format!(
         "{:02}-{}-{:04} {:02}:{:02}:{:02} +0000",
         t.day(),
@@ -204,7 +209,8 @@ pub fn internal_date(unix: i64) -> String {
 mod tests {
     use super::*;
 
-    const MESSAGE: &[u8] = b"Return-Path: <a@p.example>\r\nFrom: a@p.example\r\nSubject: hi\r\n\r\nhello\r\nworld\r\n";
+    const MESSAGE: &[u8] =
+        b"Return-Path: <a@p.example>\r\nFrom: a@p.example\r\nSubject: hi\r\n\r\nhello\r\nworld\r\n";
 
     fn fetch(att: FetchAtt) -> String {
         let item = Item {
@@ -232,17 +238,46 @@ mod tests {
 
     #[test]
     fn sections() {
-        assert_eq!(fetch(FetchAtt::InternalDate), "INTERNALDATE \"01-Jan-1970 00:00:00 +0000\"");
-        let whole = fetch(section(&[], None, None));
-        assert_eq!(whole.as_bytes(), [format!("BODY[] {{{}}}\r\n", MESSAGE.len()).as_bytes(), MESSAGE].concat());
-        assert_eq!(fetch(section(&[], Some(SectionText::Text), None)), "BODY[TEXT] {14}\r\nhello\r\nworld\r\n");
-        assert_eq!(fetch(section(&[], None, Some((1, 4)))), "BODY[]<1> {4}\r\netur");
-        assert_eq!(fetch(section(&[], None, Some((500, 4)))), "BODY[]<500> {0}\r\n");
         assert_eq!(
-            fetch(section(&[], Some(SectionText::HeaderFields { not: false, names: vec!["SUBJECT".into()] }), None)),
+            fetch(FetchAtt::InternalDate),
+            "INTERNALDATE \"01-Jan-1970 00:00:00 +0000\""
+        );
+        let whole = fetch(section(&[], None, None));
+        assert_eq!(
+            whole.as_bytes(),
+            [
+                format!("BODY[] {{{}}}\r\n", MESSAGE.len()).as_bytes(),
+                MESSAGE
+            ]
+            .concat()
+        );
+        assert_eq!(
+            fetch(section(&[], Some(SectionText::Text), None)),
+            "BODY[TEXT] {14}\r\nhello\r\nworld\r\n"
+        );
+        assert_eq!(
+            fetch(section(&[], None, Some((1, 4)))),
+            "BODY[]<1> {4}\r\netur"
+        );
+        assert_eq!(
+            fetch(section(&[], None, Some((500, 4)))),
+            "BODY[]<500> {0}\r\n"
+        );
+        assert_eq!(
+            fetch(section(
+                &[],
+                Some(SectionText::HeaderFields {
+                    not: false,
+                    names: vec!["SUBJECT".into()]
+                }),
+                None
+            )),
             "BODY[HEADER.FIELDS (\"SUBJECT\")] {15}\r\nSubject: hi\r\n\r\n"
         );
-        assert_eq!(fetch(section(&[1], None, None)), "BODY[1] {14}\r\nhello\r\nworld\r\n");
+        assert_eq!(
+            fetch(section(&[1], None, None)),
+            "BODY[1] {14}\r\nhello\r\nworld\r\n"
+        );
         assert_eq!(fetch(section(&[2], None, None)), "BODY[2] NIL");
     }
 }

@@ -127,8 +127,15 @@ impl Store {
         members.sort_by(|a, b| (a.received_unix, &a.id).cmp(&(b.received_unix, &b.id)));
         let ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
         let mut state = self.state.lock().map_err(|_| ImapError::Poisoned)?;
-        let (uids, MailboxUids { uidvalidity, next_uid, .. }, mut changed) =
-            state.assign(name, &ids, unix_now());
+        let (
+            uids,
+            MailboxUids {
+                uidvalidity,
+                next_uid,
+                ..
+            },
+            mut changed,
+        ) = state.assign(name, &ids, unix_now());
         if name == INBOX {
             changed |= state.keep_flags_of(&ids);
         }

@@ -152,7 +152,10 @@ fn split_multipart<'a>(body: &'a [u8], boundary: &[u8]) -> Vec<&'a [u8]> {
             let rest = &text[delimiter.len()..];
             let closing = rest.starts_with(b"--");
             let tail = if closing { &rest[2..] } else { rest };
-            if tail.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n')) {
+            if tail
+                .iter()
+                .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+            {
                 starts.push((line, end, closing));
                 if closing {
                     break;
@@ -221,12 +224,14 @@ fn raw_value(header: &[u8], name: &str) -> Option<Vec<u8>> {
 /// The ENVELOPE of an entity's header.
 pub fn envelope(out: &mut Vec<u8>, header: &[u8]) {
     let parsed = MessageParser::new().parse_headers(header);
-    let addresses = |out: &mut Vec<u8>, pick: for<'a> fn(&'a mail_parser::Message<'a>) -> Option<&'a Address<'a>>| {
-        match parsed.as_ref().and_then(|p| pick(p)) {
-            Some(a) => address_list(out, a),
-            None => out.extend_from_slice(b"NIL"),
-        }
-    };
+    let addresses =
+        |out: &mut Vec<u8>,
+         pick: for<'a> fn(&'a mail_parser::Message<'a>) -> Option<&'a Address<'a>>| {
+            match parsed.as_ref().and_then(|p| pick(p)) {
+                Some(a) => address_list(out, a),
+                None => out.extend_from_slice(b"NIL"),
+            }
+        };
     out.push(b'(');
     nstring(out, raw_value(header, "Date").as_deref());
     out.push(b' ');
@@ -371,7 +376,10 @@ pub fn structure(out: &mut Vec<u8>, part: &Part<'_>, extended: bool) {
         out.extend_from_slice(b"NIL");
     }
     let header_text = |f: for<'a> fn(&'a mail_parser::Message<'a>) -> Option<&'a str>| {
-        parsed.as_ref().and_then(|p| f(p)).map(|s| s.as_bytes().to_vec())
+        parsed
+            .as_ref()
+            .and_then(|p| f(p))
+            .map(|s| s.as_bytes().to_vec())
     };
     out.push(b' ');
     nstring(out, header_text(|p| p.content_id()).as_deref());
@@ -424,7 +432,10 @@ Content-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\ninner body\r\n--b1--\r
         assert!(tree.header.ends_with(b"\r\n\r\n"));
         let first = tree.find(&[1]).expect("part 1");
         assert_eq!(first.body, b"hello");
-        assert_eq!(first.header, b"Content-Type: text/plain; charset=utf-8\r\n\r\n");
+        assert_eq!(
+            first.header,
+            b"Content-Type: text/plain; charset=utf-8\r\n\r\n"
+        );
         let inner = tree.find(&[2]).expect("part 2");
         assert_eq!(inner.body, b"Subject: inner\r\n\r\ninner body");
         let Content::Message(m) = &inner.content else {
@@ -442,7 +453,10 @@ Content-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\ninner body\r\n--b1--\r
         let mut out = Vec::new();
         structure(&mut out, &Part::parse(MIXED), true);
         let text = String::from_utf8(out).expect("ascii");
-        assert!(text.starts_with("((\"TEXT\" \"PLAIN\" (\"charset\" \"utf-8\") NIL NIL \"7BIT\" 5 0"), "{text}");
+        assert!(
+            text.starts_with("((\"TEXT\" \"PLAIN\" (\"charset\" \"utf-8\") NIL NIL \"7BIT\" 5 0"),
+            "{text}"
+        );
         assert!(text.contains("\"MESSAGE\" \"RFC822\""), "{text}");
         assert!(text.contains(" \"MIXED\" (\"boundary\" \"b1\")"), "{text}");
         let mut env = Vec::new();

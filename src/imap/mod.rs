@@ -153,7 +153,9 @@ impl Bound {
     /// Serves until `shutdown` is cancelled; connections then get `* BYE`.
     pub async fn serve(self, shutdown: CancellationToken) {
         let tracker = TaskTracker::new();
-        let slots = Arc::new(tokio::sync::Semaphore::new(self.server.limits.connections.max(1)));
+        let slots = Arc::new(tokio::sync::Semaphore::new(
+            self.server.limits.connections.max(1),
+        ));
         loop {
             let accepted = tokio::select! {
                 accepted = self.listener.accept() => accepted,

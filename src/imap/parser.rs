@@ -19,19 +19,50 @@ pub enum Command {
     Noop,
     Logout,
     StartTls,
-    Login { user: Vec<u8>, password: Vec<u8> },
-    Authenticate { mechanism: String, initial: Option<Vec<u8>> },
-    Select { mailbox: String, read_only: bool },
-    List { reference: String, pattern: String, lsub: bool },
-    Status { mailbox: String, items: Vec<StatusItem> },
-    Subscribe { mailbox: String },
+    Login {
+        user: Vec<u8>,
+        password: Vec<u8>,
+    },
+    Authenticate {
+        mechanism: String,
+        initial: Option<Vec<u8>>,
+    },
+    Select {
+        mailbox: String,
+        read_only: bool,
+    },
+    List {
+        reference: String,
+        pattern: String,
+        lsub: bool,
+    },
+    Status {
+        mailbox: String,
+        items: Vec<StatusItem>,
+    },
+    Subscribe {
+        mailbox: String,
+    },
     Check,
     Close,
     Unselect,
     Expunge,
-    Search { uid: bool, key: SearchKey },
-    Fetch { uid: bool, set: SequenceSet, atts: Vec<FetchAtt> },
-    Store { uid: bool, set: SequenceSet, mode: StoreMode, silent: bool, flags: Vec<String> },
+    Search {
+        uid: bool,
+        key: SearchKey,
+    },
+    Fetch {
+        uid: bool,
+        set: SequenceSet,
+        atts: Vec<FetchAtt>,
+    },
+    Store {
+        uid: bool,
+        set: SequenceSet,
+        mode: StoreMode,
+        silent: bool,
+        flags: Vec<String>,
+    },
     /// A command that would change the quarantine: refused with this name.
     Refused(&'static str),
 }
@@ -100,6 +131,12 @@ pub fn parse(input: &[u8]) -> Result<Tagged, ParseError> {
 /// The tag of a line that could not be read whole, if it starts with one.
 pub fn tag_of(input: &[u8]) -> Option<String> {
     Cursor::new(input).tag().ok()
+}
+
+/// Whether a command whose first line is `input` is refused whatever its literal holds
+/// (APPEND), so that the literal need not be asked for.
+pub fn refused_before_literal(input: &[u8]) -> bool {
+    parse(input).is_ok_and(|t| matches!(t.command, Command::Refused(_)))
 }
 
 fn parse_command(c: &mut Cursor<'_>) -> Result<Command, String> {
@@ -227,7 +264,9 @@ fn search(c: &mut Cursor<'_>, uid: bool) -> Result<Command, String> {
         c.sp()?;
         let charset = String::from_utf8_lossy(&c.astring()?).to_ascii_uppercase();
         if charset != "UTF-8" && charset != "US-ASCII" {
-            return Err(format!("[BADCHARSET (UTF-8 US-ASCII)] {charset} is not supported"));
+            return Err(format!(
+                "[BADCHARSET (UTF-8 US-ASCII)] {charset} is not supported"
+            ));
         }
         c.sp()?;
     } else {
@@ -324,7 +363,8 @@ fn parse_date(text: &[u8]) -> Result<i64, String> {
     let text = String::from_utf8_lossy(text);
     let bad = || format!("{text:?} is not a date like 1-Feb-2026");
     let mut parts = text.split('-');
-    let (Some(d), Some(m), Some(y), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(d), Some(m), Some(y), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(bad());
     };
@@ -336,7 +376,11 @@ fn parse_date(text: &[u8]) -> Result<i64, String> {
         .and_then(|i| time::Month::try_from(u8::try_from(i + 1).ok()?).ok())
         .ok_or_else(bad)?;
     let date = time::Date::from_calendar_date(year, month, day).map_err(|_| bad())?;
-    Ok(date.midnight().assume_utc().unix_timestamp().div_euclid(86_400))
+    Ok(date
+        .midnight()
+        .assume_utc()
+        .unix_timestamp()
+        .div_euclid(86_400))
 }
 
 /// Month names as IMAP dates spell them.
@@ -368,7 +412,11 @@ fn fetch(c: &mut Cursor<'_>, uid: bool) -> Result<Command, String> {
                 FetchAtt::Rfc822Size,
                 FetchAtt::Envelope,
             ]),
-            "FAST" => atts.extend([FetchAtt::Flags, FetchAtt::InternalDate, FetchAtt::Rfc822Size]),
+            "FAST" => atts.extend([
+                FetchAtt::Flags,
+                FetchAtt::InternalDate,
+                FetchAtt::Rfc822Size,
+            ]),
             "FULL" => atts.extend([
                 FetchAtt::Flags,
                 FetchAtt::InternalDate,
@@ -600,14 +648,13 @@ impl<'a> Cursor<'a> {
         match self.peek() {
             Some(b'"') => self.quoted(),
             Some(b'{') => self.literal(),
-            _ => Ok(self.take_while(|b| is_atom_char(b) || b == b']').to_vec())
-                .and_then(|a| {
-                    if a.is_empty() {
-                        Err("expected a string".into())
-                    } else {
-                        Ok(a)
-                    }
-                }),
+            _ => Ok(self.take_while(|b| is_atom_char(b) || b == b']').to_vec()).and_then(|a| {
+                if a.is_empty() {
+                    Err("expected a string".into())
+                } else {
+                    Ok(a)
+                }
+            }),
         }
     }
 
@@ -731,7 +778,8 @@ impl<'a> Cursor<'a> {
 
 /// ATOM-CHAR of RFC 3501: printable ASCII except the specials.
 fn is_atom_char(b: u8) -> bool {
-    (0x21..0x7f).contains(&b) && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
+    (0x21..0x7f).contains(&b)
+        && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
 }
 
 #[cfg(test)]
@@ -771,7 +819,9 @@ mod tests {
             ok("c UID FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (From Subject)]<0.100>)\r\n"),
             Command::Fetch { uid: true, ref atts, .. } if atts.len() == 2
         ));
-        assert!(matches!(ok("d LIST \"\" *\r\n"), Command::List { ref pattern, .. } if pattern == "*"));
+        assert!(
+            matches!(ok("d LIST \"\" *\r\n"), Command::List { ref pattern, .. } if pattern == "*")
+        );
         assert!(matches!(
             ok("e STORE 1,3:5 +FLAGS.SILENT (\\Seen)\r\n"),
             Command::Store { mode: StoreMode::Add, silent: true, ref flags, .. } if flags == &["\\Seen"]
@@ -786,10 +836,25 @@ mod tests {
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         for line in [
-            "", "\r\n", "a", "a ", "a FETCH", "a FETCH 1 (", "a FETCH 0 FLAGS", "a LOGIN {99}\r\nx",
-            "a LOGIN {18446744073709551615}\r\n", "a SEARCH ((((", "a STATUS INBOX (", "a FETCH 1 BODY[1.",
-            "a FETCH 1 BODY[]<5.", "a SELECT \"unterminated", "* FOO", "a UID", "a STORE 1 FLAGS (",
-            "a SEARCH SINCE 99-Foo-1", "a FETCH 1:* BODY[HEADER.FIELDS (]",
+            "",
+            "\r\n",
+            "a",
+            "a ",
+            "a FETCH",
+            "a FETCH 1 (",
+            "a FETCH 0 FLAGS",
+            "a LOGIN {99}\r\nx",
+            "a LOGIN {18446744073709551615}\r\n",
+            "a SEARCH ((((",
+            "a STATUS INBOX (",
+            "a FETCH 1 BODY[1.",
+            "a FETCH 1 BODY[]<5.",
+            "a SELECT \"unterminated",
+            "* FOO",
+            "a UID",
+            "a STORE 1 FLAGS (",
+            "a SEARCH SINCE 99-Foo-1",
+            "a FETCH 1:* BODY[HEADER.FIELDS (]",
         ] {
             assert!(parse(line.as_bytes()).is_err(), "{line:?} parses");
         }

@@ -6,10 +6,7 @@ const MAX_QUOTED_LEN: usize = 256;
 
 /// `bytes` as an IMAP string: quoted when it is short printable ASCII, else a literal.
 pub fn string(out: &mut Vec<u8>, bytes: &[u8]) {
-    let quotable = bytes.len() <= MAX_QUOTED_LEN
-        && bytes
-            .iter()
-            .all(|b| (0x20..0x7f).contains(b));
+    let quotable = bytes.len() <= MAX_QUOTED_LEN && bytes.iter().all(|b| (0x20..0x7f).contains(b));
     if quotable {
         out.push(b'"');
         for &b in bytes {

@@ -99,7 +99,12 @@ impl SearchKey {
                 || m.listed.from.as_deref().is_some_and(|f| has(f, n)))
             .into(),
             SearchKey::To(n) => m.listed.rcpt_to.iter().any(|r| has(r, n)).into(),
-            SearchKey::Subject(n) => m.listed.subject.as_deref().is_some_and(|s| has(s, n)).into(),
+            SearchKey::Subject(n) => m
+                .listed
+                .subject
+                .as_deref()
+                .is_some_and(|s| has(s, n))
+                .into(),
             SearchKey::Text(n) => match plain {
                 Some(p) => contains(p, n).into(),
                 None => Answer::Unknown,
@@ -146,14 +151,42 @@ mod tests {
             listed: &listed,
         };
         let and = |keys: Vec<SearchKey>| SearchKey::And(keys);
-        assert_eq!(and(vec![SearchKey::From("PARTNER".into()), SearchKey::Subject("invoice".into())]).eval(&m, None), Answer::Yes);
-        assert_eq!(SearchKey::To("new.example".into()).eval(&m, None), Answer::No);
-        assert_eq!(and(vec![SearchKey::Since(3), SearchKey::Before(4), SearchKey::On(3)]).eval(&m, None), Answer::Yes);
+        assert_eq!(
+            and(vec![
+                SearchKey::From("PARTNER".into()),
+                SearchKey::Subject("invoice".into())
+            ])
+            .eval(&m, None),
+            Answer::Yes
+        );
+        assert_eq!(
+            SearchKey::To("new.example".into()).eval(&m, None),
+            Answer::No
+        );
+        assert_eq!(
+            and(vec![
+                SearchKey::Since(3),
+                SearchKey::Before(4),
+                SearchKey::On(3)
+            ])
+            .eval(&m, None),
+            Answer::Yes
+        );
         assert_eq!(SearchKey::Seen(true).eval(&m, None), Answer::No);
         let text = SearchKey::Text("secret".into());
         assert_eq!(text.eval(&m, None), Answer::Unknown);
-        assert_eq!(and(vec![SearchKey::Seen(true), text.clone()]).eval(&m, None), Answer::No, "no content needed");
-        assert_eq!(text.eval(&m, Some(b"Subject: x\r\n\r\nthe SECRET\r\n")), Answer::Yes);
-        assert_eq!(SearchKey::Body("subject".into()).eval(&m, Some(b"Subject: x\r\n\r\nbody\r\n")), Answer::No);
+        assert_eq!(
+            and(vec![SearchKey::Seen(true), text.clone()]).eval(&m, None),
+            Answer::No,
+            "no content needed"
+        );
+        assert_eq!(
+            text.eval(&m, Some(b"Subject: x\r\n\r\nthe SECRET\r\n")),
+            Answer::Yes
+        );
+        assert_eq!(
+            SearchKey::Body("subject".into()).eval(&m, Some(b"Subject: x\r\n\r\nbody\r\n")),
+            Answer::No
+        );
     }
 }

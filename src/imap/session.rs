@@ -98,19 +98,27 @@ impl Session {
             }
             (Command::Authenticate { mechanism, initial }, Phase::NotAuthenticated) => {
                 if mechanism != "PLAIN" {
-                    return Err(Refusal::No(format!("AUTHENTICATE {mechanism} is not supported; use PLAIN")));
+                    return Err(Refusal::No(format!(
+                        "AUTHENTICATE {mechanism} is not supported; use PLAIN"
+                    )));
                 }
                 match initial {
                     Some(response) => self.authenticate_plain(tag, &response, out, close),
                     // The connection asks for the response and calls back.
-                    None => return Err(Refusal::Bad("internal: AUTHENTICATE needs a response".into())),
+                    None => {
+                        return Err(Refusal::Bad(
+                            "internal: AUTHENTICATE needs a response".into(),
+                        ));
+                    }
                 }
             }
             (Command::Login { .. } | Command::Authenticate { .. }, _) => {
                 return Err(Refusal::Bad("already logged in".into()));
             }
             (_, Phase::NotAuthenticated) => {
-                return Err(Refusal::Bad("log in first (LOGIN or AUTHENTICATE PLAIN)".into()));
+                return Err(Refusal::Bad(
+                    "log in first (LOGIN or AUTHENTICATE PLAIN)".into(),
+                ));
             }
             (Command::Select { mailbox, read_only }, _) => {
                 // A failed SELECT leaves no mailbox selected (RFC 3501 6.3.1).
@@ -118,7 +126,14 @@ impl Session {
                 let snapshot = self.snapshot(&mailbox)?;
                 self.select(tag, snapshot, read_only, out);
             }
-            (Command::List { reference, pattern, lsub }, _) => {
+            (
+                Command::List {
+                    reference,
+                    pattern,
+                    lsub,
+                },
+                _,
+            ) => {
                 let word = if lsub { "LSUB" } else { "LIST" };
                 if pattern.is_empty() && !lsub {
                     untagged(out, "LIST (\\Noselect) \"/\" \"\"");
@@ -126,7 +141,8 @@ impl Session {
                     let full = format!("{reference}{pattern}");
                     for name in self.server.store.names().map_err(no)? {
                         if matches(&full, &name) {
-                            let mut line = format!("* {word} (\\HasNoChildren) \"/\" ").into_bytes();
+                            let mut line =
+                                format!("* {word} (\\HasNoChildren) \"/\" ").into_bytes();
                             string(&mut line, name.as_bytes());
                             line.extend_from_slice(b"\r\n");
                             out.extend_from_slice(&line);
@@ -211,7 +227,12 @@ impl Session {
         let offered = String::from_utf8_lossy(password);
         if crate::desk::same(&offered, &self.server.password) {
             self.phase = Phase::Authenticated;
-            tagged(out, tag, Status::Ok, &format!("[CAPABILITY {CAPABILITY}] logged in"));
+            tagged(
+                out,
+                tag,
+                Status::Ok,
+                &format!("[CAPABILITY {CAPABILITY}] logged in"),
+            );
             return;
         }
         self.failures += 1;
@@ -219,11 +240,22 @@ impl Session {
             untagged(out, "BYE too many failed logins");
             *close = true;
         }
-        tagged(out, tag, Status::No, "[AUTHENTICATIONFAILED] wrong password");
+        tagged(
+            out,
+            tag,
+            Status::No,
+            "[AUTHENTICATIONFAILED] wrong password",
+        );
     }
 
     /// Checks an AUTHENTICATE PLAIN response (base64 of authzid NUL user NUL password).
-    pub fn authenticate_plain(&mut self, tag: &str, response: &[u8], out: &mut Vec<u8>, close: &mut bool) {
+    pub fn authenticate_plain(
+        &mut self,
+        tag: &str,
+        response: &[u8],
+        out: &mut Vec<u8>,
+        close: &mut bool,
+    ) {
         let response = response.trim_ascii();
         if response == b"*" {
             tagged(out, tag, Status::Bad, "AUTHENTICATE cancelled");
@@ -232,7 +264,9 @@ impl Session {
         let decoded = if response == b"=" {
             Some(Vec::new())
         } else {
-            base64::engine::general_purpose::STANDARD.decode(response).ok()
+            base64::engine::general_purpose::STANDARD
+                .decode(response)
+                .ok()
         };
         let password = decoded
             .as_deref()
@@ -247,7 +281,10 @@ impl Session {
         if read_only {
             untagged(out, "OK [PERMANENTFLAGS ()] read-only");
         } else {
-            untagged(out, "OK [PERMANENTFLAGS (\\Seen \\Flagged)] only these are kept");
+            untagged(
+                out,
+                "OK [PERMANENTFLAGS (\\Seen \\Flagged)] only these are kept",
+            );
         }
         untagged(out, &format!("{} EXISTS", snapshot.messages.len()));
         untagged(out, "0 RECENT");
@@ -258,7 +295,10 @@ impl Session {
         {
             untagged(out, &format!("OK [UNSEEN {}] first unseen", first + 1));
         }
-        untagged(out, &format!("OK [UIDVALIDITY {}] UIDs valid", snapshot.uidvalidity));
+        untagged(
+            out,
+            &format!("OK [UIDVALIDITY {}] UIDs valid", snapshot.uidvalidity),
+        );
         untagged(out, &format!("OK [UIDNEXT {}] next UID", snapshot.uidnext));
         let (code, word) = if read_only {
             ("READ-ONLY", "EXAMINE")
@@ -330,7 +370,12 @@ impl Session {
         for index in members {
             let (id, uid_of, received, size) = {
                 let m = &self.selected().0.messages[index];
-                (m.listed.id.clone(), m.uid, m.listed.received_unix, m.listed.size)
+                (
+                    m.listed.id.clone(),
+                    m.uid,
+                    m.listed.received_unix,
+                    m.listed.size,
+                )
             };
             let plain = if needs_plain {
                 match self.plaintext(&id) {
@@ -384,7 +429,9 @@ impl Session {
         out: &mut Vec<u8>,
     ) -> Result<(), Refusal> {
         if self.selected().1 {
-            return Err(Refusal::No("the mailbox was opened with EXAMINE (read-only)".into()));
+            return Err(Refusal::No(
+                "the mailbox was opened with EXAMINE (read-only)".into(),
+            ));
         }
         let mut given = Flags::default();
         for flag in flags {
@@ -397,7 +444,11 @@ impl Session {
                             .into(),
                     ));
                 }
-                _ => return Err(Refusal::No(format!("only \\Seen and \\Flagged are kept, not {flag}"))),
+                _ => {
+                    return Err(Refusal::No(format!(
+                        "only \\Seen and \\Flagged are kept, not {flag}"
+                    )));
+                }
             }
         }
         let members = self.members(uid, set);
@@ -424,15 +475,28 @@ impl Session {
         if !silent {
             for (&index, (_, new)) in members.iter().zip(&changes) {
                 let m = &mailbox.messages[index];
-                let uid_part = if uid { format!("UID {} ", m.uid) } else { String::new() };
-                untagged(out, &format!("{} FETCH ({uid_part}FLAGS ({}))", index + 1, new.text()));
+                let uid_part = if uid {
+                    format!("UID {} ", m.uid)
+                } else {
+                    String::new()
+                };
+                untagged(
+                    out,
+                    &format!("{} FETCH ({uid_part}FLAGS ({}))", index + 1, new.text()),
+                );
             }
         }
         tagged(out, tag, Status::Ok, "STORE completed");
         Ok(())
     }
 
-    fn search(&mut self, tag: &str, uid: bool, key: &SearchKey, out: &mut Vec<u8>) -> Result<(), Refusal> {
+    fn search(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        key: &SearchKey,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Refusal> {
         let store = &self.server.store;
         let (mailbox, _) = self.selected();
         let largest_seq = u32::try_from(mailbox.messages.len()).unwrap_or(u32::MAX);

@@ -88,7 +88,12 @@ impl State {
     /// The UIDs of `ids` (oldest first) in `mailbox`: kept ones as they were, new ones
     /// numbered on from the mailbox's next UID. Ids that left the mailbox are forgotten.
     /// Returns the mailbox's UIDVALIDITY and next UID too, and whether anything changed.
-    pub fn assign(&mut self, mailbox: &str, ids: &[&str], now: i64) -> (Vec<u32>, MailboxUids, bool) {
+    pub fn assign(
+        &mut self,
+        mailbox: &str,
+        ids: &[&str],
+        now: i64,
+    ) -> (Vec<u32>, MailboxUids, bool) {
         let fresh_validity = u32::try_from(now).unwrap_or(u32::MAX).max(1);
         let mut changed = !self.saved.mailboxes.contains_key(mailbox);
         let entry = self
@@ -148,7 +153,9 @@ impl State {
     pub fn keep_flags_of(&mut self, ids: &[&str]) -> bool {
         let present: std::collections::HashSet<&str> = ids.iter().copied().collect();
         let before = self.saved.flags.len();
-        self.saved.flags.retain(|id, _| present.contains(id.as_str()));
+        self.saved
+            .flags
+            .retain(|id, _| present.contains(id.as_str()));
         before != self.saved.flags.len()
     }
 
@@ -160,7 +167,9 @@ impl State {
             source,
         };
         let bytes = serde_json::to_vec(&self.saved).map_err(|e| fail(std::io::Error::other(e)))?;
-        let temp = self.path.with_extension(format!("tmp.{}", std::process::id()));
+        let temp = self
+            .path
+            .with_extension(format!("tmp.{}", std::process::id()));
         let written = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -194,13 +203,25 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut state = State::load(dir.path()).expect("fresh");
         let (uids, mb, changed) = state.assign("INBOX", &["a", "b"], 1000);
-        assert_eq!((uids, mb.uidvalidity, mb.next_uid, changed), (vec![1, 2], 1000, 3, true));
-        state.set_flags("a", Flags { seen: true, flagged: false });
+        assert_eq!(
+            (uids, mb.uidvalidity, mb.next_uid, changed),
+            (vec![1, 2], 1000, 3, true)
+        );
+        state.set_flags(
+            "a",
+            Flags {
+                seen: true,
+                flagged: false,
+            },
+        );
         state.save().expect("save");
 
         let mut again = State::load(dir.path()).expect("reload");
         let (uids, mb, changed) = again.assign("INBOX", &["b", "c"], 2000);
-        assert_eq!((uids, mb.uidvalidity, mb.next_uid, changed), (vec![2, 3], 1000, 4, true));
+        assert_eq!(
+            (uids, mb.uidvalidity, mb.next_uid, changed),
+            (vec![2, 3], 1000, 4, true)
+        );
         let (uids, _, changed) = again.assign("INBOX", &["b", "c"], 2000);
         assert_eq!((uids, changed), (vec![2, 3], false));
         assert!(again.flags("a").seen);
