@@ -187,7 +187,7 @@ fn tagged_ok(response: &str) -> bool {
     last_line(response).split(' ').nth(1) == Some("OK")
 }
 
-fn tagged_status<'a>(response: &'a str) -> &'a str {
+fn tagged_status(response: &str) -> &str {
     last_line(response).split(' ').nth(1).unwrap_or_default()
 }
 

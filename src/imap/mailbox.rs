@@ -89,10 +89,10 @@ impl Store {
     /// each listing decrypts every summary.
     fn listing(&self) -> Result<Arc<Vec<Listed>>, ImapError> {
         let mut cached = self.listing.lock().map_err(|_| ImapError::Poisoned)?;
-        if let Some((at, listing)) = cached.as_ref() {
-            if at.elapsed() < self.fresh_for {
-                return Ok(listing.clone());
-            }
+        if let Some((at, listing)) = cached.as_ref()
+            && at.elapsed() < self.fresh_for
+        {
+            return Ok(listing.clone());
         }
         let listing = Arc::new(self.quarantine.list()?);
         *cached = Some((Instant::now(), listing.clone()));

@@ -194,10 +194,10 @@ pub fn fields(header: &[u8]) -> Vec<(&str, &[u8])> {
         let continuation = matches!(header.get(end), Some(b' ' | b'\t'));
         if !continuation {
             let field = &header[start..end];
-            if let Some(colon) = field.iter().position(|&b| b == b':') {
-                if let Ok(name) = std::str::from_utf8(&field[..colon]) {
-                    out.push((name.trim(), field));
-                }
+            if let Some(colon) = field.iter().position(|&b| b == b':')
+                && let Ok(name) = std::str::from_utf8(&field[..colon])
+            {
+                out.push((name.trim(), field));
             }
             start = end;
         }
