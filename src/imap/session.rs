@@ -82,6 +82,10 @@ impl Session {
                 untagged(out, &format!("CAPABILITY {CAPABILITY}"));
                 tagged(out, tag, Status::Ok, "CAPABILITY completed");
             }
+            (Command::Noop, Phase::Selected { .. }) => {
+                self.refresh(out)?;
+                tagged(out, tag, Status::Ok, "NOOP completed");
+            }
             (Command::Noop, _) => tagged(out, tag, Status::Ok, "NOOP completed"),
             (Command::Logout, _) => {
                 untagged(out, "BYE reclaim imap logging out");
@@ -187,7 +191,10 @@ impl Session {
             (_, Phase::Authenticated) => {
                 return Err(Refusal::Bad("select a mailbox first".into()));
             }
-            (Command::Check, _) => tagged(out, tag, Status::Ok, "CHECK completed"),
+            (Command::Check, _) => {
+                self.refresh(out)?;
+                tagged(out, tag, Status::Ok, "CHECK completed");
+            }
             (Command::Close | Command::Unselect, _) => {
                 // Nothing is expunged: \Deleted is never set.
                 self.phase = Phase::Authenticated;
@@ -310,6 +317,32 @@ impl Session {
             mailbox: snapshot,
             read_only,
         };
+    }
+
+    /// Tells the client what changed in the selected mailbox since it was last told: a
+    /// `* n EXPUNGE` for each message that left the quarantine (deleted or purged by
+    /// someone else), `* n EXISTS` when new ones came.
+    fn refresh(&mut self, out: &mut Vec<u8>) -> Result<(), Refusal> {
+        let Phase::Selected { mailbox, .. } = &mut self.phase else {
+            return Ok(());
+        };
+        let Some(fresh) = self.server.store.snapshot(&mailbox.name).map_err(no)? else {
+            return Ok(());
+        };
+        let kept: std::collections::HashSet<u32> = fresh.messages.iter().map(|m| m.uid).collect();
+        let mut left = mailbox.messages.len();
+        // From the highest sequence number down, so each number is still the client's.
+        for index in (0..mailbox.messages.len()).rev() {
+            if !kept.contains(&mailbox.messages[index].uid) {
+                untagged(out, &format!("{} EXPUNGE", index + 1));
+                left -= 1;
+            }
+        }
+        if fresh.messages.len() != left {
+            untagged(out, &format!("{} EXISTS", fresh.messages.len()));
+        }
+        *mailbox = fresh;
+        Ok(())
     }
 
     fn selected(&self) -> (&Snapshot, bool) {
@@ -598,10 +631,117 @@ fn matches(pattern: &str, name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::matches;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::imap::mailbox::{Quarantine, Store};
+    use crate::imap::parser::parse;
+    use crate::imap::state::State;
+    use crate::imap::{Limits, Server};
+    use crate::review::ReviewError;
+    use crate::review::listed::Listed;
+
+    /// Messages in memory; `reads` counts the audited reads.
+    struct Fake {
+        messages: Mutex<Vec<(Listed, Vec<u8>)>>,
+        reads: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Quarantine for Arc<Fake> {
+        fn list(&self) -> Result<Vec<Listed>, ReviewError> {
+            Ok(self
+                .messages
+                .lock()
+                .expect("lock")
+                .iter()
+                .map(|(l, _)| l.clone())
+                .collect())
+        }
+        fn read(&self, id: &str) -> Result<Vec<u8>, ReviewError> {
+            self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let messages = self.messages.lock().expect("lock");
+            let found = messages.iter().find(|(l, _)| l.id == id);
+            found
+                .map(|(_, m)| m.clone())
+                .ok_or_else(|| ReviewError::NotFound(id.to_owned()))
+        }
+        fn domains(&self) -> Vec<String> {
+            vec!["old.example".into()]
+        }
+    }
+
+    fn message(n: i64) -> (Listed, Vec<u8>) {
+        let listed = Listed {
+            id: format!("id-{n}"),
+            received_unix: 1_800_000_000 + n,
+            domains: vec!["old.example".into()],
+            subject: Some(format!("message {n}")),
+            size: 30,
+            ..Listed::default()
+        };
+        (
+            listed,
+            format!("Subject: message {n}\r\n\r\nbody {n}\r\n").into_bytes(),
+        )
+    }
+
+    fn run(session: &mut Session, line: &str) -> String {
+        let cmd = parse(format!("{line}\r\n").as_bytes()).expect("parses");
+        String::from_utf8(session.handle(cmd).bytes).expect("utf8")
+    }
+
+    #[test]
+    fn noop_reports_expunged_and_new_messages_and_fetches_are_read_once() {
+        let fake = Arc::new(Fake {
+            messages: Mutex::new((1..=3).map(message).collect()),
+            reads: Default::default(),
+        });
+        let dir = tempfile::tempdir().expect("tempdir");
+        let limits = Limits {
+            listing_fresh: std::time::Duration::ZERO,
+            ..Limits::default()
+        };
+        let server = Arc::new(Server {
+            store: Store::new(
+                Box::new(fake.clone()),
+                State::load(dir.path()).expect("state"),
+                limits.listing_fresh,
+            ),
+            password: "pw".into(),
+            limits,
+        });
+        let mut s = Session::new(server);
+        assert!(run(&mut s, "a LOGIN x pw").starts_with("a OK"));
+        let r = run(&mut s, "b SELECT old.example");
+        assert!(r.contains("* 3 EXISTS"), "{r}");
+        let r = run(&mut s, "c FETCH 2 (BODYSTRUCTURE BODY.PEEK[1] ENVELOPE)");
+        assert!(r.contains("body 2"), "{r}");
+        let r = run(&mut s, "c FETCH 2 BODY.PEEK[]");
+        assert!(r.contains("Subject: message 2"), "{r}");
+        assert_eq!(
+            fake.reads.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "read once, then from memory"
+        );
+
+        {
+            let mut messages = fake.messages.lock().expect("lock");
+            messages.retain(|(l, _)| l.id != "id-2");
+            messages.push(message(4));
+            messages.push(message(5));
+        }
+        let r = run(&mut s, "d NOOP");
+        assert_eq!(r, "* 2 EXPUNGE\r\n* 4 EXISTS\r\nd OK NOOP completed\r\n");
+        let r = run(&mut s, "e UID FETCH 1:* FLAGS");
+        assert!(
+            r.contains("* 2 FETCH (UID 3 FLAGS ())") && r.contains("* 4 FETCH (UID 5 FLAGS ())"),
+            "{r}"
+        );
+    }
 
     #[test]
     fn list_patterns() {
+        use super::matches;
         assert!(matches("*", "INBOX"));
         assert!(matches("inbox", "INBOX"));
         assert!(matches("%.example", "old.example"));
