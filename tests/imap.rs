@@ -618,7 +618,7 @@ async fn only_loopback_and_the_binary_prints_where_and_how() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python_imaplib_reads_it() {
+async fn python_imaplib_and_curl_read_it() {
     if !common::have("python3") {
         return;
     }
@@ -674,6 +674,40 @@ m.logout()
         String::from_utf8_lossy(&output.stderr)
     );
     let fetched = std::fs::read(&out_file).expect("fetched");
-    assert_eq!(fetched, gw.export(&id).await);
+    let exported = gw.export(&id).await;
+    assert_eq!(fetched, exported);
+
+    // curl's IMAP client: SASL PLAIN with an initial response, LIST, then a UID fetch.
+    if common::have("curl") {
+        let curl = |url: String, password: String| async move {
+            tokio::task::spawn_blocking(move || {
+                std::process::Command::new("curl")
+                    .args(["-sS", "--max-time", "30", "-u"])
+                    .arg(format!("reviewer:{password}"))
+                    .arg(url)
+                    .output()
+                    .expect("curl")
+            })
+            .await
+            .expect("curl task")
+        };
+        let base = format!("imap://127.0.0.1:{}", imap.addr.port());
+        let listed = curl(format!("{base}/"), imap.password.clone()).await;
+        let text = String::from_utf8_lossy(&listed.stdout);
+        assert!(
+            listed.status.success() && text.contains("old.example"),
+            "{text}{}",
+            String::from_utf8_lossy(&listed.stderr)
+        );
+        let got = curl(format!("{base}/old.example;UID=1"), imap.password.clone()).await;
+        assert!(
+            got.status.success(),
+            "{}",
+            String::from_utf8_lossy(&got.stderr)
+        );
+        assert_eq!(got.stdout, exported);
+        let refused = curl(format!("{base}/old.example;UID=1"), "wrong".into()).await;
+        assert!(!refused.status.success() && refused.stdout.is_empty());
+    }
     imap.stop().await;
 }
