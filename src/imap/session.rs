@@ -739,6 +739,157 @@ mod tests {
         );
     }
 
+    /// Random commands from IMAP fragments, and random MIME messages, through the parser and
+    /// a logged-in session: every answer ends with a tagged or untagged status, no panic.
+    #[test]
+    fn random_commands_and_messages_never_panic() {
+        const TEMPLATES: &[&str] = &[
+            "FETCH # (@ @)",
+            "UID FETCH # (@ @ @)",
+            "FETCH # @",
+            "SEARCH $",
+            "UID SEARCH $ $",
+            "STORE # +FLAGS (\\Seen)",
+            "UID STORE # -FLAGS.SILENT (\\Flagged)",
+            "NOOP",
+            "STATUS INBOX (UIDNEXT MESSAGES UNSEEN)",
+            "LIST \"\" *",
+            "EXPUNGE",
+            "CHECK",
+        ];
+        const SETS: &[&str] = &["1", "2:*", "*", "1,3:4", "5:1", "40:99", "1:*"];
+        const ATTS: &[&str] = &[
+            "FLAGS",
+            "UID",
+            "ENVELOPE",
+            "BODYSTRUCTURE",
+            "BODY",
+            "RFC822",
+            "RFC822.HEADER",
+            "RFC822.TEXT",
+            "RFC822.SIZE",
+            "INTERNALDATE",
+            "BODY.PEEK[]",
+            "BODY[1]",
+            "BODY[2.1]",
+            "BODY[1.MIME]",
+            "BODY[HEADER]",
+            "BODY[TEXT]<3.9>",
+            "BODY.PEEK[1.2.HEADER]",
+            "BODY[2.TEXT]",
+            "BODY.PEEK[HEADER.FIELDS (FROM TO)]",
+            "BODY[HEADER.FIELDS.NOT (X)]<0.1>",
+        ];
+        const KEYS: &[&str] = &[
+            "ALL",
+            "SEEN",
+            "UNSEEN",
+            "FROM a",
+            "TO \"b c\"",
+            "SUBJECT x",
+            "TEXT y",
+            "BODY z",
+            "SINCE 1-Jan-2026",
+            "OR SEEN FLAGGED",
+            "NOT TEXT q",
+            "(FROM a BODY b)",
+            "UID 1:*",
+            "2:3",
+            "LARGER 10",
+            "SMALLER 5",
+        ];
+        const NOISE: &[&str] = &[
+            "(", ")", "[", "]", "\"", "\\", " ", "{3}\r\n", "*", "\u{0}", "<", ".", "0",
+        ];
+        const MIME: &[&str] = &[
+            "Content-Type: multipart/mixed; boundary=b\r\n",
+            "Content-Type: message/rfc822\r\n",
+            "Content-Type: text/plain\r\n",
+            "From: a <b@c>\r\n",
+            "Subject: =?utf-8?b?w6k=?=\r\n",
+            "To: g: a@b, c@d;\r\n",
+            "\r\n",
+            "--b\r\n",
+            "--b--\r\n",
+            " folded\r\n",
+            "x",
+            "\n",
+            "Content-Disposition: attachment; filename=x\r\n",
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let fake = Arc::new(Fake {
+            messages: Mutex::new(Vec::new()),
+            reads: Default::default(),
+        });
+        for n in 0..40 {
+            let mut raw = String::new();
+            for _ in 0..next(30) {
+                raw.push_str(MIME[next(MIME.len())]);
+            }
+            let (listed, _) = message(n);
+            fake.messages
+                .lock()
+                .expect("lock")
+                .push((listed, raw.into_bytes()));
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let limits = Limits::default();
+        let server = Arc::new(Server {
+            store: Store::new(
+                Box::new(fake),
+                State::load(dir.path()).expect("state"),
+                limits.listing_fresh,
+            ),
+            password: "pw".into(),
+            limits,
+        });
+        let mut s = Session::new(server);
+        run(&mut s, "a LOGIN x pw");
+        run(&mut s, "a SELECT INBOX");
+        let mut parsed = 0;
+        for _ in 0..20_000 {
+            let template = TEMPLATES[next(TEMPLATES.len())];
+            let mut line = String::from("t ");
+            for ch in template.chars() {
+                match ch {
+                    '#' => line.push_str(SETS[next(SETS.len())]),
+                    '@' => line.push_str(ATTS[next(ATTS.len())]),
+                    '$' => line.push_str(KEYS[next(KEYS.len())]),
+                    c => line.push(c),
+                }
+            }
+            if next(4) == 0 {
+                let at = 2 + next(line.len() - 1);
+                if line.is_char_boundary(at) {
+                    line.insert_str(at, NOISE[next(NOISE.len())]);
+                }
+            }
+            line.push_str("\r\n");
+            if let Ok(cmd) = parse(line.as_bytes()) {
+                parsed += 1;
+                let reply = s.handle(cmd);
+                let text = String::from_utf8_lossy(&reply.bytes);
+                assert!(
+                    text.ends_with("\r\n")
+                        && (text.contains("t OK")
+                            || text.contains("t NO")
+                            || text.contains("t BAD")),
+                    "{line:?}: {text}"
+                );
+                if !matches!(s.phase, Phase::Selected { .. }) {
+                    run(&mut s, "a SELECT INBOX");
+                }
+            }
+        }
+        assert!(parsed > 10_000, "most commands are valid ones: {parsed}");
+    }
+
     #[test]
     fn list_patterns() {
         use super::matches;
