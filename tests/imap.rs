@@ -344,6 +344,21 @@ async fn a_mail_client_reads_the_quarantine_by_domain_with_stable_uids() {
         body.len() as u64,
         "{text}"
     );
+    // Reading it was an audited read of this message with the run's reason.
+    let audit: serde_json::Value =
+        serde_json::from_str(&gw.cli_ok(&["audit", "--json"]).await).expect("JSON");
+    let shows: Vec<&serde_json::Value> = audit["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .filter(|r| r["action"] == "show" && r["reason"] == "imap test")
+        .collect();
+    assert!(
+        shows
+            .iter()
+            .any(|r| r["ids"] == serde_json::json!([invoice])),
+        "{audit}"
+    );
     assert_eq!(text.matches("FETCH (").count(), 1, "one message: {text}");
     let r = c
         .cmd("FETCH 1 (FLAGS ENVELOPE BODYSTRUCTURE INTERNALDATE)")
@@ -710,4 +725,85 @@ m.logout()
         assert!(!refused.status.success() && refused.stdout.is_empty());
     }
     imap.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_prints_its_address_and_password_and_serves() {
+    let gw = TestGateway::start("").await;
+    gw.send(
+        "a@partner.example",
+        &["jan@old.example"],
+        b"Subject: bin\r\n\r\nx\r\n",
+    )
+    .await;
+    let state = tempfile::tempdir().expect("state dir");
+    let mut child = Killed(
+        std::process::Command::new(env!("CARGO_BIN_EXE_reclaim"))
+            .arg("-c")
+            .arg(&gw.config_path)
+            .arg("-i")
+            .arg(&gw.identity)
+            .args([
+                "imap",
+                "--listen",
+                "127.0.0.1:0",
+                "--reason",
+                "binary test",
+                "--state",
+            ])
+            .arg(state.path())
+            .env_remove("RECLAIM_IDENTITY")
+            .env_remove("RECLAIM_CONFIG")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("run reclaim imap"),
+    );
+    let stdout = child.0.stdout.take().expect("stdout");
+    let printed = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let mut text = String::new();
+        for line in lines.by_ref() {
+            let line = line.expect("line");
+            text.push_str(&line);
+            text.push('\n');
+            if line.starts_with("password") {
+                break;
+            }
+        }
+        text
+    });
+    let printed = tokio::time::timeout(Duration::from_secs(60), printed)
+        .await
+        .expect("prints in time")
+        .expect("reader");
+    let addr: SocketAddr = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("reclaim imap on "))
+        .unwrap_or_else(|| panic!("an address in {printed}"))
+        .parse()
+        .expect("a socket address");
+    assert!(addr.ip().is_loopback() && addr.port() != 0, "{printed}");
+    let password = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("password (for this run only): "))
+        .unwrap_or_else(|| panic!("a password in {printed}"))
+        .to_owned();
+    let mut c = Client::login(addr, &password).await;
+    let r = c.cmd("SELECT old.example").await;
+    assert!(r.contains("* 1 EXISTS"), "{r}");
+    let r = c.cmd("FETCH 1 BODY.PEEK[HEADER.FIELDS (SUBJECT)]").await;
+    assert!(r.contains("Subject: bin"), "{r}");
+}
+
+/// A child process stopped when the test ends, passed or failed.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
