@@ -66,6 +66,7 @@ pub mod dns;
 pub mod dnscheck;
 pub mod domains;
 pub mod exit;
+pub mod imap;
 pub mod intake;
 pub mod launch;
 pub mod notice;

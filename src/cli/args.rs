@@ -22,6 +22,7 @@ const EXAMPLES: &str = "Examples:
   reclaim report --since 30d --csv > senders.csv
   reclaim audit --verify
   reclaim desk --open
+  reclaim imap --reason 'ticket 4711: read in Thunderbird'
   reclaim store migrate -c embedded.toml --to postgres.toml
 
 Exit codes:
@@ -378,6 +379,27 @@ pub enum Command {
         #[arg(long, default_value = "12h", value_parser = session_duration)]
         session_lifetime: std::time::Duration,
     },
+    /// The quarantine in a mail client: a read-only IMAP server on this machine's loopback
+    /// that decrypts here; prints its port and a password for this run.
+    Imap {
+        /// Where to listen: a loopback address and port (default: 127.0.0.1 on a free port).
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: Option<std::net::SocketAddr>,
+        /// Why the quarantine is read: recorded in the audit trail with every message a
+        /// client opens.
+        #[arg(long)]
+        reason: String,
+        /// Where UIDs and \Seen/\Flagged flags are kept (message ids and numbers only;
+        /// default: $XDG_STATE_HOME/reclaim or ~/.local/state/reclaim).
+        #[arg(long, value_name = "DIR")]
+        state: Option<PathBuf>,
+        /// Messages one SEARCH TEXT or BODY may decrypt; a search needing more is refused.
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        search_decrypts: u32,
+        /// Log a client out after this long without a command (at least 30m, RFC 3501).
+        #[arg(long, default_value = "30m", value_parser = imap_idle)]
+        idle_timeout: std::time::Duration,
+    },
     /// Counts and bytes per domain and per day, and holds.
     Stats {
         #[arg(long)]
@@ -424,6 +446,15 @@ fn health_timeout(text: &str) -> Result<std::time::Duration, String> {
     );
     if d < min || d > max {
         return Err(format!("{text} is outside 100ms..=1h"));
+    }
+    Ok(d)
+}
+
+/// An IMAP idle timeout: from 30 minutes (RFC 3501 5.4) to a day.
+fn imap_idle(text: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if d < std::time::Duration::from_secs(30 * 60) || d > std::time::Duration::from_secs(86_400) {
+        return Err(format!("{text} is outside 30m..=1d"));
     }
     Ok(d)
 }

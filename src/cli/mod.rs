@@ -10,6 +10,7 @@ mod check_dns;
 mod desk;
 mod exit_rule;
 mod export;
+mod imap;
 mod keygen;
 mod list;
 mod manage;
@@ -225,6 +226,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 ..crate::desk::Limits::default()
             };
             desk::run(context(&args)?, *listen, *open, limits)
+        }
+        Command::Imap {
+            listen,
+            state,
+            reason,
+            search_decrypts,
+            idle_timeout,
+        } => {
+            let limits = crate::imap::Limits {
+                search_decrypts: usize::try_from(*search_decrypts).unwrap_or(usize::MAX),
+                idle: *idle_timeout,
+                ..crate::imap::Limits::default()
+            };
+            imap::run(context(&args)?, *listen, state.as_deref(), reason, limits)
         }
         Command::Stats { json } => report::stats(&context(&args)?, *json),
         Command::Audit {

@@ -20,6 +20,7 @@ mod session;
 
 pub use opener::LoginFile;
 pub use session::Lifetimes;
+pub use session::{random_token, same};
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,0 +1,902 @@
+//! One client's IMAP session: the state (not authenticated, authenticated, selected) and
+//! the answer to each parsed command. Blocking (it reads the quarantine); the connection
+//! runs it off the async threads and carries out the reply.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use base64::Engine;
+
+use super::fetch::{FetchAtt, Item, render};
+use super::mailbox::Snapshot;
+use super::parser::{Command, SequenceSet, StatusItem, StoreMode, Tagged};
+use super::response::{Status, string, tagged, untagged};
+use super::search::{Answer, Candidate, SearchKey};
+use super::state::Flags;
+use super::{ImapError, Server};
+
+/// What the server says it can do. No IDLE, no LOGINDISABLED (loopback only).
+pub const CAPABILITY: &str = "IMAP4rev1 AUTH=PLAIN SASL-IR UNSELECT";
+
+/// What to send, and whether to close the connection afterwards.
+#[derive(Debug, Default)]
+pub struct Reply {
+    pub bytes: Vec<u8>,
+    pub close: bool,
+}
+
+enum Phase {
+    NotAuthenticated,
+    Authenticated,
+    Selected { mailbox: Snapshot, read_only: bool },
+}
+
+/// A session and what it remembers between commands.
+pub struct Session {
+    server: Arc<Server>,
+    phase: Phase,
+    failures: u32,
+    /// Recently decrypted messages, so that a client fetching a message's structure and
+    /// then its parts reads (and audits) it once.
+    cache: VecDeque<(String, Arc<Vec<u8>>)>,
+}
+
+impl Session {
+    pub fn new(server: Arc<Server>) -> Self {
+        Self {
+            server,
+            phase: Phase::NotAuthenticated,
+            failures: 0,
+            cache: VecDeque::new(),
+        }
+    }
+
+    /// Whether a client has logged in (the connection's timeout depends on it).
+    pub fn authenticated(&self) -> bool {
+        !matches!(self.phase, Phase::NotAuthenticated)
+    }
+
+    /// Answers one command.
+    pub fn handle(&mut self, cmd: Tagged) -> Reply {
+        let Tagged { tag, command } = cmd;
+        let mut reply = Reply::default();
+        let out = &mut reply.bytes;
+        let result = self.dispatch(&tag, command, out, &mut reply.close);
+        match result {
+            Ok(()) => {}
+            Err(Refusal::No(text)) => tagged(out, &tag, Status::No, &text),
+            Err(Refusal::Bad(text)) => tagged(out, &tag, Status::Bad, &text),
+        }
+        reply
+    }
+
+    fn dispatch(
+        &mut self,
+        tag: &str,
+        command: Command,
+        out: &mut Vec<u8>,
+        close: &mut bool,
+    ) -> Result<(), Refusal> {
+        match (command, &self.phase) {
+            (Command::Capability, _) => {
+                untagged(out, &format!("CAPABILITY {CAPABILITY}"));
+                tagged(out, tag, Status::Ok, "CAPABILITY completed");
+            }
+            (Command::Noop, Phase::Selected { .. }) => {
+                self.refresh(out)?;
+                tagged(out, tag, Status::Ok, "NOOP completed");
+            }
+            (Command::Noop, _) => tagged(out, tag, Status::Ok, "NOOP completed"),
+            (Command::Logout, _) => {
+                untagged(out, "BYE reclaim imap logging out");
+                tagged(out, tag, Status::Ok, "LOGOUT completed");
+                *close = true;
+            }
+            (Command::StartTls, _) => {
+                return Err(Refusal::Bad(
+                    "no STARTTLS: reclaim imap listens on loopback only".into(),
+                ));
+            }
+            (Command::Login { password, .. }, Phase::NotAuthenticated) => {
+                self.login(tag, &password, out, close);
+            }
+            (Command::Authenticate { mechanism, initial }, Phase::NotAuthenticated) => {
+                if mechanism != "PLAIN" {
+                    return Err(Refusal::No(format!(
+                        "AUTHENTICATE {mechanism} is not supported; use PLAIN"
+                    )));
+                }
+                match initial {
+                    Some(response) => self.authenticate_plain(tag, &response, out, close),
+                    // The connection asks for the response and calls back.
+                    None => {
+                        return Err(Refusal::Bad(
+                            "internal: AUTHENTICATE needs a response".into(),
+                        ));
+                    }
+                }
+            }
+            (Command::Login { .. } | Command::Authenticate { .. }, _) => {
+                return Err(Refusal::Bad("already logged in".into()));
+            }
+            (_, Phase::NotAuthenticated) => {
+                return Err(Refusal::Bad(
+                    "log in first (LOGIN or AUTHENTICATE PLAIN)".into(),
+                ));
+            }
+            (Command::Select { mailbox, read_only }, _) => {
+                // A failed SELECT leaves no mailbox selected (RFC 3501 6.3.1).
+                self.phase = Phase::Authenticated;
+                let snapshot = self.snapshot(&mailbox)?;
+                self.select(tag, snapshot, read_only, out);
+            }
+            (
+                Command::List {
+                    reference,
+                    pattern,
+                    lsub,
+                },
+                _,
+            ) => {
+                let word = if lsub { "LSUB" } else { "LIST" };
+                if pattern.is_empty() && !lsub {
+                    untagged(out, "LIST (\\Noselect) \"/\" \"\"");
+                } else {
+                    let full = format!("{reference}{pattern}");
+                    for name in self.server.store.names().map_err(no)? {
+                        if matches(&full, &name) {
+                            let mut line =
+                                format!("* {word} (\\HasNoChildren) \"/\" ").into_bytes();
+                            string(&mut line, name.as_bytes());
+                            line.extend_from_slice(b"\r\n");
+                            out.extend_from_slice(&line);
+                        }
+                    }
+                }
+                tagged(out, tag, Status::Ok, &format!("{word} completed"));
+            }
+            (Command::Status { mailbox, items }, _) => {
+                let snapshot = self.snapshot(&mailbox)?;
+                let unseen = snapshot
+                    .messages
+                    .iter()
+                    .filter(|m| !self.server.store.flags(&m.listed.id).seen)
+                    .count();
+                let values: Vec<String> = items
+                    .iter()
+                    .map(|item| match item {
+                        StatusItem::Messages => format!("MESSAGES {}", snapshot.messages.len()),
+                        StatusItem::Recent => "RECENT 0".into(),
+                        StatusItem::UidNext => format!("UIDNEXT {}", snapshot.uidnext),
+                        StatusItem::UidValidity => format!("UIDVALIDITY {}", snapshot.uidvalidity),
+                        StatusItem::Unseen => format!("UNSEEN {unseen}"),
+                    })
+                    .collect();
+                let mut line = b"* STATUS ".to_vec();
+                string(&mut line, snapshot.name.as_bytes());
+                line.extend_from_slice(format!(" ({})\r\n", values.join(" ")).as_bytes());
+                out.extend_from_slice(&line);
+                tagged(out, tag, Status::Ok, "STATUS completed");
+            }
+            (Command::Subscribe { mailbox }, _) => {
+                self.snapshot(&mailbox)?;
+                tagged(out, tag, Status::Ok, "every mailbox is always subscribed");
+            }
+            (Command::Refused(name), _) => {
+                return Err(Refusal::No(format!(
+                    "{name} is not possible: reclaim imap shows the quarantine read-only \
+                     (only \\Seen and \\Flagged can be changed); use reclaim export, release or delete"
+                )));
+            }
+            (_, Phase::Authenticated) => {
+                return Err(Refusal::Bad("select a mailbox first".into()));
+            }
+            (Command::Check, _) => {
+                self.refresh(out)?;
+                tagged(out, tag, Status::Ok, "CHECK completed");
+            }
+            (Command::Close | Command::Unselect, _) => {
+                // Nothing is expunged: \Deleted is never set.
+                self.phase = Phase::Authenticated;
+                tagged(out, tag, Status::Ok, "mailbox closed");
+            }
+            (Command::Expunge, _) => tagged(
+                out,
+                tag,
+                Status::Ok,
+                "EXPUNGE completed; nothing is deleted over IMAP",
+            ),
+            (Command::Search { uid, key }, _) => self.search(tag, uid, &key, out)?,
+            (Command::Fetch { uid, set, atts }, _) => self.fetch(tag, uid, &set, &atts, out)?,
+            (
+                Command::Store {
+                    uid,
+                    set,
+                    mode,
+                    silent,
+                    flags,
+                },
+                _,
+            ) => self.store(tag, uid, &set, mode, silent, &flags, out)?,
+        }
+        Ok(())
+    }
+
+    fn snapshot(&self, mailbox: &str) -> Result<Snapshot, Refusal> {
+        self.server
+            .store
+            .snapshot(mailbox)
+            .map_err(no)?
+            .ok_or_else(|| Refusal::No(format!("[NONEXISTENT] no mailbox {mailbox:?}")))
+    }
+
+    fn login(&mut self, tag: &str, password: &[u8], out: &mut Vec<u8>, close: &mut bool) {
+        let offered = String::from_utf8_lossy(password);
+        if crate::desk::same(&offered, &self.server.password) {
+            self.phase = Phase::Authenticated;
+            tagged(
+                out,
+                tag,
+                Status::Ok,
+                &format!("[CAPABILITY {CAPABILITY}] logged in"),
+            );
+            return;
+        }
+        self.failures += 1;
+        if self.failures >= self.server.limits.failed_logins {
+            untagged(out, "BYE too many failed logins");
+            *close = true;
+        }
+        tagged(
+            out,
+            tag,
+            Status::No,
+            "[AUTHENTICATIONFAILED] wrong password",
+        );
+    }
+
+    /// Checks an AUTHENTICATE PLAIN response (base64 of authzid NUL user NUL password).
+    pub fn authenticate_plain(
+        &mut self,
+        tag: &str,
+        response: &[u8],
+        out: &mut Vec<u8>,
+        close: &mut bool,
+    ) {
+        let response = response.trim_ascii();
+        if response == b"*" {
+            tagged(out, tag, Status::Bad, "AUTHENTICATE cancelled");
+            return;
+        }
+        let decoded = if response == b"=" {
+            Some(Vec::new())
+        } else {
+            base64::engine::general_purpose::STANDARD
+                .decode(response)
+                .ok()
+        };
+        let password = decoded
+            .as_deref()
+            .and_then(|d| d.split(|&b| b == 0).nth(2).map(<[u8]>::to_vec))
+            .unwrap_or_default();
+        self.login(tag, &password, out, close);
+    }
+
+    fn select(&mut self, tag: &str, snapshot: Snapshot, read_only: bool, out: &mut Vec<u8>) {
+        let store = &self.server.store;
+        untagged(out, "FLAGS (\\Seen \\Flagged)");
+        if read_only {
+            untagged(out, "OK [PERMANENTFLAGS ()] read-only");
+        } else {
+            untagged(
+                out,
+                "OK [PERMANENTFLAGS (\\Seen \\Flagged)] only these are kept",
+            );
+        }
+        untagged(out, &format!("{} EXISTS", snapshot.messages.len()));
+        untagged(out, "0 RECENT");
+        if let Some(first) = snapshot
+            .messages
+            .iter()
+            .position(|m| !store.flags(&m.listed.id).seen)
+        {
+            untagged(out, &format!("OK [UNSEEN {}] first unseen", first + 1));
+        }
+        untagged(
+            out,
+            &format!("OK [UIDVALIDITY {}] UIDs valid", snapshot.uidvalidity),
+        );
+        untagged(out, &format!("OK [UIDNEXT {}] next UID", snapshot.uidnext));
+        let (code, word) = if read_only {
+            ("READ-ONLY", "EXAMINE")
+        } else {
+            ("READ-WRITE", "SELECT")
+        };
+        tagged(out, tag, Status::Ok, &format!("[{code}] {word} completed"));
+        self.phase = Phase::Selected {
+            mailbox: snapshot,
+            read_only,
+        };
+    }
+
+    /// Tells the client what changed in the selected mailbox since it was last told: a
+    /// `* n EXPUNGE` for each message that left the quarantine (deleted or purged by
+    /// someone else), `* n EXISTS` when new ones came.
+    fn refresh(&mut self, out: &mut Vec<u8>) -> Result<(), Refusal> {
+        let Phase::Selected { mailbox, .. } = &mut self.phase else {
+            return Ok(());
+        };
+        let Some(fresh) = self.server.store.snapshot(&mailbox.name).map_err(no)? else {
+            return Ok(());
+        };
+        let kept: std::collections::HashSet<u32> = fresh.messages.iter().map(|m| m.uid).collect();
+        let mut left = mailbox.messages.len();
+        // From the highest sequence number down, so each number is still the client's.
+        for index in (0..mailbox.messages.len()).rev() {
+            if !kept.contains(&mailbox.messages[index].uid) {
+                untagged(out, &format!("{} EXPUNGE", index + 1));
+                left -= 1;
+            }
+        }
+        if fresh.messages.len() != left {
+            untagged(out, &format!("{} EXISTS", fresh.messages.len()));
+        }
+        *mailbox = fresh;
+        Ok(())
+    }
+
+    fn selected(&self) -> (&Snapshot, bool) {
+        match &self.phase {
+            Phase::Selected { mailbox, read_only } => (mailbox, *read_only),
+            _ => unreachable!("only called in the selected state"),
+        }
+    }
+
+    /// The indexes of the messages a set names, by sequence number or UID.
+    fn members(&self, uid: bool, set: &SequenceSet) -> Vec<usize> {
+        let (mailbox, _) = self.selected();
+        let count = u32::try_from(mailbox.messages.len()).unwrap_or(u32::MAX);
+        let largest_uid = mailbox.messages.last().map_or(0, |m| m.uid);
+        mailbox
+            .messages
+            .iter()
+            .enumerate()
+            .filter(|(i, m)| {
+                if uid {
+                    set.contains(m.uid, largest_uid)
+                } else {
+                    set.contains(u32::try_from(i + 1).unwrap_or(u32::MAX), count)
+                }
+            })
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    fn plaintext(&mut self, id: &str) -> Result<Arc<Vec<u8>>, Refusal> {
+        if let Some((_, plain)) = self.cache.iter().find(|(i, _)| i == id) {
+            return Ok(plain.clone());
+        }
+        let plain = Arc::new(self.server.store.read(id).map_err(no)?);
+        if self.cache.len() >= self.server.limits.cached_messages.max(1) {
+            self.cache.pop_front();
+        }
+        self.cache.push_back((id.to_owned(), plain.clone()));
+        Ok(plain)
+    }
+
+    fn fetch(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        set: &SequenceSet,
+        atts: &[FetchAtt],
+        out: &mut Vec<u8>,
+    ) -> Result<(), Refusal> {
+        let members = self.members(uid, set);
+        let read_only = self.selected().1;
+        let needs_plain = atts.iter().any(FetchAtt::needs_plaintext);
+        let marks_seen = !read_only && atts.iter().any(FetchAtt::sets_seen);
+        let mut atts = atts.to_vec();
+        if uid && !atts.contains(&FetchAtt::Uid) {
+            atts.insert(0, FetchAtt::Uid);
+        }
+        for index in members {
+            let (id, uid_of, received, size) = {
+                let m = &self.selected().0.messages[index];
+                (
+                    m.listed.id.clone(),
+                    m.uid,
+                    m.listed.received_unix,
+                    m.listed.size,
+                )
+            };
+            let plain = if needs_plain {
+                match self.plaintext(&id) {
+                    Ok(p) => Some(p),
+                    Err(refusal) => {
+                        // What was fetched so far stands; the rest is refused.
+                        return Err(refusal);
+                    }
+                }
+            } else {
+                None
+            };
+            let mut flags = self.server.store.flags(&id);
+            let mut show = atts.clone();
+            if marks_seen && !flags.seen {
+                flags.seen = true;
+                self.server.store.set_flags(&[(&id, flags)]).map_err(no)?;
+                if !show.contains(&FetchAtt::Flags) {
+                    show.push(FetchAtt::Flags);
+                }
+            }
+            let item = Item {
+                uid: uid_of,
+                flags: flags.text(),
+                received_unix: received,
+                size: plain.as_ref().map_or(size, |p| p.len() as u64),
+                plain: plain.as_deref().map(Vec::as_slice),
+            };
+            out.extend_from_slice(format!("* {} FETCH (", index + 1).as_bytes());
+            for (i, att) in show.iter().enumerate() {
+                if i > 0 {
+                    out.push(b' ');
+                }
+                render(out, att, &item);
+            }
+            out.extend_from_slice(b")\r\n");
+        }
+        tagged(out, tag, Status::Ok, "FETCH completed");
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn store(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        set: &SequenceSet,
+        mode: StoreMode,
+        silent: bool,
+        flags: &[String],
+        out: &mut Vec<u8>,
+    ) -> Result<(), Refusal> {
+        if self.selected().1 {
+            return Err(Refusal::No(
+                "the mailbox was opened with EXAMINE (read-only)".into(),
+            ));
+        }
+        let mut given = Flags::default();
+        for flag in flags {
+            match flag.to_ascii_lowercase().as_str() {
+                "\\seen" => given.seen = true,
+                "\\flagged" => given.flagged = true,
+                "\\deleted" => {
+                    return Err(Refusal::No(
+                        "\\Deleted is refused: deleting over IMAP is not enabled; use reclaim delete"
+                            .into(),
+                    ));
+                }
+                _ => {
+                    return Err(Refusal::No(format!(
+                        "only \\Seen and \\Flagged are kept, not {flag}"
+                    )));
+                }
+            }
+        }
+        let members = self.members(uid, set);
+        let store = &self.server.store;
+        let (mailbox, _) = self.selected();
+        let mut changes: Vec<(&str, Flags)> = Vec::new();
+        for &index in &members {
+            let id = mailbox.messages[index].listed.id.as_str();
+            let old = store.flags(id);
+            let new = match mode {
+                StoreMode::Replace => given,
+                StoreMode::Add => Flags {
+                    seen: old.seen || given.seen,
+                    flagged: old.flagged || given.flagged,
+                },
+                StoreMode::Remove => Flags {
+                    seen: old.seen && !given.seen,
+                    flagged: old.flagged && !given.flagged,
+                },
+            };
+            changes.push((id, new));
+        }
+        store.set_flags(&changes).map_err(no)?;
+        if !silent {
+            for (&index, (_, new)) in members.iter().zip(&changes) {
+                let m = &mailbox.messages[index];
+                let uid_part = if uid {
+                    format!("UID {} ", m.uid)
+                } else {
+                    String::new()
+                };
+                untagged(
+                    out,
+                    &format!("{} FETCH ({uid_part}FLAGS ({}))", index + 1, new.text()),
+                );
+            }
+        }
+        tagged(out, tag, Status::Ok, "STORE completed");
+        Ok(())
+    }
+
+    fn search(
+        &mut self,
+        tag: &str,
+        uid: bool,
+        key: &SearchKey,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Refusal> {
+        let store = &self.server.store;
+        let (mailbox, _) = self.selected();
+        let largest_seq = u32::try_from(mailbox.messages.len()).unwrap_or(u32::MAX);
+        let largest_uid = mailbox.messages.last().map_or(0, |m| m.uid);
+        let candidate = |i: usize| {
+            let m = &mailbox.messages[i];
+            let flags = store.flags(&m.listed.id);
+            Candidate {
+                seq: u32::try_from(i + 1).unwrap_or(u32::MAX),
+                uid: m.uid,
+                largest_seq,
+                largest_uid,
+                seen: flags.seen,
+                flagged: flags.flagged,
+                listed: &m.listed,
+            }
+        };
+        let mut found = Vec::new();
+        let mut undecided = Vec::new();
+        for i in 0..mailbox.messages.len() {
+            match key.eval(&candidate(i), None) {
+                Answer::Yes => found.push(i),
+                Answer::No => {}
+                Answer::Unknown => undecided.push(i),
+            }
+        }
+        let bound = self.server.limits.search_decrypts;
+        if undecided.len() > bound {
+            return Err(Refusal::No(format!(
+                "[LIMIT] this search would decrypt {} messages, more than the {bound} allowed; narrow it (SINCE, FROM, SUBJECT)",
+                undecided.len()
+            )));
+        }
+        for i in undecided {
+            // Read without the cache: a search must not push out what is being read.
+            let plain = store.read(&mailbox.messages[i].listed.id).map_err(no)?;
+            if key.eval(&candidate(i), Some(&plain)) == Answer::Yes {
+                found.push(i);
+            }
+        }
+        found.sort_unstable();
+        let numbers: Vec<String> = found
+            .iter()
+            .map(|&i| {
+                if uid {
+                    mailbox.messages[i].uid.to_string()
+                } else {
+                    (i + 1).to_string()
+                }
+            })
+            .collect();
+        if numbers.is_empty() {
+            untagged(out, "SEARCH");
+        } else {
+            untagged(out, &format!("SEARCH {}", numbers.join(" ")));
+        }
+        tagged(out, tag, Status::Ok, "SEARCH completed");
+        Ok(())
+    }
+}
+
+/// How a command is refused.
+enum Refusal {
+    No(String),
+    Bad(String),
+}
+
+/// A failure reading the quarantine, as the client sees it: the first line of the error.
+fn no(error: ImapError) -> Refusal {
+    tracing::warn!(error = %error, "imap command failed");
+    let text = error.to_string().replace(['\r', '\n'], " ");
+    Refusal::No(text)
+}
+
+/// Whether a LIST pattern (`*` and `%` match anything: there is no hierarchy) matches,
+/// ignoring ASCII case; in time proportional to the pattern's length times the name's.
+fn matches(pattern: &str, name: &str) -> bool {
+    let (p, n) = (pattern.as_bytes(), name.as_bytes());
+    // row[j]: whether the pattern so far matches the first j bytes of the name.
+    let mut row = vec![false; n.len() + 1];
+    row[0] = true;
+    for &c in p {
+        let mut next = vec![false; n.len() + 1];
+        if c == b'*' || c == b'%' {
+            let mut any = false;
+            for j in 0..=n.len() {
+                any |= row[j];
+                next[j] = any;
+            }
+        } else {
+            for j in 1..=n.len() {
+                next[j] = row[j - 1] && n[j - 1].eq_ignore_ascii_case(&c);
+            }
+        }
+        row = next;
+    }
+    row[n.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::imap::mailbox::{Quarantine, Store};
+    use crate::imap::parser::parse;
+    use crate::imap::state::State;
+    use crate::imap::{Limits, Server};
+    use crate::review::ReviewError;
+    use crate::review::listed::Listed;
+
+    /// Messages in memory; `reads` counts the audited reads.
+    struct Fake {
+        messages: Mutex<Vec<(Listed, Vec<u8>)>>,
+        reads: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Quarantine for Arc<Fake> {
+        fn list(&self) -> Result<Vec<Listed>, ReviewError> {
+            Ok(self
+                .messages
+                .lock()
+                .expect("lock")
+                .iter()
+                .map(|(l, _)| l.clone())
+                .collect())
+        }
+        fn read(&self, id: &str) -> Result<Vec<u8>, ReviewError> {
+            self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let messages = self.messages.lock().expect("lock");
+            let found = messages.iter().find(|(l, _)| l.id == id);
+            found
+                .map(|(_, m)| m.clone())
+                .ok_or_else(|| ReviewError::NotFound(id.to_owned()))
+        }
+        fn domains(&self) -> Vec<String> {
+            vec!["old.example".into()]
+        }
+    }
+
+    fn message(n: i64) -> (Listed, Vec<u8>) {
+        let listed = Listed {
+            id: format!("id-{n}"),
+            received_unix: 1_800_000_000 + n,
+            domains: vec!["old.example".into()],
+            subject: Some(format!("message {n}")),
+            size: 30,
+            ..Listed::default()
+        };
+        (
+            listed,
+            format!("Subject: message {n}\r\n\r\nbody {n}\r\n").into_bytes(),
+        )
+    }
+
+    fn run(session: &mut Session, line: &str) -> String {
+        let cmd = parse(format!("{line}\r\n").as_bytes()).expect("parses");
+        String::from_utf8(session.handle(cmd).bytes).expect("utf8")
+    }
+
+    #[test]
+    fn noop_reports_expunged_and_new_messages_and_fetches_are_read_once() {
+        let fake = Arc::new(Fake {
+            messages: Mutex::new((1..=3).map(message).collect()),
+            reads: Default::default(),
+        });
+        let dir = tempfile::tempdir().expect("tempdir");
+        let limits = Limits {
+            listing_fresh: std::time::Duration::ZERO,
+            ..Limits::default()
+        };
+        let server = Arc::new(Server {
+            store: Store::new(
+                Box::new(fake.clone()),
+                State::load(dir.path()).expect("state"),
+                limits.listing_fresh,
+            ),
+            password: "pw".into(),
+            limits,
+        });
+        let mut s = Session::new(server);
+        assert!(run(&mut s, "a LOGIN x pw").starts_with("a OK"));
+        let r = run(&mut s, "b SELECT old.example");
+        assert!(r.contains("* 3 EXISTS"), "{r}");
+        let r = run(&mut s, "c FETCH 2 (BODYSTRUCTURE BODY.PEEK[1] ENVELOPE)");
+        assert!(r.contains("body 2"), "{r}");
+        let r = run(&mut s, "c FETCH 2 BODY.PEEK[]");
+        assert!(r.contains("Subject: message 2"), "{r}");
+        assert_eq!(
+            fake.reads.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "read once, then from memory"
+        );
+
+        {
+            let mut messages = fake.messages.lock().expect("lock");
+            messages.retain(|(l, _)| l.id != "id-2");
+            messages.push(message(4));
+            messages.push(message(5));
+        }
+        let r = run(&mut s, "d NOOP");
+        assert_eq!(r, "* 2 EXPUNGE\r\n* 4 EXISTS\r\nd OK NOOP completed\r\n");
+        let r = run(&mut s, "e UID FETCH 1:* FLAGS");
+        assert!(
+            r.contains("* 2 FETCH (UID 3 FLAGS ())") && r.contains("* 4 FETCH (UID 5 FLAGS ())"),
+            "{r}"
+        );
+    }
+
+    /// Random commands from IMAP fragments, and random MIME messages, through the parser and
+    /// a logged-in session: every answer ends with a tagged or untagged status, no panic.
+    #[test]
+    fn random_commands_and_messages_never_panic() {
+        const TEMPLATES: &[&str] = &[
+            "FETCH # (@ @)",
+            "UID FETCH # (@ @ @)",
+            "FETCH # @",
+            "SEARCH $",
+            "UID SEARCH $ $",
+            "STORE # +FLAGS (\\Seen)",
+            "UID STORE # -FLAGS.SILENT (\\Flagged)",
+            "NOOP",
+            "STATUS INBOX (UIDNEXT MESSAGES UNSEEN)",
+            "LIST \"\" *",
+            "EXPUNGE",
+            "CHECK",
+        ];
+        const SETS: &[&str] = &["1", "2:*", "*", "1,3:4", "5:1", "40:99", "1:*"];
+        const ATTS: &[&str] = &[
+            "FLAGS",
+            "UID",
+            "ENVELOPE",
+            "BODYSTRUCTURE",
+            "BODY",
+            "RFC822",
+            "RFC822.HEADER",
+            "RFC822.TEXT",
+            "RFC822.SIZE",
+            "INTERNALDATE",
+            "BODY.PEEK[]",
+            "BODY[1]",
+            "BODY[2.1]",
+            "BODY[1.MIME]",
+            "BODY[HEADER]",
+            "BODY[TEXT]<3.9>",
+            "BODY.PEEK[1.2.HEADER]",
+            "BODY[2.TEXT]",
+            "BODY.PEEK[HEADER.FIELDS (FROM TO)]",
+            "BODY[HEADER.FIELDS.NOT (X)]<0.1>",
+        ];
+        const KEYS: &[&str] = &[
+            "ALL",
+            "SEEN",
+            "UNSEEN",
+            "FROM a",
+            "TO \"b c\"",
+            "SUBJECT x",
+            "TEXT y",
+            "BODY z",
+            "SINCE 1-Jan-2026",
+            "OR SEEN FLAGGED",
+            "NOT TEXT q",
+            "(FROM a BODY b)",
+            "UID 1:*",
+            "2:3",
+            "LARGER 10",
+            "SMALLER 5",
+        ];
+        const NOISE: &[&str] = &[
+            "(", ")", "[", "]", "\"", "\\", " ", "{3}\r\n", "*", "\u{0}", "<", ".", "0",
+        ];
+        const MIME: &[&str] = &[
+            "Content-Type: multipart/mixed; boundary=b\r\n",
+            "Content-Type: message/rfc822\r\n",
+            "Content-Type: text/plain\r\n",
+            "From: a <b@c>\r\n",
+            "Subject: =?utf-8?b?w6k=?=\r\n",
+            "To: g: a@b, c@d;\r\n",
+            "\r\n",
+            "--b\r\n",
+            "--b--\r\n",
+            " folded\r\n",
+            "x",
+            "\n",
+            "Content-Disposition: attachment; filename=x\r\n",
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let fake = Arc::new(Fake {
+            messages: Mutex::new(Vec::new()),
+            reads: Default::default(),
+        });
+        for n in 0..40 {
+            let mut raw = String::new();
+            for _ in 0..next(30) {
+                raw.push_str(MIME[next(MIME.len())]);
+            }
+            let (listed, _) = message(n);
+            fake.messages
+                .lock()
+                .expect("lock")
+                .push((listed, raw.into_bytes()));
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let limits = Limits::default();
+        let server = Arc::new(Server {
+            store: Store::new(
+                Box::new(fake),
+                State::load(dir.path()).expect("state"),
+                limits.listing_fresh,
+            ),
+            password: "pw".into(),
+            limits,
+        });
+        let mut s = Session::new(server);
+        run(&mut s, "a LOGIN x pw");
+        run(&mut s, "a SELECT INBOX");
+        let mut parsed = 0;
+        for _ in 0..20_000 {
+            let template = TEMPLATES[next(TEMPLATES.len())];
+            let mut line = String::from("t ");
+            for ch in template.chars() {
+                match ch {
+                    '#' => line.push_str(SETS[next(SETS.len())]),
+                    '@' => line.push_str(ATTS[next(ATTS.len())]),
+                    '$' => line.push_str(KEYS[next(KEYS.len())]),
+                    c => line.push(c),
+                }
+            }
+            if next(4) == 0 {
+                let at = 2 + next(line.len() - 1);
+                if line.is_char_boundary(at) {
+                    line.insert_str(at, NOISE[next(NOISE.len())]);
+                }
+            }
+            line.push_str("\r\n");
+            if let Ok(cmd) = parse(line.as_bytes()) {
+                parsed += 1;
+                let reply = s.handle(cmd);
+                let text = String::from_utf8_lossy(&reply.bytes);
+                assert!(
+                    text.ends_with("\r\n")
+                        && (text.contains("t OK")
+                            || text.contains("t NO")
+                            || text.contains("t BAD")),
+                    "{line:?}: {text}"
+                );
+                if !matches!(s.phase, Phase::Selected { .. }) {
+                    run(&mut s, "a SELECT INBOX");
+                }
+            }
+        }
+        assert!(parsed > 10_000, "most commands are valid ones: {parsed}");
+    }
+
+    #[test]
+    fn list_patterns() {
+        use super::matches;
+        assert!(matches("*", "INBOX"));
+        assert!(matches("inbox", "INBOX"));
+        assert!(matches("%.example", "old.example"));
+        assert!(!matches("new*", "old.example"));
+        assert!(matches("**%*", "x"));
+    }
+}

@@ -1,0 +1,809 @@
+//! `reclaim imap` against a real gateway and admin API: the password of the run and no
+//! other, mailboxes per retired domain, exact bytes of a message delivered over SMTP, UIDs
+//! and flags across restarts, SEARCH from summaries and by decryption within its bound,
+//! refusals of everything that would change the quarantine, loopback only, and input
+//! that is too long or malformed. Python's imaplib checks it with a real client library.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use clap::Parser;
+use common::{TestGateway, split_trace};
+use reclaim::cli::Args;
+use reclaim::imap::{Bound, ImapError, Limits, Review};
+use reclaim::review::ReviewContext;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+const INVOICE: &[u8] = b"From: Anna <anna@partner.example>\r\nTo: jan@old.example\r\n\
+Subject: Quarterly invoice\r\nMessage-ID: <q1@partner.example>\r\n\r\n\
+Dear Jan,\r\nthe invoice for the quarter is attached in spirit.\r\n";
+const HELLO: &[u8] =
+    b"From: b@other.example\r\nSubject: hello from B\r\n\r\nnothing secret here\r\n";
+
+/// An IMAP server serving in this process.
+struct Imap {
+    addr: SocketAddr,
+    password: String,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Imap {
+    async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .expect("stops in time")
+            .expect("server task");
+    }
+}
+
+fn review(gw: &TestGateway) -> Box<Review> {
+    let args = Args::parse_from([
+        "reclaim".to_owned(),
+        "-c".to_owned(),
+        gw.config_path.display().to_string(),
+        "-i".to_owned(),
+        gw.identity.display().to_string(),
+        "imap".to_owned(),
+        "--reason".to_owned(),
+        "imap test".to_owned(),
+    ]);
+    let context = ReviewContext::new(&args.access()).expect("review context");
+    Box::new(Review {
+        context,
+        reason: "imap test".into(),
+    })
+}
+
+async fn start_imap(gw: &TestGateway, state: &Path, limits: Limits) -> Imap {
+    let bound = Bound::bind(
+        review(gw),
+        state,
+        "127.0.0.1:0".parse().expect("addr"),
+        limits,
+    )
+    .await
+    .expect("imap binds");
+    let (addr, password) = (bound.addr, bound.password().to_owned());
+    assert!(password.len() >= 32, "a long random password");
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(bound.serve(shutdown.clone()));
+    Imap {
+        addr,
+        password,
+        shutdown,
+        task,
+    }
+}
+
+/// A raw IMAP client: sends lines, reads responses with their literals.
+struct Client {
+    stream: BufReader<TcpStream>,
+    next: u32,
+}
+
+impl Client {
+    async fn connect(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        let mut c = Self {
+            stream: BufReader::new(stream),
+            next: 0,
+        };
+        let greeting = c.line().await;
+        assert!(
+            greeting.starts_with(b"* OK [CAPABILITY IMAP4rev1"),
+            "{greeting:?}"
+        );
+        c
+    }
+
+    async fn line(&mut self) -> Vec<u8> {
+        use tokio::io::AsyncBufReadExt;
+        let mut line = Vec::new();
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            self.stream.read_until(b'\n', &mut line),
+        )
+        .await
+        .expect("a line in time")
+        .expect("read");
+        line
+    }
+
+    /// Everything up to and with the tagged line, literals included as sent.
+    async fn read_until_tagged(&mut self, tag: &str) -> Vec<u8> {
+        let mut all = Vec::new();
+        loop {
+            let line = self.line().await;
+            assert!(
+                !line.is_empty(),
+                "connection closed; so far: {}",
+                String::from_utf8_lossy(&all)
+            );
+            all.extend_from_slice(&line);
+            if let Some(n) = literal_size(&line) {
+                let mut bytes = vec![0; n];
+                self.stream.read_exact(&mut bytes).await.expect("literal");
+                all.extend_from_slice(&bytes);
+                continue;
+            }
+            if line.starts_with(format!("{tag} ").as_bytes()) {
+                return all;
+            }
+        }
+    }
+
+    /// Sends `command` with a fresh tag; returns the whole response.
+    async fn cmd(&mut self, command: &str) -> String {
+        String::from_utf8_lossy(&self.cmd_bytes(command).await).into_owned()
+    }
+
+    async fn cmd_bytes(&mut self, command: &str) -> Vec<u8> {
+        self.next += 1;
+        let tag = format!("t{}", self.next);
+        self.send(format!("{tag} {command}\r\n").as_bytes()).await;
+        self.read_until_tagged(&tag).await
+    }
+
+    async fn send(&mut self, bytes: &[u8]) {
+        self.stream.get_mut().write_all(bytes).await.expect("send");
+    }
+
+    async fn login(addr: SocketAddr, password: &str) -> Self {
+        let mut c = Self::connect(addr).await;
+        let r = c.cmd(&format!("LOGIN reviewer {password}")).await;
+        assert!(tagged_ok(&r), "{r}");
+        c
+    }
+
+    /// Whether the server closed the connection.
+    async fn closed(&mut self) -> bool {
+        let mut rest = Vec::new();
+        matches!(
+            tokio::time::timeout(Duration::from_secs(10), self.stream.read_to_end(&mut rest)).await,
+            Ok(Ok(_))
+        )
+    }
+}
+
+fn literal_size(line: &[u8]) -> Option<usize> {
+    let line = line.strip_suffix(b"\r\n")?;
+    let inner = line.strip_suffix(b"}")?;
+    let open = inner.iter().rposition(|&b| b == b'{')?;
+    std::str::from_utf8(&inner[open + 1..]).ok()?.parse().ok()
+}
+
+fn last_line(response: &str) -> &str {
+    response.trim_end().lines().last().unwrap_or_default()
+}
+
+fn tagged_ok(response: &str) -> bool {
+    last_line(response).split(' ').nth(1) == Some("OK")
+}
+
+fn tagged_status(response: &str) -> &str {
+    last_line(response).split(' ').nth(1).unwrap_or_default()
+}
+
+/// The number after `name ` in a response, such as `UIDVALIDITY 123`.
+fn number_after(response: &str, name: &str) -> u64 {
+    let at = response
+        .find(&format!("{name} "))
+        .unwrap_or_else(|| panic!("no {name} in {response}"));
+    response[at + name.len() + 1..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number after {name} in {response}"))
+}
+
+/// The literal following `marker` in a response.
+fn literal_after(response: &[u8], marker: &[u8]) -> Vec<u8> {
+    let at = response
+        .windows(marker.len())
+        .position(|w| w == marker)
+        .unwrap_or_else(|| {
+            panic!(
+                "no {:?} in {}",
+                String::from_utf8_lossy(marker),
+                String::from_utf8_lossy(response)
+            )
+        });
+    let rest = &response[at + marker.len()..];
+    let open = rest.iter().position(|&b| b == b'{').expect("a literal");
+    let close = rest.iter().position(|&b| b == b'}').expect("a literal");
+    let n: usize = std::str::from_utf8(&rest[open + 1..close])
+        .expect("digits")
+        .parse()
+        .expect("size");
+    rest[close + 3..close + 3 + n].to_vec()
+}
+
+fn search_numbers(response: &str) -> Vec<u32> {
+    let line = response
+        .lines()
+        .find(|l| l.starts_with("* SEARCH"))
+        .unwrap_or_else(|| panic!("no SEARCH in {response}"));
+    line["* SEARCH".len()..]
+        .split_whitespace()
+        .map(|n| n.parse().expect("number"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mail_client_reads_the_quarantine_by_domain_with_stable_uids() {
+    let gw = TestGateway::start("").await;
+    let invoice = gw
+        .send("anna@partner.example", &["jan@old.example"], INVOICE)
+        .await;
+    let hello = gw
+        .send("b@other.example", &["piet@x.retired.example"], HELLO)
+        .await;
+    let state = tempfile::tempdir().expect("state dir");
+    let imap = start_imap(&gw, state.path(), Limits::default()).await;
+
+    let mut c = Client::connect(imap.addr).await;
+    let r = c.cmd("CAPABILITY").await;
+    assert!(
+        r.contains("* CAPABILITY IMAP4rev1 AUTH=PLAIN")
+            && !r.contains("IDLE")
+            && !r.contains("LOGINDISABLED"),
+        "{r}"
+    );
+    let r = c.cmd("SELECT INBOX").await;
+    assert_eq!(tagged_status(&r), "BAD", "nothing before login: {r}");
+    let r = c.cmd("LOGIN reviewer not-the-password").await;
+    assert!(r.contains("NO [AUTHENTICATIONFAILED]"), "{r}");
+    let r = c.cmd(&format!("LOGIN reviewer {}x", imap.password)).await;
+    assert_eq!(tagged_status(&r), "NO", "a longer password is not it: {r}");
+    let r = c
+        .cmd(&format!("LOGIN \"any name\" \"{}\"", imap.password))
+        .await;
+    assert!(tagged_ok(&r), "{r}");
+
+    let r = c.cmd("LIST \"\" *").await;
+    for name in [
+        "\"INBOX\"",
+        "\"old.example\"",
+        "\"retired.example\"",
+        "\"xn--bcher-kva.example\"",
+    ] {
+        assert!(r.contains(&format!("\"/\" {name}\r\n")), "{name} in {r}");
+    }
+    let r = c.cmd("LSUB \"\" \"old*\"").await;
+    assert!(r.contains("old.example") && !r.contains("INBOX"), "{r}");
+
+    let r = c.cmd("SELECT INBOX").await;
+    assert!(
+        r.contains("* 2 EXISTS") && r.contains("[READ-WRITE]"),
+        "{r}"
+    );
+    let inbox_validity = number_after(&r, "UIDVALIDITY");
+    assert_eq!(number_after(&r, "UIDNEXT"), 3);
+    let r = c.cmd("STATUS old.example (MESSAGES UNSEEN UIDNEXT)").await;
+    assert!(
+        r.contains("* STATUS \"old.example\" (MESSAGES 1 UNSEEN 1 UIDNEXT 2)"),
+        "{r}"
+    );
+
+    // SEARCH from the summaries: no message is opened for these.
+    assert_eq!(
+        search_numbers(&c.cmd("SEARCH FROM partner.example").await),
+        [1]
+    );
+    assert_eq!(
+        search_numbers(&c.cmd("UID SEARCH SUBJECT \"hello from\"").await),
+        [2]
+    );
+    assert_eq!(
+        search_numbers(&c.cmd("SEARCH OR SUBJECT invoice TO retired.example").await),
+        [1, 2]
+    );
+    assert_eq!(
+        search_numbers(&c.cmd("SEARCH NOT FROM partner SINCE 1-Jan-2020").await),
+        [2]
+    );
+    assert!(search_numbers(&c.cmd("SEARCH BEFORE 1-Jan-2020").await).is_empty());
+    assert_eq!(search_numbers(&c.cmd("SEARCH UNSEEN").await), [1, 2]);
+    // TEXT and BODY decrypt.
+    assert_eq!(
+        search_numbers(&c.cmd("SEARCH BODY \"IN SPIRIT\"").await),
+        [1]
+    );
+    assert_eq!(
+        search_numbers(&c.cmd("SEARCH TEXT \"hello from\"").await),
+        [2]
+    );
+
+    // The domain's mailbox holds only its own message, byte for byte as delivered.
+    let r = c.cmd("EXAMINE old.example").await;
+    assert!(r.contains("* 1 EXISTS") && r.contains("[READ-ONLY]"), "{r}");
+    let r = c
+        .cmd_bytes("UID FETCH 1:* (UID RFC822.SIZE BODY.PEEK[])")
+        .await;
+    let body = literal_after(&r, b"BODY[] ");
+    let exported = gw.export(&invoice).await;
+    assert_eq!(
+        body, exported,
+        "BODY[] is the message as reclaim export gives it"
+    );
+    assert_eq!(
+        split_trace(&body).1,
+        INVOICE,
+        "and the message as sent, after the trace"
+    );
+    let text = String::from_utf8_lossy(&r).into_owned();
+    assert_eq!(
+        number_after(&text, "RFC822.SIZE"),
+        body.len() as u64,
+        "{text}"
+    );
+    // Reading it was an audited read of this message with the run's reason.
+    let audit: serde_json::Value =
+        serde_json::from_str(&gw.cli_ok(&["audit", "--json"]).await).expect("JSON");
+    let shows: Vec<&serde_json::Value> = audit["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .filter(|r| r["action"] == "show" && r["reason"] == "imap test")
+        .collect();
+    assert!(
+        shows
+            .iter()
+            .any(|r| r["ids"] == serde_json::json!([invoice])),
+        "{audit}"
+    );
+    assert_eq!(text.matches("FETCH (").count(), 1, "one message: {text}");
+    let r = c
+        .cmd("FETCH 1 (FLAGS ENVELOPE BODYSTRUCTURE INTERNALDATE)")
+        .await;
+    assert!(r.contains("\"Quarterly invoice\""), "{r}");
+    assert!(
+        r.contains("((\"Anna\" NIL \"anna\" \"partner.example\"))"),
+        "{r}"
+    );
+    assert!(r.contains("BODYSTRUCTURE (\"TEXT\" \"PLAIN\""), "{r}");
+    assert!(r.contains("FLAGS ()"), "{r}");
+    let r = c.cmd("STORE 1 +FLAGS (\\Seen)").await;
+    assert_eq!(tagged_status(&r), "NO", "EXAMINE is read-only: {r}");
+
+    let r = c.cmd("SELECT retired.example").await;
+    assert!(r.contains("* 1 EXISTS"), "{r}");
+    let r = c
+        .cmd("FETCH 1:* (BODY.PEEK[HEADER.FIELDS (SUBJECT)] BODY.PEEK[TEXT]<0.7>)")
+        .await;
+    assert!(r.contains("Subject: hello from B\r\n\r\n"), "{r}");
+    assert!(r.contains("BODY[TEXT]<0> {7}\r\nnothing"), "{r}");
+    assert!(
+        !r.contains("invoice"),
+        "the other domain's message is not here: {r}"
+    );
+    let r = c.cmd("FETCH 1 BODY[]").await;
+    assert!(r.contains("FLAGS (\\Seen)"), "BODY[] sets \\Seen: {r}");
+    let r = c.cmd("STORE 1 +FLAGS (\\Flagged)").await;
+    assert!(r.contains("* 1 FETCH (FLAGS (\\Seen \\Flagged))"), "{r}");
+    let r = c.cmd("STORE 1 +FLAGS (\\Deleted)").await;
+    assert!(tagged_status(&r) == "NO" && r.contains("delete"), "{r}");
+    for refused in [
+        "APPEND INBOX {3}",
+        "COPY 1 INBOX",
+        "UID MOVE 1 INBOX",
+        "CREATE x",
+        "DELETE old.example",
+        "RENAME old.example x",
+    ] {
+        let r = c.cmd(refused).await;
+        assert!(
+            tagged_status(&r) == "NO" && r.contains("read-only"),
+            "{refused}: {r}"
+        );
+    }
+    let r = c.cmd("EXPUNGE").await;
+    assert!(tagged_ok(&r), "{r}");
+    let r = c.cmd("SELECT nosuch.example").await;
+    assert_eq!(tagged_status(&r), "NO", "{r}");
+    let r = c.cmd("LOGOUT").await;
+    assert!(r.contains("* BYE"), "{r}");
+
+    // A new run: same UIDs, same UIDVALIDITY, flags kept; a new password.
+    let old_password = imap.password.clone();
+    imap.stop().await;
+    let third = gw
+        .send(
+            "c@third.example",
+            &["jan@old.example"],
+            b"Subject: third\r\n\r\nx\r\n",
+        )
+        .await;
+    let imap = start_imap(&gw, state.path(), Limits::default()).await;
+    assert_ne!(imap.password, old_password);
+    let mut c = Client::connect(imap.addr).await;
+    let r = c.cmd(&format!("LOGIN reviewer {old_password}")).await;
+    assert_eq!(tagged_status(&r), "NO", "last run's password is gone: {r}");
+    let r = c.cmd(&format!("LOGIN reviewer {}", imap.password)).await;
+    assert!(tagged_ok(&r), "{r}");
+    let r = c.cmd("SELECT INBOX").await;
+    assert!(r.contains("* 3 EXISTS"), "{r}");
+    assert_eq!(number_after(&r, "UIDVALIDITY"), inbox_validity);
+    let r = c
+        .cmd("UID FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        .await;
+    let uid_of = |subject: &str| {
+        let line = r
+            .lines()
+            .position(|l| l.contains(subject))
+            .unwrap_or_else(|| panic!("{subject} in {r}"));
+        let fetch = r
+            .lines()
+            .take(line + 1)
+            .filter(|l| l.starts_with("* "))
+            .last()
+            .expect("fetch line");
+        number_after(fetch, "UID")
+    };
+    assert_eq!(
+        (uid_of("Quarterly"), uid_of("hello from B"), uid_of("third")),
+        (1, 2, 3),
+        "{r}"
+    );
+    assert!(
+        r.contains("UID 2 FLAGS (\\Seen \\Flagged)"),
+        "flags kept: {r}"
+    );
+    assert_eq!(search_numbers(&c.cmd("UID SEARCH UNSEEN").await), [1, 3]);
+    let _ = (hello, third);
+    imap.stop().await;
+
+    // Losing the state file means new UIDVALIDITY values.
+    std::fs::remove_file(state.path().join(reclaim::imap::state::STATE_FILE)).expect("state file");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let imap = start_imap(&gw, state.path(), Limits::default()).await;
+    let mut c = Client::login(imap.addr, &imap.password).await;
+    let r = c.cmd("SELECT INBOX").await;
+    assert_ne!(number_after(&r, "UIDVALIDITY"), inbox_validity, "{r}");
+    let r = c.cmd("UID FETCH 1:* FLAGS").await;
+    assert!(!r.contains("\\Seen"), "flags went with the state: {r}");
+    imap.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_are_bounded_and_authenticate_plain_works() {
+    let gw = TestGateway::start("").await;
+    gw.send(
+        "a@partner.example",
+        &["jan@old.example"],
+        b"Subject: x\r\n\r\ny\r\n",
+    )
+    .await;
+    let state = tempfile::tempdir().expect("state dir");
+    let imap = start_imap(&gw, state.path(), Limits::default()).await;
+
+    let mut c = Client::connect(imap.addr).await;
+    for _ in 0..2 {
+        let r = c.cmd("LOGIN reviewer wrong").await;
+        assert_eq!(tagged_status(&r), "NO", "{r}");
+    }
+    let r = c.cmd("LOGIN reviewer wrong").await;
+    assert!(r.contains("* BYE too many failed logins"), "{r}");
+    assert!(c.closed().await, "the third failure drops the connection");
+
+    use base64::Engine;
+    let b64 = |s: String| base64::engine::general_purpose::STANDARD.encode(s);
+    // With the response after a continuation, as most clients send it.
+    let mut c = Client::connect(imap.addr).await;
+    c.send(b"a1 AUTHENTICATE PLAIN\r\n").await;
+    assert_eq!(c.line().await, b"+ \r\n");
+    c.send(format!("{}\r\n", b64(format!("\0jan\0{}", imap.password))).as_bytes())
+        .await;
+    let r = String::from_utf8_lossy(&c.read_until_tagged("a1").await).into_owned();
+    assert!(tagged_ok(&r), "{r}");
+    // And as an initial response (SASL-IR); a wrong one fails.
+    let mut c = Client::connect(imap.addr).await;
+    let r = c
+        .cmd(&format!("AUTHENTICATE PLAIN {}", b64("\0jan\0nope".into())))
+        .await;
+    assert_eq!(tagged_status(&r), "NO", "{r}");
+    let r = c
+        .cmd(&format!(
+            "AUTHENTICATE PLAIN {}",
+            b64(format!("\0jan\0{}", imap.password))
+        ))
+        .await;
+    assert!(tagged_ok(&r), "{r}");
+    // A literal password, as clients send passwords with special characters.
+    let mut c = Client::connect(imap.addr).await;
+    c.send(b"a1 LOGIN {3}\r\n").await;
+    assert!(c.line().await.starts_with(b"+ "));
+    c.send(format!("jan {{{}}}\r\n", imap.password.len()).as_bytes())
+        .await;
+    assert!(c.line().await.starts_with(b"+ "));
+    c.send(format!("{}\r\n", imap.password).as_bytes()).await;
+    let r = String::from_utf8_lossy(&c.read_until_tagged("a1").await).into_owned();
+    assert!(tagged_ok(&r), "{r}");
+    imap.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_lines_big_literals_garbage_and_costly_searches_are_refused() {
+    let gw = TestGateway::start("").await;
+    for n in 0..3 {
+        let body = format!("Subject: m{n}\r\n\r\nbody {n}\r\n");
+        gw.send("a@partner.example", &["jan@old.example"], body.as_bytes())
+            .await;
+    }
+    let state = tempfile::tempdir().expect("state dir");
+    let limits = Limits {
+        search_decrypts: 2,
+        ..Limits::default()
+    };
+    let imap = start_imap(&gw, state.path(), limits).await;
+    let mut c = Client::login(imap.addr, &imap.password).await;
+
+    let mut long = b"big1 NOOP ".to_vec();
+    long.extend(std::iter::repeat_n(b'a', 100_000));
+    long.extend_from_slice(b"\r\n");
+    c.send(&long).await;
+    let r = String::from_utf8_lossy(&c.read_until_tagged("big1").await).into_owned();
+    assert!(r.starts_with("big1 BAD command longer than"), "{r}");
+    c.send(b"big2 LOGIN {100000000}\r\n").await;
+    let r = String::from_utf8_lossy(&c.read_until_tagged("big2").await).into_owned();
+    assert!(r.starts_with("big2 BAD literal larger than"), "{r}");
+    for garbage in [
+        "FETCH",
+        "FETCH 1 (",
+        "FETCH 0 FLAGS",
+        "FETCH 1 BODY[1.",
+        "SEARCH ((((",
+        "STORE 1 FLAGS (",
+        "SELECT \"unterminated",
+        "UID",
+        "\u{7f}\u{1}",
+        "FETCH 1:* BODY[HEADER.FIELDS (]",
+    ] {
+        let r = c.cmd(garbage).await;
+        assert_eq!(tagged_status(&r), "BAD", "{garbage:?}: {r}");
+    }
+    c.send(b"\r\n").await;
+    assert!(c.line().await.starts_with(b"* BAD"));
+    let r = c.cmd("SELECT INBOX").await;
+    assert!(
+        r.contains("* 3 EXISTS"),
+        "still serving after all that: {r}"
+    );
+    let r = c
+        .cmd("FETCH 1:* (BODY.PEEK[5] BODY.PEEK[1.2.3.MIME] BODY.PEEK[]<99999.5>)")
+        .await;
+    assert!(
+        tagged_ok(&r) && r.contains("BODY[5] NIL") && r.contains("BODY[]<99999> {0}"),
+        "{r}"
+    );
+
+    let r = c.cmd("SEARCH TEXT body").await;
+    assert!(
+        tagged_status(&r) == "NO" && r.contains("[LIMIT]"),
+        "three to decrypt, two allowed: {r}"
+    );
+    let r = c.cmd("SEARCH SUBJECT m2 TEXT body").await;
+    assert_eq!(
+        search_numbers(&r),
+        [3],
+        "narrowed by the summary first: {r}"
+    );
+    imap.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_loopback_and_the_binary_prints_where_and_how() {
+    let gw = TestGateway::start("").await;
+    let state = tempfile::tempdir().expect("state dir");
+    let refused = Bound::bind(
+        review(&gw),
+        state.path(),
+        "0.0.0.0:0".parse().expect("addr"),
+        Limits::default(),
+    )
+    .await;
+    assert!(
+        matches!(refused, Err(ImapError::NotLoopback(_))),
+        "0.0.0.0 refused"
+    );
+    let out = gw
+        .cli(&[
+            "imap",
+            "--listen",
+            "192.0.2.1:1143",
+            "--reason",
+            "x",
+            "--state",
+            &state.path().display().to_string(),
+        ])
+        .await;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("loopback only"), "{stderr}");
+    let out = gw.cli(&["imap"]).await;
+    assert!(!out.status.success(), "--reason is required");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--reason"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_imaplib_and_curl_read_it() {
+    if !common::have("python3") {
+        return;
+    }
+    let gw = TestGateway::start("").await;
+    let id = gw
+        .send("anna@partner.example", &["jan@old.example"], INVOICE)
+        .await;
+    let state = tempfile::tempdir().expect("state dir");
+    let imap = start_imap(&gw, state.path(), Limits::default()).await;
+    let script = r#"
+import imaplib, sys
+port, password, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+m = imaplib.IMAP4("127.0.0.1", port)
+try:
+    m.login("reviewer", "wrong")
+    sys.exit("a wrong password was accepted")
+except imaplib.IMAP4.error:
+    pass
+m.login("reviewer", password)
+typ, boxes = m.list()
+assert typ == "OK" and any(b'"old.example"' in b for b in boxes), boxes
+typ, data = m.select("old.example")
+assert typ == "OK" and data == [b"1"], data
+typ, data = m.uid("SEARCH", None, "FROM", "anna")
+assert data == [b"1"], data
+typ, data = m.uid("FETCH", "1", "(RFC822)")
+open(out, "wb").write(data[0][1])
+typ, data = m.fetch("1", "(FLAGS)")
+assert b"\\Seen" in data[0], data
+m.close()
+m.logout()
+"#;
+    let out_file = state.path().join("fetched.eml");
+    let args = vec![
+        "-c".to_owned(),
+        script.to_owned(),
+        imap.addr.port().to_string(),
+        imap.password.clone(),
+        out_file.display().to_string(),
+    ];
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .args(&args)
+            .output()
+            .expect("python3")
+    })
+    .await
+    .expect("python task");
+    assert!(
+        output.status.success(),
+        "imaplib: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let fetched = std::fs::read(&out_file).expect("fetched");
+    let exported = gw.export(&id).await;
+    assert_eq!(fetched, exported);
+
+    // curl's IMAP client: SASL PLAIN with an initial response, LIST, then a UID fetch.
+    if common::have("curl") {
+        let curl = |url: String, password: String| async move {
+            tokio::task::spawn_blocking(move || {
+                std::process::Command::new("curl")
+                    .args(["-sS", "--max-time", "30", "-u"])
+                    .arg(format!("reviewer:{password}"))
+                    .arg(url)
+                    .output()
+                    .expect("curl")
+            })
+            .await
+            .expect("curl task")
+        };
+        let base = format!("imap://127.0.0.1:{}", imap.addr.port());
+        let listed = curl(format!("{base}/"), imap.password.clone()).await;
+        let text = String::from_utf8_lossy(&listed.stdout);
+        assert!(
+            listed.status.success() && text.contains("old.example"),
+            "{text}{}",
+            String::from_utf8_lossy(&listed.stderr)
+        );
+        let got = curl(format!("{base}/old.example;UID=1"), imap.password.clone()).await;
+        assert!(
+            got.status.success(),
+            "{}",
+            String::from_utf8_lossy(&got.stderr)
+        );
+        assert_eq!(got.stdout, exported);
+        let refused = curl(format!("{base}/old.example;UID=1"), "wrong".into()).await;
+        assert!(!refused.status.success() && refused.stdout.is_empty());
+    }
+    imap.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_prints_its_address_and_password_and_serves() {
+    let gw = TestGateway::start("").await;
+    gw.send(
+        "a@partner.example",
+        &["jan@old.example"],
+        b"Subject: bin\r\n\r\nx\r\n",
+    )
+    .await;
+    let state = tempfile::tempdir().expect("state dir");
+    let mut child = Killed(
+        std::process::Command::new(env!("CARGO_BIN_EXE_reclaim"))
+            .arg("-c")
+            .arg(&gw.config_path)
+            .arg("-i")
+            .arg(&gw.identity)
+            .args([
+                "imap",
+                "--listen",
+                "127.0.0.1:0",
+                "--reason",
+                "binary test",
+                "--state",
+            ])
+            .arg(state.path())
+            .env_remove("RECLAIM_IDENTITY")
+            .env_remove("RECLAIM_CONFIG")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("run reclaim imap"),
+    );
+    let stdout = child.0.stdout.take().expect("stdout");
+    let printed = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let mut text = String::new();
+        for line in lines.by_ref() {
+            let line = line.expect("line");
+            text.push_str(&line);
+            text.push('\n');
+            if line.starts_with("password") {
+                break;
+            }
+        }
+        text
+    });
+    let printed = tokio::time::timeout(Duration::from_secs(60), printed)
+        .await
+        .expect("prints in time")
+        .expect("reader");
+    let addr: SocketAddr = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("reclaim imap on "))
+        .unwrap_or_else(|| panic!("an address in {printed}"))
+        .parse()
+        .expect("a socket address");
+    assert!(addr.ip().is_loopback() && addr.port() != 0, "{printed}");
+    let password = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("password (for this run only): "))
+        .unwrap_or_else(|| panic!("a password in {printed}"))
+        .to_owned();
+    let mut c = Client::login(addr, &password).await;
+    let r = c.cmd("SELECT old.example").await;
+    assert!(r.contains("* 1 EXISTS"), "{r}");
+    let r = c.cmd("FETCH 1 BODY.PEEK[HEADER.FIELDS (SUBJECT)]").await;
+    assert!(r.contains("Subject: bin"), "{r}");
+}
+
+/// A child process stopped when the test ends, passed or failed.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
