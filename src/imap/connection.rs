@@ -117,7 +117,8 @@ pub async fn run(
                 }
                 _ => None,
             };
-            let Some((back, reply)) = answer(session, parsed, sasl).await else {
+            let Some((back, reply)) = answer(session, parsed, sasl, &mut write, &limits).await
+            else {
                 let _ = send(&mut write, b"* BYE internal error\r\n", &limits).await;
                 break;
             };
@@ -132,26 +133,46 @@ pub async fn run(
     .await;
 }
 
-/// Runs the session's answer on a blocking thread (it calls the admin API and decrypts).
+/// Pieces of a long answer in flight between the session's thread and the socket.
+const PIECES_IN_FLIGHT: usize = 4;
+
+/// Runs the session's answer on a blocking thread (it calls the admin API and decrypts),
+/// writing the pieces of a long answer while the rest is made. `None` when the session
+/// failed or the client went away.
 async fn answer(
     mut session: Session,
     cmd: Tagged,
     sasl: Option<Vec<u8>>,
+    write: &mut OwnedWriteHalf,
+    limits: &Limits,
 ) -> Option<(Session, Reply)> {
-    tokio::task::spawn_blocking(move || {
+    let (pieces, mut receive) = tokio::sync::mpsc::channel::<Vec<u8>>(PIECES_IN_FLIGHT);
+    let task = tokio::task::spawn_blocking(move || {
         let reply = match sasl {
             Some(response) => {
                 let mut reply = Reply::default();
                 session.authenticate_plain(&cmd.tag, &response, &mut reply.bytes, &mut reply.close);
                 reply
             }
-            None => session.handle(cmd),
+            // A piece the client can no longer take is dropped; the session then ends.
+            None => session.handle(cmd, &mut |piece| {
+                let _ = pieces.blocking_send(piece);
+            }),
         };
         (session, reply)
-    })
-    .await
-    .map_err(|e| tracing::error!(error = %e, "imap session task failed"))
-    .ok()
+    });
+    let mut gone = false;
+    while let Some(piece) = receive.recv().await {
+        if !gone && send(write, &piece, limits).await.is_err() {
+            gone = true;
+            receive.close();
+        }
+    }
+    let done = task
+        .await
+        .map_err(|e| tracing::error!(error = %e, "imap session task failed"))
+        .ok()?;
+    (!gone).then_some(done)
 }
 
 /// Writes within the idle timeout: a client that stops reading is dropped.

@@ -15,6 +15,9 @@ use super::search::{Answer, Candidate, SearchKey};
 use super::state::Flags;
 use super::{ImapError, Server};
 
+/// An answer this long is handed on before the next message is rendered.
+const FLUSH_BYTES: usize = 256 * 1024;
+
 /// What the server says it can do. No IDLE, no LOGINDISABLED (loopback only).
 pub const CAPABILITY: &str = "IMAP4rev1 AUTH=PLAIN SASL-IR UNSELECT";
 
@@ -56,12 +59,14 @@ impl Session {
         !matches!(self.phase, Phase::NotAuthenticated)
     }
 
-    /// Answers one command.
-    pub fn handle(&mut self, cmd: Tagged) -> Reply {
+    /// Answers one command. Long answers (FETCH of many bodies) are handed to `emit` in
+    /// pieces as they are made, so that a mailbox is never held in memory whole; the
+    /// rest of the answer is returned.
+    pub fn handle(&mut self, cmd: Tagged, emit: &mut dyn FnMut(Vec<u8>)) -> Reply {
         let Tagged { tag, command } = cmd;
         let mut reply = Reply::default();
         let out = &mut reply.bytes;
-        let result = self.dispatch(&tag, command, out, &mut reply.close);
+        let result = self.dispatch(&tag, command, out, &mut reply.close, emit);
         match result {
             Ok(()) => {}
             Err(Refusal::No(text)) => tagged(out, &tag, Status::No, &text),
@@ -76,6 +81,7 @@ impl Session {
         command: Command,
         out: &mut Vec<u8>,
         close: &mut bool,
+        emit: &mut dyn FnMut(Vec<u8>),
     ) -> Result<(), Refusal> {
         match (command, &self.phase) {
             (Command::Capability, _) => {
@@ -207,7 +213,9 @@ impl Session {
                 "EXPUNGE completed; nothing is deleted over IMAP",
             ),
             (Command::Search { uid, key }, _) => self.search(tag, uid, &key, out)?,
-            (Command::Fetch { uid, set, atts }, _) => self.fetch(tag, uid, &set, &atts, out)?,
+            (Command::Fetch { uid, set, atts }, _) => {
+                self.fetch(tag, uid, &set, &atts, out, emit)?;
+            }
             (
                 Command::Store {
                     uid,
@@ -391,6 +399,7 @@ impl Session {
         set: &SequenceSet,
         atts: &[FetchAtt],
         out: &mut Vec<u8>,
+        emit: &mut dyn FnMut(Vec<u8>),
     ) -> Result<(), Refusal> {
         let members = self.members(uid, set);
         let read_only = self.selected().1;
@@ -400,6 +409,9 @@ impl Session {
         if uid && !atts.contains(&FetchAtt::Uid) {
             atts.insert(0, FetchAtt::Uid);
         }
+        // Messages this fetch marks \Seen, saved once at the end (also when it fails).
+        let mut seen: Vec<(String, Flags)> = Vec::new();
+        let mut result = Ok(());
         for index in members {
             let (id, uid_of, received, size) = {
                 let m = &self.selected().0.messages[index];
@@ -415,7 +427,8 @@ impl Session {
                     Ok(p) => Some(p),
                     Err(refusal) => {
                         // What was fetched so far stands; the rest is refused.
-                        return Err(refusal);
+                        result = Err(refusal);
+                        break;
                     }
                 }
             } else {
@@ -425,7 +438,7 @@ impl Session {
             let mut show = atts.clone();
             if marks_seen && !flags.seen {
                 flags.seen = true;
-                self.server.store.set_flags(&[(&id, flags)]).map_err(no)?;
+                seen.push((id.clone(), flags));
                 if !show.contains(&FetchAtt::Flags) {
                     show.push(FetchAtt::Flags);
                 }
@@ -445,7 +458,13 @@ impl Session {
                 render(out, att, &item);
             }
             out.extend_from_slice(b")\r\n");
+            if out.len() >= FLUSH_BYTES {
+                emit(std::mem::take(out));
+            }
         }
+        let changes: Vec<(&str, Flags)> = seen.iter().map(|(id, f)| (id.as_str(), *f)).collect();
+        self.server.store.set_flags(&changes).map_err(no)?;
+        result?;
         tagged(out, tag, Status::Ok, "FETCH completed");
         Ok(())
     }
@@ -687,7 +706,10 @@ mod tests {
 
     fn run(session: &mut Session, line: &str) -> String {
         let cmd = parse(format!("{line}\r\n").as_bytes()).expect("parses");
-        String::from_utf8(session.handle(cmd).bytes).expect("utf8")
+        let mut all = Vec::new();
+        let reply = session.handle(cmd, &mut |piece| all.extend(piece));
+        all.extend(reply.bytes);
+        String::from_utf8(all).expect("utf8")
     }
 
     #[test]
@@ -873,8 +895,10 @@ mod tests {
             line.push_str("\r\n");
             if let Ok(cmd) = parse(line.as_bytes()) {
                 parsed += 1;
-                let reply = s.handle(cmd);
-                let text = String::from_utf8_lossy(&reply.bytes);
+                let mut all = Vec::new();
+                let reply = s.handle(cmd, &mut |piece| all.extend(piece));
+                all.extend(reply.bytes);
+                let text = String::from_utf8_lossy(&all);
                 assert!(
                     text.ends_with("\r\n")
                         && (text.contains("t OK")
@@ -888,6 +912,44 @@ mod tests {
             }
         }
         assert!(parsed > 10_000, "most commands are valid ones: {parsed}");
+    }
+
+    #[test]
+    fn long_fetches_are_handed_on_in_pieces_and_seen_is_saved_once() {
+        let big = |n: i64| {
+            let (listed, _) = message(n);
+            let body = format!("Subject: big {n}\r\n\r\n{}\r\n", "x".repeat(200_000));
+            (listed, body.into_bytes())
+        };
+        let fake = Arc::new(Fake {
+            messages: Mutex::new((1..=4).map(big).collect()),
+            reads: Default::default(),
+        });
+        let dir = tempfile::tempdir().expect("tempdir");
+        let limits = Limits::default();
+        let server = Arc::new(Server {
+            store: Store::new(
+                Box::new(fake),
+                State::load(dir.path()).expect("state"),
+                limits.listing_fresh,
+            ),
+            password: "pw".into(),
+            limits,
+        });
+        let mut s = Session::new(server);
+        run(&mut s, "a LOGIN x pw");
+        run(&mut s, "b SELECT INBOX");
+        let mut pieces = Vec::new();
+        let cmd = parse(b"c FETCH 1:* BODY[]\r\n").expect("parses");
+        let reply = s.handle(cmd, &mut |piece| pieces.push(piece));
+        assert!(pieces.len() >= 2, "{} pieces", pieces.len());
+        assert!(pieces.iter().all(|p| p.len() < 2 * FLUSH_BYTES));
+        let all = String::from_utf8([pieces.concat(), reply.bytes].concat()).expect("utf8");
+        assert_eq!(all.matches("FLAGS (\\Seen)").count(), 4);
+        assert!(all.ends_with("c OK FETCH completed\r\n"));
+        let state = std::fs::read_to_string(dir.path().join(crate::imap::state::STATE_FILE))
+            .expect("state saved");
+        assert_eq!(state.matches("\"seen\":true").count(), 4, "{state}");
     }
 
     #[test]
