@@ -353,10 +353,19 @@ impl Session {
         Ok(())
     }
 
+    /// The selected mailbox and whether it is read-only. The dispatch calls this only in
+    /// the selected state; were that ever not so, an empty read-only mailbox answers
+    /// instead of a panic.
     fn selected(&self) -> (&Snapshot, bool) {
+        static NONE_SELECTED: Snapshot = Snapshot {
+            name: String::new(),
+            uidvalidity: 0,
+            uidnext: 1,
+            messages: Vec::new(),
+        };
         match &self.phase {
             Phase::Selected { mailbox, read_only } => (mailbox, *read_only),
-            _ => unreachable!("only called in the selected state"),
+            _ => (&NONE_SELECTED, true),
         }
     }
 
