@@ -252,7 +252,7 @@ async fn a_mail_client_reads_the_quarantine_by_domain_with_stable_uids() {
     let r = c.cmd("CAPABILITY").await;
     assert!(
         r.contains("* CAPABILITY IMAP4rev1 AUTH=PLAIN")
-            && !r.contains("IDLE")
+            && r.contains(" IDLE")
             && !r.contains("LOGINDISABLED"),
         "{r}"
     );
@@ -469,6 +469,94 @@ async fn a_mail_client_reads_the_quarantine_by_domain_with_stable_uids() {
     assert_ne!(number_after(&r, "UIDVALIDITY"), inbox_validity, "{r}");
     let r = c.cmd("UID FETCH 1:* FLAGS").await;
     assert!(!r.contains("\\Seen"), "flags went with the state: {r}");
+    imap.stop().await;
+}
+
+/// Reads lines until one starts with `start`; everything read, for the message.
+async fn until_line(c: &mut Client, start: &str) -> String {
+    let mut seen = String::new();
+    loop {
+        let line = String::from_utf8_lossy(&c.line().await).into_owned();
+        assert!(!line.is_empty(), "closed before {start:?}; read: {seen}");
+        seen.push_str(&line);
+        if line.starts_with(start) {
+            return seen;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_tells_of_new_and_deleted_mail_until_done() {
+    let gw = TestGateway::start("").await;
+    let invoice = gw
+        .send("anna@partner.example", &["jan@old.example"], INVOICE)
+        .await;
+    let state = tempfile::tempdir().expect("state dir");
+    let quick = Limits {
+        idle_poll: Duration::from_millis(100),
+        listing_fresh: Duration::ZERO,
+        ..Limits::default()
+    };
+    let imap = start_imap(&gw, state.path(), quick).await;
+    let mut c = Client::login(imap.addr, &imap.password).await;
+
+    // With no mailbox selected there is nothing to tell; DONE ends it.
+    c.send(b"i1 IDLE\r\n").await;
+    assert!(c.line().await.starts_with(b"+ "), "a continuation");
+    c.send(b"done\r\n").await;
+    let r = String::from_utf8_lossy(&c.read_until_tagged("i1").await).into_owned();
+    assert!(r.starts_with("i1 OK"), "{r}");
+
+    let r = c.cmd("SELECT old.example").await;
+    assert!(r.contains("* 1 EXISTS"), "{r}");
+    c.send(b"i2 IDLE\r\n").await;
+    assert!(c.line().await.starts_with(b"+ "), "a continuation");
+    gw.send("anna@partner.example", &["kees@old.example"], HELLO)
+        .await;
+    until_line(&mut c, "* 2 EXISTS").await;
+    gw.cli_ok(&["delete", &invoice, "--reason", "idle test"])
+        .await;
+    until_line(&mut c, "* 1 EXPUNGE").await;
+    c.send(b"DONE\r\n").await;
+    let r = String::from_utf8_lossy(&c.read_until_tagged("i2").await).into_owned();
+    assert!(r.ends_with("i2 OK IDLE terminated\r\n"), "{r}");
+    let r = c.cmd("FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])").await;
+    assert!(
+        r.contains("hello from B"),
+        "the new message is number 1 now: {r}"
+    );
+
+    // Anything but DONE ends the IDLE with BAD; the connection goes on.
+    c.send(b"i3 IDLE\r\n").await;
+    assert!(c.line().await.starts_with(b"+ "), "a continuation");
+    c.send(b"i4 NOOP\r\n").await;
+    let r = String::from_utf8_lossy(&c.read_until_tagged("i3").await).into_owned();
+    assert!(r.starts_with("i3 BAD"), "{r}");
+    assert!(tagged_ok(&c.cmd("NOOP").await));
+
+    // A server that stops says BYE to an idling client.
+    c.send(b"i5 IDLE\r\n").await;
+    assert!(c.line().await.starts_with(b"+ "), "a continuation");
+    imap.stop().await;
+    until_line(&mut c, "* BYE reclaim imap is stopping").await;
+    assert!(c.closed().await);
+
+    // An IDLE past the idle timeout is logged out.
+    let imap = start_imap(
+        &gw,
+        state.path(),
+        Limits {
+            idle: Duration::from_millis(300),
+            ..quick
+        },
+    )
+    .await;
+    let mut c = Client::login(imap.addr, &imap.password).await;
+    c.cmd("SELECT INBOX").await;
+    c.send(b"i6 IDLE\r\n").await;
+    assert!(c.line().await.starts_with(b"+ "), "a continuation");
+    until_line(&mut c, "* BYE idle for too long").await;
+    assert!(c.closed().await);
     imap.stop().await;
 }
 

@@ -399,6 +399,9 @@ pub enum Command {
         /// Log a client out after this long without a command (at least 30m, RFC 3501).
         #[arg(long, default_value = "30m", value_parser = imap_idle)]
         idle_timeout: std::time::Duration,
+        /// While a client IDLEs, look for new and removed messages this often (5s..=30m).
+        #[arg(long, default_value = "30s", value_parser = imap_idle_poll)]
+        idle_poll: std::time::Duration,
     },
     /// Counts and bytes per domain and per day, and holds.
     Stats {
@@ -455,6 +458,14 @@ fn imap_idle(text: &str) -> Result<std::time::Duration, String> {
     let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
     if d < std::time::Duration::from_secs(30 * 60) || d > std::time::Duration::from_secs(86_400) {
         return Err(format!("{text} is outside 30m..=1d"));
+    }
+    Ok(d)
+}
+
+fn imap_idle_poll(text: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if d < std::time::Duration::from_secs(5) || d > std::time::Duration::from_secs(30 * 60) {
+        return Err(format!("{text} is outside 5s..=30m"));
     }
     Ok(d)
 }

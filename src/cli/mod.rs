@@ -233,10 +233,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             reason,
             search_decrypts,
             idle_timeout,
+            idle_poll,
         } => {
             let limits = crate::imap::Limits {
                 search_decrypts: usize::try_from(*search_decrypts).unwrap_or(usize::MAX),
                 idle: *idle_timeout,
+                idle_poll: *idle_poll,
                 ..crate::imap::Limits::default()
             };
             imap::run(context(&args)?, *listen, state.as_deref(), reason, limits)

@@ -1,6 +1,7 @@
 //! The tokio driver of one IMAP connection: reads each command whole (line and literals)
 //! within the limits, times out idle clients, hands commands to the [`Session`] off the
-//! async threads and writes what it answers; on shutdown says BYE.
+//! async threads and writes what it answers, carries out IDLE (RFC 2177); on shutdown
+//! says BYE.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -102,6 +103,16 @@ pub async fn run(
                     continue;
                 }
             };
+            if parsed.command == Command::Idle && session.authenticated() {
+                match idle(session, &parsed.tag, &mut reader, &mut write, &limits, &shutdown).await
+                {
+                    Some(back) => {
+                        session = back;
+                        continue;
+                    }
+                    None => break,
+                }
+            }
             let sasl = match &parsed.command {
                 Command::Authenticate {
                     mechanism,
@@ -131,6 +142,78 @@ pub async fn run(
     }
     .instrument(span)
     .await;
+}
+
+/// RFC 2177 IDLE: `+ idling`, then what changes in the selected mailbox, looked at every
+/// `idle_poll`, until the client sends DONE. The session back, or `None` when the
+/// connection ends (the client went away, stayed idle past the timeout, or the server
+/// stops: those two are told BYE).
+async fn idle(
+    mut session: Session,
+    tag: &str,
+    reader: &mut Reader,
+    write: &mut OwnedWriteHalf,
+    limits: &Limits,
+    shutdown: &CancellationToken,
+) -> Option<Session> {
+    send(write, b"+ idling\r\n", limits).await.ok()?;
+    // One read of the line, kept across the polls: it is never dropped half-way.
+    let done = reader.line(limits.line_bytes);
+    tokio::pin!(done);
+    let timeout = tokio::time::sleep(limits.idle);
+    tokio::pin!(timeout);
+    let period = limits.idle_poll.max(std::time::Duration::from_millis(10));
+    let mut polls = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    polls.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            line = &mut done => {
+                let answer = match line {
+                    Ok(Line::Complete(line)) if line.trim_ascii().eq_ignore_ascii_case(b"DONE") => {
+                        format!("{tag} OK IDLE terminated\r\n")
+                    }
+                    Ok(Line::Complete(_) | Line::TooLong(_)) => {
+                        format!("{tag} BAD IDLE ends with DONE\r\n")
+                    }
+                    Ok(Line::Eof) | Err(_) => return None,
+                };
+                send(write, answer.as_bytes(), limits).await.ok()?;
+                return Some(session);
+            }
+            _ = polls.tick() => {
+                let task = tokio::task::spawn_blocking(move || {
+                    let changes = session.changes();
+                    (session, changes)
+                });
+                // A slow look at the quarantine does not hold up the server's stop; the
+                // look then finishes on its own and its answer is dropped.
+                let (back, changes) = tokio::select! {
+                    done = task => done
+                        .map_err(|e| tracing::error!(error = %e, "imap session task failed"))
+                        .ok()?,
+                    () = shutdown.cancelled() => {
+                        let _ = send(write, b"* BYE reclaim imap is stopping\r\n", limits).await;
+                        return None;
+                    }
+                };
+                session = back;
+                match changes {
+                    Ok(lines) if !lines.is_empty() => send(write, &lines, limits).await.ok()?,
+                    Ok(_) => {}
+                    // Said again at the next look; the client keeps what it was told.
+                    Err(e) => tracing::warn!(error = %e, "imap IDLE could not look at the quarantine"),
+                }
+            }
+            () = &mut timeout => {
+                let _ = send(write, b"* BYE idle for too long\r\n", limits).await;
+                return None;
+            }
+            () = shutdown.cancelled() => {
+                let _ = send(write, b"* BYE reclaim imap is stopping\r\n", limits).await;
+                return None;
+            }
+        }
+    }
 }
 
 /// Pieces of a long answer in flight between the session's thread and the socket.

@@ -62,8 +62,11 @@ pub struct Limits {
     /// Longest command with its literals, in bytes.
     pub command_bytes: usize,
     /// Logged out after this long without a command once logged in (RFC 3501 5.4 asks
-    /// for at least 30 minutes).
+    /// for at least 30 minutes); an IDLE command counts as quiet too (RFC 2177).
     pub idle: Duration,
+    /// While a client IDLEs, how often the quarantine is looked at for new and removed
+    /// messages (each look may list the quarantine anew).
+    pub idle_poll: Duration,
     /// Disconnected after this long without logging in.
     pub login: Duration,
     /// Failed LOGIN/AUTHENTICATE attempts before the connection is dropped.
@@ -85,6 +88,7 @@ impl Default for Limits {
             literal_bytes: 64 * 1024,
             command_bytes: 128 * 1024,
             idle: Duration::from_secs(30 * 60),
+            idle_poll: Duration::from_secs(30),
             login: Duration::from_secs(60),
             failed_logins: 3,
             search_decrypts: 200,

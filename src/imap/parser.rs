@@ -17,6 +17,8 @@ pub struct Tagged {
 pub enum Command {
     Capability,
     Noop,
+    /// RFC 2177: the connection waits for DONE, telling the client of changes meanwhile.
+    Idle,
     Logout,
     StartTls,
     Login {
@@ -145,6 +147,7 @@ fn parse_command(c: &mut Cursor<'_>) -> Result<Command, String> {
     let command = match name.as_str() {
         "CAPABILITY" => Command::Capability,
         "NOOP" => Command::Noop,
+        "IDLE" => Command::Idle,
         "LOGOUT" => Command::Logout,
         "STARTTLS" => Command::StartTls,
         "CHECK" => Command::Check,
@@ -831,6 +834,8 @@ mod tests {
             Command::Search { .. }
         ));
         assert_eq!(ok("g APPEND INBOX {10}\r\n"), Command::Refused("APPEND"));
+        assert_eq!(ok("h idle\r\n"), Command::Idle);
+        assert!(parse(b"h IDLE now\r\n").is_err());
     }
 
     #[test]

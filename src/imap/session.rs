@@ -18,8 +18,8 @@ use super::{ImapError, Server};
 /// An answer this long is handed on before the next message is rendered.
 const FLUSH_BYTES: usize = 256 * 1024;
 
-/// What the server says it can do. No IDLE, no LOGINDISABLED (loopback only).
-pub const CAPABILITY: &str = "IMAP4rev1 AUTH=PLAIN SASL-IR UNSELECT";
+/// What the server says it can do. No LOGINDISABLED (loopback only).
+pub const CAPABILITY: &str = "IMAP4rev1 AUTH=PLAIN SASL-IR UNSELECT IDLE";
 
 /// What to send, and whether to close the connection afterwards.
 #[derive(Debug, Default)]
@@ -121,6 +121,12 @@ impl Session {
                         ));
                     }
                 }
+            }
+            (Command::Idle, Phase::Authenticated | Phase::Selected { .. }) => {
+                // The connection waits for DONE and calls `changes` meanwhile.
+                return Err(Refusal::Bad(
+                    "internal: IDLE is answered by the connection".into(),
+                ));
             }
             (Command::Login { .. } | Command::Authenticate { .. }, _) => {
                 return Err(Refusal::Bad("already logged in".into()));
@@ -327,14 +333,26 @@ impl Session {
         };
     }
 
+    /// While the client IDLEs: the untagged lines telling it what changed in the selected
+    /// mailbox (nothing when none is selected).
+    pub fn changes(&mut self) -> Result<Vec<u8>, ImapError> {
+        let mut out = Vec::new();
+        self.catch_up(&mut out)?;
+        Ok(out)
+    }
+
     /// Tells the client what changed in the selected mailbox since it was last told: a
     /// `* n EXPUNGE` for each message that left the quarantine (deleted or purged by
     /// someone else), `* n EXISTS` when new ones came.
     fn refresh(&mut self, out: &mut Vec<u8>) -> Result<(), Refusal> {
+        self.catch_up(out).map_err(no)
+    }
+
+    fn catch_up(&mut self, out: &mut Vec<u8>) -> Result<(), ImapError> {
         let Phase::Selected { mailbox, .. } = &mut self.phase else {
             return Ok(());
         };
-        let Some(fresh) = self.server.store.snapshot(&mailbox.name).map_err(no)? else {
+        let Some(fresh) = self.server.store.snapshot(&mailbox.name)? else {
             return Ok(());
         };
         let kept: std::collections::HashSet<u32> = fresh.messages.iter().map(|m| m.uid).collect();
