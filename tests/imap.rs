@@ -2,7 +2,8 @@
 //! other, mailboxes per retired domain, exact bytes of a message delivered over SMTP, UIDs
 //! and flags across restarts, SEARCH from summaries and by decryption within its bound,
 //! refusals of everything that would change the quarantine, loopback only, and input
-//! that is too long or malformed. Python's imaplib checks it with a real client library.
+//! that is too long or malformed, IDLE. Real clients: Python's imaplib, curl, and mbsync
+//! (isync) syncing every mailbox into a Maildir across a restart.
 
 mod common;
 
@@ -718,6 +719,117 @@ async fn only_loopback_and_the_binary_prints_where_and_how() {
     let out = gw.cli(&["imap"]).await;
     assert!(!out.status.success(), "--reason is required");
     assert!(String::from_utf8_lossy(&out.stderr).contains("--reason"));
+}
+
+/// The messages of a Maildir folder (new and cur) as they were on the server: mbsync
+/// stores them with LF line ends and adds an `X-TUID:` header of its own.
+fn maildir_messages(folder: &Path) -> Vec<Vec<u8>> {
+    let mut messages = Vec::new();
+    for sub in ["new", "cur"] {
+        let Ok(entries) = std::fs::read_dir(folder.join(sub)) else {
+            continue;
+        };
+        for entry in entries {
+            let stored = std::fs::read(entry.expect("entry").path()).expect("message");
+            let mut message = Vec::new();
+            for line in stored.split_inclusive(|&b| b == b'\n') {
+                if !line.starts_with(b"X-TUID: ") {
+                    message.extend_from_slice(line.strip_suffix(b"\n").unwrap_or(line));
+                    message.extend_from_slice(b"\r\n");
+                }
+            }
+            messages.push(message);
+        }
+    }
+    messages.sort();
+    messages
+}
+
+/// Runs mbsync (isync) with `config`; its output when it fails.
+async fn mbsync(config: &Path) {
+    let config = config.to_owned();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("timeout")
+            .args(["60", "mbsync", "-c"])
+            .arg(&config)
+            .arg("-a")
+            .output()
+            .expect("mbsync")
+    })
+    .await
+    .expect("mbsync task");
+    assert!(
+        output.status.success(),
+        "mbsync: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mbsync_pulls_every_mailbox_and_only_new_mail_after_a_restart() {
+    if !common::have("mbsync") {
+        return;
+    }
+    let gw = TestGateway::start("").await;
+    let invoice = gw
+        .send("anna@partner.example", &["jan@old.example"], INVOICE)
+        .await;
+    let hello = gw
+        .send("b@other.example", &["piet@x.retired.example"], HELLO)
+        .await;
+    let state = tempfile::tempdir().expect("state dir");
+    let local = tempfile::tempdir().expect("maildir");
+    let imap = start_imap(&gw, state.path(), Limits::default()).await;
+    let config = |port: u16, password: &str| {
+        format!(
+            "IMAPAccount reclaim\nHost 127.0.0.1\nPort {port}\nUser reviewer\nPass {password}\n\
+             SSLType None\nAuthMechs LOGIN\n\n\
+             IMAPStore quarantine\nAccount reclaim\n\n\
+             MaildirStore local\nPath {dir}/\nInbox {dir}/INBOX\nSubFolders Verbatim\n\n\
+             Channel quarantine\nFar :quarantine:\nNear :local:\nPatterns *\nCreate Near\n\
+             Sync Pull\nSyncState *\n",
+            dir = local.path().display()
+        )
+    };
+    let config_file = common::write_file(
+        state.path(),
+        "mbsyncrc",
+        config(imap.addr.port(), &imap.password).as_bytes(),
+    );
+    mbsync(&config_file).await;
+    let (invoice_bytes, hello_bytes) = (gw.export(&invoice).await, gw.export(&hello).await);
+    assert_eq!(
+        maildir_messages(&local.path().join("old.example")),
+        [invoice_bytes.clone()]
+    );
+    assert_eq!(
+        maildir_messages(&local.path().join("retired.example")),
+        [hello_bytes.clone()]
+    );
+    let mut both = vec![invoice_bytes, hello_bytes];
+    both.sort();
+    assert_eq!(maildir_messages(&local.path().join("INBOX")), both);
+    imap.stop().await;
+
+    // A new run (new port, new password) with the same state: the UIDs hold, so mbsync
+    // pulls only the message that came meanwhile.
+    let later = gw
+        .send("anna@partner.example", &["kees@old.example"], HELLO)
+        .await;
+    let imap = start_imap(&gw, state.path(), Limits::default()).await;
+    std::fs::write(
+        &config_file,
+        config(imap.addr.port(), &imap.password).as_bytes(),
+    )
+    .expect("config");
+    mbsync(&config_file).await;
+    let mut expected = both.clone();
+    expected.push(gw.export(&later).await);
+    expected.sort();
+    assert_eq!(maildir_messages(&local.path().join("INBOX")), expected);
+    assert_eq!(maildir_messages(&local.path().join("old.example")).len(), 2);
+    imap.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
