@@ -801,11 +801,11 @@ async fn mbsync_pulls_every_mailbox_and_only_new_mail_after_a_restart() {
     let (invoice_bytes, hello_bytes) = (gw.export(&invoice).await, gw.export(&hello).await);
     assert_eq!(
         maildir_messages(&local.path().join("old.example")),
-        [invoice_bytes.clone()]
+        std::slice::from_ref(&invoice_bytes)
     );
     assert_eq!(
         maildir_messages(&local.path().join("retired.example")),
-        [hello_bytes.clone()]
+        std::slice::from_ref(&hello_bytes)
     );
     let mut both = vec![invoice_bytes, hello_bytes];
     both.sort();
