@@ -385,7 +385,7 @@ impl Reader {
 
 /// `{n}` or `{n+}` ending a line: the size of the literal that follows and whether the
 /// client waits for a continuation.
-fn literal_at_end(line: &[u8]) -> Option<(usize, bool)> {
+pub(super) fn literal_at_end(line: &[u8]) -> Option<(usize, bool)> {
     let line = line.strip_suffix(b"\n")?;
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let inner = line.strip_suffix(b"}")?;

@@ -9,6 +9,7 @@
 //! never crosses a network, and it is a random one printed at start for this run only.
 
 mod connection;
+mod detached;
 pub mod fetch;
 pub mod mailbox;
 pub mod mime;
@@ -28,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::review::ReviewError;
+pub use detached::Detached;
 pub use mailbox::{Quarantine, Review};
 
 /// Why the IMAP server could not start or a command could not be answered.
