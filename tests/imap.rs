@@ -745,19 +745,27 @@ fn maildir_messages(folder: &Path) -> Vec<Vec<u8>> {
     messages
 }
 
-/// Runs mbsync (isync) with `config`; its output when it fails.
-async fn mbsync(config: &Path) {
-    let config = config.to_owned();
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("timeout")
-            .args(["60", "mbsync", "-c"])
-            .arg(&config)
-            .arg("-a")
+/// Runs a real client program off the async threads (the server answers it meanwhile).
+async fn run_client(program: &str, args: Vec<std::ffi::OsString>) -> std::process::Output {
+    let program = program.to_owned();
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(&program)
+            .args(&args)
             .output()
-            .expect("mbsync")
+            .unwrap_or_else(|e| panic!("{program}: {e}"))
     })
     .await
-    .expect("mbsync task");
+    .expect("client task")
+}
+
+/// Runs mbsync (isync) with `config`; its output when it fails.
+async fn mbsync(config: &Path) {
+    let args = ["60", "mbsync", "-c"]
+        .into_iter()
+        .map(Into::into)
+        .chain([config.as_os_str().to_owned(), "-a".into()])
+        .collect();
+    let output = run_client("timeout", args).await;
     assert!(
         output.status.success(),
         "mbsync: {}{}",
@@ -868,20 +876,13 @@ m.logout()
 "#;
     let out_file = state.path().join("fetched.eml");
     let args = vec![
-        "-c".to_owned(),
-        script.to_owned(),
-        imap.addr.port().to_string(),
-        imap.password.clone(),
-        out_file.display().to_string(),
+        "-c".into(),
+        script.into(),
+        imap.addr.port().to_string().into(),
+        imap.password.clone().into(),
+        out_file.clone().into(),
     ];
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("python3")
-            .args(&args)
-            .output()
-            .expect("python3")
-    })
-    .await
-    .expect("python task");
+    let output = run_client("python3", args).await;
     assert!(
         output.status.success(),
         "imaplib: {}{}",
@@ -894,17 +895,13 @@ m.logout()
 
     // curl's IMAP client: SASL PLAIN with an initial response, LIST, then a UID fetch.
     if common::have("curl") {
-        let curl = |url: String, password: String| async move {
-            tokio::task::spawn_blocking(move || {
-                std::process::Command::new("curl")
-                    .args(["-sS", "--max-time", "30", "-u"])
-                    .arg(format!("reviewer:{password}"))
-                    .arg(url)
-                    .output()
-                    .expect("curl")
-            })
-            .await
-            .expect("curl task")
+        let curl = |url: String, password: String| {
+            let args = ["-sS", "--max-time", "30", "-u"]
+                .into_iter()
+                .map(Into::into)
+                .chain([format!("reviewer:{password}").into(), url.into()])
+                .collect();
+            run_client("curl", args)
         };
         let base = format!("imap://127.0.0.1:{}", imap.addr.port());
         let listed = curl(format!("{base}/"), imap.password.clone()).await;

@@ -70,7 +70,7 @@ fuzz_target!(|data: &[u8]| {
     let mut session = Detached::new(Box::new(Messages(messages)), state_dir(), "pw", limits)
         .expect("a session");
     let (login, _) = session.feed(b"a LOGIN me pw\r\n");
-    assert!(login.ends_with(b"a OK [CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR UNSELECT IDLE] logged in\r\n"));
+    assert!(login.starts_with(b"a OK ") && login.ends_with(b"logged in\r\n"));
     let (answer, _) = session.feed(commands);
     assert!(answer.is_empty() || answer.ends_with(b"\r\n"));
 });

@@ -48,7 +48,8 @@ impl Detached {
                 Ok(parsed) => parsed,
                 Err(e) => {
                     let tag = e.tag.unwrap_or_else(|| "*".into());
-                    out.extend_from_slice(format!("{tag} BAD {}\r\n", e.reason).as_bytes());
+                    let reason = e.reason.replace(['\r', '\n'], " ");
+                    out.extend_from_slice(format!("{tag} BAD {reason}\r\n").as_bytes());
                     continue;
                 }
             };
