@@ -45,26 +45,32 @@ impl Imap {
 }
 
 fn review(gw: &TestGateway) -> Box<Review> {
+    review_as(gw, &gw.identity)
+}
+
+/// The review service of the reviewer holding `identity`.
+fn review_as(gw: &TestGateway, identity: &Path) -> Box<Review> {
     let args = Args::parse_from([
         "reclaim".to_owned(),
         "-c".to_owned(),
         gw.config_path.display().to_string(),
         "-i".to_owned(),
-        gw.identity.display().to_string(),
+        identity.display().to_string(),
         "imap".to_owned(),
         "--reason".to_owned(),
         "imap test".to_owned(),
     ]);
     let context = ReviewContext::new(&args.access()).expect("review context");
-    Box::new(Review {
-        context,
-        reason: "imap test".into(),
-    })
+    Box::new(Review::new(context, "imap test"))
 }
 
 async fn start_imap(gw: &TestGateway, state: &Path, limits: Limits) -> Imap {
+    serve(review(gw), state, limits).await
+}
+
+async fn serve(quarantine: Box<Review>, state: &Path, limits: Limits) -> Imap {
     let bound = Bound::bind(
-        review(gw),
+        quarantine,
         state,
         "127.0.0.1:0".parse().expect("addr"),
         limits,
@@ -484,6 +490,111 @@ async fn until_line(c: &mut Client, start: &str) -> String {
             return seen;
         }
     }
+}
+
+/// Reader groups: a reviewer sees exactly the messages sealed to their key, told from each
+/// message's `sealed_to` with one summary opened per set of keys, not one per message; the
+/// summaries are opened when a SEARCH needs them, and index pages leave them out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_sees_only_what_is_sealed_to_them_without_opening_every_summary() {
+    let keys = tempfile::tempdir().expect("tempdir");
+    let (a_key, a) = common::new_identity(keys.path(), "a.key");
+    let (_, b) = common::new_identity(keys.path(), "b.key");
+    let rest = format!(
+        "[dns]\nresolver = \"off\"\n\n\
+         [[domain]]\nname = \"a.example\"\nreaders = [\"{a}\"]\n\n\
+         [[domain]]\nname = \"b.example\"\nreaders = [\"{b}\"]\n"
+    );
+    let gw = TestGateway::start_custom(common::Extra {
+        rest: Some(&rest),
+        ..common::Extra::default()
+    })
+    .await;
+    for n in 0..4 {
+        let body = format!("Subject: for a {n}\r\n\r\nbody {n}\r\n");
+        gw.send("s@p.example", &["x@a.example"], body.as_bytes())
+            .await;
+    }
+    gw.send(
+        "s@p.example",
+        &["y@b.example"],
+        b"Subject: b only\r\n\r\nb\r\n",
+    )
+    .await;
+    gw.send(
+        "s@p.example",
+        &["x@a.example", "y@b.example"],
+        b"Subject: for a and b\r\n\r\nboth\r\n",
+    )
+    .await;
+
+    // An index page leaves out every summary whose keys are recorded.
+    let context = ReviewContext::new(
+        &Args::parse_from([
+            "reclaim".to_owned(),
+            "-c".to_owned(),
+            gw.config_path.display().to_string(),
+            "list".to_owned(),
+        ])
+        .access(),
+    )
+    .expect("review context");
+    let page: reclaim::admin::MessagePage = context
+        .client
+        .get_json("/v1/messages?index=1")
+        .expect("an index page");
+    assert_eq!(page.messages.len(), 6);
+    assert!(
+        page.messages
+            .iter()
+            .all(|m| m.summary.is_empty() && !m.sealed_to.is_empty()),
+        "{page:?}"
+    );
+
+    let state = tempfile::tempdir().expect("state dir");
+    let imap = serve(review_as(&gw, &a_key), state.path(), Limits::default()).await;
+    let mut c = Client::login(imap.addr, &imap.password).await;
+    let r = c.cmd("SELECT INBOX").await;
+    assert!(
+        r.contains("* 5 EXISTS"),
+        "a's four and the one to both: {r}"
+    );
+    let r = c.cmd("STATUS b.example (MESSAGES)").await;
+    assert!(r.contains("(MESSAGES 1)"), "only the one to both: {r}");
+    // Three sets of keys (a; b; a and b): at most one summary opened for each.
+    let opened = summaries_read(&context);
+    assert!(opened <= 3, "{opened} summaries read for SELECT and STATUS");
+
+    let r = c.cmd("SEARCH SUBJECT \"for a\"").await;
+    assert_eq!(search_numbers(&r), [1, 2, 3, 4, 5], "{r}");
+    let r = c.cmd("SEARCH SUBJECT \"b only\"").await;
+    assert!(search_numbers(&r).is_empty(), "{r}");
+    let r = c.cmd("UID FETCH 5 (BODY.PEEK[TEXT])").await;
+    assert!(r.contains("both\r\n"), "{r}");
+    assert_eq!(
+        summaries_read(&context),
+        opened,
+        "SEARCH lists, it does not read one by one"
+    );
+    c.cmd("LOGOUT").await;
+    imap.stop().await;
+}
+
+/// How many single summaries (`GET /v1/messages/ID`) the audit trail records.
+fn summaries_read(context: &ReviewContext) -> usize {
+    let page: serde_json::Value = context
+        .client
+        .get_json("/v1/audit?limit=1000")
+        .expect("audit page");
+    page["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .filter(|r| {
+            r.as_str()
+                .is_some_and(|t| t.contains("\"action\":\"summary\""))
+        })
+        .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -92,10 +92,7 @@ async fn another_local_user_gets_nothing_from_the_imap_port_or_its_state() {
         "local users test".to_owned(),
     ]);
     let context = ReviewContext::new(&args.access()).expect("review context");
-    let quarantine = Box::new(Review {
-        context,
-        reason: "local users test".into(),
-    });
+    let quarantine = Box::new(Review::new(context, "local users test"));
     let bound = Bound::bind(
         quarantine,
         &state,

@@ -105,10 +105,7 @@ async fn imap_at_scale() {
     let context = ReviewContext::new(&args.access()).expect("review context");
     let state = tempfile::tempdir().expect("tempdir");
     let bound = Bound::bind(
-        Box::new(Review {
-            context,
-            reason: "scale".into(),
-        }),
+        Box::new(Review::new(context, "scale")),
         state.path(),
         "127.0.0.1:0".parse().expect("addr"),
         Limits::default(),

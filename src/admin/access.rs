@@ -362,6 +362,7 @@ mod tests {
                     limit: 1,
                     before: None,
                     filter: ListFilter::default(),
+                    index: false,
                 },
                 Some(Permission::Browse),
             ),

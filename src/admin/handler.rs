@@ -215,6 +215,7 @@ async fn answer(
             limit,
             before,
             filter,
+            index,
         } => {
             let (entries, next) = store
                 .list(*before, *limit, filter)
@@ -227,6 +228,12 @@ async fn answer(
                     .into_iter()
                     .filter(|e| seen.scope.admits(&e.meta.domains))
                     .map(item)
+                    .map(|mut m| {
+                        if *index && !m.sealed_to.is_empty() {
+                            m.summary.clear();
+                        }
+                        m
+                    })
                     .collect(),
                 next_before: next.map(|id| id.to_string()),
             })

@@ -51,6 +51,9 @@ pub struct MessageItem {
     pub size: u64,
     pub sealed_size: u64,
     pub domains: Vec<String>,
+    /// The sealed summary, base64; left out of an index page (`index=1`) where
+    /// `sealed_to` is known.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub summary: String,
     /// Under legal hold.
     #[serde(default)]

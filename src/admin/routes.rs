@@ -42,6 +42,10 @@ pub enum Route {
         limit: usize,
         before: Option<MessageId>,
         filter: ListFilter,
+        /// `index=1`: leave out the summary of each message that records whom it is sealed
+        /// to, so that a client which needs only the index (and tells from `sealed_to`
+        /// which messages it can open) is not sent every summary.
+        index: bool,
     },
     Message(MessageId),
     Sealed {
@@ -506,9 +510,17 @@ fn limit(head: &RequestHead) -> Result<usize, Refusal> {
 fn list(head: &RequestHead) -> Result<Route, Refusal> {
     let mut filter = ListFilter::default();
     let mut before = None;
+    let mut index = false;
     for (key, value) in &head.query {
         match key.as_str() {
             "limit" | "reason" => {}
+            "index" => {
+                index = match value.as_str() {
+                    "1" | "true" => true,
+                    "0" | "false" => false,
+                    _ => return Err(refuse(400, format!("index must be 1 or 0, not {value:?}"))),
+                }
+            }
             "before" => before = Some(parse_id(value)?),
             "domain" => {
                 let name = crate::domains::normalize(value)
@@ -524,6 +536,7 @@ fn list(head: &RequestHead) -> Result<Route, Refusal> {
         limit: limit(head)?,
         before,
         filter,
+        index,
     })
 }
 

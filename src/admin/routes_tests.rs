@@ -27,6 +27,7 @@ fn reading_routes() {
             limit: DEFAULT_PAGE,
             before: None,
             filter: ListFilter::default(),
+            index: false,
         })
     );
     assert_eq!(
@@ -41,8 +42,19 @@ fn reading_routes() {
                 since: Some(10),
                 until: Some(20),
             },
+            index: false,
         })
     );
+    assert_eq!(
+        route_of("GET /v1/messages?index=1 HTTP/1.1"),
+        Ok(Route::List {
+            limit: DEFAULT_PAGE,
+            before: None,
+            filter: ListFilter::default(),
+            index: true,
+        })
+    );
+    assert_eq!(route_of("GET /v1/messages?index=yes HTTP/1.1"), Err(400));
     assert_eq!(
         route_of(&format!(
             "GET /v1/messages/{ID}/sealed?purpose=show&reason=case+7 HTTP/1.1"

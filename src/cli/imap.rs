@@ -40,10 +40,7 @@ pub fn run(
         .build()
         .context("starting the IMAP server's runtime")?;
     runtime.block_on(async move {
-        let quarantine = Box::new(Review {
-            context,
-            reason: reason.to_owned(),
-        });
+        let quarantine = Box::new(Review::new(context, reason));
         let bound = Bound::bind(quarantine, &state, listen, limits).await?;
         say(&format!(
             "reclaim imap on {addr}\n\

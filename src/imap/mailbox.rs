@@ -1,7 +1,9 @@
 //! The mailboxes: INBOX (every message this reviewer can open) and one per retired domain,
-//! each a snapshot of the listing with UIDs from the persisted [`State`], and the
-//! quarantine they are read from.
+//! each a snapshot of the quarantine's index with UIDs from the persisted [`State`], and the
+//! quarantine they are read from. Summaries are opened only when a SEARCH asks what they
+//! hold: opening a mailbox needs ids, dates, sizes and domains alone.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -9,12 +11,18 @@ use super::ImapError;
 use super::state::{Flags, MailboxUids, State};
 use crate::clock::unix_now;
 use crate::review::filter::Filter;
+use crate::review::index::{self, Indexed, Openable};
 use crate::review::listed::Listed;
 use crate::review::{ReviewContext, ReviewError, export, listing, parse_id};
 
-/// Where the IMAP server reads messages: summaries without an audited read, content only
-/// through the audited fetch of one message.
+/// Where the IMAP server reads messages: the index and summaries without an audited read,
+/// content only through the audited fetch of one message.
 pub trait Quarantine: Send + Sync + 'static {
+    /// Every message this reviewer can open, as the index shows it: summaries need not be
+    /// opened. By default, from [`Quarantine::list`].
+    fn index(&self) -> Result<Vec<Indexed>, ReviewError> {
+        Ok(self.list()?.into_iter().map(Indexed::from).collect())
+    }
     /// Every message this reviewer can open, with its opened summary.
     fn list(&self) -> Result<Vec<Listed>, ReviewError>;
     /// One whole message, decrypted here; recorded in the audit trail with the reason.
@@ -25,12 +33,28 @@ pub trait Quarantine: Send + Sync + 'static {
 
 /// The quarantine through the review service, as the desk and `reclaim show` read it.
 pub struct Review {
-    pub context: ReviewContext,
+    context: ReviewContext,
     /// Recorded with every read.
-    pub reason: String,
+    reason: String,
+    /// Which sets of keys this reviewer's identity opens, learnt from the first index.
+    openable: Openable,
+}
+
+impl Review {
+    pub fn new(context: ReviewContext, reason: impl Into<String>) -> Self {
+        Self {
+            context,
+            reason: reason.into(),
+            openable: Openable::default(),
+        }
+    }
 }
 
 impl Quarantine for Review {
+    fn index(&self) -> Result<Vec<Indexed>, ReviewError> {
+        index::fetch(&self.context, &self.openable)
+    }
+
     fn list(&self) -> Result<Vec<Listed>, ReviewError> {
         listing::fetch(&self.context, None, &Filter::default())
     }
@@ -60,18 +84,24 @@ pub struct Snapshot {
 /// One message of a mailbox.
 pub struct Entry {
     pub uid: u32,
-    pub listed: Listed,
+    pub id: String,
+    pub received_unix: i64,
+    pub size: u64,
 }
 
 /// The name of the mailbox holding everything.
 pub const INBOX: &str = "INBOX";
 
-/// The listing, the state and the quarantine every connection shares.
+/// The index, the summaries opened so far, the state and the quarantine every connection
+/// shares.
 pub struct Store {
     quarantine: Box<dyn Quarantine>,
     state: Mutex<State>,
-    listing: Mutex<Option<(Instant, Arc<Vec<Listed>>)>>,
-    /// How long a listing is reused before the admin API is asked again.
+    listing: Mutex<Option<(Instant, Arc<Vec<Indexed>>)>>,
+    /// Opened summaries by message id. A message's summary never changes, so they are kept
+    /// while the message is in the index.
+    summaries: Mutex<HashMap<String, Arc<Listed>>>,
+    /// How long an index is reused before the admin API is asked again.
     fresh_for: Duration,
 }
 
@@ -81,22 +111,55 @@ impl Store {
             quarantine,
             state: Mutex::new(state),
             listing: Mutex::new(None),
+            summaries: Mutex::new(HashMap::new()),
             fresh_for,
         }
     }
 
-    /// The listing, reused while fresh: clients ask STATUS of every mailbox often, and
-    /// each listing decrypts every summary.
-    fn listing(&self) -> Result<Arc<Vec<Listed>>, ImapError> {
+    /// The index, reused while fresh: clients ask STATUS of every mailbox often, and each
+    /// index is a walk through every page of the admin API's listing.
+    fn listing(&self) -> Result<Arc<Vec<Indexed>>, ImapError> {
         let mut cached = self.listing.lock().map_err(|_| ImapError::Poisoned)?;
         if let Some((at, listing)) = cached.as_ref()
             && at.elapsed() < self.fresh_for
         {
             return Ok(listing.clone());
         }
-        let listing = Arc::new(self.quarantine.list()?);
+        let mut fresh = self.quarantine.index()?;
+        let mut summaries = self.summaries.lock().map_err(|_| ImapError::Poisoned)?;
+        let present: std::collections::HashSet<&str> =
+            fresh.iter().map(|m| m.id.as_str()).collect();
+        summaries.retain(|id, _| present.contains(id.as_str()));
+        for m in &mut fresh {
+            if let Some(listed) = m.summary.take() {
+                summaries.insert(m.id.clone(), Arc::new(listed));
+            }
+        }
+        drop(summaries);
+        let listing = Arc::new(fresh);
         *cached = Some((Instant::now(), listing.clone()));
         Ok(listing)
+    }
+
+    /// The opened summaries of `ids`, opening every summary of the quarantine (one
+    /// listing) when any of them is not open yet. An id missing from the answer has left
+    /// the quarantine.
+    pub fn summaries(&self, ids: &[&str]) -> Result<HashMap<String, Arc<Listed>>, ImapError> {
+        let missing = {
+            let known = self.summaries.lock().map_err(|_| ImapError::Poisoned)?;
+            ids.iter().any(|id| !known.contains_key(*id))
+        };
+        if missing {
+            let listed = self.quarantine.list()?;
+            let mut known = self.summaries.lock().map_err(|_| ImapError::Poisoned)?;
+            known.clear();
+            known.extend(listed.into_iter().map(|l| (l.id.clone(), Arc::new(l))));
+        }
+        let known = self.summaries.lock().map_err(|_| ImapError::Poisoned)?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| known.get(*id).map(|l| ((*id).to_owned(), l.clone())))
+            .collect())
     }
 
     /// INBOX and the domains' mailboxes, sorted.
@@ -120,7 +183,7 @@ impl Store {
             return Ok(None);
         }
         let listing = self.listing()?;
-        let mut members: Vec<&Listed> = listing
+        let mut members: Vec<&Indexed> = listing
             .iter()
             .filter(|m| name == INBOX || m.domains.iter().any(|d| d == name))
             .collect();
@@ -146,9 +209,11 @@ impl Store {
         let mut messages: Vec<Entry> = uids
             .into_iter()
             .zip(members)
-            .map(|(uid, listed)| Entry {
+            .map(|(uid, m)| Entry {
                 uid,
-                listed: listed.clone(),
+                id: m.id.clone(),
+                received_unix: m.received_unix,
+                size: m.size,
             })
             .collect();
         messages.sort_by_key(|e| e.uid);

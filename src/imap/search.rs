@@ -1,6 +1,7 @@
-//! SEARCH keys and their evaluation: flags, dates, sizes and the sender, recipients and
-//! subject from the sealed summary (no decryption); TEXT and BODY only on messages whose
-//! answer is not known without their content, which the caller decrypts within a bound.
+//! SEARCH keys and their evaluation: flags, dates and sizes from the index, the sender,
+//! recipients and subject from the message's summary (opened, not the message), TEXT and
+//! BODY only on messages whose answer is not known without their content, which the caller
+//! decrypts within a bound.
 
 use super::mime::split_header;
 use super::parser::SequenceSet;
@@ -39,7 +40,11 @@ pub struct Candidate<'a> {
     pub largest_uid: u32,
     pub seen: bool,
     pub flagged: bool,
-    pub listed: &'a Listed,
+    pub received_unix: i64,
+    pub size: u64,
+    /// Its opened summary; the caller opens it when [`SearchKey::needs_summary`]. Without
+    /// one (the message left the quarantine meanwhile) FROM, TO and SUBJECT do not match.
+    pub summary: Option<&'a Listed>,
 }
 
 /// An answer that may need the message's content.
@@ -58,10 +63,21 @@ impl From<bool> for Answer {
 }
 
 impl SearchKey {
+    /// Whether answering it needs the messages' summaries (FROM, TO, SUBJECT).
+    pub fn needs_summary(&self) -> bool {
+        match self {
+            SearchKey::And(keys) => keys.iter().any(SearchKey::needs_summary),
+            SearchKey::Or(a, b) => a.needs_summary() || b.needs_summary(),
+            SearchKey::Not(key) => key.needs_summary(),
+            SearchKey::From(_) | SearchKey::To(_) | SearchKey::Subject(_) => true,
+            _ => false,
+        }
+    }
+
     /// Whether `m` matches; `plain` is its content when it was decrypted.
     pub fn eval(&self, m: &Candidate<'_>, plain: Option<&[u8]>) -> Answer {
         let has = |hay: &str, needle: &str| hay.to_lowercase().contains(&needle.to_lowercase());
-        let day = m.listed.received_unix.div_euclid(86_400);
+        let day = m.received_unix.div_euclid(86_400);
         match self {
             SearchKey::All => Answer::Yes,
             SearchKey::Never => Answer::No,
@@ -93,16 +109,21 @@ impl SearchKey {
             SearchKey::Since(d) => (day >= *d).into(),
             SearchKey::Before(d) => (day < *d).into(),
             SearchKey::On(d) => (day == *d).into(),
-            SearchKey::Larger(n) => (m.listed.size > *n).into(),
-            SearchKey::Smaller(n) => (m.listed.size < *n).into(),
-            SearchKey::From(n) => (has(&m.listed.mail_from, n)
-                || m.listed.from.as_deref().is_some_and(|f| has(f, n)))
-            .into(),
-            SearchKey::To(n) => m.listed.rcpt_to.iter().any(|r| has(r, n)).into(),
+            SearchKey::Larger(n) => (m.size > *n).into(),
+            SearchKey::Smaller(n) => (m.size < *n).into(),
+            SearchKey::From(n) => m
+                .summary
+                .is_some_and(|s| {
+                    has(&s.mail_from, n) || s.from.as_deref().is_some_and(|f| has(f, n))
+                })
+                .into(),
+            SearchKey::To(n) => m
+                .summary
+                .is_some_and(|s| s.rcpt_to.iter().any(|r| has(r, n)))
+                .into(),
             SearchKey::Subject(n) => m
-                .listed
-                .subject
-                .as_deref()
+                .summary
+                .and_then(|s| s.subject.as_deref())
                 .is_some_and(|s| has(s, n))
                 .into(),
             SearchKey::Text(n) => match plain {
@@ -148,7 +169,9 @@ mod tests {
             largest_uid: 9,
             seen: false,
             flagged: true,
-            listed: &listed,
+            received_unix: listed.received_unix,
+            size: listed.size,
+            summary: Some(&listed),
         };
         let and = |keys: Vec<SearchKey>| SearchKey::And(keys);
         assert_eq!(
@@ -187,6 +210,15 @@ mod tests {
         assert_eq!(
             SearchKey::Body("subject".into()).eval(&m, Some(b"Subject: x\r\n\r\nbody\r\n")),
             Answer::No
+        );
+        let subject = SearchKey::Not(Box::new(SearchKey::Subject("x".into())));
+        assert!(subject.needs_summary());
+        assert!(!and(vec![SearchKey::Seen(true), SearchKey::Larger(3)]).needs_summary());
+        let gone = Candidate { summary: None, ..m };
+        assert_eq!(
+            subject.eval(&gone, None),
+            Answer::Yes,
+            "no summary: no match"
         );
     }
 }

@@ -172,7 +172,7 @@ impl Session {
                 let unseen = snapshot
                     .messages
                     .iter()
-                    .filter(|m| !self.server.store.flags(&m.listed.id).seen)
+                    .filter(|m| !self.server.store.flags(&m.id).seen)
                     .count();
                 let values: Vec<String> = items
                     .iter()
@@ -312,7 +312,7 @@ impl Session {
         if let Some(first) = snapshot
             .messages
             .iter()
-            .position(|m| !store.flags(&m.listed.id).seen)
+            .position(|m| !store.flags(&m.id).seen)
         {
             untagged(out, &format!("OK [UNSEEN {}] first unseen", first + 1));
         }
@@ -442,12 +442,7 @@ impl Session {
         for index in members {
             let (id, uid_of, received, size) = {
                 let m = &self.selected().0.messages[index];
-                (
-                    m.listed.id.clone(),
-                    m.uid,
-                    m.listed.received_unix,
-                    m.listed.size,
-                )
+                (m.id.clone(), m.uid, m.received_unix, m.size)
             };
             let plain = if needs_plain {
                 match self.plaintext(&id) {
@@ -535,7 +530,7 @@ impl Session {
         let (mailbox, _) = self.selected();
         let mut changes: Vec<(&str, Flags)> = Vec::new();
         for &index in &members {
-            let id = mailbox.messages[index].listed.id.as_str();
+            let id = mailbox.messages[index].id.as_str();
             let old = store.flags(id);
             let new = match mode {
                 StoreMode::Replace => given,
@@ -580,9 +575,15 @@ impl Session {
         let (mailbox, _) = self.selected();
         let largest_seq = u32::try_from(mailbox.messages.len()).unwrap_or(u32::MAX);
         let largest_uid = mailbox.messages.last().map_or(0, |m| m.uid);
+        let summaries = if key.needs_summary() {
+            let ids: Vec<&str> = mailbox.messages.iter().map(|m| m.id.as_str()).collect();
+            store.summaries(&ids).map_err(no)?
+        } else {
+            std::collections::HashMap::new()
+        };
         let candidate = |i: usize| {
             let m = &mailbox.messages[i];
-            let flags = store.flags(&m.listed.id);
+            let flags = store.flags(&m.id);
             Candidate {
                 seq: u32::try_from(i + 1).unwrap_or(u32::MAX),
                 uid: m.uid,
@@ -590,7 +591,9 @@ impl Session {
                 largest_uid,
                 seen: flags.seen,
                 flagged: flags.flagged,
-                listed: &m.listed,
+                received_unix: m.received_unix,
+                size: m.size,
+                summary: summaries.get(&m.id).map(|l| &**l),
             }
         };
         let mut found = Vec::new();
@@ -611,7 +614,7 @@ impl Session {
         }
         for i in undecided {
             // Read without the cache: a search must not push out what is being read.
-            let plain = store.read(&mailbox.messages[i].listed.id).map_err(no)?;
+            let plain = store.read(&mailbox.messages[i].id).map_err(no)?;
             if key.eval(&candidate(i), Some(&plain)) == Answer::Yes {
                 found.push(i);
             }
@@ -685,16 +688,32 @@ mod tests {
     use crate::imap::state::State;
     use crate::imap::{Limits, Server};
     use crate::review::ReviewError;
+    use crate::review::index::Indexed;
     use crate::review::listed::Listed;
 
-    /// Messages in memory; `reads` counts the audited reads.
+    /// Messages in memory; `reads` counts the audited reads, `lists` the listings that
+    /// open every summary.
     struct Fake {
         messages: Mutex<Vec<(Listed, Vec<u8>)>>,
         reads: std::sync::atomic::AtomicUsize,
+        lists: std::sync::atomic::AtomicUsize,
     }
 
     impl Quarantine for Arc<Fake> {
+        fn index(&self) -> Result<Vec<Indexed>, ReviewError> {
+            Ok(self
+                .messages
+                .lock()
+                .expect("lock")
+                .iter()
+                .map(|(l, _)| Indexed {
+                    summary: None,
+                    ..Indexed::from(l.clone())
+                })
+                .collect())
+        }
         fn list(&self) -> Result<Vec<Listed>, ReviewError> {
+            self.lists.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             Ok(self
                 .messages
                 .lock()
@@ -739,13 +758,8 @@ mod tests {
         String::from_utf8(all).expect("utf8")
     }
 
-    #[test]
-    fn noop_reports_expunged_and_new_messages_and_fetches_are_read_once() {
-        let fake = Arc::new(Fake {
-            messages: Mutex::new((1..=3).map(message).collect()),
-            reads: Default::default(),
-        });
-        let dir = tempfile::tempdir().expect("tempdir");
+    /// A logged-out session over `fake`, its index never reused.
+    fn session_over(fake: &Arc<Fake>, dir: &std::path::Path) -> Session {
         let limits = Limits {
             listing_fresh: std::time::Duration::ZERO,
             ..Limits::default()
@@ -753,13 +767,57 @@ mod tests {
         let server = Arc::new(Server {
             store: Store::new(
                 Box::new(fake.clone()),
-                State::load(dir.path()).expect("state"),
+                State::load(dir).expect("state"),
                 limits.listing_fresh,
             ),
             password: "pw".into(),
             limits,
         });
-        let mut s = Session::new(server);
+        Session::new(server)
+    }
+
+    fn fake(messages: impl IntoIterator<Item = i64>) -> Arc<Fake> {
+        Arc::new(Fake {
+            messages: Mutex::new(messages.into_iter().map(message).collect()),
+            reads: Default::default(),
+            lists: Default::default(),
+        })
+    }
+
+    #[test]
+    fn summaries_are_opened_only_for_a_search_that_needs_them_and_once() {
+        let fake = fake(1..=3);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = session_over(&fake, dir.path());
+        let lists = || fake.lists.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(run(&mut s, "a LOGIN x pw").starts_with("a OK"));
+        let r = run(&mut s, "b SELECT INBOX");
+        assert!(r.contains("* 3 EXISTS"), "{r}");
+        run(&mut s, "c STATUS old.example (MESSAGES UNSEEN)");
+        let r = run(&mut s, "d FETCH 1:* (UID FLAGS RFC822.SIZE INTERNALDATE)");
+        assert!(r.contains("* 3 FETCH (UID 3 "), "{r}");
+        let r = run(&mut s, "e SEARCH UNSEEN SINCE 1-Jan-2020 LARGER 10");
+        assert!(r.starts_with("* SEARCH 1 2 3\r\n"), "{r}");
+        assert_eq!(lists(), 0, "no summary opened yet");
+        let r = run(&mut s, "f SEARCH SUBJECT \"message 2\"");
+        assert!(r.starts_with("* SEARCH 2\r\n"), "{r}");
+        let r = run(&mut s, "g SEARCH NOT FROM nobody");
+        assert!(r.starts_with("* SEARCH 1 2 3\r\n"), "{r}");
+        assert_eq!(lists(), 1, "opened once, then kept");
+        fake.messages.lock().expect("lock").push(message(4));
+        let r = run(&mut s, "h NOOP");
+        assert!(r.contains("* 4 EXISTS"), "{r}");
+        let r = run(&mut s, "i SEARCH SUBJECT \"message 4\"");
+        assert!(r.starts_with("* SEARCH 4\r\n"), "{r}");
+        assert_eq!(lists(), 2, "a new message's summary is opened");
+        assert_eq!(fake.reads.load(std::sync::atomic::Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn noop_reports_expunged_and_new_messages_and_fetches_are_read_once() {
+        let fake = fake(1..=3);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = session_over(&fake, dir.path());
         assert!(run(&mut s, "a LOGIN x pw").starts_with("a OK"));
         let r = run(&mut s, "b SELECT old.example");
         assert!(r.contains("* 3 EXISTS"), "{r}");
@@ -872,10 +930,7 @@ mod tests {
             seed ^= seed << 17;
             (seed % n as u64) as usize
         };
-        let fake = Arc::new(Fake {
-            messages: Mutex::new(Vec::new()),
-            reads: Default::default(),
-        });
+        let fake = fake([]);
         for n in 0..40 {
             let mut raw = String::new();
             for _ in 0..next(30) {
@@ -948,10 +1003,8 @@ mod tests {
             let body = format!("Subject: big {n}\r\n\r\n{}\r\n", "x".repeat(200_000));
             (listed, body.into_bytes())
         };
-        let fake = Arc::new(Fake {
-            messages: Mutex::new((1..=4).map(big).collect()),
-            reads: Default::default(),
-        });
+        let fake = fake([]);
+        fake.messages.lock().expect("lock").extend((1..=4).map(big));
         let dir = tempfile::tempdir().expect("tempdir");
         let limits = Limits::default();
         let server = Arc::new(Server {

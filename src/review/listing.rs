@@ -138,7 +138,7 @@ fn gather(
 /// Decrypts a page of summaries on every core, keeping their order. Each summary costs
 /// one X25519 key agreement, which is nearly all the time `list` takes over thousands of
 /// messages (see docs/BENCHMARKS.md).
-fn decrypt_all(
+pub(super) fn decrypt_all(
     context: &ReviewContext,
     items: Vec<MessageItem>,
 ) -> Result<(Vec<Listed>, Option<ReviewError>), ReviewError> {

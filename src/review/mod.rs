@@ -8,6 +8,7 @@ pub mod audit;
 mod error;
 pub mod export;
 pub mod filter;
+pub mod index;
 mod kind;
 pub mod listed;
 pub mod listing;
