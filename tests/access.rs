@@ -7,21 +7,10 @@ use std::path::{Path, PathBuf};
 
 use common::pki::Pki;
 use common::postgres::{self, Postgres};
-use common::{Extra, TestGateway};
+use common::{Extra, TestGateway, my_uid};
 
 /// The CLI's exit code for a request the caller's roles do not allow.
 const REFUSED_EXIT: i32 = 8;
-
-/// The uid this test runs as: the principal on the admin socket.
-fn my_uid() -> u32 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|uid| uid.parse().ok())
-        .expect("a Uid line")
-}
 
 /// Client certificates issued by one CA, and the `[admin]` lines of a listener that takes
 /// them.

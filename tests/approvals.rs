@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::pki::Pki;
 use common::postgres::{self, Postgres};
-use common::{Extra, TestGateway};
+use common::{Extra, TestGateway, my_uid};
 use reclaim::capacity::StorageLimits;
 use reclaim::clock::unix_now;
 use reclaim::config::{Config, StoreBackend};
@@ -20,16 +20,6 @@ use reclaim::store::{
 
 const REFUSED_EXIT: i32 = 8;
 const USAGE_EXIT: i32 = 2;
-
-fn my_uid() -> u32 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|uid| uid.parse().ok())
-        .expect("a Uid line")
-}
 
 /// A cap on open requests that forgets nothing.
 fn bounds(max_open: usize) -> RequestBounds {

@@ -9,19 +9,8 @@ use std::path::{Path, PathBuf};
 
 use common::pki::Pki;
 use common::postgres::{self, Postgres};
-use common::{Extra, TestGateway, new_identity};
+use common::{Extra, TestGateway, my_uid, new_identity};
 use sha2::Digest;
-
-/// The uid this test runs as: the unlimited admin on the socket.
-fn my_uid() -> u32 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|uid| uid.parse().ok())
-        .expect("a Uid line")
-}
 
 /// First 16 hex digits of the SHA-256 of a key as text, as `sha256sum` prints it.
 fn fingerprint(key: &str) -> String {

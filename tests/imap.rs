@@ -580,6 +580,175 @@ async fn a_reader_sees_only_what_is_sealed_to_them_without_opening_every_summary
     imap.stop().await;
 }
 
+/// With deleting enabled, \\Deleted lasts for the session and EXPUNGE or CLOSE deletes
+/// through the admin API with the run's reason; where the policy guards deletes a four-eyes
+/// request is filed instead and nothing is deleted; EXAMINE deletes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_is_opt_in_and_follows_the_delete_rules() {
+    let gw = TestGateway::start("").await;
+    let mut ids = Vec::new();
+    for n in 1..=4 {
+        let body = format!("Subject: n{n}\r\n\r\nbody {n}\r\n");
+        ids.push(
+            gw.send("s@p.example", &["jan@old.example"], body.as_bytes())
+                .await,
+        );
+    }
+    let context = admin_context(&gw);
+    let deletes = Limits {
+        deletes: true,
+        ..Limits::default()
+    };
+    let state = tempfile::tempdir().expect("state dir");
+    let imap = start_imap(&gw, state.path(), deletes).await;
+    let mut c = Client::login(imap.addr, &imap.password).await;
+    let r = c.cmd("EXAMINE INBOX").await;
+    assert!(r.contains("* 4 EXISTS"), "{r}");
+    let r = c.cmd("STORE 1 +FLAGS (\\Deleted)").await;
+    assert_eq!(tagged_status(&r), "NO", "EXAMINE is read-only: {r}");
+    let r = c.cmd("SELECT INBOX").await;
+    assert!(r.contains("FLAGS (\\Seen \\Flagged \\Deleted)"), "{r}");
+    let r = c.cmd("STORE 2 +FLAGS (\\Deleted \\Flagged)").await;
+    assert!(r.contains("* 2 FETCH (FLAGS (\\Flagged \\Deleted))"), "{r}");
+    let r = c.cmd("STORE 3 +FLAGS.SILENT (\\Deleted)").await;
+    assert!(!r.contains("FETCH"), "{r}");
+    let r = c.cmd("STORE 3 -FLAGS (\\Deleted)").await;
+    assert!(r.contains("* 3 FETCH (FLAGS ())"), "unmarked again: {r}");
+    let r = c.cmd("STORE 4 FLAGS (\\Deleted)").await;
+    assert!(r.contains("* 4 FETCH (FLAGS (\\Deleted))"), "{r}");
+    let r = c.cmd("FETCH 1:* (UID FLAGS)").await;
+    assert!(
+        r.contains("* 2 FETCH (UID 2 FLAGS (\\Flagged \\Deleted))"),
+        "{r}"
+    );
+    assert_eq!(
+        listed_ids(&context).len(),
+        4,
+        "nothing deleted before EXPUNGE"
+    );
+    let r = c.cmd("EXPUNGE").await;
+    assert!(
+        r.contains("* 4 EXPUNGE\r\n* 2 EXPUNGE\r\n") && tagged_ok(&r),
+        "highest first: {r}"
+    );
+    let left = listed_ids(&context);
+    assert_eq!(left.len(), 2);
+    assert!(left.contains(&ids[0]) && left.contains(&ids[2]), "{left:?}");
+    let deleted = audit_records(&context)
+        .into_iter()
+        .filter(|r| r.contains("\"action\":\"delete\"") && r.contains("\"reason\":\"imap test\""))
+        .collect::<Vec<_>>();
+    assert_eq!(
+        deleted.len(),
+        1,
+        "one delete with the run's reason: {deleted:?}"
+    );
+    assert!(deleted[0].contains(&ids[1]) && deleted[0].contains(&ids[3]));
+    let r = c.cmd("FETCH 1:* UID").await;
+    assert!(
+        r.contains("* 1 FETCH (UID 1)") && r.contains("* 2 FETCH (UID 3)") && !r.contains("* 3 "),
+        "{r}"
+    );
+    // CLOSE deletes too, without telling.
+    c.cmd("STORE 1 +FLAGS (\\Deleted)").await;
+    let r = c.cmd("CLOSE").await;
+    assert!(tagged_ok(&r) && !r.contains("EXPUNGE"), "{r}");
+    assert_eq!(listed_ids(&context), &ids[2..3]);
+    c.cmd("LOGOUT").await;
+    imap.stop().await;
+
+    // Where the policy guards deletes, EXPUNGE files a request and deletes nothing.
+    let tail = format!(
+        "[[principal]]\nname = \"alice\"\nuid = {}\nroles = [\"admin\"]\n\n\
+         [approvals]\nactions = [\"delete\"]\nexpiry = \"1h\"\n",
+        common::my_uid()
+    );
+    let guarded = TestGateway::start_custom(common::Extra {
+        tail: &tail,
+        ..common::Extra::default()
+    })
+    .await;
+    let id = guarded
+        .send(
+            "s@p.example",
+            &["jan@old.example"],
+            b"Subject: x\r\n\r\nx\r\n",
+        )
+        .await;
+    let context = admin_context(&guarded);
+    let state = tempfile::tempdir().expect("state dir");
+    let imap = start_imap(&guarded, state.path(), deletes).await;
+    let mut c = Client::login(imap.addr, &imap.password).await;
+    c.cmd("SELECT INBOX").await;
+    c.cmd("STORE 1 +FLAGS (\\Deleted)").await;
+    let r = c.cmd("EXPUNGE").await;
+    assert!(
+        tagged_status(&r) == "NO" && r.contains("approval") && r.contains("--request 1"),
+        "{r}"
+    );
+    assert_eq!(
+        listed_ids(&context),
+        std::slice::from_ref(&id),
+        "nothing deleted"
+    );
+    let requests: serde_json::Value = context
+        .client
+        .get_json("/v1/requests?limit=10")
+        .expect("requests");
+    let filed = &requests["requests"][0];
+    assert_eq!(filed["number"], 1, "{requests}");
+    assert_eq!(
+        (&filed["state"], &filed["action"], &filed["reason"]),
+        (&"pending".into(), &"delete".into(), &"imap test".into()),
+        "{requests}"
+    );
+    assert!(filed.to_string().contains(&id), "{requests}");
+    let r = c.cmd("CLOSE").await;
+    assert_eq!(
+        tagged_status(&r),
+        "NO",
+        "the refusal keeps the mailbox: {r}"
+    );
+    let r = c.cmd("FETCH 1 FLAGS").await;
+    assert!(r.contains("\\Deleted"), "still marked: {r}");
+    c.cmd("LOGOUT").await;
+    imap.stop().await;
+}
+
+/// The review service with the gateway's config and no identity: for the admin API only.
+fn admin_context(gw: &TestGateway) -> ReviewContext {
+    let args = Args::parse_from([
+        "reclaim".to_owned(),
+        "-c".to_owned(),
+        gw.config_path.display().to_string(),
+        "list".to_owned(),
+    ]);
+    ReviewContext::new(&args.access()).expect("review context")
+}
+
+/// The ids on the first page of the admin API's list.
+fn listed_ids(context: &ReviewContext) -> Vec<String> {
+    let page: reclaim::admin::MessagePage = context
+        .client
+        .get_json("/v1/messages?index=1")
+        .expect("a page");
+    page.messages.into_iter().map(|m| m.id).collect()
+}
+
+/// The audit trail's first records, as stored (canonical JSON).
+fn audit_records(context: &ReviewContext) -> Vec<String> {
+    let page: serde_json::Value = context
+        .client
+        .get_json("/v1/audit?limit=1000")
+        .expect("audit page");
+    page["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .filter_map(|r| r.as_str().map(str::to_owned))
+        .collect()
+}
+
 /// How many single summaries (`GET /v1/messages/ID`) the audit trail records.
 fn summaries_read(context: &ReviewContext) -> usize {
     let page: serde_json::Value = context

@@ -379,8 +379,9 @@ pub enum Command {
         #[arg(long, default_value = "12h", value_parser = session_duration)]
         session_lifetime: std::time::Duration,
     },
-    /// The quarantine in a mail client: a read-only IMAP server on this machine's loopback
-    /// that decrypts here; prints its port and a password for this run.
+    /// The quarantine in a mail client: an IMAP server on this machine's loopback that
+    /// decrypts here, read-only unless --allow-delete; prints its port and a password for
+    /// this run.
     Imap {
         /// Where to listen: a loopback address and port (default: 127.0.0.1 on a free port).
         #[arg(long, value_name = "ADDR:PORT")]
@@ -402,6 +403,14 @@ pub enum Command {
         /// While a client IDLEs, look for new and removed messages this often (5s..=30m).
         #[arg(long, default_value = "30s", value_parser = imap_idle_poll)]
         idle_poll: std::time::Duration,
+        /// Let a client delete: messages marked \Deleted are deleted from the quarantine at
+        /// EXPUNGE or CLOSE, through the admin API with --reason, under the same roles and
+        /// four-eyes rules as `reclaim delete` (a guarded delete files a request instead).
+        #[arg(long)]
+        allow_delete: bool,
+        /// With --allow-delete: carry deletes out under this approved four-eyes request.
+        #[arg(long, value_name = "N", requires = "allow_delete")]
+        request: Option<u64>,
     },
     /// Counts and bytes per domain and per day, and holds.
     Stats {

@@ -234,14 +234,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             search_decrypts,
             idle_timeout,
             idle_poll,
+            allow_delete,
+            request,
         } => {
             let limits = crate::imap::Limits {
                 search_decrypts: usize::try_from(*search_decrypts).unwrap_or(usize::MAX),
                 idle: *idle_timeout,
                 idle_poll: *idle_poll,
+                deletes: *allow_delete,
                 ..crate::imap::Limits::default()
             };
-            imap::run(context(&args)?, *listen, state.as_deref(), reason, limits)
+            let context = context(&args)?.under_request(*request);
+            imap::run(context, *listen, state.as_deref(), reason, limits)
         }
         Command::Stats { json } => report::stats(&context(&args)?, *json),
         Command::Audit {

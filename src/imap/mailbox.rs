@@ -10,10 +10,12 @@ use std::time::{Duration, Instant};
 use super::ImapError;
 use super::state::{Flags, MailboxUids, State};
 use crate::clock::unix_now;
+use crate::review::approvals::{self, Asked};
 use crate::review::filter::Filter;
 use crate::review::index::{self, Indexed, Openable};
 use crate::review::listed::Listed;
-use crate::review::{ReviewContext, ReviewError, export, listing, parse_id};
+use crate::review::{ReviewContext, ReviewError, export, listing, manage, parse_id};
+use crate::store::GuardedAction;
 
 /// Where the IMAP server reads messages: the index and summaries without an audited read,
 /// content only through the audited fetch of one message.
@@ -29,6 +31,23 @@ pub trait Quarantine: Send + Sync + 'static {
     fn read(&self, id: &str) -> Result<Vec<u8>, ReviewError>;
     /// The retired domains the config names (mailboxes even while empty).
     fn domains(&self) -> Vec<String>;
+    /// Deletes messages, with the reason of this run. By default there is no deleting.
+    fn delete(&self, ids: &[&str]) -> Result<Deletion, ReviewError> {
+        let _ = ids;
+        Err(ReviewError::Usage(
+            "this quarantine cannot be changed over IMAP".into(),
+        ))
+    }
+}
+
+/// What became of a delete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deletion {
+    /// The messages now gone: deleted, or found already gone.
+    Done(Vec<String>),
+    /// The policy guards deletes and no approved request was given: this request was
+    /// filed for them instead.
+    Requested(u64),
 }
 
 /// The quarantine through the review service, as the desk and `reclaim show` read it.
@@ -69,6 +88,34 @@ impl Quarantine for Review {
             .as_ref()
             .map(|c| c.domains.names().map(str::to_owned).collect())
             .unwrap_or_default()
+    }
+
+    /// As `reclaim delete` does, and as the desk does when the policy guards deletes: a
+    /// request is filed, for another reviewer to approve.
+    fn delete(&self, ids: &[&str]) -> Result<Deletion, ReviewError> {
+        let ids = ids
+            .iter()
+            .map(|id| parse_id(id))
+            .collect::<Result<Vec<_>, _>>()?;
+        if !self.context.under_approval()
+            && approvals::list(&self.context, 1)?
+                .guarded
+                .contains(&GuardedAction::Delete)
+        {
+            let asked = Asked {
+                action: GuardedAction::Delete,
+                ids: &ids,
+                older_than: None,
+                to: &[],
+                reason: &self.reason,
+            };
+            let filed = approvals::file(&self.context, &asked)?;
+            return Ok(Deletion::Requested(filed.request.number));
+        }
+        let result = manage::delete(&self.context, &ids, Some(&self.reason))?;
+        let mut gone = result.deleted;
+        gone.extend(result.missing);
+        Ok(Deletion::Done(gone))
     }
 }
 
@@ -241,6 +288,15 @@ impl Store {
             state.save()?;
         }
         Ok(())
+    }
+
+    /// Deletes messages; the next index is fetched anew, so that every connection sees it.
+    pub fn delete(&self, ids: &[&str]) -> Result<Deletion, ImapError> {
+        let deletion = self.quarantine.delete(ids);
+        if let Ok(mut cached) = self.listing.lock() {
+            *cached = None;
+        }
+        Ok(deletion?)
     }
 
     /// One message decrypted, through the audited read.

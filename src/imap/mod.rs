@@ -1,5 +1,5 @@
-//! `reclaim imap`: the quarantine in a mail client. An IMAP4rev1 server (RFC 3501, a
-//! read-only subset) on the reviewer's own loopback, reading summaries from the admin API
+//! `reclaim imap`: the quarantine in a mail client. An IMAP4rev1 server (RFC 3501; read-only
+//! unless deleting is enabled) on the reviewer's own loopback, reading summaries from the admin API
 //! and decrypting messages here with the reviewer's identity, exactly as the desk does.
 //! `connection` reads commands within bounds, `parser` parses them, `session` answers
 //! them, `mailbox` and `state` hold mailboxes and their persisted UIDs and flags,
@@ -30,7 +30,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::review::ReviewError;
 pub use detached::Detached;
-pub use mailbox::{Quarantine, Review};
+pub use mailbox::{Deletion, Quarantine, Review};
 
 /// Why the IMAP server could not start or a command could not be answered.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +81,10 @@ pub struct Limits {
     pub listing_fresh: Duration,
     /// Decrypted messages one connection keeps in memory for its next fetches.
     pub cached_messages: usize,
+    /// Whether messages a client marks \Deleted are deleted from the quarantine at EXPUNGE
+    /// and CLOSE (through the admin API, under its roles and four-eyes rules). Off: the
+    /// quarantine is read-only and \Deleted is refused.
+    pub deletes: bool,
 }
 
 impl Default for Limits {
@@ -97,6 +101,7 @@ impl Default for Limits {
             connections: 16,
             listing_fresh: Duration::from_secs(10),
             cached_messages: 8,
+            deletes: false,
         }
     }
 }

@@ -2,18 +2,19 @@
 //! the answer to each parsed command. Blocking (it reads the quarantine); the connection
 //! runs it off the async threads and carries out the reply.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use base64::Engine;
 
 use super::fetch::{FetchAtt, Item, render};
-use super::mailbox::Snapshot;
+use super::mailbox::{Deletion, Snapshot};
 use super::parser::{Command, SequenceSet, StatusItem, StoreMode, Tagged};
 use super::response::{Status, string, tagged, untagged};
 use super::search::{Answer, Candidate, SearchKey};
 use super::state::Flags;
 use super::{ImapError, Server};
+use crate::admin::routes::MAX_IDS;
 
 /// An answer this long is handed on before the next message is rendered.
 const FLUSH_BYTES: usize = 256 * 1024;
@@ -42,6 +43,9 @@ pub struct Session {
     /// Recently decrypted messages, so that a client fetching a message's structure and
     /// then its parts reads (and audits) it once.
     cache: VecDeque<(String, Arc<Vec<u8>>)>,
+    /// Messages of the selected mailbox this client marked \Deleted (only when deleting
+    /// is enabled): deleted from the quarantine at EXPUNGE or CLOSE, forgotten otherwise.
+    deleted: HashSet<String>,
 }
 
 impl Session {
@@ -51,6 +55,7 @@ impl Session {
             phase: Phase::NotAuthenticated,
             failures: 0,
             cache: VecDeque::new(),
+            deleted: HashSet::new(),
         }
     }
 
@@ -207,17 +212,36 @@ impl Session {
                 self.refresh(out)?;
                 tagged(out, tag, Status::Ok, "CHECK completed");
             }
-            (Command::Close | Command::Unselect, _) => {
-                // Nothing is expunged: \Deleted is never set.
+            (Command::Close, _) => {
+                // CLOSE expunges without telling (RFC 3501 6.4.2); when that is refused
+                // the mailbox stays selected, so the client hears of it.
+                if !self.selected().1 {
+                    self.expunge(out, false)?;
+                }
                 self.phase = Phase::Authenticated;
+                self.deleted.clear();
                 tagged(out, tag, Status::Ok, "mailbox closed");
             }
-            (Command::Expunge, _) => tagged(
+            (Command::Unselect, _) => {
+                self.phase = Phase::Authenticated;
+                self.deleted.clear();
+                tagged(out, tag, Status::Ok, "mailbox closed");
+            }
+            (Command::Expunge, _) if !self.server.limits.deletes => tagged(
                 out,
                 tag,
                 Status::Ok,
                 "EXPUNGE completed; nothing is deleted over IMAP",
             ),
+            (Command::Expunge, _) => {
+                if self.selected().1 {
+                    return Err(Refusal::No(
+                        "the mailbox was opened with EXAMINE (read-only)".into(),
+                    ));
+                }
+                self.expunge(out, true)?;
+                tagged(out, tag, Status::Ok, "EXPUNGE completed");
+            }
             (Command::Search { uid, key }, _) => self.search(tag, uid, &key, out)?,
             (Command::Fetch { uid, set, atts }, _) => {
                 self.fetch(tag, uid, &set, &atts, out, emit)?;
@@ -297,10 +321,21 @@ impl Session {
     }
 
     fn select(&mut self, tag: &str, snapshot: Snapshot, read_only: bool, out: &mut Vec<u8>) {
+        self.deleted.clear();
         let store = &self.server.store;
-        untagged(out, "FLAGS (\\Seen \\Flagged)");
+        let deletes = self.server.limits.deletes;
+        if deletes {
+            untagged(out, "FLAGS (\\Seen \\Flagged \\Deleted)");
+        } else {
+            untagged(out, "FLAGS (\\Seen \\Flagged)");
+        }
         if read_only {
             untagged(out, "OK [PERMANENTFLAGS ()] read-only");
+        } else if deletes {
+            untagged(
+                out,
+                "OK [PERMANENTFLAGS (\\Seen \\Flagged)] \\Deleted lasts until EXPUNGE or CLOSE deletes",
+            );
         } else {
             untagged(
                 out,
@@ -367,8 +402,72 @@ impl Session {
         if fresh.messages.len() != left {
             untagged(out, &format!("{} EXISTS", fresh.messages.len()));
         }
+        let present: HashSet<&str> = fresh.messages.iter().map(|m| m.id.as_str()).collect();
+        self.deleted.retain(|id| present.contains(id.as_str()));
         *mailbox = fresh;
         Ok(())
+    }
+
+    /// Deletes the messages marked \Deleted from the quarantine and drops them from the
+    /// mailbox, telling the client of each (`* n EXPUNGE`) when `tell`. Nothing happens
+    /// unless deleting is enabled.
+    fn expunge(&mut self, out: &mut Vec<u8>, tell: bool) -> Result<(), Refusal> {
+        if !self.server.limits.deletes {
+            return Ok(());
+        }
+        let marked: Vec<String> = self
+            .selected()
+            .0
+            .messages
+            .iter()
+            .filter(|m| self.deleted.contains(&m.id))
+            .map(|m| m.id.clone())
+            .collect();
+        if marked.is_empty() {
+            return Ok(());
+        }
+        if marked.len() > MAX_IDS {
+            return Err(Refusal::No(format!(
+                "[LIMIT] {} messages are marked \\Deleted; one EXPUNGE deletes at most {MAX_IDS}",
+                marked.len()
+            )));
+        }
+        let ids: Vec<&str> = marked.iter().map(String::as_str).collect();
+        let gone: HashSet<String> = match self.server.store.delete(&ids).map_err(no)? {
+            Deletion::Done(gone) => gone.into_iter().collect(),
+            Deletion::Requested(n) => {
+                return Err(Refusal::No(format!(
+                    "deleting {} messages needs another reviewer's approval: request {n} is filed; \
+                     once it is approved, run reclaim delete --request {n}, or restart reclaim imap \
+                     with --allow-delete --request {n} and expunge again",
+                    ids.len()
+                )));
+            }
+        };
+        if let Phase::Selected { mailbox, .. } = &mut self.phase {
+            // From the highest sequence number down, so each number is still the client's.
+            for index in (0..mailbox.messages.len()).rev() {
+                if gone.contains(&mailbox.messages[index].id) {
+                    if tell {
+                        untagged(out, &format!("{} EXPUNGE", index + 1));
+                    }
+                    mailbox.messages.remove(index);
+                }
+            }
+        }
+        self.deleted.retain(|id| !gone.contains(id));
+        self.cache.retain(|(id, _)| !gone.contains(id));
+        Ok(())
+    }
+
+    /// Flags `kept` of message `id` as FETCH shows them, \Deleted among them when marked.
+    fn flags_text(&self, id: &str, kept: Flags) -> String {
+        let kept = kept.text();
+        match (self.deleted.contains(id), kept.is_empty()) {
+            (false, _) => kept.to_owned(),
+            (true, true) => "\\Deleted".to_owned(),
+            (true, false) => format!("{kept} \\Deleted"),
+        }
     }
 
     /// The selected mailbox and whether it is read-only. The dispatch calls this only in
@@ -465,9 +564,10 @@ impl Session {
                     show.push(FetchAtt::Flags);
                 }
             }
+            let shown = self.flags_text(&id, flags);
             let item = Item {
                 uid: uid_of,
-                flags: flags.text(),
+                flags: &shown,
                 received_unix: received,
                 size: plain.as_ref().map_or(size, |p| p.len() as u64),
                 plain: plain.as_deref().map(Vec::as_slice),
@@ -508,10 +608,12 @@ impl Session {
             ));
         }
         let mut given = Flags::default();
+        let mut given_deleted = false;
         for flag in flags {
             match flag.to_ascii_lowercase().as_str() {
                 "\\seen" => given.seen = true,
                 "\\flagged" => given.flagged = true,
+                "\\deleted" if self.server.limits.deletes => given_deleted = true,
                 "\\deleted" => {
                     return Err(Refusal::No(
                         "\\Deleted is refused: deleting over IMAP is not enabled; use reclaim delete"
@@ -526,6 +628,20 @@ impl Session {
             }
         }
         let members = self.members(uid, set);
+        // \Deleted is this session's; the others are kept on disk.
+        for &index in &members {
+            let id = self.selected().0.messages[index].id.clone();
+            let marked = match mode {
+                StoreMode::Replace => given_deleted,
+                StoreMode::Add => given_deleted || self.deleted.contains(&id),
+                StoreMode::Remove => !given_deleted && self.deleted.contains(&id),
+            };
+            if marked {
+                self.deleted.insert(id);
+            } else {
+                self.deleted.remove(&id);
+            }
+        }
         let store = &self.server.store;
         let (mailbox, _) = self.selected();
         let mut changes: Vec<(&str, Flags)> = Vec::new();
@@ -547,16 +663,17 @@ impl Session {
         }
         store.set_flags(&changes).map_err(no)?;
         if !silent {
-            for (&index, (_, new)) in members.iter().zip(&changes) {
+            for (&index, (id, new)) in members.iter().zip(&changes) {
                 let m = &mailbox.messages[index];
                 let uid_part = if uid {
                     format!("UID {} ", m.uid)
                 } else {
                     String::new()
                 };
+                let shown = self.flags_text(id, *new);
                 untagged(
                     out,
-                    &format!("{} FETCH ({uid_part}FLAGS ({}))", index + 1, new.text()),
+                    &format!("{} FETCH ({uid_part}FLAGS ({shown}))", index + 1),
                 );
             }
         }

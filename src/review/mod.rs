@@ -134,6 +134,11 @@ impl ReviewContext {
         self
     }
 
+    /// Whether guarded actions are carried out under an approved request.
+    pub fn under_approval(&self) -> bool {
+        self.approval.is_some()
+    }
+
     /// `path` with the approved request it is carried out under, if there is one.
     pub fn guarded_path(&self, path: String) -> String {
         match self.approval {

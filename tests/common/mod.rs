@@ -68,6 +68,17 @@ pub struct TestGateway {
     pub running: Option<Running>,
 }
 
+/// The uid this test runs as: the one the admin socket sees.
+pub fn my_uid() -> u32 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|uid| uid.parse().ok())
+        .expect("a Uid line")
+}
+
 /// Writes a fresh identity file into `dir`; returns its path and public key.
 pub fn new_identity(dir: &Path, name: &str) -> (PathBuf, String) {
     let identity = reclaim::seal::keygen::generate("2026-11-29T00:00:00Z");
