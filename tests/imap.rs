@@ -571,6 +571,26 @@ async fn a_reader_sees_only_what_is_sealed_to_them_without_opening_every_summary
     assert!(search_numbers(&r).is_empty(), "{r}");
     let r = c.cmd("UID FETCH 5 (BODY.PEEK[TEXT])").await;
     assert!(r.contains("both\r\n"), "{r}");
+    // A fetch of many is one audited read of all of them.
+    let shows = |context: &ReviewContext| -> Vec<String> {
+        audit_records(context)
+            .into_iter()
+            .filter(|r| r.contains("\"action\":\"show\""))
+            .collect()
+    };
+    let before = shows(&context).len();
+    let r = c
+        .cmd("FETCH 1:* (UID BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        .await;
+    assert_eq!(r.matches("Subject: for a").count(), 5, "{r}");
+    let after = shows(&context);
+    assert_eq!(after.len(), before + 1, "{after:?}");
+    let record: serde_json::Value = serde_json::from_str(&after[before]).expect("JSON");
+    assert_eq!(
+        record["ids"].as_array().map(Vec::len),
+        Some(4),
+        "the four not read just before: {record}"
+    );
     assert_eq!(
         summaries_read(&context),
         opened,
@@ -649,6 +669,28 @@ async fn deleting_is_opt_in_and_follows_the_delete_rules() {
         r.contains("* 1 FETCH (UID 1)") && r.contains("* 2 FETCH (UID 3)") && !r.contains("* 3 "),
         "{r}"
     );
+    // Several at once: one that is gone is answered as such, the others whole.
+    let reader = ReviewContext::new(
+        &Args::parse_from([
+            "reclaim".to_owned(),
+            "-c".to_owned(),
+            gw.config_path.display().to_string(),
+            "-i".to_owned(),
+            gw.identity.display().to_string(),
+            "list".to_owned(),
+        ])
+        .access(),
+    )
+    .expect("review context");
+    let asked: Vec<reclaim::store::MessageId> = [&ids[1], &ids[0]]
+        .iter()
+        .map(|i| i.parse().expect("id"))
+        .collect();
+    let got = reclaim::review::export::show_many(&reader, &asked, "check").expect("read");
+    assert_eq!(got.len(), 2);
+    assert!(got[0].is_none(), "deleted");
+    let (_, first) = split_trace(got[1].as_deref().expect("there"));
+    assert_eq!(first, b"Subject: n1\r\n\r\nbody 1\r\n");
     // CLOSE deletes too, without telling.
     c.cmd("STORE 1 +FLAGS (\\Deleted)").await;
     let r = c.cmd("CLOSE").await;

@@ -112,6 +112,7 @@ impl Permission {
             Route::Health => return None,
             Route::List { .. } | Route::Message(_) => Permission::Browse,
             Route::Stats => Permission::Statistics,
+            Route::SealedMany { .. } => Permission::Open,
             Route::Sealed { purpose, .. } => match purpose {
                 Purpose::Show => Permission::Open,
                 Purpose::Export => Permission::Export,

@@ -14,7 +14,7 @@ use super::http::{
     HeadScan, MAX_BODY, MAX_HEAD, RequestHead, parse_head, response_head, scan_head,
 };
 use super::peer::Peer;
-use super::routes::{Purpose, Refusal, Route, approval, refuse, route};
+use super::routes::{MAX_SEALED_BYTES, Purpose, Refusal, Route, approval, refuse, route};
 use super::{DeleteResult, MessageItem, MessagePage};
 use crate::clock::unix_now;
 use crate::seal::reseal::{MAX_HEADER, header_length};
@@ -227,18 +227,18 @@ async fn answer(
                 messages: entries
                     .into_iter()
                     .filter(|e| seen.scope.admits(&e.meta.domains))
-                    .map(item)
-                    .map(|mut m| {
-                        if *index && !m.sealed_to.is_empty() {
-                            m.summary.clear();
+                    .map(|mut e| {
+                        if *index && !e.meta.sealed_to.is_empty() {
+                            e.sealed_summary = Vec::new();
                         }
-                        m
+                        item(e)
                     })
                     .collect(),
                 next_before: next.map(|id| id.to_string()),
             })
         }
         Route::Message(id) => json(&item(seen.visible(store, *id).await?)),
+        Route::SealedMany { ids, .. } => sealed_many(store, ids, &mut seen).await,
         Route::Sealed { id, purpose, .. } => {
             if seen.scope.limited() {
                 seen.visible(store, *id).await?;
@@ -425,6 +425,52 @@ where
     }
     body.truncate(head.content_length);
     Ok((head, body))
+}
+
+/// `POST /v1/sealed`: for each id in order, `ID LENGTH\n` and the sealed bytes, or `ID -\n`
+/// for a message that is not there (or not in a limited principal's scope).
+async fn sealed_many(
+    store: &impl QuarantineStore,
+    ids: &[MessageId],
+    seen: &mut Seen<'_>,
+) -> Result<Reply, Refusal> {
+    let mut body = Vec::new();
+    for id in ids {
+        let visible = !seen.scope.limited() || seen.visible(store, *id).await.is_ok();
+        let sealed = if visible {
+            store.read_sealed(*id).await.map_err(internal)?
+        } else {
+            None
+        };
+        let Some(mut sealed) = sealed else {
+            body.extend_from_slice(format!("{id} -\n").as_bytes());
+            continue;
+        };
+        if body.len() as u64 + sealed.length > MAX_SEALED_BYTES {
+            return Err(refuse(
+                413,
+                format!(
+                    "these messages are more than {MAX_SEALED_BYTES} bytes sealed; ask for fewer"
+                ),
+            ));
+        }
+        body.extend_from_slice(format!("{id} {}\n", sealed.length).as_bytes());
+        let start = body.len();
+        sealed
+            .reader
+            .read_to_end(&mut body)
+            .await
+            .map_err(internal)?;
+        if (body.len() - start) as u64 != sealed.length {
+            return Err(internal(format!(
+                "message {id}: its sealed length changed while read"
+            )));
+        }
+    }
+    Ok(Reply::Sealed(Sealed {
+        length: body.len() as u64,
+        reader: Box::new(std::io::Cursor::new(body)),
+    }))
 }
 
 fn item(entry: Entry) -> MessageItem {

@@ -84,3 +84,6 @@ pub struct MessagePage {
 
 /// Largest page the API hands out in one response.
 pub const MAX_PAGE: usize = 1000;
+
+/// Largest index page (`index=1`): its messages come without their summaries.
+pub const MAX_INDEX_PAGE: usize = 10_000;

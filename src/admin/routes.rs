@@ -2,14 +2,21 @@
 
 use serde::Deserialize;
 
-use super::MAX_PAGE;
 use super::http::RequestHead;
+use super::{MAX_INDEX_PAGE, MAX_PAGE};
 use crate::store::{GuardedAction, ListFilter, MessageId, Reseal};
 
 /// Default page size of `/v1/messages` and `/v1/audit`.
 pub const DEFAULT_PAGE: usize = 100;
 /// Most ids one delete request may name.
 pub const MAX_IDS: usize = 1000;
+
+/// Most messages `POST /v1/sealed` reads at once.
+pub const MAX_SEALED_IDS: usize = 500;
+
+/// Most sealed bytes one `POST /v1/sealed` answer holds (it is made in memory); asking
+/// for more is refused (413) and the client asks for fewer.
+pub const MAX_SEALED_BYTES: u64 = 16 * 1024 * 1024;
 /// Longest reason accepted; a reason is a sentence, not a document.
 pub const MAX_REASON: usize = 1000;
 
@@ -48,6 +55,12 @@ pub enum Route {
         index: bool,
     },
     Message(MessageId),
+    /// Several sealed messages in one answer, to be shown (`POST /v1/sealed`), recorded as
+    /// one read of all of them: a mail client's header fetch reads hundreds at once.
+    SealedMany {
+        ids: Vec<MessageId>,
+        reason: String,
+    },
     Sealed {
         id: MessageId,
         purpose: Purpose,
@@ -116,6 +129,7 @@ impl Route {
             Route::Health => ("health", vec![], None),
             Route::List { .. } => ("list", vec![], None),
             Route::Message(id) => ("summary", vec![id.to_string()], None),
+            Route::SealedMany { ids: list, reason } => ("show", ids(list), Some(reason.clone())),
             Route::Sealed {
                 id,
                 purpose,
@@ -164,6 +178,14 @@ pub fn refuse(status: u16, message: impl Into<String>) -> Refusal {
         status,
         message: message.into(),
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SealedBody {
+    ids: Vec<String>,
+    purpose: String,
+    reason: String,
 }
 
 #[derive(Deserialize)]
@@ -273,7 +295,7 @@ pub fn route(head: &RequestHead, body: &[u8]) -> Result<Route, Refusal> {
         ["v1", "messages", _, "sealed"] => "GET",
         ["v1", "messages", _, "hold"] => "POST, DELETE",
         ["v1", "messages", _, "reseal"] => "POST",
-        ["v1", "delete"] | ["v1", "purge"] => "POST",
+        ["v1", "delete"] | ["v1", "purge"] | ["v1", "sealed"] => "POST",
         ["v1", "audit"] | ["v1", "requests"] => "GET, POST",
         ["v1", "requests", _, "approve" | "deny"] => "POST",
         _ => return Err(refuse(404, format!("no such endpoint: {}", head.path))),
@@ -329,6 +351,26 @@ pub fn route(head: &RequestHead, body: &[u8]) -> Result<Route, Refusal> {
             held: m == "POST",
             reason,
         },
+        (_, ["v1", "sealed"]) => {
+            let b: SealedBody = json(body)?;
+            if b.ids.is_empty() || b.ids.len() > MAX_SEALED_IDS {
+                return Err(refuse(
+                    400,
+                    format!("name between 1 and {MAX_SEALED_IDS} ids"),
+                ));
+            }
+            if b.purpose != "show" {
+                return Err(refuse(400, "several messages are read only to be shown"));
+            }
+            Route::SealedMany {
+                ids: b
+                    .ids
+                    .iter()
+                    .map(|i| parse_id(i))
+                    .collect::<Result<_, _>>()?,
+                reason: check_reason(b.reason)?,
+            }
+        }
         (_, ["v1", "delete"]) => {
             let b: DeleteBody = json(body)?;
             if b.ids.is_empty() || b.ids.len() > MAX_IDS {
@@ -502,9 +544,13 @@ fn number<T: std::str::FromStr>(head: &RequestHead, key: &str, default: T) -> Re
 }
 
 fn limit(head: &RequestHead) -> Result<usize, Refusal> {
+    limit_within(head, MAX_PAGE)
+}
+
+fn limit_within(head: &RequestHead, max: usize) -> Result<usize, Refusal> {
     Some(number(head, "limit", DEFAULT_PAGE)?)
-        .filter(|n| (1..=MAX_PAGE).contains(n))
-        .ok_or_else(|| refuse(400, format!("limit must be between 1 and {MAX_PAGE}")))
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| refuse(400, format!("limit must be between 1 and {max}")))
 }
 
 fn list(head: &RequestHead) -> Result<Route, Refusal> {
@@ -533,7 +579,7 @@ fn list(head: &RequestHead) -> Result<Route, Refusal> {
         }
     }
     Ok(Route::List {
-        limit: limit(head)?,
+        limit: limit_within(head, if index { MAX_INDEX_PAGE } else { MAX_PAGE })?,
         before,
         filter,
         index,

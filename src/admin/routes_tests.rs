@@ -55,6 +55,41 @@ fn reading_routes() {
         })
     );
     assert_eq!(route_of("GET /v1/messages?index=yes HTTP/1.1"), Err(400));
+    assert_eq!(route_of("GET /v1/messages?limit=5000 HTTP/1.1"), Err(400));
+    assert!(matches!(
+        route_of("GET /v1/messages?limit=5000&index=1 HTTP/1.1"),
+        Ok(Route::List {
+            limit: 5000,
+            index: true,
+            ..
+        })
+    ));
+    assert_eq!(
+        route_of("GET /v1/messages?limit=10001&index=1 HTTP/1.1"),
+        Err(400)
+    );
+    let sealed = |body: &str| route_with("POST /v1/sealed HTTP/1.1", body);
+    assert_eq!(
+        sealed(&format!(
+            r#"{{"ids":["{ID}"],"purpose":"show","reason":" case 7 "}}"#
+        )),
+        Ok(Route::SealedMany {
+            ids: vec![id()],
+            reason: "case 7".into(),
+        })
+    );
+    for refused in [
+        r#"{"ids":[],"purpose":"show","reason":"r"}"#.to_owned(),
+        format!(r#"{{"ids":["{ID}"],"purpose":"export","reason":"r"}}"#),
+        format!(r#"{{"ids":["{ID}"],"purpose":"show","reason":""}}"#),
+        format!(r#"{{"ids":["{ID}"],"purpose":"show"}}"#),
+        format!(
+            r#"{{"ids":[{}],"purpose":"show","reason":"r"}}"#,
+            vec![format!("\"{ID}\""); MAX_SEALED_IDS + 1].join(",")
+        ),
+    ] {
+        assert_eq!(sealed(&refused), Err(400), "{refused}");
+    }
     assert_eq!(
         route_of(&format!(
             "GET /v1/messages/{ID}/sealed?purpose=show&reason=case+7 HTTP/1.1"

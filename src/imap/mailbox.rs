@@ -29,6 +29,17 @@ pub trait Quarantine: Send + Sync + 'static {
     fn list(&self) -> Result<Vec<Listed>, ReviewError>;
     /// One whole message, decrypted here; recorded in the audit trail with the reason.
     fn read(&self, id: &str) -> Result<Vec<u8>, ReviewError>;
+    /// Several whole messages, in the order asked (`None` for one that is not there),
+    /// recorded as one read of all of them. By default one [`Quarantine::read`] each.
+    fn read_many(&self, ids: &[&str]) -> Result<Vec<Option<Vec<u8>>>, ReviewError> {
+        ids.iter()
+            .map(|id| match self.read(id) {
+                Ok(plain) => Ok(Some(plain)),
+                Err(ReviewError::NotFound(_)) => Ok(None),
+                Err(e) => Err(e),
+            })
+            .collect()
+    }
     /// The retired domains the config names (mailboxes even while empty).
     fn domains(&self) -> Vec<String>;
     /// Deletes messages, with the reason of this run. By default there is no deleting.
@@ -80,6 +91,14 @@ impl Quarantine for Review {
 
     fn read(&self, id: &str) -> Result<Vec<u8>, ReviewError> {
         export::fetch_plain(&self.context, parse_id(id)?, "show", &self.reason)
+    }
+
+    fn read_many(&self, ids: &[&str]) -> Result<Vec<Option<Vec<u8>>>, ReviewError> {
+        let ids = ids
+            .iter()
+            .map(|id| parse_id(id))
+            .collect::<Result<Vec<_>, _>>()?;
+        export::show_many(&self.context, &ids, &self.reason)
     }
 
     fn domains(&self) -> Vec<String> {
@@ -302,6 +321,11 @@ impl Store {
     /// One message decrypted, through the audited read.
     pub fn read(&self, id: &str) -> Result<Vec<u8>, ImapError> {
         Ok(self.quarantine.read(id)?)
+    }
+
+    /// Several messages decrypted, through one audited read of all of them.
+    pub fn read_many(&self, ids: &[&str]) -> Result<Vec<Option<Vec<u8>>>, ImapError> {
+        Ok(self.quarantine.read_many(ids)?)
     }
 }
 

@@ -19,6 +19,12 @@ use crate::admin::routes::MAX_IDS;
 /// An answer this long is handed on before the next message is rendered.
 const FLUSH_BYTES: usize = 256 * 1024;
 
+/// A FETCH of many messages reads them ahead in batches of at most this many messages
+/// and (by their sizes in the index) bytes: one audited read per batch, where one per
+/// message would make a client's header fetch cost a durable audit commit per message.
+const READ_AHEAD_MESSAGES: usize = 250;
+const READ_AHEAD_BYTES: u64 = 8 * 1024 * 1024;
+
 /// What the server says it can do. No LOGINDISABLED (loopback only).
 pub const CAPABILITY: &str = "IMAP4rev1 AUTH=PLAIN SASL-IR UNSELECT IDLE";
 
@@ -43,6 +49,8 @@ pub struct Session {
     /// Recently decrypted messages, so that a client fetching a message's structure and
     /// then its parts reads (and audits) it once.
     cache: VecDeque<(String, Arc<Vec<u8>>)>,
+    /// Messages read ahead by the FETCH being answered, not yet rendered.
+    ahead: std::collections::HashMap<String, Vec<u8>>,
     /// Messages of the selected mailbox this client marked \Deleted (only when deleting
     /// is enabled): deleted from the quarantine at EXPUNGE or CLOSE, forgotten otherwise.
     deleted: HashSet<String>,
@@ -55,6 +63,7 @@ impl Session {
             phase: Phase::NotAuthenticated,
             failures: 0,
             cache: VecDeque::new(),
+            ahead: std::collections::HashMap::new(),
             deleted: HashSet::new(),
         }
     }
@@ -506,11 +515,53 @@ impl Session {
             .collect()
     }
 
+    /// Whether message `id` is decrypted already (kept or read ahead).
+    fn at_hand(&self, id: &str) -> bool {
+        self.ahead.contains_key(id) || self.cache.iter().any(|(i, _)| i == id)
+    }
+
+    /// Reads ahead the next messages of `indexes` (the first one's among them) that are
+    /// not at hand, within [`READ_AHEAD_MESSAGES`] and [`READ_AHEAD_BYTES`]; a message
+    /// larger than that is left to be read alone.
+    fn read_ahead(&mut self, indexes: &[usize]) -> Result<(), Refusal> {
+        let mailbox = self.selected().0;
+        let mut ids: Vec<&str> = Vec::new();
+        let mut bytes = 0u64;
+        for &index in indexes {
+            let m = &mailbox.messages[index];
+            if m.size > READ_AHEAD_BYTES || self.at_hand(&m.id) {
+                continue;
+            }
+            if !ids.is_empty()
+                && (ids.len() >= READ_AHEAD_MESSAGES || bytes + m.size > READ_AHEAD_BYTES)
+            {
+                break;
+            }
+            bytes += m.size;
+            ids.push(&m.id);
+        }
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let read = self.server.store.read_many(&ids).map_err(no)?;
+        let found: Vec<(String, Vec<u8>)> = ids
+            .iter()
+            .zip(read)
+            .filter_map(|(id, plain)| plain.map(|p| ((*id).to_owned(), p)))
+            .collect();
+        // One that is not there is read again alone, and refused as it is on its own.
+        self.ahead.extend(found);
+        Ok(())
+    }
+
     fn plaintext(&mut self, id: &str) -> Result<Arc<Vec<u8>>, Refusal> {
         if let Some((_, plain)) = self.cache.iter().find(|(i, _)| i == id) {
             return Ok(plain.clone());
         }
-        let plain = Arc::new(self.server.store.read(id).map_err(no)?);
+        let plain = match self.ahead.remove(id) {
+            Some(plain) => Arc::new(plain),
+            None => Arc::new(self.server.store.read(id).map_err(no)?),
+        };
         if self.cache.len() >= self.server.limits.cached_messages.max(1) {
             self.cache.pop_front();
         }
@@ -538,11 +589,20 @@ impl Session {
         // Messages this fetch marks \Seen, saved once at the end (also when it fails).
         let mut seen: Vec<(String, Flags)> = Vec::new();
         let mut result = Ok(());
-        for index in members {
+        for (at, &index) in members.iter().enumerate() {
             let (id, uid_of, received, size) = {
                 let m = &self.selected().0.messages[index];
                 (m.id.clone(), m.uid, m.received_unix, m.size)
             };
+            if needs_plain
+                && members.len() > 1
+                && size <= READ_AHEAD_BYTES
+                && !self.at_hand(&id)
+                && let Err(refusal) = self.read_ahead(&members[at..])
+            {
+                result = Err(refusal);
+                break;
+            }
             let plain = if needs_plain {
                 match self.plaintext(&id) {
                     Ok(p) => Some(p),
@@ -584,6 +644,7 @@ impl Session {
                 emit(std::mem::take(out));
             }
         }
+        self.ahead.clear();
         let changes: Vec<(&str, Flags)> = seen.iter().map(|(id, f)| (id.as_str(), *f)).collect();
         self.server.store.set_flags(&changes).map_err(no)?;
         result?;
@@ -814,6 +875,8 @@ mod tests {
         messages: Mutex<Vec<(Listed, Vec<u8>)>>,
         reads: std::sync::atomic::AtomicUsize,
         lists: std::sync::atomic::AtomicUsize,
+        /// How many messages each `read_many` asked for.
+        batches: Mutex<Vec<usize>>,
     }
 
     impl Quarantine for Arc<Fake> {
@@ -849,6 +912,17 @@ mod tests {
         }
         fn domains(&self) -> Vec<String> {
             vec!["old.example".into()]
+        }
+        fn read_many(&self, ids: &[&str]) -> Result<Vec<Option<Vec<u8>>>, ReviewError> {
+            self.batches.lock().expect("lock").push(ids.len());
+            let messages = self.messages.lock().expect("lock");
+            Ok(ids
+                .iter()
+                .map(|id| {
+                    let found = messages.iter().find(|(l, _)| l.id == *id);
+                    found.map(|(_, m)| m.clone())
+                })
+                .collect())
         }
     }
 
@@ -898,7 +972,35 @@ mod tests {
             messages: Mutex::new(messages.into_iter().map(message).collect()),
             reads: Default::default(),
             lists: Default::default(),
+            batches: Default::default(),
         })
+    }
+
+    #[test]
+    fn a_fetch_of_many_reads_them_in_batches_and_big_ones_alone() {
+        let fake = fake(1..=600);
+        // Message 300 is bigger than a batch may be: it is read on its own.
+        fake.messages.lock().expect("lock")[299].0.size = READ_AHEAD_BYTES + 1;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = session_over(&fake, dir.path());
+        assert!(run(&mut s, "a LOGIN x pw").starts_with("a OK"));
+        run(&mut s, "b SELECT INBOX");
+        run(&mut s, "c FETCH 5 BODY.PEEK[]");
+        let r = run(&mut s, "d FETCH 1:* (BODY.PEEK[HEADER.FIELDS (SUBJECT)])");
+        assert_eq!(r.matches("Subject: message ").count(), 600, "every one");
+        assert!(r.ends_with("d OK FETCH completed\r\n"), "{r}");
+        // 599 to batch (5 is at hand from before, 300 is too big): 250, then 250 of the
+        // 349 left once 300 is passed over, then the rest.
+        assert_eq!(*fake.batches.lock().expect("lock"), [250, 250, 98]);
+        let single = fake.reads.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(single, 2, "message 5 before, and 300 alone");
+        fake.batches.lock().expect("lock").clear();
+        let r = run(&mut s, "e FETCH 7 (BODY.PEEK[TEXT])");
+        assert!(r.contains("body 7"), "{r}");
+        assert!(
+            fake.batches.lock().expect("lock").is_empty(),
+            "one is read alone"
+        );
     }
 
     #[test]

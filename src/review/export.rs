@@ -3,11 +3,13 @@
 //! memory, as a stream, or appended to an mboxrd file (every body line that matches
 //! `^>*From ` quoted with one more `>`, so readers can undo it exactly).
 
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 
 use super::listed::Listed;
 use super::{ReviewContext, ReviewError};
+use crate::admin::client::ClientError;
 use crate::admin::http::percent_encode;
+use crate::admin::routes::MAX_SEALED_BYTES;
 use crate::store::MessageId;
 
 /// The sealed-file path of the admin API, with purpose and reason for the audit trail.
@@ -60,6 +62,71 @@ fn fetch_plain_at(
         .and_then(|mut r| Ok(r.read_to_end(&mut plain)?))
         .map_err(|e| ReviewError::decrypt(unreadable(id), e))?;
     Ok(plain)
+}
+
+/// Fetches several messages to be shown, recorded as one read of all of them with
+/// `reason`, and decrypts each: in the order of `ids`, `None` for one that is not there. The
+/// caller keeps the sealed total under [`MAX_SEALED_BYTES`] (the API refuses more).
+pub fn show_many(
+    context: &ReviewContext,
+    ids: &[MessageId],
+    reason: &str,
+) -> Result<Vec<Option<Vec<u8>>>, ReviewError> {
+    let body = serde_json::json!({
+        "ids": ids.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "purpose": "show",
+        "reason": reason,
+    });
+    let body = serde_json::to_vec(&body).map_err(ClientError::Encode)?;
+    let mut answer = BufReader::new(context.client.request("POST", "/v1/sealed", Some(&body))?);
+    let identities = context.identities()?;
+    let mut out = Vec::with_capacity(ids.len());
+    let received = |source| ClientError::Receive {
+        endpoint: "POST /v1/sealed".into(),
+        source,
+    };
+    for &id in ids {
+        let bad = |what: &str| ClientError::Protocol(format!("POST /v1/sealed: {what}"));
+        let mut line = Vec::new();
+        (&mut answer)
+            .take(80)
+            .read_until(b'\n', &mut line)
+            .map_err(received)?;
+        let line = std::str::from_utf8(&line)
+            .ok()
+            .and_then(|l| l.strip_suffix('\n'))
+            .ok_or_else(|| bad("a part's first line is missing or too long"))?;
+        let (named, length) = line
+            .split_once(' ')
+            .ok_or_else(|| bad("a part's first line is not ID LENGTH"))?;
+        if named != id.to_string() {
+            return Err(bad(&format!("expected message {id}, got {named:?}")).into());
+        }
+        if length == "-" {
+            out.push(None);
+            continue;
+        }
+        let length: u64 = length
+            .parse()
+            .ok()
+            .filter(|n| *n <= MAX_SEALED_BYTES)
+            .ok_or_else(|| bad("a part's length is not a number within bounds"))?;
+        let mut sealed = Vec::new();
+        (&mut answer)
+            .take(length)
+            .read_to_end(&mut sealed)
+            .map_err(received)?;
+        if sealed.len() as u64 != length {
+            return Err(bad("the answer ended inside a message").into());
+        }
+        let mut plain = Vec::new();
+        identities
+            .open_buffered(sealed.as_slice())
+            .and_then(|mut r| Ok(r.read_to_end(&mut plain)?))
+            .map_err(|e| ReviewError::decrypt(unreadable(id), e))?;
+        out.push(Some(plain));
+    }
+    Ok(out)
 }
 
 /// Fetches one message as an export (recorded with `reason`) and opens it for decrypting

@@ -14,7 +14,7 @@ use super::listed::Listed;
 use super::listing::{decrypt, decrypt_all};
 use super::{ReviewContext, ReviewError};
 use crate::admin::http::percent_encode;
-use crate::admin::{MAX_PAGE, MessageItem, MessagePage};
+use crate::admin::{MAX_INDEX_PAGE, MessageItem, MessagePage};
 
 /// One message as the index shows it.
 #[derive(Debug, Clone, Default)]
@@ -54,7 +54,7 @@ pub fn fetch(context: &ReviewContext, openable: &Openable) -> Result<Vec<Indexed
     let mut items: Vec<MessageItem> = Vec::new();
     let mut before: Option<String> = None;
     loop {
-        let mut path = format!("/v1/messages?limit={MAX_PAGE}&index=1");
+        let mut path = format!("/v1/messages?limit={MAX_INDEX_PAGE}&index=1");
         if let Some(b) = &before {
             path.push_str(&format!("&before={}", percent_encode(b)));
         }
