@@ -454,15 +454,16 @@ impl Session {
             }
         };
         if let Phase::Selected { mailbox, .. } = &mut self.phase {
-            // From the highest sequence number down, so each number is still the client's.
-            for index in (0..mailbox.messages.len()).rev() {
-                if gone.contains(&mailbox.messages[index].id) {
-                    if tell {
+            if tell {
+                // From the highest sequence number down, so each number is still the
+                // client's when it reads it.
+                for index in (0..mailbox.messages.len()).rev() {
+                    if gone.contains(&mailbox.messages[index].id) {
                         untagged(out, &format!("{} EXPUNGE", index + 1));
                     }
-                    mailbox.messages.remove(index);
                 }
             }
+            mailbox.messages.retain(|m| !gone.contains(&m.id));
         }
         self.deleted.retain(|id| !gone.contains(id));
         self.cache.retain(|(id, _)| !gone.contains(id));
