@@ -52,10 +52,10 @@
 //! - [`desk`]: the reviewer's desk, a loopback web server on the reviewer's machine that
 //!   shows and acts on the quarantine through the same [`review`] service as the CLI
 //!   (secret cookie, Host and CSRF checks, strict CSP, sanitised HTML in a sandboxed frame).
-//! - [`imap`]: `reclaim imap`, the quarantine in a mail client: an IMAP4rev1 server (read-only unless
-//!   deleting is enabled)
-//!   on the reviewer's loopback over the same [`review`] service (password per run, UIDs
-//!   and flags kept on the reviewer's machine, every opened message an audited read).
+//! - [`imap`]: `reclaim imap`, the quarantine in a mail client: an IMAP4rev1 server
+//!   (read-only unless deleting is enabled) on the reviewer's loopback over the same
+//!   [`review`] service (password per run, UIDs and flags kept on the reviewer's machine,
+//!   every opened message an audited read).
 #![forbid(unsafe_code)]
 
 pub mod admin;
