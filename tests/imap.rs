@@ -50,18 +50,21 @@ fn review(gw: &TestGateway) -> Box<Review> {
 
 /// The review service of the reviewer holding `identity`.
 fn review_as(gw: &TestGateway, identity: &Path) -> Box<Review> {
-    let args = Args::parse_from([
+    Box::new(Review::new(context_for(gw, Some(identity)), "imap test"))
+}
+
+/// The review context of the gateway's config, with `identity` when one is given.
+fn context_for(gw: &TestGateway, identity: Option<&Path>) -> ReviewContext {
+    let mut args = vec![
         "reclaim".to_owned(),
         "-c".to_owned(),
         gw.config_path.display().to_string(),
-        "-i".to_owned(),
-        identity.display().to_string(),
-        "imap".to_owned(),
-        "--reason".to_owned(),
-        "imap test".to_owned(),
-    ]);
-    let context = ReviewContext::new(&args.access()).expect("review context");
-    Box::new(Review::new(context, "imap test"))
+    ];
+    if let Some(identity) = identity {
+        args.extend(["-i".to_owned(), identity.display().to_string()]);
+    }
+    args.push("list".to_owned());
+    ReviewContext::new(&Args::parse_from(args).access()).expect("review context")
 }
 
 async fn start_imap(gw: &TestGateway, state: &Path, limits: Limits) -> Imap {
@@ -670,18 +673,7 @@ async fn deleting_is_opt_in_and_follows_the_delete_rules() {
         "{r}"
     );
     // Several at once: one that is gone is answered as such, the others whole.
-    let reader = ReviewContext::new(
-        &Args::parse_from([
-            "reclaim".to_owned(),
-            "-c".to_owned(),
-            gw.config_path.display().to_string(),
-            "-i".to_owned(),
-            gw.identity.display().to_string(),
-            "list".to_owned(),
-        ])
-        .access(),
-    )
-    .expect("review context");
+    let reader = context_for(&gw, Some(&gw.identity));
     let asked: Vec<reclaim::store::MessageId> = [&ids[1], &ids[0]]
         .iter()
         .map(|i| i.parse().expect("id"))
@@ -759,13 +751,7 @@ async fn deleting_is_opt_in_and_follows_the_delete_rules() {
 
 /// The review service with the gateway's config and no identity: for the admin API only.
 fn admin_context(gw: &TestGateway) -> ReviewContext {
-    let args = Args::parse_from([
-        "reclaim".to_owned(),
-        "-c".to_owned(),
-        gw.config_path.display().to_string(),
-        "list".to_owned(),
-    ]);
-    ReviewContext::new(&args.access()).expect("review context")
+    context_for(gw, None)
 }
 
 /// The ids on the first page of the admin API's list.
@@ -793,18 +779,9 @@ fn audit_records(context: &ReviewContext) -> Vec<String> {
 
 /// How many single summaries (`GET /v1/messages/ID`) the audit trail records.
 fn summaries_read(context: &ReviewContext) -> usize {
-    let page: serde_json::Value = context
-        .client
-        .get_json("/v1/audit?limit=1000")
-        .expect("audit page");
-    page["records"]
-        .as_array()
-        .expect("records")
+    audit_records(context)
         .iter()
-        .filter(|r| {
-            r.as_str()
-                .is_some_and(|t| t.contains("\"action\":\"summary\""))
-        })
+        .filter(|r| r.contains("\"action\":\"summary\""))
         .count()
 }
 

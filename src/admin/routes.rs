@@ -363,11 +363,7 @@ pub fn route(head: &RequestHead, body: &[u8]) -> Result<Route, Refusal> {
                 return Err(refuse(400, "several messages are read only to be shown"));
             }
             Route::SealedMany {
-                ids: b
-                    .ids
-                    .iter()
-                    .map(|i| parse_id(i))
-                    .collect::<Result<_, _>>()?,
+                ids: parse_ids(&b.ids)?,
                 reason: check_reason(b.reason)?,
             }
         }
@@ -377,11 +373,7 @@ pub fn route(head: &RequestHead, body: &[u8]) -> Result<Route, Refusal> {
                 return Err(refuse(400, format!("name between 1 and {MAX_IDS} ids")));
             }
             Route::Delete {
-                ids: b
-                    .ids
-                    .iter()
-                    .map(|i| parse_id(i))
-                    .collect::<Result<_, _>>()?,
+                ids: parse_ids(&b.ids)?,
                 reason: b.reason.map(check_reason).transpose()?,
             }
         }
@@ -402,11 +394,7 @@ pub fn route(head: &RequestHead, body: &[u8]) -> Result<Route, Refusal> {
                 return Err(refuse(400, "only release notes naming messages are taken"));
             }
             Route::AuditNote {
-                ids: b
-                    .ids
-                    .iter()
-                    .map(|i| parse_id(i))
-                    .collect::<Result<_, _>>()?,
+                ids: parse_ids(&b.ids)?,
                 reason: check_reason(b.reason)?,
                 detail: b.detail.map(check_reason).transpose()?,
             }
@@ -511,6 +499,11 @@ fn check_recipients(to: Vec<String>) -> Result<Vec<String>, Refusal> {
 
 fn json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Refusal> {
     serde_json::from_slice(body).map_err(|e| refuse(400, format!("bad request body: {e}")))
+}
+
+/// The ids a request body names, each a message id.
+fn parse_ids(ids: &[String]) -> Result<Vec<MessageId>, Refusal> {
+    ids.iter().map(|i| parse_id(i)).collect()
 }
 
 fn check_reason(text: String) -> Result<String, Refusal> {

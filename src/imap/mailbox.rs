@@ -94,10 +94,7 @@ impl Quarantine for Review {
     }
 
     fn read_many(&self, ids: &[&str]) -> Result<Vec<Option<Vec<u8>>>, ReviewError> {
-        let ids = ids
-            .iter()
-            .map(|id| parse_id(id))
-            .collect::<Result<Vec<_>, _>>()?;
+        let ids = parse_ids(ids)?;
         export::show_many(&self.context, &ids, &self.reason)
     }
 
@@ -112,10 +109,7 @@ impl Quarantine for Review {
     /// As `reclaim delete` does, and as the desk does when the policy guards deletes: a
     /// request is filed, for another reviewer to approve.
     fn delete(&self, ids: &[&str]) -> Result<Deletion, ReviewError> {
-        let ids = ids
-            .iter()
-            .map(|id| parse_id(id))
-            .collect::<Result<Vec<_>, _>>()?;
+        let ids = parse_ids(ids)?;
         if !self.context.under_approval()
             && approvals::list(&self.context, 1)?
                 .guarded
@@ -136,6 +130,11 @@ impl Quarantine for Review {
         gone.extend(result.missing);
         Ok(Deletion::Done(gone))
     }
+}
+
+/// Message ids as the admin API wants them.
+fn parse_ids(ids: &[&str]) -> Result<Vec<crate::store::MessageId>, ReviewError> {
+    ids.iter().map(|id| parse_id(id)).collect()
 }
 
 /// A mailbox as SELECT, STATUS and the selected state see it.

@@ -81,6 +81,12 @@ pub struct Limits {
     pub listing_fresh: Duration,
     /// Decrypted messages one connection keeps in memory for its next fetches.
     pub cached_messages: usize,
+    /// A FETCH of many messages reads them ahead in batches of at most this many messages
+    /// and (by their sizes in the index) bytes: one audited read per batch, where one per
+    /// message would cost a durable audit commit each. A larger message is read alone.
+    /// The admin API takes at most 500 messages and 16 MiB sealed per batch.
+    pub read_ahead_messages: usize,
+    pub read_ahead_bytes: u64,
     /// Whether messages a client marks \Deleted are deleted from the quarantine at EXPUNGE
     /// and CLOSE (through the admin API, under its roles and four-eyes rules). Off: the
     /// quarantine is read-only and \Deleted is refused.
@@ -101,6 +107,8 @@ impl Default for Limits {
             connections: 16,
             listing_fresh: Duration::from_secs(10),
             cached_messages: 8,
+            read_ahead_messages: 250,
+            read_ahead_bytes: 8 * 1024 * 1024,
             deletes: false,
         }
     }

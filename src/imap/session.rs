@@ -14,16 +14,10 @@ use super::response::{Status, string, tagged, untagged};
 use super::search::{Answer, Candidate, SearchKey};
 use super::state::Flags;
 use super::{ImapError, Server};
-use crate::admin::routes::MAX_IDS;
+use crate::admin::routes::{MAX_IDS, MAX_SEALED_BYTES, MAX_SEALED_IDS};
 
 /// An answer this long is handed on before the next message is rendered.
 const FLUSH_BYTES: usize = 256 * 1024;
-
-/// A FETCH of many messages reads them ahead in batches of at most this many messages
-/// and (by their sizes in the index) bytes: one audited read per batch, where one per
-/// message would make a client's header fetch cost a durable audit commit per message.
-const READ_AHEAD_MESSAGES: usize = 250;
-const READ_AHEAD_BYTES: u64 = 8 * 1024 * 1024;
 
 /// What the server says it can do. No LOGINDISABLED (loopback only).
 pub const CAPABILITY: &str = "IMAP4rev1 AUTH=PLAIN SASL-IR UNSELECT IDLE";
@@ -516,26 +510,40 @@ impl Session {
             .collect()
     }
 
+    /// The read-ahead byte bound, kept well under what one admin API answer may hold
+    /// (sealing adds a header and 16 bytes per 64 KiB).
+    fn read_ahead_bytes(&self) -> u64 {
+        self.server
+            .limits
+            .read_ahead_bytes
+            .min(MAX_SEALED_BYTES / 2)
+    }
+
     /// Whether message `id` is decrypted already (kept or read ahead).
     fn at_hand(&self, id: &str) -> bool {
         self.ahead.contains_key(id) || self.cache.iter().any(|(i, _)| i == id)
     }
 
     /// Reads ahead the next messages of `indexes` (the first one's among them) that are
-    /// not at hand, within [`READ_AHEAD_MESSAGES`] and [`READ_AHEAD_BYTES`]; a message
-    /// larger than that is left to be read alone.
+    /// not at hand, within the read-ahead limits; a message larger than a batch may be is
+    /// left to be read alone.
     fn read_ahead(&mut self, indexes: &[usize]) -> Result<(), Refusal> {
+        let (most, most_bytes) = (
+            self.server
+                .limits
+                .read_ahead_messages
+                .clamp(1, MAX_SEALED_IDS),
+            self.read_ahead_bytes(),
+        );
         let mailbox = self.selected().0;
         let mut ids: Vec<&str> = Vec::new();
         let mut bytes = 0u64;
         for &index in indexes {
             let m = &mailbox.messages[index];
-            if m.size > READ_AHEAD_BYTES || self.at_hand(&m.id) {
+            if m.size > most_bytes || self.at_hand(&m.id) {
                 continue;
             }
-            if !ids.is_empty()
-                && (ids.len() >= READ_AHEAD_MESSAGES || bytes + m.size > READ_AHEAD_BYTES)
-            {
+            if !ids.is_empty() && (ids.len() >= most || bytes + m.size > most_bytes) {
                 break;
             }
             bytes += m.size;
@@ -597,7 +605,7 @@ impl Session {
             };
             if needs_plain
                 && members.len() > 1
-                && size <= READ_AHEAD_BYTES
+                && size <= self.read_ahead_bytes()
                 && !self.at_hand(&id)
                 && let Err(refusal) = self.read_ahead(&members[at..])
             {
@@ -981,7 +989,7 @@ mod tests {
     fn a_fetch_of_many_reads_them_in_batches_and_big_ones_alone() {
         let fake = fake(1..=600);
         // Message 300 is bigger than a batch may be: it is read on its own.
-        fake.messages.lock().expect("lock")[299].0.size = READ_AHEAD_BYTES + 1;
+        fake.messages.lock().expect("lock")[299].0.size = Limits::default().read_ahead_bytes + 1;
         let dir = tempfile::tempdir().expect("tempdir");
         let mut s = session_over(&fake, dir.path());
         assert!(run(&mut s, "a LOGIN x pw").starts_with("a OK"));
