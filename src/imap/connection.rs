@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::parser::{self, Command, Tagged};
-use super::session::{CAPABILITY, Reply, Session};
+use super::session::{Reply, Session, capability};
 use super::{Limits, Server};
 
 /// Bytes read from the socket at a time.
@@ -38,7 +38,10 @@ pub async fn run(
             return;
         }
         let limits = server.limits;
-        let greeting = format!("* OK [CAPABILITY {CAPABILITY}] reclaim imap ready\r\n");
+        let greeting = format!(
+            "* OK [CAPABILITY {}] reclaim imap ready\r\n",
+            capability(&limits)
+        );
         if send(&mut write, greeting.as_bytes(), &limits).await.is_err() {
             return;
         }

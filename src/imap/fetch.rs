@@ -26,6 +26,11 @@ pub enum FetchAtt {
     },
 }
 
+/// Month names as IMAP dates spell them.
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
 /// A BODY[…] section: part numbers and what of that part.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Section {
@@ -197,7 +202,7 @@ pub fn internal_date(unix: i64) -> String {
     format!(
         "{:02}-{}-{:04} {:02}:{:02}:{:02} +0000",
         t.day(),
-        super::parser::MONTHS[usize::from(u8::from(t.month())) - 1],
+        MONTHS[usize::from(u8::from(t.month())) - 1],
         t.year(),
         t.hour(),
         t.minute(),

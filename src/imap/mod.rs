@@ -1,9 +1,10 @@
 //! `reclaim imap`: the quarantine in a mail client. An IMAP4rev1 server (RFC 3501; read-only
 //! unless deleting is enabled) on the reviewer's own loopback, reading summaries from the admin API
 //! and decrypting messages here with the reviewer's identity, exactly as the desk does.
-//! `connection` reads commands within bounds, `parser` parses them, `session` answers
-//! them, `mailbox` and `state` hold mailboxes and their persisted UIDs and flags,
-//! `fetch`, `mime` and `search` answer FETCH and SEARCH, `response` formats.
+//! `connection` reads commands within bounds, `parser` decodes them with imap-codec and
+//! maps them onto what `session` answers, `mailbox` and `state` hold mailboxes and their
+//! persisted UIDs and flags, `fetch`, `mime` and `search` answer FETCH and SEARCH,
+//! `response` formats.
 //!
 //! No LOGINDISABLED and no STARTTLS: the server listens on loopback only, so the password
 //! never crosses a network, and it is a random one printed at start for this run only.

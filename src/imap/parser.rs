@@ -1,6 +1,23 @@
-//! The IMAP4rev1 commands reclaim answers, parsed from one complete command (its line and
-//! any literals already read by the connection): a hand-written parser for that subset
-//! that never panics and refuses everything else with a reason.
+//! The IMAP commands reclaim answers. imap-codec decodes one complete command (its line
+//! and any literals already read by the connection); this module maps what it decoded onto
+//! the few shapes the session handles and refuses the rest with a reason. Commands that
+//! would change the quarantine are refused by name, whatever their arguments say.
+
+use std::num::NonZeroU32;
+
+use imap_codec::CommandCodec;
+use imap_codec::decode::{CommandDecodeError, Decoder};
+use imap_codec::imap_types::command::CommandBody;
+use imap_codec::imap_types::core::Vec1;
+use imap_codec::imap_types::datetime::NaiveDate;
+use imap_codec::imap_types::fetch::{
+    Macro, MacroOrMessageDataItemNames, MessageDataItemName, Part, Section as CodecSection,
+};
+use imap_codec::imap_types::flag::{StoreResponse, StoreType};
+use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
+use imap_codec::imap_types::search::SearchKey as CodecKey;
+use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet as CodecSet};
+use imap_codec::imap_types::status::StatusDataItemName;
 
 use super::fetch::{FetchAtt, Section, SectionText};
 use super::search::SearchKey;
@@ -27,6 +44,7 @@ pub enum Command {
     },
     Authenticate {
         mechanism: String,
+        /// The initial response (SASL-IR), decoded from base64.
         initial: Option<Vec<u8>>,
     },
     Select {
@@ -49,6 +67,10 @@ pub enum Command {
     Close,
     Unselect,
     Expunge,
+    /// RFC 4315: expunges only those of the set that are marked \\Deleted.
+    UidExpunge {
+        set: SequenceSet,
+    },
     Search {
         uid: bool,
         key: SearchKey,
@@ -121,361 +143,366 @@ pub struct ParseError {
 
 /// Parses one whole command: `tag SP command CRLF`, literals inline as `{n}` CRLF bytes.
 pub fn parse(input: &[u8]) -> Result<Tagged, ParseError> {
-    let mut c = Cursor::new(input);
-    let tag = c.tag().map_err(|reason| ParseError { tag: None, reason })?;
-    let command = parse_command(&mut c).map_err(|reason| ParseError {
+    let (tag, name) = head(input).map_err(|reason| ParseError { tag: None, reason })?;
+    let fail = |reason: String| ParseError {
         tag: Some(tag.clone()),
         reason,
-    })?;
-    Ok(Tagged { tag, command })
+    };
+    if let Some(refused) = refused_by_name(&name) {
+        // The rest is not read: the command is refused whatever it says.
+        return Ok(Tagged {
+            tag: tag.clone(),
+            command: Command::Refused(refused),
+        });
+    }
+    match CommandCodec::default().decode(input) {
+        Ok((b"", decoded)) => {
+            let command = command(decoded.body).map_err(fail)?;
+            Ok(Tagged { tag, command })
+        }
+        Ok(_) => Err(fail("unexpected text after the command".into())),
+        // The connection hands over whole commands, so what is missing is the client's.
+        Err(CommandDecodeError::Incomplete | CommandDecodeError::LiteralFound { .. }) => {
+            Err(fail("the command ends early".into()))
+        }
+        Err(CommandDecodeError::Failed) => Err(fail(if name.is_empty() {
+            "a command name follows the tag and a space".into()
+        } else if KNOWN.contains(&name.as_str()) {
+            format!("{name}: the arguments do not follow RFC 3501")
+        } else {
+            format!("unknown command {name}")
+        })),
+    }
 }
 
 /// The tag of a line that could not be read whole, if it starts with one.
 pub fn tag_of(input: &[u8]) -> Option<String> {
-    Cursor::new(input).tag().ok()
+    head(input).ok().map(|(tag, _)| tag)
 }
 
 /// Whether a command whose first line is `input` is refused whatever its literal holds
 /// (APPEND), so that the literal need not be asked for.
 pub fn refused_before_literal(input: &[u8]) -> bool {
-    parse(input).is_ok_and(|t| matches!(t.command, Command::Refused(_)))
+    head(input).is_ok_and(|(_, name)| refused_by_name(&name).is_some())
 }
 
-fn parse_command(c: &mut Cursor<'_>) -> Result<Command, String> {
-    c.sp()?;
-    let name = c.atom()?.to_ascii_uppercase();
-    let command = match name.as_str() {
-        "CAPABILITY" => Command::Capability,
-        "NOOP" => Command::Noop,
-        "IDLE" => Command::Idle,
-        "LOGOUT" => Command::Logout,
-        "STARTTLS" => Command::StartTls,
-        "CHECK" => Command::Check,
-        "CLOSE" => Command::Close,
-        "UNSELECT" => Command::Unselect,
-        "EXPUNGE" => Command::Expunge,
-        "LOGIN" => {
-            c.sp()?;
-            let user = c.astring()?;
-            c.sp()?;
-            let password = c.astring()?;
-            Command::Login { user, password }
-        }
-        "AUTHENTICATE" => {
-            c.sp()?;
-            let mechanism = c.atom()?.to_ascii_uppercase();
-            let initial = if c.peek() == Some(b' ') {
-                c.sp()?;
-                Some(c.take_while(|b| b != b'\r' && b != b'\n').to_vec())
-            } else {
-                None
-            };
-            Command::Authenticate { mechanism, initial }
-        }
-        "SELECT" | "EXAMINE" => {
-            c.sp()?;
-            let mailbox = c.mailbox()?;
-            Command::Select {
-                mailbox,
-                read_only: name == "EXAMINE",
-            }
-        }
-        "LIST" | "LSUB" => {
-            c.sp()?;
-            let reference = c.mailbox()?;
-            c.sp()?;
-            let pattern = c.list_mailbox()?;
-            Command::List {
-                reference,
-                pattern,
-                lsub: name == "LSUB",
-            }
-        }
-        "STATUS" => {
-            c.sp()?;
-            let mailbox = c.mailbox()?;
-            c.sp()?;
-            c.expect(b'(')?;
-            let mut items = Vec::new();
-            loop {
-                let item = match c.atom()?.to_ascii_uppercase().as_str() {
-                    "MESSAGES" => StatusItem::Messages,
-                    "RECENT" => StatusItem::Recent,
-                    "UIDNEXT" => StatusItem::UidNext,
-                    "UIDVALIDITY" => StatusItem::UidValidity,
-                    "UNSEEN" => StatusItem::Unseen,
-                    other => return Err(format!("unknown STATUS item {other}")),
-                };
-                items.push(item);
-                if c.peek() == Some(b')') {
-                    c.pos += 1;
-                    break;
-                }
-                c.sp()?;
-            }
-            Command::Status { mailbox, items }
-        }
-        "SUBSCRIBE" | "UNSUBSCRIBE" => {
-            c.sp()?;
-            Command::Subscribe {
-                mailbox: c.mailbox()?,
-            }
-        }
-        "SEARCH" => search(c, false)?,
-        "FETCH" => fetch(c, false)?,
-        "STORE" => store(c, false)?,
-        "UID" => {
-            c.sp()?;
-            let sub = c.atom()?.to_ascii_uppercase();
-            match sub.as_str() {
-                "SEARCH" => search(c, true)?,
-                "FETCH" => fetch(c, true)?,
-                "STORE" => store(c, true)?,
-                "COPY" | "MOVE" | "EXPUNGE" => {
-                    return Ok(Command::Refused(refused_name(&sub)));
-                }
-                other => return Err(format!("unknown UID command {other}")),
-            }
-        }
-        "APPEND" | "COPY" | "MOVE" | "CREATE" | "DELETE" | "RENAME" => {
-            // The rest is not read: the command is refused whatever it says.
-            return Ok(Command::Refused(refused_name(&name)));
-        }
-        other => return Err(format!("unknown command {other}")),
+/// Most bytes a tag may have.
+const MAX_TAG_LEN: usize = 64;
+
+/// The commands imap-codec knows that reclaim answers, for the reason a malformed one is
+/// refused with.
+const KNOWN: &[&str] = &[
+    "CAPABILITY",
+    "NOOP",
+    "IDLE",
+    "LOGOUT",
+    "STARTTLS",
+    "LOGIN",
+    "AUTHENTICATE",
+    "SELECT",
+    "EXAMINE",
+    "LIST",
+    "LSUB",
+    "STATUS",
+    "SUBSCRIBE",
+    "UNSUBSCRIBE",
+    "CHECK",
+    "CLOSE",
+    "UNSELECT",
+    "EXPUNGE",
+    "SEARCH",
+    "FETCH",
+    "STORE",
+    "UID FETCH",
+    "UID SEARCH",
+    "UID STORE",
+    "UID EXPUNGE",
+];
+
+/// The tag and the command's name in upper case (`UID FETCH` for the UID forms; empty
+/// when there is none): read before decoding so that even a malformed command is
+/// answered under its own tag.
+fn head(input: &[u8]) -> Result<(String, String), String> {
+    let tag_len = input
+        .iter()
+        .position(|&b| !is_tag_char(b))
+        .unwrap_or(input.len());
+    if tag_len == 0 || tag_len > MAX_TAG_LEN {
+        return Err("a command starts with a tag".into());
+    }
+    let tag = String::from_utf8_lossy(&input[..tag_len]).into_owned();
+    let word = |from: usize| -> (String, usize) {
+        let rest = input.get(from..).unwrap_or_default();
+        let len = rest
+            .iter()
+            .position(|&b| !b.is_ascii_alphanumeric())
+            .unwrap_or(rest.len());
+        (
+            String::from_utf8_lossy(&rest[..len]).to_ascii_uppercase(),
+            from + len,
+        )
     };
-    c.end()?;
-    Ok(command)
+    if input.get(tag_len) != Some(&b' ') {
+        return Ok((tag, String::new()));
+    }
+    let (mut name, end) = word(tag_len + 1);
+    if name == "UID" && input.get(end) == Some(&b' ') {
+        name = format!("UID {}", word(end + 1).0);
+    }
+    Ok((tag, name))
 }
 
-fn refused_name(name: &str) -> &'static str {
-    match name {
+/// tag = 1*<any ASTRING-CHAR except "+"> (RFC 3501 section 9).
+fn is_tag_char(b: u8) -> bool {
+    (0x21..0x7f).contains(&b)
+        && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b'+')
+}
+
+/// Commands that would change the quarantine, by name.
+fn refused_by_name(name: &str) -> Option<&'static str> {
+    Some(match name {
         "APPEND" => "APPEND",
-        "COPY" => "COPY",
-        "MOVE" => "MOVE",
+        "COPY" | "UID COPY" => "COPY",
+        "MOVE" | "UID MOVE" => "MOVE",
         "CREATE" => "CREATE",
         "DELETE" => "DELETE",
         "RENAME" => "RENAME",
-        _ => "EXPUNGE",
-    }
-}
-
-fn search(c: &mut Cursor<'_>, uid: bool) -> Result<Command, String> {
-    c.sp()?;
-    // CHARSET is accepted for US-ASCII and UTF-8, the two reclaim compares in.
-    let save = c.pos;
-    if c.atom().is_ok_and(|a| a.eq_ignore_ascii_case("CHARSET")) {
-        c.sp()?;
-        let charset = String::from_utf8_lossy(&c.astring()?).to_ascii_uppercase();
-        if charset != "UTF-8" && charset != "US-ASCII" {
-            return Err(format!(
-                "[BADCHARSET (UTF-8 US-ASCII)] {charset} is not supported"
-            ));
-        }
-        c.sp()?;
-    } else {
-        c.pos = save;
-    }
-    let mut keys = vec![search_key(c, 0)?];
-    while c.peek() == Some(b' ') {
-        c.sp()?;
-        keys.push(search_key(c, 0)?);
-    }
-    Ok(Command::Search {
-        uid,
-        key: SearchKey::And(keys),
+        _ => return None,
     })
 }
 
-/// Deepest nesting of NOT, OR and parentheses a search may use.
-const MAX_SEARCH_DEPTH: usize = 32;
-
-fn search_key(c: &mut Cursor<'_>, depth: usize) -> Result<SearchKey, String> {
-    if depth > MAX_SEARCH_DEPTH {
-        return Err("search nested too deeply".into());
-    }
-    if c.peek() == Some(b'(') {
-        c.pos += 1;
-        let mut keys = vec![search_key(c, depth + 1)?];
-        while c.peek() == Some(b' ') {
-            c.sp()?;
-            keys.push(search_key(c, depth + 1)?);
-        }
-        c.expect(b')')?;
-        return Ok(SearchKey::And(keys));
-    }
-    if c.peek().is_some_and(|b| b.is_ascii_digit() || b == b'*') {
-        return Ok(SearchKey::Sequence(c.sequence_set()?));
-    }
-    let word = c.atom()?.to_ascii_uppercase();
-    let text = |c: &mut Cursor<'_>| -> Result<String, String> {
-        c.sp()?;
-        Ok(String::from_utf8_lossy(&c.astring()?).into_owned())
-    };
-    Ok(match word.as_str() {
-        "ALL" => SearchKey::All,
-        "SEEN" => SearchKey::Seen(true),
-        "UNSEEN" => SearchKey::Seen(false),
-        "FLAGGED" => SearchKey::Flagged(true),
-        "UNFLAGGED" => SearchKey::Flagged(false),
-        "NEW" | "RECENT" | "ANSWERED" | "DELETED" | "DRAFT" => SearchKey::Never,
-        "OLD" | "UNANSWERED" | "UNDELETED" | "UNDRAFT" => SearchKey::All,
-        "FROM" => SearchKey::From(text(c)?),
-        "TO" => SearchKey::To(text(c)?),
-        "SUBJECT" => SearchKey::Subject(text(c)?),
-        "TEXT" => SearchKey::Text(text(c)?),
-        "BODY" => SearchKey::Body(text(c)?),
-        "SINCE" | "BEFORE" | "ON" | "SENTSINCE" | "SENTBEFORE" | "SENTON" => {
-            c.sp()?;
-            let day = parse_date(&c.astring()?)?;
-            match word.trim_start_matches("SENT") {
-                "SINCE" => SearchKey::Since(day),
-                "BEFORE" => SearchKey::Before(day),
-                _ => SearchKey::On(day),
+fn command(body: CommandBody<'_>) -> Result<Command, String> {
+    Ok(match body {
+        CommandBody::Capability => Command::Capability,
+        CommandBody::Noop => Command::Noop,
+        CommandBody::Idle => Command::Idle,
+        CommandBody::Logout => Command::Logout,
+        CommandBody::StartTLS => Command::StartTls,
+        CommandBody::Check => Command::Check,
+        CommandBody::Close => Command::Close,
+        CommandBody::Unselect => Command::Unselect,
+        CommandBody::Expunge => Command::Expunge,
+        CommandBody::ExpungeUid { sequence_set } => Command::UidExpunge {
+            set: sequence(sequence_set),
+        },
+        CommandBody::Login { username, password } => Command::Login {
+            user: username.as_ref().to_vec(),
+            password: password.declassify().as_ref().to_vec(),
+        },
+        CommandBody::Authenticate {
+            mechanism,
+            initial_response,
+        } => Command::Authenticate {
+            mechanism: mechanism.as_ref().to_ascii_uppercase(),
+            initial: initial_response.map(|r| r.declassify().to_vec()),
+        },
+        CommandBody::Select { mailbox, .. } => Command::Select {
+            mailbox: mailbox_name(mailbox)?,
+            read_only: false,
+        },
+        CommandBody::Examine { mailbox, .. } => Command::Select {
+            mailbox: mailbox_name(mailbox)?,
+            read_only: true,
+        },
+        CommandBody::List {
+            reference,
+            mailbox_wildcard,
+        } => Command::List {
+            reference: mailbox_name(reference)?,
+            pattern: pattern(mailbox_wildcard)?,
+            lsub: false,
+        },
+        CommandBody::Lsub {
+            reference,
+            mailbox_wildcard,
+        } => Command::List {
+            reference: mailbox_name(reference)?,
+            pattern: pattern(mailbox_wildcard)?,
+            lsub: true,
+        },
+        CommandBody::Status {
+            mailbox,
+            item_names,
+        } => Command::Status {
+            mailbox: mailbox_name(mailbox)?,
+            items: item_names
+                .iter()
+                .map(|item| {
+                    Ok(match item {
+                        StatusDataItemName::Messages => StatusItem::Messages,
+                        StatusDataItemName::Recent => StatusItem::Recent,
+                        StatusDataItemName::UidNext => StatusItem::UidNext,
+                        StatusDataItemName::UidValidity => StatusItem::UidValidity,
+                        StatusDataItemName::Unseen => StatusItem::Unseen,
+                        other => return Err(format!("STATUS item {other:?} is not supported")),
+                    })
+                })
+                .collect::<Result<_, String>>()?,
+        },
+        CommandBody::Subscribe { mailbox } | CommandBody::Unsubscribe { mailbox } => {
+            Command::Subscribe {
+                mailbox: mailbox_name(mailbox)?,
             }
         }
-        "LARGER" | "SMALLER" => {
-            c.sp()?;
-            let n = c.number()?;
-            if word == "LARGER" {
-                SearchKey::Larger(u64::from(n))
-            } else {
-                SearchKey::Smaller(u64::from(n))
-            }
-        }
-        "UID" => {
-            c.sp()?;
-            SearchKey::Uid(c.sequence_set()?)
-        }
-        "NOT" => {
-            c.sp()?;
-            SearchKey::Not(Box::new(search_key(c, depth + 1)?))
-        }
-        "OR" => {
-            c.sp()?;
-            let a = search_key(c, depth + 1)?;
-            c.sp()?;
-            let b = search_key(c, depth + 1)?;
-            SearchKey::Or(Box::new(a), Box::new(b))
-        }
-        other => return Err(format!("search key {other} is not supported")),
-    })
-}
-
-/// An IMAP date (`1-Feb-2026`) as days since the epoch.
-fn parse_date(text: &[u8]) -> Result<i64, String> {
-    let text = String::from_utf8_lossy(text);
-    let bad = || format!("{text:?} is not a date like 1-Feb-2026");
-    let mut parts = text.split('-');
-    let (Some(d), Some(m), Some(y), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(bad());
-    };
-    let day: u8 = d.parse().map_err(|_| bad())?;
-    let year: i32 = y.parse().map_err(|_| bad())?;
-    let month = MONTHS
-        .iter()
-        .position(|name| name.eq_ignore_ascii_case(m))
-        .and_then(|i| time::Month::try_from(u8::try_from(i + 1).ok()?).ok())
-        .ok_or_else(bad)?;
-    let date = time::Date::from_calendar_date(year, month, day).map_err(|_| bad())?;
-    Ok(date
-        .midnight()
-        .assume_utc()
-        .unix_timestamp()
-        .div_euclid(86_400))
-}
-
-/// Month names as IMAP dates spell them.
-pub const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
-
-fn fetch(c: &mut Cursor<'_>, uid: bool) -> Result<Command, String> {
-    c.sp()?;
-    let set = c.sequence_set()?;
-    c.sp()?;
-    let mut atts = Vec::new();
-    if c.peek() == Some(b'(') {
-        c.pos += 1;
-        loop {
-            atts.push(fetch_att(c)?);
-            if c.peek() == Some(b')') {
-                c.pos += 1;
-                break;
-            }
-            c.sp()?;
-        }
-    } else {
-        let save = c.pos;
-        match c.atom()?.to_ascii_uppercase().as_str() {
-            "ALL" => atts.extend([
-                FetchAtt::Flags,
-                FetchAtt::InternalDate,
-                FetchAtt::Rfc822Size,
-                FetchAtt::Envelope,
-            ]),
-            "FAST" => atts.extend([
-                FetchAtt::Flags,
-                FetchAtt::InternalDate,
-                FetchAtt::Rfc822Size,
-            ]),
-            "FULL" => atts.extend([
-                FetchAtt::Flags,
-                FetchAtt::InternalDate,
-                FetchAtt::Rfc822Size,
-                FetchAtt::Envelope,
-                FetchAtt::Body,
-            ]),
-            _ => {
-                c.pos = save;
-                atts.push(fetch_att(c)?);
-            }
-        }
-    }
-    Ok(Command::Fetch { uid, set, atts })
-}
-
-fn fetch_att(c: &mut Cursor<'_>) -> Result<FetchAtt, String> {
-    let word = c
-        .take_while(|b| b.is_ascii_alphanumeric() || b == b'.')
-        .to_ascii_uppercase();
-    let word = String::from_utf8_lossy(&word).into_owned();
-    Ok(match word.as_str() {
-        "FLAGS" => FetchAtt::Flags,
-        "UID" => FetchAtt::Uid,
-        "INTERNALDATE" => FetchAtt::InternalDate,
-        "RFC822.SIZE" => FetchAtt::Rfc822Size,
-        "ENVELOPE" => FetchAtt::Envelope,
-        "BODYSTRUCTURE" => FetchAtt::BodyStructure,
-        "RFC822" => FetchAtt::Rfc822,
-        "RFC822.HEADER" => FetchAtt::Rfc822Header,
-        "RFC822.TEXT" => FetchAtt::Rfc822Text,
-        "BODY" if c.peek() != Some(b'[') => FetchAtt::Body,
-        "BODY" | "BODY.PEEK" => {
-            let section = section(c)?;
-            let partial = if c.peek() == Some(b'<') {
-                c.pos += 1;
-                let start = c.number()?;
-                c.expect(b'.')?;
-                let len = c.number()?;
-                if len == 0 {
-                    return Err("a partial fetch of 0 octets".into());
+        CommandBody::Search {
+            charset,
+            criteria,
+            uid,
+        } => {
+            // Compared as UTF-8; US-ASCII is a subset of it.
+            if let Some(charset) = charset {
+                let name = charset.as_ref().to_ascii_uppercase();
+                if name != "UTF-8" && name != "US-ASCII" {
+                    return Err(format!(
+                        "[BADCHARSET (UTF-8 US-ASCII)] {name} is not supported"
+                    ));
                 }
-                c.expect(b'>')?;
-                Some((start, len))
-            } else {
-                None
-            };
-            FetchAtt::Section {
-                peek: word == "BODY.PEEK",
-                section,
-                partial,
+            }
+            Command::Search {
+                uid,
+                key: SearchKey::And(all_keys(criteria)?),
             }
         }
-        "" => return Err("expected a FETCH item".into()),
-        other => return Err(format!("FETCH item {other} is not supported")),
+        CommandBody::Fetch {
+            sequence_set,
+            macro_or_item_names,
+            uid,
+            ..
+        } => Command::Fetch {
+            uid,
+            set: sequence(sequence_set),
+            atts: match macro_or_item_names {
+                MacroOrMessageDataItemNames::Macro(m) => expand(m)?,
+                MacroOrMessageDataItemNames::MessageDataItemNames(names) => names
+                    .into_iter()
+                    .map(fetch_att)
+                    .collect::<Result<_, String>>()?,
+            },
+        },
+        CommandBody::Store {
+            sequence_set,
+            kind,
+            response,
+            flags,
+            uid,
+            ..
+        } => Command::Store {
+            uid,
+            set: sequence(sequence_set),
+            mode: match kind {
+                StoreType::Replace => StoreMode::Replace,
+                StoreType::Add => StoreMode::Add,
+                StoreType::Remove => StoreMode::Remove,
+            },
+            silent: matches!(response, StoreResponse::Silent),
+            flags: flags.iter().map(ToString::to_string).collect(),
+        },
+        CommandBody::Append { .. } => Command::Refused("APPEND"),
+        CommandBody::Copy { .. } => Command::Refused("COPY"),
+        CommandBody::Move { .. } => Command::Refused("MOVE"),
+        CommandBody::Create { .. } => Command::Refused("CREATE"),
+        CommandBody::Delete { .. } => Command::Refused("DELETE"),
+        CommandBody::Rename { .. } => Command::Refused("RENAME"),
+        other => return Err(format!("{} is not supported", other.name())),
     })
+}
+
+/// A mailbox name; `INBOX` in any case is `INBOX`.
+fn mailbox_name(mailbox: Mailbox<'_>) -> Result<String, String> {
+    match mailbox {
+        Mailbox::Inbox => Ok("INBOX".into()),
+        Mailbox::Other(other) => String::from_utf8(other.as_ref().to_vec())
+            .map_err(|_| "a mailbox name is 7-bit text".to_owned()),
+    }
+}
+
+fn pattern(pattern: ListMailbox<'_>) -> Result<String, String> {
+    let bytes = match &pattern {
+        ListMailbox::Token(token) => token.as_ref(),
+        ListMailbox::String(string) => string.as_ref(),
+    };
+    String::from_utf8(bytes.to_vec()).map_err(|_| "a mailbox pattern is 7-bit text".to_owned())
+}
+
+fn sequence(set: CodecSet) -> SequenceSet {
+    let bound = |b: &SeqOrUid| match b {
+        SeqOrUid::Value(n) => Bound::Number(n.get()),
+        SeqOrUid::Asterisk => Bound::Star,
+    };
+    SequenceSet(
+        set.0
+            .as_ref()
+            .iter()
+            .map(|s| match s {
+                Sequence::Single(a) => (bound(a), bound(a)),
+                Sequence::Range(a, b) => (bound(a), bound(b)),
+            })
+            .collect(),
+    )
+}
+
+fn all_keys(keys: Vec1<CodecKey<'_>>) -> Result<Vec<SearchKey>, String> {
+    keys.into_inner().into_iter().map(search_key).collect()
+}
+
+fn search_key(key: CodecKey<'_>) -> Result<SearchKey, String> {
+    let text = |s: &[u8]| String::from_utf8_lossy(s).into_owned();
+    Ok(match key {
+        CodecKey::And(keys) => SearchKey::And(all_keys(keys)?),
+        CodecKey::Or(a, b) => SearchKey::Or(Box::new(search_key(*a)?), Box::new(search_key(*b)?)),
+        CodecKey::Not(key) => SearchKey::Not(Box::new(search_key(*key)?)),
+        CodecKey::SequenceSet(set) => SearchKey::Sequence(sequence(set)),
+        CodecKey::Uid(set) => SearchKey::Uid(sequence(set)),
+        CodecKey::All => SearchKey::All,
+        CodecKey::Seen => SearchKey::Seen(true),
+        CodecKey::Unseen => SearchKey::Seen(false),
+        CodecKey::Flagged => SearchKey::Flagged(true),
+        CodecKey::Unflagged => SearchKey::Flagged(false),
+        CodecKey::Deleted => SearchKey::Deleted(true),
+        CodecKey::Undeleted => SearchKey::Deleted(false),
+        // Nothing is answered, drafted or recent here, and no keyword can be set.
+        CodecKey::New | CodecKey::Recent | CodecKey::Answered | CodecKey::Draft => SearchKey::Never,
+        CodecKey::Keyword(_) => SearchKey::Never,
+        CodecKey::Old | CodecKey::Unanswered | CodecKey::Undraft | CodecKey::Unkeyword(_) => {
+            SearchKey::All
+        }
+        CodecKey::From(s) => SearchKey::From(text(s.as_ref())),
+        CodecKey::To(s) => SearchKey::To(text(s.as_ref())),
+        CodecKey::Subject(s) => SearchKey::Subject(text(s.as_ref())),
+        CodecKey::Text(s) => SearchKey::Text(text(s.as_ref())),
+        CodecKey::Body(s) => SearchKey::Body(text(s.as_ref())),
+        // The date a message was sent is not in the index: its arrival stands in for it.
+        CodecKey::Since(d) | CodecKey::SentSince(d) => SearchKey::Since(days(&d)),
+        CodecKey::Before(d) | CodecKey::SentBefore(d) => SearchKey::Before(days(&d)),
+        CodecKey::On(d) | CodecKey::SentOn(d) => SearchKey::On(days(&d)),
+        CodecKey::Larger(n) => SearchKey::Larger(u64::from(n)),
+        CodecKey::Smaller(n) => SearchKey::Smaller(u64::from(n)),
+        CodecKey::Bcc(_) => return Err("search key BCC is not supported".into()),
+        CodecKey::Cc(_) => return Err("search key CC is not supported".into()),
+        CodecKey::Header(..) => return Err("search key HEADER is not supported".into()),
+    })
+}
+
+/// An IMAP date as days since the epoch.
+fn days(date: &NaiveDate) -> i64 {
+    /// `num_days_from_ce` of 1970-01-01.
+    const EPOCH_FROM_CE: i64 = 719_163;
+    i64::from(chrono::Datelike::num_days_from_ce(date.as_ref())) - EPOCH_FROM_CE
+}
+
+fn expand(m: Macro) -> Result<Vec<FetchAtt>, String> {
+    let mut atts = vec![
+        FetchAtt::Flags,
+        FetchAtt::InternalDate,
+        FetchAtt::Rfc822Size,
+    ];
+    match m {
+        Macro::Fast => {}
+        Macro::All => atts.push(FetchAtt::Envelope),
+        Macro::Full => atts.extend([FetchAtt::Envelope, FetchAtt::Body]),
+        other => return Err(format!("FETCH {other:?} is not supported")),
+    }
+    Ok(atts)
 }
 
 /// Most part numbers a section may name (`1.2.3…`).
@@ -483,306 +510,69 @@ const MAX_SECTION_DEPTH: usize = 32;
 /// Most header field names a HEADER.FIELDS list may hold.
 const MAX_HEADER_FIELDS: usize = 100;
 
-fn section(c: &mut Cursor<'_>) -> Result<Section, String> {
-    c.expect(b'[')?;
-    let mut part = Vec::new();
-    let mut text = None;
-    while c.peek().is_some_and(|b| b.is_ascii_digit()) {
-        let n = c.number()?;
-        if n == 0 || part.len() >= MAX_SECTION_DEPTH {
-            return Err("bad section part number".into());
-        }
-        part.push(n);
-        if c.peek() == Some(b'.') {
-            c.pos += 1;
-        } else {
-            break;
-        }
-    }
-    if c.peek() != Some(b']') {
-        let word = c
-            .take_while(|b| b.is_ascii_alphanumeric() || b == b'.')
-            .to_ascii_uppercase();
-        text = Some(match word.as_slice() {
-            b"HEADER" => SectionText::Header,
-            b"TEXT" => SectionText::Text,
-            b"MIME" if !part.is_empty() => SectionText::Mime,
-            b"HEADER.FIELDS" | b"HEADER.FIELDS.NOT" => {
-                c.sp()?;
-                c.expect(b'(')?;
-                let mut names = Vec::new();
-                loop {
-                    let name = String::from_utf8_lossy(&c.astring()?).to_ascii_uppercase();
-                    if names.len() >= MAX_HEADER_FIELDS {
-                        return Err("too many header field names".into());
-                    }
-                    names.push(name);
-                    if c.peek() == Some(b')') {
-                        c.pos += 1;
-                        break;
-                    }
-                    c.sp()?;
-                }
-                SectionText::HeaderFields {
-                    not: word.ends_with(b".NOT"),
-                    names,
-                }
-            }
-            _ => return Err("bad section".into()),
-        });
-    }
-    c.expect(b']')?;
-    Ok(Section { part, text })
-}
-
-fn store(c: &mut Cursor<'_>, uid: bool) -> Result<Command, String> {
-    c.sp()?;
-    let set = c.sequence_set()?;
-    c.sp()?;
-    let word = c.atom()?.to_ascii_uppercase();
-    let (mode, rest) = match word.strip_prefix('+') {
-        Some(rest) => (StoreMode::Add, rest),
-        None => match word.strip_prefix('-') {
-            Some(rest) => (StoreMode::Remove, rest),
-            None => (StoreMode::Replace, word.as_str()),
+fn fetch_att(name: MessageDataItemName<'_>) -> Result<FetchAtt, String> {
+    Ok(match name {
+        MessageDataItemName::Flags => FetchAtt::Flags,
+        MessageDataItemName::Uid => FetchAtt::Uid,
+        MessageDataItemName::InternalDate => FetchAtt::InternalDate,
+        MessageDataItemName::Rfc822Size => FetchAtt::Rfc822Size,
+        MessageDataItemName::Envelope => FetchAtt::Envelope,
+        MessageDataItemName::BodyStructure => FetchAtt::BodyStructure,
+        MessageDataItemName::Body => FetchAtt::Body,
+        MessageDataItemName::Rfc822 => FetchAtt::Rfc822,
+        MessageDataItemName::Rfc822Header => FetchAtt::Rfc822Header,
+        MessageDataItemName::Rfc822Text => FetchAtt::Rfc822Text,
+        MessageDataItemName::BodyExt {
+            section,
+            partial,
+            peek,
+        } => FetchAtt::Section {
+            peek,
+            section: match section {
+                None => Section {
+                    part: Vec::new(),
+                    text: None,
+                },
+                Some(section) => self::section(section)?,
+            },
+            partial: partial.map(|(start, len): (u32, NonZeroU32)| (start, len.get())),
         },
-    };
-    let silent = match rest {
-        "FLAGS" => false,
-        "FLAGS.SILENT" => true,
-        _ => return Err(format!("STORE {word} is not supported")),
-    };
-    c.sp()?;
-    let mut flags = Vec::new();
-    let listed = c.peek() == Some(b'(');
-    if listed {
-        c.pos += 1;
-    }
-    while c.peek().is_some_and(|b| b != b')') {
-        flags.push(c.flag()?);
-        if c.peek() == Some(b' ') {
-            c.pos += 1;
-        }
-    }
-    if listed {
-        c.expect(b')')?;
-    }
-    Ok(Command::Store {
-        uid,
-        set,
-        mode,
-        silent,
-        flags,
+        other => return Err(format!("FETCH item {other:?} is not supported")),
     })
 }
 
-/// Reads tokens from one command.
-struct Cursor<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-/// Most bytes a tag may have.
-const MAX_TAG_LEN: usize = 64;
-
-impl<'a> Cursor<'a> {
-    fn new(buf: &'a [u8]) -> Self {
-        Self { buf, pos: 0 }
-    }
-
-    fn peek(&self) -> Option<u8> {
-        self.buf.get(self.pos).copied()
-    }
-
-    fn take_while(&mut self, keep: impl Fn(u8) -> bool) -> &'a [u8] {
-        let start = self.pos;
-        while self.peek().is_some_and(&keep) {
-            self.pos += 1;
+fn section(section: CodecSection<'_>) -> Result<Section, String> {
+    let numbers = |part: Option<Part>| -> Result<Vec<u32>, String> {
+        let numbers: Vec<u32> = part
+            .map(|p| p.0.as_ref().iter().map(|n| n.get()).collect())
+            .unwrap_or_default();
+        if numbers.len() > MAX_SECTION_DEPTH {
+            return Err("a section names too many part numbers".into());
         }
-        &self.buf[start..self.pos]
-    }
-
-    fn expect(&mut self, byte: u8) -> Result<(), String> {
-        if self.peek() == Some(byte) {
-            self.pos += 1;
-            Ok(())
-        } else {
-            Err(format!("expected {:?}", char::from(byte)))
+        Ok(numbers)
+    };
+    let fields = |names: Vec1<_>, not: bool| -> Result<SectionText, String> {
+        let names: Vec<imap_codec::imap_types::core::AString<'_>> = names.into_inner();
+        if names.len() > MAX_HEADER_FIELDS {
+            return Err("too many header field names".into());
         }
-    }
-
-    fn sp(&mut self) -> Result<(), String> {
-        self.expect(b' ')
-    }
-
-    fn end(&mut self) -> Result<(), String> {
-        match &self.buf[self.pos..] {
-            b"\r\n" | b"\n" | b"" => Ok(()),
-            _ => Err("unexpected text at the end of the command".into()),
-        }
-    }
-
-    fn tag(&mut self) -> Result<String, String> {
-        let tag = self.take_while(|b| is_atom_char(b) && b != b'+');
-        if tag.is_empty() || tag.len() > MAX_TAG_LEN {
-            return Err("a command starts with a tag".into());
-        }
-        Ok(String::from_utf8_lossy(tag).into_owned())
-    }
-
-    fn atom(&mut self) -> Result<String, String> {
-        let atom = self.take_while(is_atom_char);
-        if atom.is_empty() {
-            return Err("expected an atom".into());
-        }
-        Ok(String::from_utf8_lossy(atom).into_owned())
-    }
-
-    fn number(&mut self) -> Result<u32, String> {
-        let digits = self.take_while(|b| b.is_ascii_digit());
-        std::str::from_utf8(digits)
-            .ok()
-            .and_then(|d| d.parse().ok())
-            .ok_or_else(|| "expected a number".to_owned())
-    }
-
-    /// An atom, a quoted string or a literal.
-    fn astring(&mut self) -> Result<Vec<u8>, String> {
-        match self.peek() {
-            Some(b'"') => self.quoted(),
-            Some(b'{') => self.literal(),
-            _ => Ok(self.take_while(|b| is_atom_char(b) || b == b']').to_vec()).and_then(|a| {
-                if a.is_empty() {
-                    Err("expected a string".into())
-                } else {
-                    Ok(a)
-                }
-            }),
-        }
-    }
-
-    fn quoted(&mut self) -> Result<Vec<u8>, String> {
-        self.expect(b'"')?;
-        let mut out = Vec::new();
-        loop {
-            match self.peek() {
-                Some(b'"') => {
-                    self.pos += 1;
-                    return Ok(out);
-                }
-                Some(b'\\') => {
-                    self.pos += 1;
-                    match self.peek() {
-                        Some(b @ (b'"' | b'\\')) => out.push(b),
-                        _ => return Err("bad escape in a quoted string".into()),
-                    }
-                }
-                Some(b'\r' | b'\n') | None => return Err("unterminated quoted string".into()),
-                Some(b) => out.push(b),
-            }
-            self.pos += 1;
-        }
-    }
-
-    fn literal(&mut self) -> Result<Vec<u8>, String> {
-        self.expect(b'{')?;
-        let n = self.number()? as usize;
-        if self.peek() == Some(b'+') {
-            self.pos += 1;
-        }
-        self.expect(b'}')?;
-        if self.peek() == Some(b'\r') {
-            self.pos += 1;
-        }
-        self.expect(b'\n')?;
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.buf.len())
-            .ok_or("literal shorter than announced")?;
-        let bytes = self.buf[self.pos..end].to_vec();
-        self.pos = end;
-        Ok(bytes)
-    }
-
-    /// A mailbox name; `INBOX` in any case is `INBOX`.
-    fn mailbox(&mut self) -> Result<String, String> {
-        let name = String::from_utf8(self.astring_or_empty()?)
-            .map_err(|_| "a mailbox name is 7-bit text".to_owned())?;
-        Ok(if name.eq_ignore_ascii_case("INBOX") {
-            "INBOX".into()
-        } else {
-            name
+        Ok(SectionText::HeaderFields {
+            not,
+            names: names
+                .iter()
+                .map(|n| String::from_utf8_lossy(n.as_ref()).to_ascii_uppercase())
+                .collect(),
         })
-    }
-
-    /// An astring that may be the empty quoted string.
-    fn astring_or_empty(&mut self) -> Result<Vec<u8>, String> {
-        if self.buf[self.pos..].starts_with(b"\"\"") {
-            self.pos += 2;
-            return Ok(Vec::new());
-        }
-        self.astring()
-    }
-
-    fn list_mailbox(&mut self) -> Result<String, String> {
-        let bytes = match self.peek() {
-            Some(b'"' | b'{') => self.astring_or_empty()?,
-            _ => self
-                .take_while(|b| is_atom_char(b) || b == b'%' || b == b'*' || b == b']')
-                .to_vec(),
-        };
-        String::from_utf8(bytes).map_err(|_| "a mailbox pattern is 7-bit text".to_owned())
-    }
-
-    fn flag(&mut self) -> Result<String, String> {
-        let start = self.pos;
-        if self.peek() == Some(b'\\') {
-            self.pos += 1;
-        }
-        let _ = self.take_while(is_atom_char);
-        if self.pos == start {
-            return Err("expected a flag".into());
-        }
-        Ok(String::from_utf8_lossy(&self.buf[start..self.pos]).into_owned())
-    }
-
-    fn sequence_set(&mut self) -> Result<SequenceSet, String> {
-        let mut ranges = Vec::new();
-        loop {
-            let a = self.bound()?;
-            let b = if self.peek() == Some(b':') {
-                self.pos += 1;
-                self.bound()?
-            } else {
-                a
-            };
-            ranges.push((a, b));
-            if self.peek() == Some(b',') {
-                self.pos += 1;
-            } else {
-                break;
-            }
-        }
-        Ok(SequenceSet(ranges))
-    }
-
-    fn bound(&mut self) -> Result<Bound, String> {
-        if self.peek() == Some(b'*') {
-            self.pos += 1;
-            return Ok(Bound::Star);
-        }
-        match self.number()? {
-            0 => Err("0 is not a message number".into()),
-            n => Ok(Bound::Number(n)),
-        }
-    }
-}
-
-/// ATOM-CHAR of RFC 3501: printable ASCII except the specials.
-fn is_atom_char(b: u8) -> bool {
-    (0x21..0x7f).contains(&b)
-        && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
+    };
+    let (part, text) = match section {
+        CodecSection::Part(part) => (numbers(Some(part))?, None),
+        CodecSection::Header(part) => (numbers(part)?, Some(SectionText::Header)),
+        CodecSection::HeaderFields(part, names) => (numbers(part)?, Some(fields(names, false)?)),
+        CodecSection::HeaderFieldsNot(part, names) => (numbers(part)?, Some(fields(names, true)?)),
+        CodecSection::Text(part) => (numbers(part)?, Some(SectionText::Text)),
+        CodecSection::Mime(part) => (numbers(Some(part))?, Some(SectionText::Mime)),
+    };
+    Ok(Section { part, text })
 }
 
 #[cfg(test)]
@@ -793,6 +583,16 @@ mod tests {
         parse(line.as_bytes())
             .unwrap_or_else(|e| panic!("{line}: {e:?}"))
             .command
+    }
+
+    fn reason(line: &str) -> String {
+        let e = parse(line.as_bytes()).expect_err(line);
+        assert_eq!(
+            e.tag.as_deref(),
+            Some("a"),
+            "{line}: answered under its tag"
+        );
+        e.reason
     }
 
     #[test]
@@ -812,30 +612,129 @@ mod tests {
             }
         );
         assert_eq!(
+            ok("a AUTHENTICATE plain AGphbgBwdw==\r\n"),
+            Command::Authenticate {
+                mechanism: "PLAIN".into(),
+                initial: Some(b"\0jan\0pw".to_vec())
+            }
+        );
+        assert_eq!(
             ok("b select inbox\r\n"),
             Command::Select {
                 mailbox: "INBOX".into(),
                 read_only: false
             }
         );
+        assert_eq!(
+            ok("b EXAMINE old.example\n"),
+            Command::Select {
+                mailbox: "old.example".into(),
+                read_only: true
+            }
+        );
+        let Command::Fetch { uid, atts, .. } =
+            ok("c UID FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (From Subject)]<0.100>)\r\n")
+        else {
+            panic!("a fetch")
+        };
+        assert!(uid);
+        assert_eq!(
+            atts,
+            [
+                FetchAtt::Flags,
+                FetchAtt::Section {
+                    peek: true,
+                    section: Section {
+                        part: vec![],
+                        text: Some(SectionText::HeaderFields {
+                            not: false,
+                            names: vec!["FROM".into(), "SUBJECT".into()]
+                        })
+                    },
+                    partial: Some((0, 100))
+                }
+            ]
+        );
+        let Command::Fetch { atts, .. } = ok("c FETCH 1 (BODY[1.2.MIME] BODY[2]<5.9>)\r\n") else {
+            panic!("a fetch")
+        };
         assert!(matches!(
-            ok("c UID FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (From Subject)]<0.100>)\r\n"),
-            Command::Fetch { uid: true, ref atts, .. } if atts.len() == 2
+            &atts[0],
+            FetchAtt::Section { peek: false, section: Section { part, text: Some(SectionText::Mime) }, .. }
+                if part == &[1, 2]
         ));
+        assert!(matches!(
+            &atts[1],
+            FetchAtt::Section { section: Section { part, text: None }, partial: Some((5, 9)), .. }
+                if part == &[2]
+        ));
+        let Command::Fetch { atts, .. } = ok("c FETCH 1 FAST\r\n") else {
+            panic!("a fetch")
+        };
+        assert_eq!(
+            atts,
+            [
+                FetchAtt::Flags,
+                FetchAtt::InternalDate,
+                FetchAtt::Rfc822Size
+            ]
+        );
         assert!(
-            matches!(ok("d LIST \"\" *\r\n"), Command::List { ref pattern, .. } if pattern == "*")
+            matches!(ok("d LIST \"\" *\r\n"), Command::List { ref pattern, lsub: false, .. } if pattern == "*")
+        );
+        assert!(
+            matches!(ok("d LSUB \"\" %\r\n"), Command::List { ref pattern, lsub: true, .. } if pattern == "%")
+        );
+        assert_eq!(
+            ok("d STATUS INBOX (MESSAGES UIDNEXT)\r\n"),
+            Command::Status {
+                mailbox: "INBOX".into(),
+                items: vec![StatusItem::Messages, StatusItem::UidNext]
+            }
         );
         assert!(matches!(
             ok("e STORE 1,3:5 +FLAGS.SILENT (\\Seen)\r\n"),
             Command::Store { mode: StoreMode::Add, silent: true, ref flags, .. } if flags == &["\\Seen"]
         ));
         assert!(matches!(
-            ok("f SEARCH CHARSET UTF-8 OR FROM a SUBJECT \"b c\" SINCE 1-Feb-2026\r\n"),
-            Command::Search { .. }
+            ok("e UID STORE 7 -FLAGS \\Deleted\r\n"),
+            Command::Store { uid: true, mode: StoreMode::Remove, silent: false, ref flags, .. }
+                if flags == &["\\Deleted"]
         ));
+        assert_eq!(
+            ok("f SEARCH CHARSET UTF-8 OR FROM a SUBJECT \"b c\" UNDELETED\r\n"),
+            Command::Search {
+                uid: false,
+                key: SearchKey::And(vec![
+                    SearchKey::Or(
+                        Box::new(SearchKey::From("a".into())),
+                        Box::new(SearchKey::Subject("b c".into()))
+                    ),
+                    SearchKey::Deleted(false)
+                ])
+            }
+        );
         assert_eq!(ok("g APPEND INBOX {10}\r\n"), Command::Refused("APPEND"));
+        assert_eq!(ok("g uid move 1 Trash\r\n"), Command::Refused("MOVE"));
+        assert_eq!(ok("g COPY 1 Trash\r\n"), Command::Refused("COPY"));
         assert_eq!(ok("h idle\r\n"), Command::Idle);
+        assert_eq!(ok("h STARTTLS\r\n"), Command::StartTls);
+        assert!(matches!(
+            ok("i UID EXPUNGE 3:5,9\r\n"),
+            Command::UidExpunge { ref set } if set.contains(4, 9) && !set.contains(6, 9)
+        ));
         assert!(parse(b"h IDLE now\r\n").is_err());
+    }
+
+    #[test]
+    fn literals_and_refusals_before_them() {
+        assert!(refused_before_literal(b"a APPEND INBOX {10}\r\n"));
+        assert!(refused_before_literal(b"a uid copy 1 {5}\r\n"));
+        assert!(!refused_before_literal(b"a LOGIN {3}\r\n"));
+        assert_eq!(tag_of(b"a.1 LOGIN {3}\r\n").as_deref(), Some("a.1"));
+        assert_eq!(tag_of(b"+x LOGIN\r\n"), None);
+        assert_eq!(reason("a LOGIN {9}\r\njan\r\n"), "the command ends early");
+        assert_eq!(reason("a LOGIN {3}\r\n"), "the command ends early");
     }
 
     #[test]
@@ -854,17 +753,49 @@ mod tests {
             "a STATUS INBOX (",
             "a FETCH 1 BODY[1.",
             "a FETCH 1 BODY[]<5.",
+            "a FETCH 1 BODY[]<5.0>\r\n",
             "a SELECT \"unterminated",
             "* FOO",
             "a UID",
             "a STORE 1 FLAGS (",
             "a SEARCH SINCE 99-Foo-1",
             "a FETCH 1:* BODY[HEADER.FIELDS (]",
+            "a NOOP\r\nb NOOP\r\n",
         ] {
             assert!(parse(line.as_bytes()).is_err(), "{line:?} parses");
         }
         let deep = format!("a SEARCH {}ALL{}\r\n", "(".repeat(100), ")".repeat(100));
         assert!(parse(deep.as_bytes()).is_err());
+        let long_tag = format!("{} NOOP\r\n", "t".repeat(65));
+        assert_eq!(parse(long_tag.as_bytes()).expect_err("long tag").tag, None);
+    }
+
+    #[test]
+    fn reasons_name_the_command() {
+        assert_eq!(reason("a XYZZY\r\n"), "unknown command XYZZY");
+        assert_eq!(reason("a UID FROB 1\r\n"), "unknown command UID FROB");
+        assert_eq!(
+            reason("a FETCH x FLAGS\r\n"),
+            "FETCH: the arguments do not follow RFC 3501"
+        );
+        assert_eq!(
+            reason("a\r\n"),
+            "a command name follows the tag and a space"
+        );
+        assert!(reason("a SEARCH CHARSET KOI8-R ALL\r\n").starts_with("[BADCHARSET"));
+        assert_eq!(
+            reason("a SEARCH HEADER X-Spam yes\r\n"),
+            "search key HEADER is not supported"
+        );
+        assert!(reason("a GETQUOTAROOT INBOX\r\n").contains("not supported"));
+        let fields = (0..=MAX_HEADER_FIELDS)
+            .map(|i| format!("X-{i}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert_eq!(
+            reason(&format!("a FETCH 1 BODY[HEADER.FIELDS ({fields})]\r\n")),
+            "too many header field names"
+        );
     }
 
     #[test]
@@ -873,7 +804,21 @@ mod tests {
             panic!()
         };
         assert!(set.contains(3, 10) && set.contains(9, 10) && !set.contains(5, 10));
-        assert_eq!(parse_date(b"1-Jan-1970"), Ok(0));
-        assert_eq!(parse_date(b"2-jan-1970"), Ok(1));
+        let day = |line: &str| match ok(line) {
+            Command::Search {
+                key: SearchKey::And(keys),
+                ..
+            } => keys,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(day("a SEARCH SINCE 1-Jan-1970\r\n"), [SearchKey::Since(0)]);
+        assert_eq!(
+            day("a SEARCH BEFORE 2-jan-1970\r\n"),
+            [SearchKey::Before(1)]
+        );
+        assert_eq!(
+            day("a SEARCH SENTON \"1-Feb-2026\"\r\n"),
+            [SearchKey::On(20_485)]
+        );
     }
 }

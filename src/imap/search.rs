@@ -19,6 +19,8 @@ pub enum SearchKey {
     Uid(SequenceSet),
     Seen(bool),
     Flagged(bool),
+    /// Marked \\Deleted in this session (RFC 3501 DELETED and UNDELETED).
+    Deleted(bool),
     /// Days since the epoch (UTC) of the arrival time.
     Since(i64),
     Before(i64),
@@ -40,6 +42,7 @@ pub struct Candidate<'a> {
     pub largest_uid: u32,
     pub seen: bool,
     pub flagged: bool,
+    pub deleted: bool,
     pub received_unix: i64,
     pub size: u64,
     /// Its opened summary; the caller opens it when [`SearchKey::needs_summary`]. Without
@@ -105,6 +108,7 @@ impl SearchKey {
             SearchKey::Sequence(set) => set.contains(m.seq, m.largest_seq).into(),
             SearchKey::Uid(set) => set.contains(m.uid, m.largest_uid).into(),
             SearchKey::Seen(want) => (m.seen == *want).into(),
+            SearchKey::Deleted(want) => (m.deleted == *want).into(),
             SearchKey::Flagged(want) => (m.flagged == *want).into(),
             SearchKey::Since(d) => (day >= *d).into(),
             SearchKey::Before(d) => (day < *d).into(),
@@ -169,6 +173,7 @@ mod tests {
             largest_uid: 9,
             seen: false,
             flagged: true,
+            deleted: false,
             received_unix: listed.received_unix,
             size: listed.size,
             summary: Some(&listed),

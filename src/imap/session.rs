@@ -13,7 +13,7 @@ use super::parser::{Command, SequenceSet, StatusItem, StoreMode, Tagged};
 use super::response::{Status, string, tagged, untagged};
 use super::search::{Answer, Candidate, SearchKey};
 use super::state::Flags;
-use super::{ImapError, Server};
+use super::{ImapError, Limits, Server};
 use crate::admin::routes::{MAX_IDS, MAX_SEALED_BYTES, MAX_SEALED_IDS};
 
 /// An answer this long is handed on before the next message is rendered.
@@ -21,6 +21,18 @@ const FLUSH_BYTES: usize = 256 * 1024;
 
 /// What the server says it can do. No LOGINDISABLED (loopback only).
 pub const CAPABILITY: &str = "IMAP4rev1 AUTH=PLAIN SASL-IR UNSELECT IDLE";
+/// With deleting on, UIDPLUS too: its UID EXPUNGE is what it adds here (APPEND and COPY,
+/// whose answers it extends, are refused).
+pub const CAPABILITY_DELETES: &str = "IMAP4rev1 AUTH=PLAIN SASL-IR UNSELECT IDLE UIDPLUS";
+
+/// What a server with `limits` announces.
+pub fn capability(limits: &Limits) -> &'static str {
+    if limits.deletes {
+        CAPABILITY_DELETES
+    } else {
+        CAPABILITY
+    }
+}
 
 /// What to send, and whether to close the connection afterwards.
 #[derive(Debug, Default)]
@@ -93,7 +105,10 @@ impl Session {
     ) -> Result<(), Refusal> {
         match (command, &self.phase) {
             (Command::Capability, _) => {
-                untagged(out, &format!("CAPABILITY {CAPABILITY}"));
+                untagged(
+                    out,
+                    &format!("CAPABILITY {}", capability(&self.server.limits)),
+                );
                 tagged(out, tag, Status::Ok, "CAPABILITY completed");
             }
             (Command::Noop, Phase::Selected { .. }) => {
@@ -121,7 +136,7 @@ impl Session {
                     )));
                 }
                 match initial {
-                    Some(response) => self.authenticate_plain(tag, &response, out, close),
+                    Some(response) => self.plain(tag, &response, out, close),
                     // The connection asks for the response and calls back.
                     None => {
                         return Err(Refusal::Bad(
@@ -219,7 +234,7 @@ impl Session {
                 // CLOSE expunges without telling (RFC 3501 6.4.2); when that is refused
                 // the mailbox stays selected, so the client hears of it.
                 if !self.selected().1 {
-                    self.expunge(out, false)?;
+                    self.expunge(out, false, None)?;
                 }
                 self.phase = Phase::Authenticated;
                 self.deleted.clear();
@@ -242,8 +257,23 @@ impl Session {
                         "the mailbox was opened with EXAMINE (read-only)".into(),
                     ));
                 }
-                self.expunge(out, true)?;
+                self.expunge(out, true, None)?;
                 tagged(out, tag, Status::Ok, "EXPUNGE completed");
+            }
+            (Command::UidExpunge { .. }, _) if !self.server.limits.deletes => tagged(
+                out,
+                tag,
+                Status::Ok,
+                "UID EXPUNGE completed; nothing is deleted over IMAP",
+            ),
+            (Command::UidExpunge { set }, _) => {
+                if self.selected().1 {
+                    return Err(Refusal::No(
+                        "the mailbox was opened with EXAMINE (read-only)".into(),
+                    ));
+                }
+                self.expunge(out, true, Some(&set))?;
+                tagged(out, tag, Status::Ok, "UID EXPUNGE completed");
             }
             (Command::Search { uid, key }, _) => self.search(tag, uid, &key, out)?,
             (Command::Fetch { uid, set, atts }, _) => {
@@ -279,7 +309,7 @@ impl Session {
                 out,
                 tag,
                 Status::Ok,
-                &format!("[CAPABILITY {CAPABILITY}] logged in"),
+                &format!("[CAPABILITY {}] logged in", capability(&self.server.limits)),
             );
             return;
         }
@@ -316,11 +346,13 @@ impl Session {
                 .decode(response)
                 .ok()
         };
-        let password = decoded
-            .as_deref()
-            .and_then(|d| d.split(|&b| b == 0).nth(2).map(<[u8]>::to_vec))
-            .unwrap_or_default();
-        self.login(tag, &password, out, close);
+        self.plain(tag, decoded.as_deref().unwrap_or_default(), out, close);
+    }
+
+    /// Checks a decoded PLAIN response: authzid NUL user NUL password.
+    fn plain(&mut self, tag: &str, decoded: &[u8], out: &mut Vec<u8>, close: &mut bool) {
+        let password = decoded.split(|&b| b == 0).nth(2).unwrap_or_default();
+        self.login(tag, password, out, close);
     }
 
     fn select(&mut self, tag: &str, snapshot: Snapshot, read_only: bool, out: &mut Vec<u8>) {
@@ -414,16 +446,24 @@ impl Session {
     /// Deletes the messages marked \Deleted from the quarantine and drops them from the
     /// mailbox, telling the client of each (`* n EXPUNGE`) when `tell`. Nothing happens
     /// unless deleting is enabled.
-    fn expunge(&mut self, out: &mut Vec<u8>, tell: bool) -> Result<(), Refusal> {
+    /// Deletes the messages marked \\Deleted, only those whose UIDs are in `uids` when
+    /// given (UID EXPUNGE), telling the client of each when `tell`.
+    fn expunge(
+        &mut self,
+        out: &mut Vec<u8>,
+        tell: bool,
+        uids: Option<&SequenceSet>,
+    ) -> Result<(), Refusal> {
         if !self.server.limits.deletes {
             return Ok(());
         }
-        let marked: Vec<String> = self
-            .selected()
-            .0
+        let mailbox = self.selected().0;
+        let largest_uid = mailbox.messages.last().map_or(0, |m| m.uid);
+        let marked: Vec<String> = mailbox
             .messages
             .iter()
             .filter(|m| self.deleted.contains(&m.id))
+            .filter(|m| uids.is_none_or(|set| set.contains(m.uid, largest_uid)))
             .map(|m| m.id.clone())
             .collect();
         if marked.is_empty() {
@@ -778,6 +818,7 @@ impl Session {
                 largest_uid,
                 seen: flags.seen,
                 flagged: flags.flagged,
+                deleted: self.deleted.contains(&m.id),
                 received_unix: m.received_unix,
                 size: m.size,
                 summary: summaries.get(&m.id).map(|l| &**l),
