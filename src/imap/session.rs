@@ -559,6 +559,14 @@ impl Session {
             .min(MAX_SEALED_BYTES / 2)
     }
 
+    /// The most messages one read-ahead asks for, within what the admin API accepts.
+    fn read_ahead_messages(&self) -> usize {
+        self.server
+            .limits
+            .read_ahead_messages
+            .clamp(1, MAX_SEALED_IDS)
+    }
+
     /// Whether message `id` is decrypted already (kept or read ahead).
     fn at_hand(&self, id: &str) -> bool {
         self.ahead.contains_key(id) || self.cache.iter().any(|(i, _)| i == id)
@@ -568,13 +576,7 @@ impl Session {
     /// not at hand, within the read-ahead limits; a message larger than a batch may be is
     /// left to be read alone.
     fn read_ahead(&mut self, indexes: &[usize]) -> Result<(), Refusal> {
-        let (most, most_bytes) = (
-            self.server
-                .limits
-                .read_ahead_messages
-                .clamp(1, MAX_SEALED_IDS),
-            self.read_ahead_bytes(),
-        );
+        let (most, most_bytes) = (self.read_ahead_messages(), self.read_ahead_bytes());
         let mailbox = self.selected().0;
         let mut ids: Vec<&str> = Vec::new();
         let mut bytes = 0u64;
@@ -840,11 +842,25 @@ impl Session {
                 undecided.len()
             )));
         }
-        for i in undecided {
-            // Read without the cache: a search must not push out what is being read.
-            let plain = store.read(&mailbox.messages[i].id).map_err(no)?;
-            if key.eval(&candidate(i), Some(&plain)) == Answer::Yes {
-                found.push(i);
+        // Read in batches, each one audited read, and without the cache: a search must not
+        // push out what is being read. A message bigger than a batch may be is read alone;
+        // one that left the quarantine meanwhile does not match.
+        let (most, most_bytes) = (self.read_ahead_messages(), self.read_ahead_bytes());
+        let size = |i: usize| mailbox.messages[i].size;
+        for batch in batches(&undecided, size, most, most_bytes) {
+            let ids: Vec<&str> = batch
+                .iter()
+                .map(|&i| mailbox.messages[i].id.as_str())
+                .collect();
+            let plains = match ids.as_slice() {
+                [one] if size(batch[0]) > most_bytes => vec![Some(store.read(one).map_err(no)?)],
+                _ => store.read_many(&ids).map_err(no)?,
+            };
+            for (&i, plain) in batch.iter().zip(plains) {
+                let Some(plain) = plain else { continue };
+                if key.eval(&candidate(i), Some(&plain)) == Answer::Yes {
+                    found.push(i);
+                }
             }
         }
         found.sort_unstable();
@@ -866,6 +882,37 @@ impl Session {
         tagged(out, tag, Status::Ok, "SEARCH completed");
         Ok(())
     }
+}
+
+/// `indexes` in order, cut into batches of at most `most` messages and `most_bytes` by
+/// `size`; a message bigger than `most_bytes` is a batch of its own.
+fn batches(
+    indexes: &[usize],
+    size: impl Fn(usize) -> u64,
+    most: usize,
+    most_bytes: u64,
+) -> Vec<Vec<usize>> {
+    let mut all = Vec::new();
+    let mut open: Vec<usize> = Vec::new();
+    let mut bytes = 0u64;
+    for &i in indexes {
+        let this = size(i);
+        let alone = this > most_bytes;
+        if !open.is_empty() && (alone || open.len() >= most || bytes + this > most_bytes) {
+            all.push(std::mem::take(&mut open));
+            bytes = 0;
+        }
+        if alone {
+            all.push(vec![i]);
+        } else {
+            open.push(i);
+            bytes += this;
+        }
+    }
+    if !open.is_empty() {
+        all.push(open);
+    }
+    all
 }
 
 /// How a command is refused.
@@ -1051,6 +1098,45 @@ mod tests {
             fake.batches.lock().expect("lock").is_empty(),
             "one is read alone"
         );
+    }
+
+    #[test]
+    fn batches_keep_order_and_bounds_and_put_big_ones_alone() {
+        let sizes = [10u64, 10, 10, 50, 10, 10, 10, 10];
+        let size = |i: usize| sizes[i];
+        let all: Vec<usize> = (0..sizes.len()).collect();
+        assert_eq!(
+            batches(&all, size, 2, 25),
+            [vec![0, 1], vec![2], vec![3], vec![4, 5], vec![6, 7]]
+        );
+        assert_eq!(
+            batches(&all, size, 10, 30),
+            [vec![0, 1, 2], vec![3], vec![4, 5, 6], vec![7]]
+        );
+        assert!(batches(&[], size, 10, 30).is_empty());
+    }
+
+    #[test]
+    fn a_text_search_decrypts_in_batches_and_skips_what_is_gone() {
+        let fake = fake(1..=7);
+        fake.messages.lock().expect("lock")[2].0.size = Limits::default().read_ahead_bytes + 1;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = session_over(&fake, dir.path());
+        assert!(run(&mut s, "a LOGIN x pw").starts_with("a OK"));
+        run(&mut s, "b SELECT INBOX");
+        let r = run(&mut s, "c SEARCH OR BODY \"body 2\" BODY \"body 3\"");
+        assert!(r.starts_with("* SEARCH 2 3\r\n"), "{r}");
+        assert_eq!(
+            *fake.batches.lock().expect("lock"),
+            [2, 4],
+            "around the big one"
+        );
+        let single = fake.reads.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(single, 1, "the big one alone");
+        // Gone since SELECT (the index is not refreshed within a command): not a match.
+        fake.messages.lock().expect("lock").remove(1);
+        let r = run(&mut s, "d UID SEARCH TEXT \"body\" UID 1:2");
+        assert!(r.starts_with("* SEARCH 1\r\n") && r.contains("d OK"), "{r}");
     }
 
     #[test]
