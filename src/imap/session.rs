@@ -20,10 +20,10 @@ use crate::admin::routes::{MAX_IDS, MAX_SEALED_BYTES, MAX_SEALED_IDS};
 const FLUSH_BYTES: usize = 256 * 1024;
 
 /// What the server says it can do. No LOGINDISABLED (loopback only).
-pub const CAPABILITY: &str = "IMAP4rev1 AUTH=PLAIN SASL-IR UNSELECT IDLE";
+const CAPABILITY: &str = "IMAP4rev1 AUTH=PLAIN SASL-IR UNSELECT IDLE";
 /// With deleting on, UIDPLUS too: its UID EXPUNGE is what it adds here (APPEND and COPY,
 /// whose answers it extends, are refused).
-pub const CAPABILITY_DELETES: &str = "IMAP4rev1 AUTH=PLAIN SASL-IR UNSELECT IDLE UIDPLUS";
+const CAPABILITY_DELETES: &str = "IMAP4rev1 AUTH=PLAIN SASL-IR UNSELECT IDLE UIDPLUS";
 
 /// What a server with `limits` announces.
 pub fn capability(limits: &Limits) -> &'static str {
@@ -443,11 +443,10 @@ impl Session {
         Ok(())
     }
 
-    /// Deletes the messages marked \Deleted from the quarantine and drops them from the
-    /// mailbox, telling the client of each (`* n EXPUNGE`) when `tell`. Nothing happens
-    /// unless deleting is enabled.
-    /// Deletes the messages marked \\Deleted, only those whose UIDs are in `uids` when
-    /// given (UID EXPUNGE), telling the client of each when `tell`.
+    /// Deletes the messages marked \Deleted (of those only the ones whose UIDs are in
+    /// `uids`, for UID EXPUNGE) from the quarantine and drops them from the mailbox, telling
+    /// the client of each (`* n EXPUNGE`) when `tell`. Nothing happens unless deleting is
+    /// enabled.
     fn expunge(
         &mut self,
         out: &mut Vec<u8>,
