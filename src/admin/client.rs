@@ -2,19 +2,21 @@
 //! over TCP with mutual TLS (`--admin https://host:port`).
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// How long the CLI waits for the server to take a request or answer, unless a command
-/// sets its own ([`AdminClient::with_timeout`]).
+use super::deadline::{Deadline, Timed, connect_tcp, timed_out};
+
+/// How long the CLI waits for the server to connect, take a request and answer it (the
+/// answer's head, all of it), and then for each read of the answer's body, unless a
+/// command sets its own ([`AdminClient::with_timeout`]).
 pub const IO_TIMEOUT: Duration = Duration::from_secs(60);
 /// Largest response head the client reads.
 const MAX_RESPONSE_HEAD: usize = 16 * 1024;
@@ -138,7 +140,8 @@ impl Endpoint {
 #[derive(Clone)]
 pub struct AdminClient {
     endpoint: Endpoint,
-    /// For each write of the request and each read of the answer.
+    /// For connecting, sending the request and reading the answer's head, all together;
+    /// then for each read of the body (an export streams for as long as it takes).
     timeout: Duration,
 }
 
@@ -157,8 +160,8 @@ impl AdminClient {
         }
     }
 
-    /// The same client, waiting at most `timeout` for each write and read (`health` fails
-    /// fast instead of hanging a container health check).
+    /// The same client, waiting at most `timeout` for an answer and for each read of its
+    /// body (`health` fails fast instead of hanging a container health check).
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -233,26 +236,25 @@ impl AdminClient {
         self.request("GET", path, None)
     }
 
-    fn connect(&self) -> Result<Box<dyn Stream>, ClientError> {
+    /// Connects within `deadline`; the socket's reads and writes keep to it while it is
+    /// set (the TLS handshake's too, since they are the socket's).
+    fn connect(&self, deadline: &Deadline) -> Result<Box<dyn Stream>, ClientError> {
         match &self.endpoint {
             Endpoint::Unix(path) => {
                 let stream = UnixStream::connect(path).map_err(|source| ClientError::Connect {
                     path: path.clone(),
                     source,
                 })?;
-                stream.set_read_timeout(Some(self.timeout))?;
-                stream.set_write_timeout(Some(self.timeout))?;
-                Ok(Box::new(stream))
+                Ok(Box::new(Timed::new(stream, self.timeout, deadline)))
             }
             Endpoint::Tls { addr, name, config } => {
-                let tcp = TcpStream::connect(addr).map_err(|source| ClientError::Connect {
+                let tcp = connect_tcp(addr, deadline).map_err(|source| ClientError::Connect {
                     path: PathBuf::from(addr),
                     source,
                 })?;
-                tcp.set_read_timeout(Some(self.timeout))?;
-                tcp.set_write_timeout(Some(self.timeout))?;
                 let conn = rustls::ClientConnection::new(config.clone(), name.clone())
                     .map_err(ClientError::TlsConfig)?;
+                let tcp = Timed::new(tcp, self.timeout, deadline);
                 Ok(Box::new(rustls::StreamOwned::new(conn, tcp)))
             }
         }
@@ -265,7 +267,15 @@ impl AdminClient {
         path: &str,
         body: Option<&[u8]>,
     ) -> Result<impl Read + use<>, ClientError> {
-        let mut stream = self.connect()?;
+        // A server that answers a byte at a time cannot stretch the wait for its answer.
+        let deadline = Deadline::at(Instant::now() + self.timeout);
+        let mut stream = self.connect(&deadline).map_err(|error| match error {
+            ClientError::Connect { source, .. } if timed_out(&source) => ClientError::Timeout {
+                endpoint: self.endpoint.name(),
+                after: self.timeout,
+            },
+            other => other,
+        })?;
         let body = body.unwrap_or_default();
         let mut head = format!(
             "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n",
@@ -313,6 +323,9 @@ impl AdminClient {
                 .unwrap_or_else(|| format!("server answered HTTP {status}"));
             return Err(ClientError::Status { status, message });
         }
+        // A refusal's few words are read within the deadline; a body is streamed, each read
+        // waiting `timeout`, however long it all takes (an export).
+        deadline.lift();
         Ok(body)
     }
 
@@ -331,14 +344,6 @@ impl AdminClient {
             other(source)
         }
     }
-}
-
-/// Socket timeouts show as `WouldBlock` (`EAGAIN`) on a blocking socket.
-fn timed_out(error: &std::io::Error) -> bool {
-    matches!(
-        error.kind(),
-        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-    )
 }
 
 /// The body of an answer: exactly its Content-Length, or an error. Its I/O errors carry a
@@ -556,6 +561,91 @@ mod tests {
             ),
             "{error:?}"
         );
+    }
+
+    /// A server for one connection on a Unix socket in `dir`: it reads the request's head,
+    /// writes `at_once`, then `drip` in pieces of `piece` bytes `gap` apart.
+    fn slow_server(
+        dir: &Path,
+        at_once: Vec<u8>,
+        drip: Vec<u8>,
+        piece: usize,
+        gap: Duration,
+    ) -> (PathBuf, std::thread::JoinHandle<()>) {
+        let path = dir.join("admin.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).expect("bind");
+        let server = std::thread::spawn(move || {
+            let Ok((mut stream, _)) = listener.accept() else {
+                return;
+            };
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+            }
+            // Writes fail once the client has given up; that ends the server.
+            if stream.write_all(&at_once).is_err() {
+                return;
+            }
+            for chunk in drip.chunks(piece) {
+                std::thread::sleep(gap);
+                if stream.write_all(chunk).is_err() {
+                    return;
+                }
+            }
+        });
+        (path, server)
+    }
+
+    #[test]
+    fn an_answer_head_sent_a_little_at_a_time_runs_into_the_deadline() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut head = b"HTTP/1.1 200 OK\r\n".to_vec();
+        for _ in 0..40 {
+            head.extend_from_slice(b"X-Pad: 1\r\n");
+        }
+        head.extend_from_slice(b"Content-Length: 2\r\n\r\n{}");
+        // Each piece comes well within the timeout; the whole head takes 2 s.
+        let gap = Duration::from_millis(20);
+        let (path, server) = slow_server(dir.path(), Vec::new(), head, 4, gap);
+        let timeout = Duration::from_millis(300);
+        let client = AdminClient::new(&path).with_timeout(timeout);
+        let error = client
+            .get_json::<serde_json::Value>("/v1/health")
+            .expect_err("a head that takes 2 s is not waited for with a 300 ms timeout");
+        assert!(
+            matches!(&error, ClientError::Timeout { after, .. } if *after == timeout),
+            "{error:?}"
+        );
+        assert!(error.is_unreachable());
+        server.join().expect("server");
+    }
+
+    #[test]
+    fn a_body_is_streamed_for_longer_than_the_timeout_while_it_keeps_coming() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let body = vec![b'x'; 200];
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+        let gap = Duration::from_millis(50);
+        let (path, server) = slow_server(dir.path(), head.into_bytes(), body.clone(), 10, gap);
+        let timeout = Duration::from_millis(300);
+        let started = Instant::now();
+        let mut reader = AdminClient::new(&path)
+            .with_timeout(timeout)
+            .get("/v1/export")
+            .expect("the head comes at once");
+        let mut read = Vec::new();
+        reader
+            .read_to_end(&mut read)
+            .expect("the body keeps coming");
+        assert_eq!(read, body);
+        assert!(
+            started.elapsed() > timeout,
+            "the body took longer than the timeout"
+        );
+        server.join().expect("server");
     }
 
     #[test]

@@ -24,6 +24,7 @@
 pub mod access;
 pub mod approvals;
 pub mod client;
+mod deadline;
 mod handler;
 pub mod http;
 mod networks;
