@@ -50,21 +50,7 @@ fn review(gw: &TestGateway) -> Box<Review> {
 
 /// The review service of the reviewer holding `identity`.
 fn review_as(gw: &TestGateway, identity: &Path) -> Box<Review> {
-    Box::new(Review::new(context_for(gw, Some(identity)), "imap test"))
-}
-
-/// The review context of the gateway's config, with `identity` when one is given.
-fn context_for(gw: &TestGateway, identity: Option<&Path>) -> ReviewContext {
-    let mut args = vec![
-        "reclaim".to_owned(),
-        "-c".to_owned(),
-        gw.config_path.display().to_string(),
-    ];
-    if let Some(identity) = identity {
-        args.extend(["-i".to_owned(), identity.display().to_string()]);
-    }
-    args.push("list".to_owned());
-    ReviewContext::new(&Args::parse_from(args).access()).expect("review context")
+    Box::new(Review::new(gw.review_context(Some(identity)), "imap test"))
 }
 
 async fn start_imap(gw: &TestGateway, state: &Path, limits: Limits) -> Imap {
@@ -579,7 +565,7 @@ async fn a_reader_sees_only_what_is_sealed_to_them_without_opening_every_summary
     assert!(r.contains("both\r\n"), "{r}");
     // A fetch of many is one audited read of all of them.
     let shows = |context: &ReviewContext| -> Vec<String> {
-        audit_records(context)
+        common::audit_records(context)
             .into_iter()
             .filter(|r| r.contains("\"action\":\"show\""))
             .collect()
@@ -672,7 +658,7 @@ async fn deleting_is_opt_in_and_follows_the_delete_rules() {
     let left = listed_ids(&context);
     assert_eq!(left.len(), 2);
     assert!(left.contains(&ids[0]) && left.contains(&ids[2]), "{left:?}");
-    let deleted = audit_records(&context)
+    let deleted = common::audit_records(&context)
         .into_iter()
         .filter(|r| r.contains("\"action\":\"delete\"") && r.contains("\"reason\":\"imap test\""))
         .collect::<Vec<_>>();
@@ -697,7 +683,7 @@ async fn deleting_is_opt_in_and_follows_the_delete_rules() {
         "{r}"
     );
     // Several at once: one that is gone is answered as such, the others whole.
-    let reader = context_for(&gw, Some(&gw.identity));
+    let reader = gw.review_context(Some(&gw.identity));
     let asked: Vec<reclaim::store::MessageId> = [&ids[1], &ids[0]]
         .iter()
         .map(|i| i.parse().expect("id"))
@@ -775,7 +761,7 @@ async fn deleting_is_opt_in_and_follows_the_delete_rules() {
 
 /// The review service with the gateway's config and no identity: for the admin API only.
 fn admin_context(gw: &TestGateway) -> ReviewContext {
-    context_for(gw, None)
+    gw.review_context(None)
 }
 
 /// The ids on the first page of the admin API's list.
@@ -787,23 +773,9 @@ fn listed_ids(context: &ReviewContext) -> Vec<String> {
     page.messages.into_iter().map(|m| m.id).collect()
 }
 
-/// The audit trail's first records, as stored (canonical JSON).
-fn audit_records(context: &ReviewContext) -> Vec<String> {
-    let page: serde_json::Value = context
-        .client
-        .get_json("/v1/audit?limit=1000")
-        .expect("audit page");
-    page["records"]
-        .as_array()
-        .expect("records")
-        .iter()
-        .filter_map(|r| r.as_str().map(str::to_owned))
-        .collect()
-}
-
 /// How many single summaries (`GET /v1/messages/ID`) the audit trail records.
 fn summaries_read(context: &ReviewContext) -> usize {
-    audit_records(context)
+    common::audit_records(context)
         .iter()
         .filter(|r| r.contains("\"action\":\"summary\""))
         .count()

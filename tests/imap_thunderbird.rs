@@ -8,9 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use clap::Parser;
 use common::TestGateway;
-use reclaim::cli::Args;
 use reclaim::imap::{Bound, Limits, Review};
 use reclaim::review::ReviewContext;
 use tokio_util::sync::CancellationToken;
@@ -45,7 +43,10 @@ async fn thunderbird_opens_a_message_and_shows_it() {
         .await;
     let state = tempfile::tempdir().expect("state dir");
     let bound = Bound::bind(
-        Box::new(Review::new(context_for(&gw, true), "thunderbird test")),
+        Box::new(Review::new(
+            gw.review_context(Some(&gw.identity)),
+            "thunderbird test",
+        )),
         state.path(),
         "127.0.0.1:0".parse().expect("addr"),
         Limits::default(),
@@ -55,7 +56,7 @@ async fn thunderbird_opens_a_message_and_shows_it() {
     let (port, password) = (bound.addr.port(), bound.password().to_owned());
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(bound.serve(shutdown.clone()));
-    let admin = std::sync::Arc::new(context_for(&gw, false));
+    let admin = std::sync::Arc::new(gw.review_context(None));
 
     let home = tempfile::tempdir().expect("home");
     let profile = home.path().join("profile");
@@ -169,38 +170,9 @@ async fn thunderbird_opens_a_message_and_shows_it() {
         .expect("server task");
 }
 
-/// The review context of the gateway's config: the reviewer's (with the identity that
-/// decrypts) or the admin's (audit trail only).
-fn context_for(gw: &TestGateway, reviewer: bool) -> ReviewContext {
-    let mut args = vec![
-        "reclaim".to_owned(),
-        "-c".to_owned(),
-        gw.config_path.display().to_string(),
-    ];
-    if reviewer {
-        args.extend(["-i".to_owned(), gw.identity.display().to_string()]);
-    }
-    args.push("list".to_owned());
-    ReviewContext::new(&Args::parse_from(args).access()).expect("review context")
-}
-
-/// The audit trail's records, as stored (canonical JSON).
-fn audit_records(admin: &ReviewContext) -> Vec<String> {
-    let page: serde_json::Value = admin
-        .client
-        .get_json("/v1/audit?limit=1000")
-        .expect("audit page");
-    page["records"]
-        .as_array()
-        .expect("records")
-        .iter()
-        .filter_map(|r| r.as_str().map(str::to_owned))
-        .collect()
-}
-
 /// How many audited reads ("show") of message `id` the trail holds.
 fn shows_of(admin: &ReviewContext, id: &str) -> usize {
-    audit_records(admin)
+    common::audit_records(admin)
         .iter()
         .filter(|r| r.contains("\"action\":\"show\"") && r.contains(id))
         .count()
@@ -208,7 +180,7 @@ fn shows_of(admin: &ReviewContext, id: &str) -> usize {
 
 /// The ids of every message read under this run's reason, each once.
 fn reads_by_this_run(admin: &ReviewContext) -> Vec<String> {
-    let mut ids: Vec<String> = audit_records(admin)
+    let mut ids: Vec<String> = common::audit_records(admin)
         .iter()
         .map(|r| serde_json::from_str::<serde_json::Value>(r).expect("a JSON record"))
         .filter(|r| r["reason"] == "thunderbird test")

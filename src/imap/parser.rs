@@ -307,19 +307,11 @@ fn command(body: CommandBody<'_>) -> Result<Command, String> {
         CommandBody::List {
             reference,
             mailbox_wildcard,
-        } => Command::List {
-            reference: mailbox_name(reference)?,
-            pattern: pattern(mailbox_wildcard)?,
-            lsub: false,
-        },
+        } => list(reference, mailbox_wildcard, false)?,
         CommandBody::Lsub {
             reference,
             mailbox_wildcard,
-        } => Command::List {
-            reference: mailbox_name(reference)?,
-            pattern: pattern(mailbox_wildcard)?,
-            lsub: true,
-        },
+        } => list(reference, mailbox_wildcard, true)?,
         CommandBody::Status {
             mailbox,
             item_names,
@@ -404,6 +396,15 @@ fn command(body: CommandBody<'_>) -> Result<Command, String> {
         CommandBody::Delete { .. } => Command::Refused("DELETE"),
         CommandBody::Rename { .. } => Command::Refused("RENAME"),
         other => return Err(format!("{} is not supported", other.name())),
+    })
+}
+
+/// LIST, or LSUB when `lsub`: every mailbox is always subscribed, so both answer alike.
+fn list(reference: Mailbox<'_>, wildcard: ListMailbox<'_>, lsub: bool) -> Result<Command, String> {
+    Ok(Command::List {
+        reference: mailbox_name(reference)?,
+        pattern: pattern(wildcard)?,
+        lsub,
     })
 }
 

@@ -218,9 +218,14 @@ impl Session {
                 tagged(out, tag, Status::Ok, "every mailbox is always subscribed");
             }
             (Command::Refused(name), _) => {
+                let flags = if self.server.limits.deletes {
+                    "\\Seen, \\Flagged and \\Deleted"
+                } else {
+                    "\\Seen and \\Flagged"
+                };
                 return Err(Refusal::No(format!(
                     "{name} is not possible: reclaim imap shows the quarantine read-only \
-                     (only \\Seen and \\Flagged can be changed); use reclaim export, release or delete"
+                     (only {flags} can be changed); use reclaim export, release or delete"
                 )));
             }
             (_, Phase::Authenticated) => {

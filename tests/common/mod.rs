@@ -244,6 +244,23 @@ socket = {socket:?}
     }
 
     /// Sends one message over SMTP and returns its queue id.
+    /// The review context of this gateway's config, holding `identity` when one is given
+    /// (without one it reaches the admin API only).
+    pub fn review_context(&self, identity: Option<&Path>) -> reclaim::review::ReviewContext {
+        use clap::Parser as _;
+        let mut args = vec![
+            "reclaim".to_owned(),
+            "-c".to_owned(),
+            self.config_path.display().to_string(),
+        ];
+        if let Some(identity) = identity {
+            args.extend(["-i".to_owned(), identity.display().to_string()]);
+        }
+        args.push("list".to_owned());
+        reclaim::review::ReviewContext::new(&reclaim::cli::Args::parse_from(args).access())
+            .expect("review context")
+    }
+
     pub async fn send(&self, from: &str, to: &[&str], body: &[u8]) -> String {
         let (mut c, _) = Client::connect(self.addr).await;
         queued_id(&c.send_message(from, to, body).await)
@@ -547,4 +564,18 @@ pub async fn scrape_metrics(port: u16) -> String {
         .expect("in time")
         .expect("read");
     body
+}
+
+/// The audit trail's first 1,000 records, as stored (canonical JSON).
+pub fn audit_records(context: &reclaim::review::ReviewContext) -> Vec<String> {
+    let page: serde_json::Value = context
+        .client
+        .get_json("/v1/audit?limit=1000")
+        .expect("audit page");
+    page["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .filter_map(|r| r.as_str().map(str::to_owned))
+        .collect()
 }
