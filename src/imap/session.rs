@@ -1052,9 +1052,14 @@ mod tests {
 
     /// A logged-out session over `fake`, its index never reused.
     fn session_over(fake: &Arc<Fake>, dir: &std::path::Path) -> Session {
+        session_with(fake, dir, Limits::default())
+    }
+
+    /// As [`session_over`], under `limits`.
+    fn session_with(fake: &Arc<Fake>, dir: &std::path::Path, limits: Limits) -> Session {
         let limits = Limits {
             listing_fresh: std::time::Duration::ZERO,
-            ..Limits::default()
+            ..limits
         };
         let server = Arc::new(Server {
             store: Store::new(
@@ -1102,6 +1107,31 @@ mod tests {
             fake.batches.lock().expect("lock").is_empty(),
             "one is read alone"
         );
+    }
+
+    #[test]
+    fn a_refusal_names_the_flags_that_can_be_changed() {
+        let fake = fake(1..=2);
+        for (deletes, flags) in [
+            (false, "(only \\Seen and \\Flagged can be changed)"),
+            (
+                true,
+                "(only \\Seen, \\Flagged and \\Deleted can be changed)",
+            ),
+        ] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let limits = Limits {
+                deletes,
+                ..Limits::default()
+            };
+            let mut s = session_with(&fake, dir.path(), limits);
+            assert!(run(&mut s, "a LOGIN x pw").starts_with("a OK"));
+            run(&mut s, "b SELECT INBOX");
+            let r = run(&mut s, "c COPY 1 Trash");
+            assert!(r.starts_with("c NO COPY is not possible"), "{r}");
+            assert!(r.contains("read-only"), "{r}");
+            assert!(r.contains(flags), "deletes {deletes}: {r}");
+        }
     }
 
     #[test]
