@@ -231,4 +231,59 @@ mod tests {
         let (uids, mb, _) = lost.assign("INBOX", &["b", "c"], 3000);
         assert_eq!((uids, mb.uidvalidity), (vec![1, 2], 3000));
     }
+
+    /// What one flag change costs at scale: every change rewrites the whole file. Figures
+    /// only (`cargo test --release --lib saving_at_scale -- --ignored --nocapture`), with
+    /// `RECLAIM_IMAP_STATE_MESSAGES` messages (100,000 by default) in INBOX and in one
+    /// domain's mailbox, each \Seen.
+    #[test]
+    #[ignore = "a benchmark: prints figures"]
+    fn saving_at_scale() {
+        let messages: usize = std::env::var("RECLAIM_IMAP_STATE_MESSAGES")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(100_000);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut state = State::load(dir.path()).expect("fresh");
+        let ids: Vec<String> = (0..messages)
+            .map(|_| uuid::Uuid::now_v7().to_string())
+            .collect();
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        state.assign("INBOX", &refs, 1000);
+        state.assign("old.example", &refs, 1000);
+        let seen = Flags {
+            seen: true,
+            flagged: false,
+        };
+        for id in &refs {
+            state.set_flags(id, seen);
+        }
+        let mut took = Vec::new();
+        for _ in 0..20 {
+            let flagged = !state.flags(refs[0]).flagged;
+            state.set_flags(
+                refs[0],
+                Flags {
+                    seen: true,
+                    flagged,
+                },
+            );
+            let started = std::time::Instant::now();
+            state.save().expect("save");
+            took.push(started.elapsed());
+        }
+        took.sort();
+        let size = std::fs::metadata(dir.path().join(STATE_FILE))
+            .expect("saved")
+            .len();
+        let started = std::time::Instant::now();
+        let loaded = State::load(dir.path()).expect("reload");
+        let load = started.elapsed();
+        assert!(loaded.flags(refs[messages - 1]).seen);
+        eprintln!(
+            "{messages} messages in 2 mailboxes, all \\Seen: file {size} bytes; one save \
+             (20 runs) min {:?}, median {:?}, max {:?}; load {load:?}",
+            took[0], took[10], took[19]
+        );
+    }
 }
