@@ -15,9 +15,15 @@ use serde::de::DeserializeOwned;
 use super::deadline::{Deadline, Timed, connect_tcp, timed_out};
 
 /// How long the CLI waits for the server to connect, take a request and answer it (the
-/// answer's head, all of it), and then for each read of the answer's body, unless a
-/// command sets its own ([`AdminClient::with_timeout`]).
+/// answer's head, all of it), and then for a JSON body (with [`MIN_JSON_RATE`]) or each
+/// read of a streamed one, unless a command sets its own ([`AdminClient::with_timeout`]).
 pub const IO_TIMEOUT: Duration = Duration::from_secs(60);
+/// A JSON body (or a refusal's) must be in within the timeout after the head plus a second
+/// for each this many bytes of it, so that a server dripping it cannot hold the call. The
+/// largest JSON the API sends is a page of the index, a few MB.
+const MIN_JSON_RATE: u64 = 64 * 1024;
+/// Largest JSON body, or refusal, the client reads into memory.
+const MAX_JSON_ANSWER: u64 = 256 * 1024 * 1024;
 /// Largest response head the client reads.
 const MAX_RESPONSE_HEAD: usize = 16 * 1024;
 
@@ -217,7 +223,7 @@ impl AdminClient {
 
     /// GETs `path` and decodes a JSON body.
     pub fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
-        decode(self.request("GET", path, None)?)
+        decode(self.exchange("GET", path, None, Answer::Json)?)
     }
 
     /// Sends `body` as JSON with `method` and decodes the JSON answer.
@@ -228,7 +234,7 @@ impl AdminClient {
         body: &impl Serialize,
     ) -> Result<T, ClientError> {
         let body = serde_json::to_vec(body).map_err(ClientError::Encode)?;
-        decode(self.request(method, path, Some(&body))?)
+        decode(self.exchange(method, path, Some(&body), Answer::Json)?)
     }
 
     /// GETs `path` and returns a reader over the body.
@@ -260,13 +266,26 @@ impl AdminClient {
         }
     }
 
-    /// Sends one request and returns a reader over a 200 answer's body.
+    /// Sends one request and returns a reader over a 200 answer's body, streamed: each read
+    /// waits the timeout, however long it all takes.
     pub fn request(
         &self,
         method: &str,
         path: &str,
         body: Option<&[u8]>,
     ) -> Result<impl Read + use<>, ClientError> {
+        self.exchange(method, path, body, Answer::Streamed)
+    }
+
+    /// Sends one request and returns a reader over a 200 answer's body, read as `answer`
+    /// says.
+    fn exchange(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+        answer: Answer,
+    ) -> Result<Body<BufReader<Box<dyn Stream>>>, ClientError> {
         // A server that answers a byte at a time cannot stretch the wait for its answer.
         let deadline = Deadline::at(Instant::now() + self.timeout);
         let mut stream = self.connect(&deadline).map_err(|error| match error {
@@ -308,12 +327,22 @@ impl AdminClient {
             Err(HeadError::Closed) => return Err(ClientError::NoAnswer { endpoint }),
             Err(HeadError::Bad(message)) => return Err(ClientError::Protocol(message)),
         };
+        let whole = status != 200 || answer == Answer::Json;
+        if whole && length > MAX_JSON_ANSWER {
+            return Err(ClientError::Protocol(format!(
+                "an answer of {length} bytes, more than the {MAX_JSON_ANSWER} read whole"
+            )));
+        }
         let mut body = Body {
             inner: reader.take(length),
             missing: length,
             endpoint,
             timeout: self.timeout,
         };
+        if whole {
+            let for_size = Duration::from_secs(length / MIN_JSON_RATE);
+            deadline.move_to(Instant::now() + self.timeout + for_size);
+        }
         if status != 200 {
             let mut text = Vec::new();
             body.read_to_end(&mut text).map_err(unwrap_io)?;
@@ -323,9 +352,9 @@ impl AdminClient {
                 .unwrap_or_else(|| format!("server answered HTTP {status}"));
             return Err(ClientError::Status { status, message });
         }
-        // A refusal's few words are read within the deadline; a body is streamed, each read
-        // waiting `timeout`, however long it all takes (an export).
-        deadline.lift();
+        if answer == Answer::Streamed {
+            deadline.lift();
+        }
         Ok(body)
     }
 
@@ -344,6 +373,15 @@ impl AdminClient {
             other(source)
         }
     }
+}
+
+/// How a 200 answer's body is read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// Whole, within the timeout and the time [`MIN_JSON_RATE`] gives its size.
+    Json,
+    /// For as long as it keeps coming (an export).
+    Streamed,
 }
 
 /// The body of an answer: exactly its Content-Length, or an error. Its I/O errors carry a
@@ -644,6 +682,46 @@ mod tests {
         assert!(
             started.elapsed() > timeout,
             "the body took longer than the timeout"
+        );
+        server.join().expect("server");
+    }
+
+    #[test]
+    fn a_json_body_sent_a_little_at_a_time_runs_into_the_deadline() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let body = format!("[{}0]", "0,".repeat(100));
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+        // The head comes at once, then each piece well within the timeout; the whole body
+        // takes 2 s.
+        let gap = Duration::from_millis(20);
+        let (path, server) = slow_server(dir.path(), head.into_bytes(), body.into_bytes(), 2, gap);
+        let timeout = Duration::from_millis(300);
+        let error = AdminClient::new(&path)
+            .with_timeout(timeout)
+            .get_json::<Vec<u32>>("/v1/messages")
+            .expect_err("a JSON body that takes 2 s is not waited for with a 300 ms timeout");
+        assert!(
+            matches!(&error, ClientError::Timeout { after, .. } if *after == timeout),
+            "{error:?}"
+        );
+        server.join().expect("server");
+    }
+
+    #[test]
+    fn a_json_answer_too_big_to_read_whole_is_refused_before_its_body() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n[",
+            MAX_JSON_ANSWER + 1
+        );
+        let (path, server) =
+            slow_server(dir.path(), head.into_bytes(), Vec::new(), 1, Duration::ZERO);
+        let error = AdminClient::new(&path)
+            .get_json::<serde_json::Value>("/v1/messages")
+            .expect_err("too big");
+        assert!(
+            matches!(&error, ClientError::Protocol(m) if m.contains("more than the")),
+            "{error:?}"
         );
         server.join().expect("server");
     }

@@ -1,44 +1,47 @@
 //! Deadlines for the admin client's blocking sockets. A socket timeout bounds one read or
 //! write; a server that answers a byte at a time keeps each of them short and the whole
 //! exchange endless. [`Timed`] sets each read's and write's timeout to what is left until
-//! the [`Deadline`], which the client lifts once the answer's head is in (a body, such as
-//! an export, is streamed for as long as it keeps coming).
+//! the [`Deadline`]. Once the answer's head is in, the client moves the deadline on for a
+//! JSON body, or lifts it for a streamed one (an export, read for as long as it keeps
+//! coming).
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-/// When an exchange must be over, until lifted. Clones share the lifting: the client holds
-/// one and the socket under TLS another.
+/// When an exchange must be over, or none once lifted. Clones share it: the client holds
+/// one and the socket (under TLS too) another.
 #[derive(Clone)]
 pub(super) struct Deadline {
-    at: Instant,
-    lifted: Arc<AtomicBool>,
+    at: Arc<Mutex<Option<Instant>>>,
 }
 
 impl Deadline {
     pub(super) fn at(at: Instant) -> Self {
         Self {
-            at,
-            lifted: Arc::new(AtomicBool::new(false)),
+            at: Arc::new(Mutex::new(Some(at))),
         }
+    }
+
+    /// From now on the exchange must be over by `at`.
+    pub(super) fn move_to(&self, at: Instant) {
+        *self.at.lock().unwrap_or_else(PoisonError::into_inner) = Some(at);
     }
 
     /// From now on only the per-operation timeout applies.
     pub(super) fn lift(&self) {
-        self.lifted.store(true, Ordering::Relaxed);
+        *self.at.lock().unwrap_or_else(PoisonError::into_inner) = None;
     }
 
     /// How long the next read or write may wait: `per_op`, or less if the deadline is
     /// nearer; an error once it has passed.
     fn wait(&self, per_op: Duration) -> std::io::Result<Duration> {
-        if self.lifted.load(Ordering::Relaxed) {
+        let Some(at) = *self.at.lock().unwrap_or_else(PoisonError::into_inner) else {
             return Ok(per_op);
-        }
-        let left = self.at.saturating_duration_since(Instant::now());
+        };
+        let left = at.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(std::io::ErrorKind::TimedOut.into());
         }
@@ -146,7 +149,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_wait_shrinks_to_the_deadline_then_fails_until_lifted() {
+    fn the_wait_shrinks_to_the_deadline_then_fails_until_moved_on_or_lifted() {
         let per_op = Duration::from_secs(60);
         let near = Deadline::at(Instant::now() + Duration::from_secs(5));
         let wait = near.wait(per_op).expect("before the deadline");
@@ -157,6 +160,10 @@ mod tests {
         let passed = Deadline::at(Instant::now());
         let error = passed.wait(per_op).expect_err("the deadline has passed");
         assert!(timed_out(&error));
+        passed
+            .clone()
+            .move_to(Instant::now() + Duration::from_secs(10));
+        assert!(passed.wait(per_op).expect("moved on") > Duration::from_secs(5));
         passed.clone().lift();
         assert_eq!(passed.wait(per_op).expect("lifted"), per_op);
     }
