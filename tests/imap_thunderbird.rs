@@ -37,7 +37,7 @@ async fn thunderbird_opens_a_message_and_shows_it() {
             return;
         }
     }
-    let gw = TestGateway::start("").await;
+    let mut gw = TestGateway::start("").await;
     let invoice = gw
         .send("anna@partner.example", &["jan@old.example"], INVOICE)
         .await;
@@ -168,6 +168,7 @@ async fn thunderbird_opens_a_message_and_shows_it() {
         .await
         .expect("stops in time")
         .expect("server task");
+    gw.stop().await;
 }
 
 /// How many audited reads ("show") of message `id` the trail holds.

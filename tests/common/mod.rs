@@ -243,7 +243,6 @@ socket = {socket:?}
         String::from_utf8(out.stdout).expect("UTF-8 output")
     }
 
-    /// Sends one message over SMTP and returns its queue id.
     /// The review context of this gateway's config, holding `identity` when one is given
     /// (without one it reaches the admin API only).
     pub fn review_context(&self, identity: Option<&Path>) -> reclaim::review::ReviewContext {
@@ -261,6 +260,7 @@ socket = {socket:?}
             .expect("review context")
     }
 
+    /// Sends one message over SMTP and returns its queue id.
     pub async fn send(&self, from: &str, to: &[&str], body: &[u8]) -> String {
         let (mut c, _) = Client::connect(self.addr).await;
         queued_id(&c.send_message(from, to, body).await)
